@@ -1,0 +1,37 @@
+"""Neuron models. Each family lives in its own module with a parameter record, a state record, a pure step
+function and a thin :class:`~braincore.neurons.base.NeuronModel` wrapper; :data:`MODELS` maps registry names
+(used in YAML ``model:`` keys and on the command line) to the classes."""
+from __future__ import annotations
+
+import difflib
+
+from .base import ConfigError, NeuronModel, NeuronParams, RunResult
+from .lif import IF, LIF, LIFParams, LIFState, IFParams, if_step, lif_step
+
+MODELS: dict[str, type[NeuronModel]] = {}
+
+
+def register(cls: type[NeuronModel], *aliases: str) -> type[NeuronModel]:
+    """Add a model class to the registry under ``cls.name`` and any aliases."""
+    for key in (cls.name, *aliases):
+        MODELS[key] = cls
+    return cls
+
+
+def get_model(name: str) -> type[NeuronModel]:
+    """The model class registered as ``name``; a clear error with a suggestion otherwise."""
+    if name not in MODELS:
+        near = difflib.get_close_matches(str(name), MODELS, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"unknown neuron model {name!r}{hint}; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+register(IF)
+register(LIF)
+
+from .injection import ClampResult, inject_current  # noqa: E402
+
+__all__ = ["MODELS", "register", "get_model", "NeuronModel", "NeuronParams", "RunResult", "ConfigError",
+           "IF", "LIF", "LIFParams", "IFParams", "LIFState", "lif_step", "if_step", "inject_current",
+           "ClampResult"]

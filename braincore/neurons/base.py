@@ -1,0 +1,288 @@
+"""Shared machinery of the neuron models: parameter records with units, the step convention, the module wrapper.
+
+The step convention (the same as Brian2's and NEST's clock-driven schedule)
+---------------------------------------------------------------------------
+One call ``step(state, current, params, dt)`` advances every neuron from ``t_k`` to ``t_k + dt``:
+
+1. **Refractoriness.** A neuron is refractory while fewer than ``round(t_ref / dt)`` steps have passed since
+   its last spike (Brian2's ``timestep(t - lastspike, dt) >= timestep(t_ref, dt)``); a refractory neuron's
+   membrane potential is clamped (not integrated) during the step.
+2. **Integration.** The input ``current[k]`` is held constant over ``[t_k, t_k + dt)`` and the state is
+   integrated with the chosen method (``exact`` exponential integration where the model is linear between
+   spikes, ``euler``, and for Hodgkin–Huxley ``exponential_euler`` or ``rk4``). Every variable is advanced from
+   the old values of all the others (no Gauss–Seidel ordering).
+3. **Threshold.** The threshold is tested on the *updated* state, only for neurons that are not refractory.
+   A spike found in the update from ``t_k`` to ``t_k + dt`` is stamped at ``t_k`` (Brian2's ``t`` at that
+   step).
+4. **Reset.** Spiking neurons are reset (to a value, or by subtracting ``v_th - v_reset``), their refractory
+   counter restarts, and spike-triggered jumps (adaptation) are applied.
+
+So a run of ``T`` steps from ``t = 0`` stamps spikes on the grid ``0, dt, ..., (T-1) dt`` and records the
+membrane potential *after* each step; ``v_trace[k]`` is the potential at ``t_{k+1}``, after any reset.
+
+Data layout: state tensors are ``[B, N]`` (batch first), multi-step inputs ``[T, B, N]`` (time major).
+Parameters may be Python floats (shared by all neurons) or tensors broadcastable to ``[N]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, NamedTuple, Optional, Sequence
+
+import torch
+
+from ..surrogate import Surrogate, get_surrogate
+from ..units import CANONICAL, UnitError, parse_quantity
+
+Tensor = torch.Tensor
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem: names what is wrong and what was expected."""
+
+
+def param(default: Any, dimension: str = "dimensionless", doc: str = "") -> Any:
+    """A parameter field: its default, its physical dimension (see :mod:`braincore.units`) and a description.
+
+    ``dimension="choice"`` marks a string option (such as ``reset``) that is passed through unparsed and
+    checked by :meth:`NeuronParams.check`.
+    """
+    return field(default=default, metadata={"dimension": dimension, "doc": doc})
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Base of every model's parameter record. Values are canonical units (see :mod:`braincore.units`)."""
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, Any, str, str]]:
+        """Rows ``(name, default, canonical unit, description)`` for help texts and docs."""
+        rows = []
+        for f in dataclasses.fields(cls):
+            dim = f.metadata.get("dimension", "dimensionless")
+            unit = CANONICAL.get(dim, dim)
+            rows.append((f.name, f.default, unit, f.metadata.get("doc", "")))
+        return rows
+
+    @classmethod
+    def from_mapping(cls, values: Optional[Mapping[str, Any]] = None, base: Optional["NeuronParams"] = None,
+                     where: str = "") -> "NeuronParams":
+        """Build from ``{"tau_m": "20 ms", ...}``: units parsed, unknown keys rejected with a suggestion.
+
+        ``base`` supplies the values not given (default: the class defaults). Every problem is reported at
+        once in one :class:`ConfigError`; ``where`` prefixes each message (e.g. a file and key path).
+        """
+        values = dict(values or {})
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        problems: list[str] = []
+        parsed: dict[str, Any] = {}
+        prefix = f"{where}: " if where else ""
+        for key, raw in values.items():
+            if key not in known:
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                problems.append(f"{prefix}unknown parameter {key!r} for {cls.__name__}{hint} "
+                                f"(expected one of: {', '.join(known)})")
+                continue
+            dim = known[key].metadata.get("dimension", "dimensionless")
+            if dim == "choice":
+                parsed[key] = raw
+                continue
+            if isinstance(raw, Tensor):
+                parsed[key] = raw
+                continue
+            try:
+                parsed[key] = parse_quantity(raw, dim)
+            except UnitError as err:
+                problems.append(f"{prefix}parameter {key!r}: {err}")
+        if problems:
+            raise ConfigError("\n".join(problems))
+        start = base if base is not None else cls()
+        result = dataclasses.replace(start, **parsed)
+        issues = result.check()
+        if issues:
+            raise ConfigError("\n".join(f"{prefix}{cls.__name__}: {msg}" for msg in issues))
+        return result
+
+    def check(self) -> list[str]:
+        """Problems with these values (empty when valid). Subclasses add model-specific checks."""
+        problems = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            dim = f.metadata.get("dimension")
+            positive = f.name.startswith("tau") or dim in ("capacitance", "capacitance_density")
+            if positive and _any_le(value, 0.0):
+                problems.append(f"{f.name} must be > 0 {CANONICAL.get(dim, '')}, got {_show(value)}".replace(" ,", ","))
+            if f.name == "t_ref" and _any_lt(value, 0.0):
+                problems.append(f"t_ref must be >= 0 ms, got {_show(value)}")
+            if f.name == "reset" and value not in ("value", "subtract"):
+                problems.append(f"reset must be 'value' or 'subtract', got {value!r}")
+        return problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _any_le(value: Any, bound: float) -> bool:
+    return bool((torch.as_tensor(value) <= bound).any())
+
+
+def _any_lt(value: Any, bound: float) -> bool:
+    return bool((torch.as_tensor(value) < bound).any())
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def refractory_steps(t_ref: float, dt: float) -> int:
+    """Whole steps of refractoriness, as Brian2's ``timestep(t_ref, dt)``: ``floor(t_ref/dt + 1e-3)``."""
+    return int((float(t_ref) + 1e-3 * dt) / dt)
+
+
+def countdown(counter: Tensor) -> tuple[Tensor, Tensor]:
+    """Advance refractory counters one step: returns ``(counter', active)``.
+
+    ``counter`` holds the refractory steps left; at a spike it is set to ``refractory_steps(t_ref, dt)``.
+    At the start of each later step it drops by one (never below zero), and the neuron is active (integrates
+    and may spike) when it has reached zero. With ``R`` refractory steps a neuron that spiked at step ``k`` is
+    active again at step ``k + R``, exactly as in Brian2.
+    """
+    counter = torch.clamp(counter - 1, min=0)
+    return counter, counter == 0
+
+
+def reset_membrane(v: Tensor, spikes: Tensor, v_reset: Any, v_th: Any, mode: str) -> Tensor:
+    """Reset the spiking neurons: ``mode="value"``: ``v <- v_reset``; ``"subtract"``: ``v <- v - (v_th - v_reset)``.
+
+    Written as ``v - s * (...)`` so that surrogate gradients flow through the reset when ``s`` carries one.
+    """
+    if mode == "value":
+        return v - spikes * (v - v_reset)
+    if mode == "subtract":
+        return v - spikes * (v_th - v_reset)
+    raise ValueError(f"unknown reset mode {mode!r}; use 'value' or 'subtract'")
+
+
+class RunResult(NamedTuple):
+    """What :meth:`NeuronModel.run` returns: spikes ``[T, B, N]``, recorded variables ``{name: [T, B, N]}``
+    (each after the step, after reset), and the final state."""
+
+    spikes: Tensor
+    traces: dict
+    state: Any
+
+
+class NeuronModel(torch.nn.Module):
+    """Thin module around a pure step function. Subclasses set the class attributes below.
+
+    ``NeuronModel(size, params=None, method=None, dt=0.1, surrogate=None, **overrides)``:
+
+    - ``size``: number of neurons ``N``;
+    - ``params``: a parameter record, a mapping of values (unit strings allowed), or ``None`` for defaults;
+      ``overrides`` (keyword values, unit strings allowed) replace single parameters;
+    - ``method``: one of ``methods``; ``None`` picks ``default_method``;
+    - ``dt``: the time step in ms (or a string such as ``"0.1 ms"``);
+    - ``surrogate``: the spike function's surrogate gradient for training (see :mod:`braincore.surrogate`);
+      ``None`` simulates with a plain Heaviside.
+    """
+
+    #: registry name, e.g. ``"lif"``
+    name: ClassVar[str] = ""
+    params_cls: ClassVar[type] = NeuronParams
+    state_cls: ClassVar[type] = tuple
+    #: integration methods, the first being the default
+    methods: ClassVar[tuple[str, ...]] = ("euler",)
+    #: canonical unit of the injected current ``I`` of :meth:`step`
+    input_unit: ClassVar[str] = "nA"
+    #: named parameter sets, ``{name: {param: value}}``
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, size: int, params: "NeuronParams | Mapping[str, Any] | None" = None, *,
+                 method: Optional[str] = None, dt: "float | str" = 0.1,
+                 surrogate: "str | Surrogate | None" = None, **overrides: Any):
+        super().__init__()
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise ConfigError(f"{type(self).__name__}: size must be a positive integer, got {size!r}")
+        if isinstance(params, NeuronParams):
+            if not isinstance(params, self.params_cls):
+                raise ConfigError(f"{type(self).__name__} expects {self.params_cls.__name__}, "
+                                  f"got {type(params).__name__}")
+            base = params
+            values: dict[str, Any] = {}
+        else:
+            base = None
+            values = dict(params or {})
+        values.update(overrides)
+        self.params = self.params_cls.from_mapping(values, base=base, where=type(self).__name__)
+        self.size = size
+        self.method = self.methods[0] if method is None else method
+        if self.method not in self.methods:
+            raise ConfigError(f"{type(self).__name__}: unknown method {self.method!r}; "
+                              f"choose one of {', '.join(self.methods)}")
+        self.dt = parse_quantity(dt, "time")
+        if self.dt <= 0:
+            raise ConfigError(f"{type(self).__name__}: dt must be > 0 ms, got {self.dt:g}")
+        self.spike_fn = get_surrogate(surrogate)
+
+    @classmethod
+    def from_preset(cls, preset: str, size: int, **kwargs: Any) -> "NeuronModel":
+        """A model with a named parameter set from ``presets`` (keyword overrides still apply)."""
+        if preset not in cls.presets:
+            near = difflib.get_close_matches(preset, cls.presets, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            known = ", ".join(cls.presets) or "none"
+            raise ConfigError(f"{cls.__name__}: unknown preset {preset!r}{hint}; known presets: {known}")
+        values = dict(cls.presets[preset])
+        values.update(kwargs.pop("params", None) or {})
+        return cls(size, values, **kwargs)
+
+    # -- the pure parts, implemented by each model -------------------------------------------------------
+    def initial_state(self, batch_size: int = 1, *, device: "torch.device | str | None" = None,
+                      dtype: torch.dtype = torch.float32) -> Any:
+        """The resting state, tensors of shape ``[batch_size, size]``."""
+        raise NotImplementedError
+
+    def step(self, state: Any, current: Tensor) -> tuple[Tensor, Any]:
+        """One step of ``dt`` under the held input ``current`` ``[B, N]`` (in :attr:`input_unit`)."""
+        raise NotImplementedError
+
+    # -- conveniences --------------------------------------------------------------------------------------
+    def forward(self, current: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """Single step: ``spikes, state = model(current, state)``; ``state=None`` starts from rest."""
+        current = self._check_input(current, ndim=2)
+        if state is None:
+            state = self.initial_state(current.shape[0], device=current.device, dtype=current.dtype)
+        return self.step(state, current)
+
+    def run(self, currents: Tensor, state: Any = None, record: Sequence[str] = ("v",)) -> RunResult:
+        """Multi-step run over ``currents`` ``[T, B, N]``; records the named state variables after each step."""
+        currents = self._check_input(currents, ndim=3)
+        if state is None:
+            state = self.initial_state(currents.shape[1], device=currents.device, dtype=currents.dtype)
+        unknown = [name for name in record if name not in state._fields]
+        if unknown:
+            raise ConfigError(f"{type(self).__name__}: cannot record {unknown}; state variables are "
+                              f"{', '.join(state._fields)}")
+        spikes, traces = [], {name: [] for name in record}
+        for current in currents:
+            s, state = self.step(state, current)
+            spikes.append(s)
+            for name in record:
+                traces[name].append(getattr(state, name))
+        return RunResult(torch.stack(spikes), {k: torch.stack(v) for k, v in traces.items()}, state)
+
+    def _check_input(self, x: Tensor, ndim: int) -> Tensor:
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x, dtype=torch.float32)
+        layout = "[B, N]" if ndim == 2 else "[T, B, N]"
+        if x.ndim != ndim or x.shape[-1] != self.size:
+            raise ConfigError(f"{type(self).__name__}: input must have shape {layout} with N = {self.size}, "
+                              f"got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            x = x.float()
+        return x
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, method={self.method!r}, dt={self.dt:g} ms"
