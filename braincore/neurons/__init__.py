@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 
 from .base import ConfigError, NeuronModel, NeuronParams, RunResult
+from .alif import ALIF, ALIFParams, ALIFState, alif_step
 from .lif import IF, LIF, LIFParams, LIFState, IFParams, if_step, lif_step
 
 MODELS: dict[str, type[NeuronModel]] = {}
@@ -29,9 +30,10 @@ def get_model(name: str) -> type[NeuronModel]:
 
 register(IF)
 register(LIF)
+register(ALIF, "adaptive_lif")
 
 from .injection import ClampResult, inject_current  # noqa: E402
 
 __all__ = ["MODELS", "register", "get_model", "NeuronModel", "NeuronParams", "RunResult", "ConfigError",
-           "IF", "LIF", "LIFParams", "IFParams", "LIFState", "lif_step", "if_step", "inject_current",
+           "IF", "LIF", "ALIF", "ALIFParams", "ALIFState", "alif_step", "LIFParams", "IFParams", "LIFState", "lif_step", "if_step", "inject_current",
            "ClampResult"]

@@ -39,7 +39,15 @@ Tensor = torch.Tensor
 
 
 class ConfigError(ValueError):
-    """A user-facing configuration problem: names what is wrong and what was expected."""
+    """A user-facing configuration problem: names what is wrong and what was expected.
+
+    ``items`` optionally lists ``(key, message)`` pairs, so that a config loader can point each message at
+    the line of its key.
+    """
+
+    def __init__(self, message: str, items: Optional[list] = None):
+        super().__init__(message)
+        self.items = items or []
 
 
 def param(default: Any, dimension: str = "dimensionless", doc: str = "") -> Any:
@@ -75,15 +83,15 @@ class NeuronParams:
         """
         values = dict(values or {})
         known = {f.name: f for f in dataclasses.fields(cls)}
-        problems: list[str] = []
+        problems: list[tuple[Optional[str], str]] = []
         parsed: dict[str, Any] = {}
         prefix = f"{where}: " if where else ""
         for key, raw in values.items():
             if key not in known:
                 near = difflib.get_close_matches(str(key), known, n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
-                problems.append(f"{prefix}unknown parameter {key!r} for {cls.__name__}{hint} "
-                                f"(expected one of: {', '.join(known)})")
+                problems.append((key, f"unknown parameter {key!r} for {cls.__name__}{hint} "
+                                      f"(expected one of: {', '.join(known)})"))
                 continue
             dim = known[key].metadata.get("dimension", "dimensionless")
             if dim == "choice":
@@ -95,14 +103,17 @@ class NeuronParams:
             try:
                 parsed[key] = parse_quantity(raw, dim)
             except UnitError as err:
-                problems.append(f"{prefix}parameter {key!r}: {err}")
+                problems.append((key, f"parameter {key!r}: {err}"))
+        # range checks on every value that parsed, so that all problems are reported at once
+        result = dataclasses.replace(base if base is not None else cls(), **parsed)
+        reported = {key for key, _ in problems}
+        for msg in result.check():
+            key = msg.split(" ", 1)[0]
+            if key not in reported:
+                problems.append((key, f"{cls.__name__}: {msg}"))
         if problems:
-            raise ConfigError("\n".join(problems))
-        start = base if base is not None else cls()
-        result = dataclasses.replace(start, **parsed)
-        issues = result.check()
-        if issues:
-            raise ConfigError("\n".join(f"{prefix}{cls.__name__}: {msg}" for msg in issues))
+            raise ConfigError("\n".join(prefix + msg for _, msg in problems),
+                              [(key if key in values else None, msg) for key, msg in problems])
         return result
 
     def check(self) -> list[str]:
@@ -151,6 +162,22 @@ def countdown(counter: Tensor) -> tuple[Tensor, Tensor]:
     """
     counter = torch.clamp(counter - 1, min=0)
     return counter, counter == 0
+
+
+def fire(distance: Tensor, active: Tensor, spike_fn=None) -> Tensor:
+    """Spikes ``H(distance)`` (``distance = v - threshold``) of the active (non-refractory) neurons.
+
+    ``spike_fn`` is a surrogate spike function (:mod:`braincore.surrogate`) for training, or ``None`` for a
+    plain Heaviside. Spikes are in the dtype of ``distance`` (1.0 or 0.0).
+    """
+    spikes = spike_fn(distance) if spike_fn is not None else (distance >= 0).to(distance.dtype)
+    return spikes * active
+
+
+def filled(batch_size: int, size: int, value: Any, *, device=None, dtype=torch.float32) -> Tensor:
+    """A ``[batch_size, size]`` tensor holding ``value`` (a float, or a tensor broadcastable to ``[size]``)."""
+    out = torch.zeros((batch_size, size), device=device, dtype=dtype)
+    return out + torch.as_tensor(value, device=device, dtype=dtype)
 
 
 def reset_membrane(v: Tensor, spikes: Tensor, v_reset: Any, v_th: Any, mode: str) -> Tensor:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .base import NeuronModel, NeuronParams, countdown, param, refractory_steps, reset_membrane
+from .base import NeuronModel, NeuronParams, countdown, filled, fire, param, refractory_steps, reset_membrane
 
 Tensor = torch.Tensor
 
@@ -74,8 +74,7 @@ def _threshold_and_reset(v_old: Tensor, v_new: Tensor, active: Tensor, refrac: T
                          p: Any, dt: float, spike_fn) -> tuple[Tensor, LIFState]:
     """Clamp refractory neurons, test the threshold on the updated potential, reset, restart the counter."""
     v = torch.where(active, v_new, v_old)
-    distance = v - v_th
-    spikes = (spike_fn(distance) if spike_fn is not None else (distance >= 0).to(v.dtype)) * active
+    spikes = fire(v - v_th, active, spike_fn)
     v = reset_membrane(v, spikes, p.v_reset, v_th, p.reset)
     fired = spikes > 0
     refrac = torch.where(fired, torch.full_like(refrac, refractory_steps(p.t_ref, dt)), refrac)
@@ -97,10 +96,8 @@ class LIF(NeuronModel):
     input_unit = "nA"
 
     def initial_state(self, batch_size: int = 1, *, device=None, dtype=torch.float32) -> LIFState:
-        shape = (batch_size, self.size)
-        v = torch.full(shape, 0.0, device=device, dtype=dtype) + torch.as_tensor(self.params.v_rest, dtype=dtype,
-                                                                                device=device)
-        return LIFState(v, torch.zeros(shape, device=device, dtype=dtype))
+        v = filled(batch_size, self.size, self.params.v_rest, device=device, dtype=dtype)
+        return LIFState(v, torch.zeros_like(v))
 
     def step(self, state: LIFState, current: Tensor) -> tuple[Tensor, LIFState]:
         return lif_step(state, current, self.params, self.dt, self.method, self.spike_fn)

@@ -1,0 +1,134 @@
+"""Izhikevich's simple model of spiking neurons (Izhikevich 2003, IEEE Trans. Neural Netw. 14:1569).
+
+Equations (the paper's eqs. 1–3)::
+
+    dv/dt = 0.04 v^2 + 5 v + 140 - u + I
+    du/dt = a (b v - u)
+    if v >= v_peak (30 mV):  spike, v <- c,  u <- u + d
+
+Units follow the paper: ``v`` in mV, ``t`` in ms, and the polynomial's coefficients carry the units that
+make ``dv/dt`` come out in mV/ms (0.04 per mV per ms, 5 per ms, 140 mV/ms). The recovery variable ``u`` and
+the input ``I`` enter ``dv/dt`` directly, so they are *rates* in mV/ms; the paper writes them as bare
+numbers and so does this module: :attr:`Izhikevich.input_unit` is ``"1"``, meaning "the paper's
+dimensionless units", so ``I = 10`` is the paper's ``I = 10`` (a current already divided by the membrane
+capacitance). ``a`` is a rate (1/ms), ``b`` is dimensionless in these units, ``c`` is in mV and ``d`` in
+the units of ``u``.
+
+The initial state is ``v = v_init`` (default -65 mV, the paper's value) and ``u = b * v_init``.
+
+Integration: ``euler`` only, forward Euler with both variables advanced from their old values (as Brian2's
+``euler``; the paper's own Matlab code takes two 0.5 ms half steps for ``v`` and updates ``u`` after ``v``,
+a different scheme). The model has no refractory period (neither the paper nor Brian2's version has one):
+the reset to ``c`` below threshold is what separates spikes. Nothing guards the quadratic: the Euler
+trajectory is exactly Brian2's, and ``v`` cannot run away within a step from below ``v_peak`` unless ``dt``
+or ``I`` is absurdly large.
+
+The step convention (held input, threshold on the updated state, spike stamped at ``t_k``, reset) is that
+of :mod:`braincore.neurons.base`.
+
+Presets (:attr:`Izhikevich.presets`) are the cortical and thalamic cell classes of the paper's Fig. 2:
+
+=========================  =====  =====  ====  ====
+preset                     a      b      c     d
+=========================  =====  =====  ====  ====
+``regular_spiking``        0.02   0.2    -65   8
+``intrinsically_bursting`` 0.02   0.2    -55   4
+``chattering``             0.02   0.2    -50   2
+``fast_spiking``           0.1    0.2    -65   2
+``low_threshold_spiking``  0.02   0.25   -65   2
+``thalamo_cortical``       0.02   0.25   -65   0.05
+``resonator``              0.1    0.26   -65   2
+=========================  =====  =====  ====  ====
+
+(The paper's thalamo-cortical panels also start from ``v = -63`` or ``-87`` mV; set ``v_init`` for those.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+
+from .base import NeuronModel, NeuronParams, _any_le, param, reset_membrane
+
+Tensor = torch.Tensor
+
+
+class IzhikevichState(NamedTuple):
+    """``v`` membrane potential (mV) and ``u`` recovery variable (paper units, mV/ms), both ``[B, N]``."""
+
+    v: Tensor
+    u: Tensor
+
+
+@dataclass(frozen=True)
+class IzhikevichParams(NeuronParams):
+    """Parameters of :class:`Izhikevich` (defaults: the paper's regular-spiking cell)."""
+
+    a: Any = param(0.02, "dimensionless", "time scale of the recovery variable u (1/ms)")
+    b: Any = param(0.2, "dimensionless", "sensitivity of u to the subthreshold fluctuations of v")
+    c: Any = param(-65.0, "voltage", "after-spike reset value of v")
+    d: Any = param(8.0, "dimensionless", "after-spike increment of u (paper units)")
+    v_peak: Any = param(30.0, "voltage", "spike cut-off: v >= v_peak is a spike")
+    v_init: Any = param(-65.0, "voltage", "initial membrane potential (u starts at b * v_init)")
+
+    def check(self) -> list[str]:
+        problems = super().check()
+        if _any_le(torch.as_tensor(self.v_peak) - torch.as_tensor(self.c), 0.0):
+            problems.append(f"the reset c must lie below the spike cut-off v_peak, got c = {self.c} mV and "
+                            f"v_peak = {self.v_peak} mV")
+        return problems
+
+
+def izhikevich_step(state: IzhikevichState, current: Tensor, p: IzhikevichParams, dt: float,
+                    method: str = "euler", spike_fn=None) -> tuple[Tensor, IzhikevichState]:
+    """Pure Izhikevich step from ``t_k`` to ``t_k + dt`` (ms); ``current`` ``[B, N]`` in the paper's units.
+
+    Returns ``(spikes, state)``. Forward Euler: ``v`` and ``u`` are both advanced from their old values.
+    """
+    if method != "euler":
+        raise ValueError(f"Izhikevich: unknown method {method!r}")
+    v, u = state.v, state.u
+    dv = 0.04 * v * v + 5.0 * v + 140.0 - u + current
+    du = p.a * (p.b * v - u)
+    v = v + dt * dv
+    u = u + dt * du
+    distance = v - p.v_peak
+    spikes = spike_fn(distance) if spike_fn is not None else (distance >= 0).to(v.dtype)
+    v = reset_membrane(v, spikes, p.c, p.v_peak, "value")
+    u = u + spikes * p.d
+    return spikes, IzhikevichState(v, u)
+
+
+class Izhikevich(NeuronModel):
+    """Izhikevich (2003) simple spiking neuron. Equations, units and presets: see :mod:`.izhikevich`.
+
+    >>> import torch
+    >>> cells = Izhikevich.from_preset("chattering", 4)
+    >>> spikes, state = cells(torch.full((1, 4), 10.0))   # one 0.1 ms step under I = 10
+    """
+
+    name = "izhikevich"
+    params_cls = IzhikevichParams
+    state_cls = IzhikevichState
+    methods = ("euler",)
+    input_unit = "1"
+    presets = {
+        "regular_spiking": {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0},
+        "intrinsically_bursting": {"a": 0.02, "b": 0.2, "c": -55.0, "d": 4.0},
+        "chattering": {"a": 0.02, "b": 0.2, "c": -50.0, "d": 2.0},
+        "fast_spiking": {"a": 0.1, "b": 0.2, "c": -65.0, "d": 2.0},
+        "low_threshold_spiking": {"a": 0.02, "b": 0.25, "c": -65.0, "d": 2.0},
+        "thalamo_cortical": {"a": 0.02, "b": 0.25, "c": -65.0, "d": 0.05},
+        "resonator": {"a": 0.1, "b": 0.26, "c": -65.0, "d": 2.0},
+    }
+
+    def initial_state(self, batch_size: int = 1, *, device=None, dtype=torch.float32) -> IzhikevichState:
+        shape = (batch_size, self.size)
+        v = torch.zeros(shape, device=device, dtype=dtype) + torch.as_tensor(self.params.v_init, dtype=dtype,
+                                                                           device=device)
+        u = torch.as_tensor(self.params.b, dtype=dtype, device=device) * v
+        return IzhikevichState(v, u)
+
+    def step(self, state: IzhikevichState, current: Tensor) -> tuple[Tensor, IzhikevichState]:
+        return izhikevich_step(state, current, self.params, self.dt, self.method, self.spike_fn)
