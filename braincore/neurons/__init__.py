@@ -6,7 +6,10 @@ from __future__ import annotations
 import difflib
 
 from .base import ConfigError, NeuronModel, NeuronParams, RunResult
+from .adex import AdEx, AdExParams, AdExState, adex_step
 from .alif import ALIF, ALIFParams, ALIFState, alif_step
+from .hodgkin_huxley import HHParams, HHState, HodgkinHuxley, hh_step
+from .izhikevich import Izhikevich, IzhikevichParams, IzhikevichState, izhikevich_step
 from .lif import IF, LIF, LIFParams, LIFState, IFParams, if_step, lif_step
 
 MODELS: dict[str, type[NeuronModel]] = {}
@@ -31,9 +34,15 @@ def get_model(name: str) -> type[NeuronModel]:
 register(IF)
 register(LIF)
 register(ALIF, "adaptive_lif")
+register(Izhikevich)
+register(AdEx)
+register(HodgkinHuxley, "hodgkin_huxley")
 
 from .injection import ClampResult, inject_current  # noqa: E402
 
 __all__ = ["MODELS", "register", "get_model", "NeuronModel", "NeuronParams", "RunResult", "ConfigError",
-           "IF", "LIF", "ALIF", "ALIFParams", "ALIFState", "alif_step", "LIFParams", "IFParams", "LIFState", "lif_step", "if_step", "inject_current",
+           "IF", "LIF", "ALIF", "ALIFParams", "ALIFState", "alif_step",
+           "Izhikevich", "IzhikevichParams", "IzhikevichState", "izhikevich_step",
+           "AdEx", "AdExParams", "AdExState", "adex_step",
+           "HodgkinHuxley", "HHParams", "HHState", "hh_step", "LIFParams", "IFParams", "LIFState", "lif_step", "if_step", "inject_current",
            "ClampResult"]

@@ -27,7 +27,7 @@ only at the state at the start of a step, which is below ``V_cut`` (or at a rese
 clamp changes no trajectory as long as ``V_cut <= V_T + 50 Delta_T``, which :meth:`AdExParams.check`
 enforces; it only keeps a wildly out-of-range initial state from producing ``inf``/``nan``.
 
-Defaults are the paper's regular-spiking fit (Brette & Gerstner 2005, Table 1): ``C`` 281 pF, ``g_L`` 30 nS,
+Defaults are the paper's values (Brette & Gerstner 2005, fitted to a regular-spiking cell): ``C`` 281 pF, ``g_L`` 30 nS,
 ``E_L`` -70.6 mV, ``V_T`` -50.4 mV, ``Delta_T`` 2 mV, ``tau_w`` 144 ms, ``a`` 4 nS, ``b`` 0.0805 nA,
 ``V_r = E_L``, ``V_cut = V_T + 5 Delta_T``, ``t_ref`` 0 ms. The state starts at rest, ``V = E_L``, ``w = 0``.
 
@@ -35,23 +35,24 @@ Presets (:attr:`AdEx.presets`) are the eight firing patterns of Naud, Marcille, 
 (Biol. Cybern. 99:335), Table 1 / Fig. 4, all with ``V_T`` -50 mV and ``Delta_T`` 2 mV. The paper states
 each pattern together with its step current, which is not a parameter and is listed here for reference:
 
-===========================  =====  ====  =====  ====  =====  ====  =====  =========
-preset (Fig. 4 panel)        C pF   g_L   E_L    a nS  tau_w  b pA  V_r    I (pA)
-===========================  =====  ====  =====  ====  =====  ====  =====  =========
-``tonic`` (a)                200    10    -70    2     30     0     -58    500
-``adapting`` (b)             200    12    -70    2     300    60    -58    500
-``initial_burst`` (c)        130    18    -58    4     150    120   -50    400
-``regular_bursting`` (d)     200    10    -58    2     120    100   -46    210
-``delayed_accelerating`` (e) 200    12    -70    -10   300    0     -58    300
-``delayed_regular_bursting``
-(f)                          100    10    -65    -10   90     30    -47    110
-``transient`` (g)            100    10    -65    10    90     100   -47    180
-``irregular`` (h)            100    12    -60    -11   130    30    -48    160
-===========================  =====  ====  =====  ====  =====  ====  =====  =========
+================================  =====  ====  =====  ====  =====  ====  =====  ======
+preset (Fig. 4 panel)             C pF   g_L   E_L    a nS  tau_w  b pA  V_r    I (pA)
+================================  =====  ====  =====  ====  =====  ====  =====  ======
+``tonic`` (a)                     200    10    -70    2     30     0     -58    500
+``adapting`` (b)                  200    12    -70    2     300    60    -58    500
+``initial_burst`` (c)             130    18    -58    4     150    120   -50    400
+``regular_bursting`` (d)          200    10    -58    2     120    100   -46    210
+``delayed_accelerating`` (e)      200    12    -70    -10   300    0     -58    300
+``delayed_regular_bursting`` (f)  100    10    -65    -10   90     30    -47    110
+``transient`` (g)                 100    10    -65    10    90     100   -47    180
+``irregular`` (h)                 100    12    -60    -11   130    30    -48    160
+================================  =====  ====  =====  ====  =====  ====  =====  ======
 
-The presets cut spikes at ``V_cut`` = 0 mV, the spike-detection level used with this table (e.g. in
-Brian2's ``Naud_et_al_2008_adex_firing_patterns`` example); any cut-off well above ``V_T`` gives nearly the
-same spike times because ``V`` diverges quickly past ``V_T``.
+(``g_L`` in nS, ``E_L`` and ``V_r`` in mV, ``tau_w`` in ms.) These values agree with independent
+transcriptions of the table, e.g. Brian2's ``Naud_et_al_2008_adex_firing_patterns`` example, whose 0 mV
+spike-detection level the presets take as ``V_cut`` (any cut-off well above ``V_T`` gives nearly the same
+spike times, since ``V`` diverges quickly past ``V_T``). The tests check that each set produces its named
+pattern under its current; at 180 pA the ``transient`` set fires a single onset spike before falling silent.
 """
 from __future__ import annotations
 

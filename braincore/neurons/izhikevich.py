@@ -6,13 +6,15 @@ Equations (the paper's eqs. 1–3)::
     du/dt = a (b v - u)
     if v >= v_peak (30 mV):  spike, v <- c,  u <- u + d
 
-Units follow the paper: ``v`` in mV, ``t`` in ms, and the polynomial's coefficients carry the units that
-make ``dv/dt`` come out in mV/ms (0.04 per mV per ms, 5 per ms, 140 mV/ms). The recovery variable ``u`` and
-the input ``I`` enter ``dv/dt`` directly, so they are *rates* in mV/ms; the paper writes them as bare
-numbers and so does this module: :attr:`Izhikevich.input_unit` is ``"1"``, meaning "the paper's
-dimensionless units", so ``I = 10`` is the paper's ``I = 10`` (a current already divided by the membrane
-capacitance). ``a`` is a rate (1/ms), ``b`` is dimensionless in these units, ``c`` is in mV and ``d`` in
-the units of ``u``.
+Units follow the paper, whose numbers carry no units: read with ``v`` in mV and ``t`` in ms, the equations
+are (as written for Brian2 in the reference test)::
+
+    dv/dt = (0.04 v^2 / mV + 5 v + 140 mV - u + I mV) / ms
+    du/dt = a (b v - u) / ms
+
+so ``u``, ``c`` and ``d`` are in mV, ``a`` and ``b`` are dimensionless, and the input ``I`` is a bare number:
+:attr:`Izhikevich.input_unit` is ``"1"``, the paper's units, so ``I = 10`` is the paper's ``I = 10`` (a
+current already divided by the membrane capacitance, in mV/ms).
 
 The initial state is ``v = v_init`` (default -65 mV, the paper's value) and ``u = b * v_init``.
 
@@ -28,17 +30,17 @@ of :mod:`braincore.neurons.base`.
 
 Presets (:attr:`Izhikevich.presets`) are the cortical and thalamic cell classes of the paper's Fig. 2:
 
-=========================  =====  =====  ====  ====
-preset                     a      b      c     d
-=========================  =====  =====  ====  ====
-``regular_spiking``        0.02   0.2    -65   8
-``intrinsically_bursting`` 0.02   0.2    -55   4
-``chattering``             0.02   0.2    -50   2
-``fast_spiking``           0.1    0.2    -65   2
-``low_threshold_spiking``  0.02   0.25   -65   2
-``thalamo_cortical``       0.02   0.25   -65   0.05
-``resonator``              0.1    0.26   -65   2
-=========================  =====  =====  ====  ====
+============================  =====  =====  ====  ====
+preset                        a      b      c     d
+============================  =====  =====  ====  ====
+``regular_spiking``           0.02   0.2    -65   8
+``intrinsically_bursting``    0.02   0.2    -55   4
+``chattering``                0.02   0.2    -50   2
+``fast_spiking``              0.1    0.2    -65   2
+``low_threshold_spiking``     0.02   0.25   -65   2
+``thalamo_cortical``          0.02   0.25   -65   0.05
+``resonator``                 0.1    0.26   -65   2
+============================  =====  =====  ====  ====
 
 (The paper's thalamo-cortical panels also start from ``v = -63`` or ``-87`` mV; set ``v_init`` for those.)
 """
@@ -55,7 +57,7 @@ Tensor = torch.Tensor
 
 
 class IzhikevichState(NamedTuple):
-    """``v`` membrane potential (mV) and ``u`` recovery variable (paper units, mV/ms), both ``[B, N]``."""
+    """``v`` membrane potential (mV) and ``u`` recovery variable (mV, see the module docstring), ``[B, N]``."""
 
     v: Tensor
     u: Tensor
@@ -65,10 +67,10 @@ class IzhikevichState(NamedTuple):
 class IzhikevichParams(NeuronParams):
     """Parameters of :class:`Izhikevich` (defaults: the paper's regular-spiking cell)."""
 
-    a: Any = param(0.02, "dimensionless", "time scale of the recovery variable u (1/ms)")
+    a: Any = param(0.02, "dimensionless", "rate of the recovery variable u (per ms)")
     b: Any = param(0.2, "dimensionless", "sensitivity of u to the subthreshold fluctuations of v")
     c: Any = param(-65.0, "voltage", "after-spike reset value of v")
-    d: Any = param(8.0, "dimensionless", "after-spike increment of u (paper units)")
+    d: Any = param(8.0, "voltage", "after-spike increment of u")
     v_peak: Any = param(30.0, "voltage", "spike cut-off: v >= v_peak is a spike")
     v_init: Any = param(-65.0, "voltage", "initial membrane potential (u starts at b * v_init)")
 
@@ -82,7 +84,7 @@ class IzhikevichParams(NeuronParams):
 
 def izhikevich_step(state: IzhikevichState, current: Tensor, p: IzhikevichParams, dt: float,
                     method: str = "euler", spike_fn=None) -> tuple[Tensor, IzhikevichState]:
-    """Pure Izhikevich step from ``t_k`` to ``t_k + dt`` (ms); ``current`` ``[B, N]`` in the paper's units.
+    """Pure Izhikevich step from ``t_k`` to ``t_k + dt`` (ms); ``current`` ``[B, N]``, the paper's bare ``I``.
 
     Returns ``(spikes, state)``. Forward Euler: ``v`` and ``u`` are both advanced from their old values.
     """
