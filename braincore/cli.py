@@ -4,6 +4,7 @@
     braincore validate CONFIG [--json]              list every problem in a config; exit 1 if any
     braincore plot neuron MODEL [--preset P] [--current I] [--duration T] [--dt DT] [--out FILE]
     braincore models [--json]                       the neuron models, their parameters and presets
+    braincore graph CONFIG [--out PNG] [--json]     an assembly's populations, projections and synapse counts
 
 ``--json`` makes the last printed line a JSON summary. Any error exits non-zero with a one-line reason
 (``validate`` first lists each problem on its own line, ``file:line: key: message``).
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     neuron.add_argument("--method", default=None, help="integration method (default: the model's)")
     neuron.add_argument("--out", default=None, help="PNG path (default MODEL[_PRESET].png)")
     neuron.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+    graph = sub.add_parser("graph", help="summarise an assembly config: populations, projections, synapses")
+    graph.add_argument("config", help="a kind: assembly YAML file, or the name of a bundled config")
+    graph.add_argument("--out", default=None, help="also draw the region graph to this PNG")
+    graph.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
     models = sub.add_parser("models", help="list neuron models, parameters, units and presets")
     models.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
@@ -135,7 +141,57 @@ def _cmd_models(args: argparse.Namespace) -> dict:
     return {"models": seen}
 
 
-COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "models": _cmd_models}
+def _count(value: Optional[float]) -> str:
+    if value is None:
+        return "?"
+    return f"{value:,.0f}" if value >= 1 or value == 0 else f"{value:.3g}"
+
+
+def _cmd_graph(args: argparse.Namespace) -> dict:
+    from .assembly_config import load_assembly
+    from .config import ConfigProblems, resolve_config_path
+
+    path = resolve_config_path(args.config)
+    try:
+        assembly = load_assembly(path)
+    except ConfigProblems as err:
+        for problem in err.problems:
+            print(problem)
+        raise ConfigError(f"{len(err.problems)} problem(s) in {path}") from None
+    summary = assembly.summary()
+    print(f"{assembly.name} ({path})")
+    pops = summary["populations"]
+    width = max([len(n) for n in pops] + [10])
+    print(f"populations ({summary['n_populations']}):")
+    for name, row in pops.items():
+        region = f"  [{row['region']}]" if row["region"] else ""
+        print(f"  {name:<{width}}  {row['model']:<12} {row['size']:>9,}{region}")
+    print(f"neurons: {summary['neurons']:,}")
+    print(f"projections ({summary['n_projections']}):")
+    arrows = [f"{r['pre']} -> {r['post']}" for r in summary["projections"]]
+    aw = max([len(a) for a in arrows] + [10])
+    for arrow, row in zip(arrows, summary["projections"]):
+        delay = row["delay"] if isinstance(row["delay"], str) else (
+            f"{row['delay']:g} ms" if isinstance(row["delay"], (int, float)) else "distributed")
+        print(f"  {arrow:<{aw}}  {row['connector'] or '?':<18} {_count(row['expected_synapses']):>12} synapses  "
+              f"{row['synapse'] or '?':<13} delay {delay:<8} {row['name']}")
+    approx = "" if summary["synapses_complete"] else " (at least; some counts are not computable)"
+    print(f"totals: {summary['n_populations']} populations, {summary['neurons']:,} neurons, "
+          f"{summary['n_projections']} projections, {_count(summary['synapses'])} expected synapses{approx}, "
+          f"{summary['inputs']} inputs, {summary['monitors']} monitors")
+    out: dict[str, Any] = {"config": str(path), **summary}
+    if args.out:
+        from .viz import plot_assembly_graph
+
+        png = Path(args.out)
+        png.parent.mkdir(parents=True, exist_ok=True)
+        plot_assembly_graph(assembly, png)
+        print(f"wrote {png}")
+        out["png"] = str(png)
+    return out
+
+
+COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "models": _cmd_models, "graph": _cmd_graph}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

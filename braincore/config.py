@@ -318,6 +318,7 @@ def load_config(path: Union[str, Path]) -> tuple[Kind, dict]:
 def _ensure_builtin_kinds() -> None:
     """Import the engine modules that register config kinds (kept lazy so importing config is cheap)."""
     from . import gallery  # noqa: F401  (registers "neuron_gallery")
+    from . import assembly_config  # noqa: F401  (registers "assembly")
 
 
 def bundled_config_dir() -> Path:

@@ -78,3 +78,176 @@ def plot_gallery(results: Sequence[ClampResult], labels: Sequence[str], path: Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_raster(sim, path: PathLike, *, trial: int = 0, max_neurons: int = 400, bin_ms: float = 5.0) -> Path:
+    """Spike raster of every spike-monitored population (trial ``trial``) and their population rates.
+
+    At most ``max_neurons`` neurons per population are drawn (the first ones); the rate panel uses all
+    neurons, in bins of ``bin_ms``.
+    """
+    from .monitors import SpikeMonitor
+
+    monitors = [m for m in sim.monitors if isinstance(m, SpikeMonitor)]
+    fig, (ax_r, ax_rate) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    offset = 0
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    t_end = sim.t
+    edges = np.arange(0.0, t_end + bin_ms, bin_ms)
+    for i, m in enumerate(monitors):
+        data = m.data(sim.dt)
+        keep = (data["trial"] == trial) & (data["neuron"] < max_neurons)
+        shown = min(m.size, max_neurons)
+        ax_r.plot(data["t"][keep], data["neuron"][keep] + offset, ",", color=colors[i % len(colors)],
+                  marker="|", ms=2, lw=0, label=m.target)
+        counts, _ = np.histogram(data["t"][data["trial"] == trial], bins=edges)
+        ax_rate.plot(edges[:-1] + bin_ms / 2, counts / (m.size * bin_ms / 1000.0), color=colors[i % len(colors)],
+                     lw=1)
+        offset += shown
+    ax_r.set_ylabel("neuron")
+    ax_r.legend(loc="upper right", fontsize=8, markerscale=6)
+    ax_rate.set_ylabel("rate (Hz)")
+    ax_rate.set_xlabel("time (ms)")
+    ax_rate.set_xlim(0, t_end)
+    ax_r.set_title(f"{sim.assembly.name or 'assembly'}: spikes (trial {trial})")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ assemblies
+_SIGN_COLOURS = {"excitatory": "#c0392b", "inhibitory": "#2471a3", None: "#7f8c8d"}
+
+
+def _assembly_layout(groups: dict) -> dict:
+    """Positions: each region's populations on a small circle around the region's place on a large circle."""
+    import math
+
+    pos = {}
+    n = len(groups)
+    big = 0.0 if n == 1 else 2.2 + 0.35 * n
+    for g, members in enumerate(groups.values()):
+        angle = math.pi / 2 - 2 * math.pi * g / max(n, 1)
+        cx, cy = big * math.cos(angle), big * math.sin(angle)
+        m = len(members)
+        small = 0.0 if m == 1 else 0.75 + 0.12 * m
+        for i, name in enumerate(members):
+            a = angle + math.pi - 2 * math.pi * i / max(m, 1) + (math.pi / m if m > 1 else 0.0)
+            pos[name] = (cx + small * math.cos(a), cy + small * math.sin(a))
+    return pos
+
+
+def _edge_label(summary_row: dict) -> str:
+    count = summary_row.get("expected_synapses")
+    text = summary_row.get("connector") or "?"
+    text = {"fixed_probability": "p", "fixed_indegree": "k_in", "fixed_outdegree": "k_out", "all_to_all": "all",
+            "one_to_one": "1:1", "fixed_total": "n", "explicit": "explicit"}.get(text, text)
+    if count is not None:
+        text += f" {count:,.0f}" if count >= 1 else f" {count:.2g}"
+    return text
+
+
+def plot_assembly_graph(assembly, path: PathLike, *, title: Optional[str] = None) -> Path:
+    """Draw an :class:`~braincore.graph.Assembly`: populations grouped and coloured by region (node area grows
+    with the population size), one arrow per projection, red for excitatory, blue for inhibitory, grey when
+    the sign is unknown, labelled with the connector and the expected synapse count."""
+    import math
+
+    from matplotlib.patches import Circle, FancyArrowPatch
+    from matplotlib.lines import Line2D
+
+    from .graph import projection_sign
+
+    pops = assembly.populations()
+    groups: dict = {}
+    for p in pops:
+        groups.setdefault(p.region or "(top level)", []).append(p.name)
+    pos = _assembly_layout(groups)
+    cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
+    colour = {g: cmap(i % cmap.N) for i, g in enumerate(groups)}
+    fig, ax = plt.subplots(figsize=(9, 8))
+    ax.set_aspect("equal")
+    ax.axis("off")
+    # region halos
+    for g, members in groups.items():
+        if g == "(top level)" and len(groups) == 1:
+            continue
+        xs = [pos[m][0] for m in members]
+        ys = [pos[m][1] for m in members]
+        cx, cy = sum(xs) / len(xs), sum(ys) / len(ys)
+        radius = max(math.hypot(x - cx, y - cy) for x, y in zip(xs, ys)) + 0.55
+        ax.add_patch(Circle((cx, cy), radius, color=colour[g], alpha=0.08, lw=0))
+        ax.text(cx, cy + radius - 0.12, g, ha="center", va="top", fontsize=10, color=colour[g],
+                fontweight="bold")
+    sizes = {p.name: p.size if isinstance(p.size, int) and p.size > 0 else 1 for p in pops}
+    radius_of = {name: 0.12 + 0.05 * math.log10(max(s, 1)) for name, s in sizes.items()}
+    xs = [xy[0] for xy in pos.values()] or [0.0]
+    ys = [xy[1] for xy in pos.values()] or [0.0]
+    margin = 1.6
+    ax.set_xlim(min(xs) - margin, max(xs) + margin)
+    ax.set_ylim(min(ys) - margin, max(ys) + margin)
+    box = ax.get_position()
+    width_pt, height_pt = box.width * fig.get_figwidth() * 72, box.height * fig.get_figheight() * 72
+    points_per_unit = min(width_pt / (max(xs) - min(xs) + 2 * margin), height_pt / (max(ys) - min(ys) + 2 * margin))
+    rows = {row["name"]: row for row in assembly.summary()["projections"]}
+    parallel: dict = {}
+    placed: list = []
+    for spec in assembly.projections():
+        if spec.pre not in pos or spec.post not in pos:
+            continue
+        key = tuple(sorted((spec.pre, spec.post)))
+        index = parallel.get(key, 0)
+        parallel[key] = index + 1
+        sign = projection_sign(spec)
+        edge_colour = _SIGN_COLOURS.get(sign, _SIGN_COLOURS[None])
+        label = _edge_label(rows.get(spec.name, {}))
+        (x1, y1), (x2, y2) = pos[spec.pre], pos[spec.post]
+        if spec.pre == spec.post:
+            # a self-loop: a small circle outside the node, away from the layout centre
+            norm = math.hypot(x1, y1) or 1.0
+            ux, uy = (x1 / norm, y1 / norm) if (x1, y1) != (0.0, 0.0) else (0.0, 1.0)
+            r0 = radius_of[spec.pre]
+            lr = 0.16 + 0.07 * index
+            cx, cy = x1 + ux * (r0 + lr * 0.8), y1 + uy * (r0 + lr * 0.8)
+            ax.add_patch(Circle((cx, cy), lr, fill=False, ec=edge_colour, lw=1.2, zorder=1))
+            ax.text(cx + ux * (lr + 0.05), cy + uy * (lr + 0.05), label, fontsize=6.5, color=edge_colour,
+                    ha="center", va="center", zorder=4)
+            continue
+        rad = 0.12 + 0.1 * index
+        arrow = FancyArrowPatch((x1, y1), (x2, y2), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
+                                mutation_scale=12, lw=1.2, color=edge_colour, zorder=1,
+                                shrinkA=2 + points_per_unit * radius_of[spec.pre],
+                                shrinkB=2 + points_per_unit * radius_of[spec.post])
+        ax.add_patch(arrow)
+        # matplotlib's arc3 is the quadratic Bezier with control point mid + rad * (dy, -dx); the label goes at
+        # its middle, or further along where another label already sits
+        dx, dy = x2 - x1, y2 - y1
+        cx, cy = (x1 + x2) / 2 + rad * dy, (y1 + y2) / 2 - rad * dx
+        for t in (0.5, 0.35, 0.65, 0.25, 0.75):
+            lx = (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t ** 2 * x2
+            ly = (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t ** 2 * y2
+            if all(math.hypot(lx - ox, ly - oy) > 0.3 for ox, oy in placed):
+                break
+        placed.append((lx, ly))
+        ax.text(lx, ly, label, fontsize=6.5, color=edge_colour, ha="center", va="center", zorder=4,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+    for p in pops:
+        g = p.region or "(top level)"
+        x, y = pos[p.name]
+        ax.add_patch(Circle((x, y), radius_of[p.name], color=colour[g], zorder=3))
+        short = p.name[len(p.region) + 1:] if p.region and p.name.startswith(p.region + ".") else p.name
+        ax.text(x, y, f"{short}\n{p.model} {p.size}", ha="center", va="center", fontsize=7, zorder=5,
+                color="black", bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
+    handles = [Line2D([], [], color=c, lw=2, label=s or "sign unknown") for s, c in _SIGN_COLOURS.items()]
+    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+    summary = assembly.summary()
+    synapses = f"{summary['synapses']:,.0f}" + ("" if summary["synapses_complete"] else "+")
+    ax.set_title(title or f"{assembly.name}: {summary['n_populations']} populations, {summary['neurons']:,} "
+                          f"neurons, {summary['n_projections']} projections, ~{synapses} synapses", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

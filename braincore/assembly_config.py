@@ -1,0 +1,434 @@
+"""The ``assembly`` config kind: a spiking network (:class:`~braincore.graph.Assembly`) declared in YAML.
+
+A full example (every key; all but ``kind`` and ``populations`` are optional)::
+
+    kind: assembly
+    name: cortex_with_bg              # default: the file name
+    dt: 0.1 ms                        # run settings (ignored when this file is included by another)
+    duration: 1 s
+    seed: 1
+    device: cpu                       # cpu, cuda, cuda:N, mps or auto
+    dtype: float32                    # or float64
+    batch: 1
+
+    include:                          # sub-assemblies, each under a prefix
+      bg: {file: regions/basal_ganglia.yaml}          # relative to this file
+      v1: {file: region_ei.yaml, ports: {drive: exc}} # ports: add/redirect ports of the included copy
+
+    populations:                      # name: {model, size, params, preset, method, init, region}
+      exc:
+        model: lif                    # a registered neuron model (braincore models)
+        size: 3200
+        params: {tau_m: 20 ms, v_th: -50 mV}
+        init: {v: {dist: uniform, low: -65 mV, high: -50 mV}}
+      inh: {model: izhikevich, preset: fast_spiking, size: 800, method: euler}
+
+    projections:                      # a list; pre/post name a population, a port (bg.in) or bg.<population>
+      - name: ee                      # default "pre->post"
+        pre: exc
+        post: exc
+        connector: {type: fixed_probability, p: 0.02}
+        weight: {dist: normal, mean: 0.5 nS, std: 0.1 nS}   # number, quantity or distribution (a magnitude)
+        synapse: {type: conductance, tau: 5 ms, E_rev: 0 mV}
+        delay: 1.5 ms                 # default: one time step
+        sign: excitatory              # optional: excitatory | inhibitory
+        storage: sparse               # auto (default) | dense | sparse
+        plasticity: {rule: stdp}      # kept as written for the plasticity rules
+      - {pre: exc, post: bg.in, connector: {type: fixed_indegree, k: 50}, weight: 0.2 nS,
+         synapse: {type: conductance, tau: 5 ms, E_rev: 0 mV}}
+
+    inputs:                           # name?, type, target and params (the params may also be written inline)
+      - name: drive
+        type: poisson                 # `sources` independent trains of `rate` per neuron, through a synapse
+        target: exc
+        params: {rate: 5 Hz, sources: 10, weight: 1 nS, synapse: {type: conductance, tau: 5 ms, E_rev: 0 mV}}
+      - {type: poisson, target: inh, rate: 5 Hz, weight: 0.2 mV}      # instantaneous synapse: a jump in mV
+      - {type: constant_current, target: exc, amplitude: 0.1 nA, start: 100 ms, stop: 200 ms}
+      - {type: step_current, target: inh, amplitude: 2, start: 50 ms, stop: 60 ms, neurons: [0, 1]}
+      - {type: time_varying_current, target: exc, values: [0, 0.1, 0.2]}   # one value per step (or an .npy)
+      - {type: spike_file, target: exc, path: stimulus.npz, weight: 1 nS}  # arrays `times` (ms), `neurons`
+
+    monitors:
+      - {type: spikes, target: exc, max_spikes: 100000}
+      - {type: state, target: inh, variables: [v, u], neurons: [0, 1, 2]}
+      - {type: rate, target: bg.in, bin: 5 ms}
+
+    ports:                            # this file's ports, for when another file includes it
+      in: exc
+      out: exc
+
+Quantities take units (``20 ms``, ``0.5 nS``); bare numbers are canonical (ms, mV, nA, nS, Hz...). Weights are
+in the unit the synapse and the post model imply (:func:`braincore.graph.weight_dimension`: mV for
+``instantaneous``, nS for ``conductance``, the post model's input unit for ``exponential`` and ``alpha``). The
+parameters of each input type are listed in :data:`braincore.graph.INPUT_PARAMS`; file names (an input's
+``path``, a ``values`` .npy file, a ``file`` connector's ``path``) are relative to this file.
+
+Includes are resolved relative to the including file; an included file is itself a ``kind: assembly`` (its run
+settings are ignored; its populations, projections, inputs and monitors are copied under the prefix, and its
+ports become ``prefix.port``). Include cycles are errors.
+
+Validation reports every problem at once as ``file:line: key.path: message``; problems inside an included
+file name that file and line. Running a config hands the validated :class:`~braincore.graph.Assembly` to
+``braincore.simulator.run_assembly(assembly, options)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import yaml
+
+from .config import (AnyMapping, ConfigProblems, Document, Integer, Kind, ListOf, Problem, Quantity, Record, Spec,
+                     Text, load_file, load_text, register_kind, validate)
+from .graph import Assembly, Issue
+from .neurons.base import ConfigError
+
+
+class Value(Spec):
+    """A number, a quantity string or a distribution mapping (checked against its dimension later)."""
+
+    def __init__(self, default: Any = None, doc: str = ""):
+        self.default, self.doc = default, doc
+        self.description = "a number, a quantity such as '0.5 nS', or a distribution {dist: normal, mean, std}"
+
+    def check(self, value, doc, path, problems):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Mapping)):
+            problems.append(doc.problem(path, f"expected {self.description}, got {value!r}"))
+            return None
+        return dict(value) if isinstance(value, Mapping) else value
+
+
+def _name_ok(name: Any, doc: Document, path: tuple, problems: list, what: str) -> bool:
+    if not isinstance(name, str) or not name:
+        problems.append(doc.problem(path, f"{what} names must be strings, got {name!r}"))
+        return False
+    if "." in name:
+        problems.append(doc.problem(path, f"{what} name {name!r} may not contain '.' (dots separate include "
+                                          f"prefixes from names)"))
+        return False
+    return True
+
+
+POPULATION = Record({
+    "model": Text(required=True, doc="registered neuron model name"),
+    "size": Integer(required=True, doc="number of neurons"),
+    "params": AnyMapping(default=None, doc="parameter overrides, units allowed"),
+    "preset": Text(doc="a named parameter set of the model"),
+    "method": Text(doc="integration method"),
+    "init": AnyMapping(default=None, doc="initial state: variable -> value or distribution"),
+    "region": Text(doc="region label (default: the include prefix)"),
+})
+
+
+def _check_populations(value: Mapping, doc: Document, path: tuple, problems: list) -> dict:
+    out = {}
+    for name, spec in value.items():
+        if _name_ok(name, doc, path + (name,), problems, "population"):
+            out[name] = POPULATION.check(spec, doc, path + (name,), problems)
+    return out
+
+
+PROJECTION = Record({
+    "name": Text(doc="default 'pre->post'"),
+    "pre": Text(required=True), "post": Text(required=True),
+    "connector": AnyMapping(doc="{type: fixed_probability, p: 0.02} etc."),
+    "weight": Value(), "synapse": AnyMapping(doc="{type: exponential, tau: 5 ms} etc."),
+    "delay": Value(), "sign": Text(), "storage": Text("auto"),
+    "plasticity": AnyMapping(doc="kept as written"),
+})
+
+
+def _check_input(value: Mapping, doc: Document, path: tuple, problems: list) -> dict:
+    """``name``, ``type``, ``target`` and ``params``; any other key is a parameter written inline."""
+    out = dict(value)
+    for key in ("type", "target"):
+        if key not in value:
+            problems.append(doc.problem(path, f"missing required key {key!r}"))
+            out[key] = None
+    for key in ("name", "type", "target"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            problems.append(doc.problem(path + (key,), f"expected a string, got {value[key]!r}"))
+            out[key] = None
+    if value.get("params") is not None and not isinstance(value["params"], Mapping):
+        problems.append(doc.problem(path + ("params",), f"expected a mapping, got {value['params']!r}"))
+        out["params"] = None
+    inline = [k for k in value if k not in ("name", "type", "target", "params")]
+    for key in inline:
+        if isinstance(value.get("params"), Mapping) and key in value["params"]:
+            problems.append(doc.problem(path + (key,), "given twice, inline and in params"))
+    return out
+
+
+MONITOR = Record({
+    "name": Text(), "type": Text(required=True), "target": Text(required=True),
+    "variables": ListOf(Text(), default=None), "neurons": ListOf(Integer(), default=None),
+    "max_spikes": Integer(), "bin": Quantity("time"),
+})
+
+INCLUDE = Record({"file": Text(required=True, doc="path relative to this file"),
+                  "ports": AnyMapping(default=None, doc="{port: population of the included file}")})
+
+
+def _check_includes(value: Mapping, doc: Document, path: tuple, problems: list) -> dict:
+    out = {}
+    for prefix, spec in value.items():
+        if _name_ok(prefix, doc, path + (prefix,), problems, "include prefix"):
+            out[prefix] = INCLUDE.check(spec, doc, path + (prefix,), problems)
+    return out
+
+
+def _check_ports(value: Mapping, doc: Document, path: tuple, problems: list) -> dict:
+    out = {}
+    for port, target in value.items():
+        if not _name_ok(port, doc, path + (port,), problems, "port"):
+            continue
+        if not isinstance(target, str):
+            problems.append(doc.problem(path + (port,), f"expected a population name, got {target!r}"))
+            continue
+        out[port] = target
+    return out
+
+
+SCHEMA = Record({
+    "kind": Text(required=True),
+    "name": Text(doc="default: the file name"),
+    "description": Text(),
+    # range checks of the run settings are the Assembly's (so that each problem is reported once)
+    "dt": Quantity("time", 0.1), "duration": Quantity("time", 1000.0), "seed": Integer(0),
+    "device": Text("cpu"), "dtype": Text("float32"), "batch": Integer(1),
+    "populations": AnyMapping(_check_populations, default=None),
+    "projections": ListOf(PROJECTION, default=None),
+    "inputs": ListOf(AnyMapping(_check_input), default=None),
+    "monitors": ListOf(MONITOR, default=None),
+    "include": AnyMapping(_check_includes, default=None),
+    "ports": AnyMapping(_check_ports, default=None),
+})
+
+RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch")
+
+
+# ------------------------------------------------------------------------------------------ building
+def _duplicate_keys(doc: Document) -> list[Problem]:
+    """YAML silently keeps the last of two equal keys; report them (only for documents read from a file)."""
+    path = Path(doc.file)
+    if not path.is_file():
+        return []
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    out: list[Problem] = []
+
+    def walk(node: Any, keypath: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if key in seen:
+                    out.append(Problem(doc.file, key_node.start_mark.line + 1, keypath + (key,),
+                                       "duplicate key (YAML would keep only the last one)"))
+                seen.add(key)
+                walk(value_node, keypath + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, keypath + (i,))
+
+    walk(node, ())
+    return out
+
+
+def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[Assembly, dict]:
+    """The assembly of one (schema-checked) document, with includes; ``provenance`` maps ``(kind, name)`` of
+    each item to ``(document, key path)`` so that the Assembly's issues can be pointed at their lines."""
+    base = Path(doc.file).parent
+    assembly = Assembly(config.get("name") or Path(doc.file).stem)
+    assembly.set_run(**{k: config[k] for k in RUN_KEYS if config.get(k) is not None})
+    prov: dict = {}
+    for prefix, inc in (config.get("include") or {}).items():
+        if not inc or inc.get("file") is None:
+            continue
+        where = ("include", prefix, "file")
+        path = (base / inc["file"]).resolve()
+        if path in stack:
+            chain = " -> ".join(p.name for p in stack[stack.index(path):] + (path,))
+            problems.append(doc.problem(where, f"include cycle: {chain}"))
+            continue
+        if not path.is_file():
+            problems.append(doc.problem(where, f"no such file {inc['file']!r} (looked for {path})"))
+            continue
+        try:
+            sub_doc = load_file(base / inc["file"])  # named as the including file names it
+        except ConfigProblems as err:
+            problems.extend(err.problems)
+            continue
+        data = sub_doc.data
+        if not isinstance(data, Mapping) or data.get("kind") != "assembly":
+            kind = data.get("kind") if isinstance(data, Mapping) else None
+            problems.append(doc.problem(where, f"{inc['file']!r} is not a 'kind: assembly' config "
+                                               f"(kind: {kind!r})"))
+            continue
+        problems.extend(_duplicate_keys(sub_doc))
+        sub_config = SCHEMA.check(data, sub_doc, (), problems)
+        if sub_config is None:
+            continue
+        sub, sub_prov = _build(sub_config, sub_doc, problems, stack + (path,))
+        assembly.include(sub, prefix, ports=inc.get("ports"))
+        for (kind, name), place in sub_prov.items():
+            prov[(kind, f"{prefix}.{name}")] = place
+        for port in inc.get("ports") or {}:
+            prov[("port", f"{prefix}.{port}")] = (doc, ("include", prefix, "ports", port))
+        prov[("include", prefix)] = (doc, ("include", prefix))
+
+    for name, p in (config.get("populations") or {}).items():
+        if p is None:
+            continue
+        assembly.add_population(name, p.get("model"), p.get("size"), p.get("params"), preset=p.get("preset"),
+                                method=p.get("method"), init=p.get("init"), region=p.get("region"))
+        prov[("population", name)] = (doc, ("populations", name))
+    for port, target in (config.get("ports") or {}).items():
+        assembly.add_port(port, target)
+        prov[("port", port)] = (doc, ("ports", port))
+
+    named: dict = {}
+    for i, s in enumerate(config.get("projections") or []):
+        if s is None or s.get("pre") is None or s.get("post") is None:
+            continue
+        if s.get("name") is not None:
+            if s["name"] in named:
+                problems.append(doc.problem(("projections", i, "name"), f"duplicate projection name "
+                                                                         f"{s['name']!r} (also projections"
+                                                                         f"[{named[s['name']]}])"))
+                continue
+            named[s["name"]] = i
+        connector = s.get("connector")
+        if isinstance(connector, Mapping) and connector.get("type") == "file" and isinstance(connector.get("path"), str):
+            connector = {**connector, "path": _relative_to(base, connector["path"])}
+        spec = assembly.add_projection(s["pre"], s["post"], connector, s.get("weight"), s.get("synapse"),
+                                       s.get("delay"), name=s.get("name"), sign=s.get("sign"),
+                                       storage=s.get("storage") or "auto", plasticity=s.get("plasticity"))
+        prov[("projection", spec.name)] = (doc, ("projections", i))
+
+    for kind, items, names in (("input", config.get("inputs") or [], {}),
+                               ("monitor", config.get("monitors") or [], {})):
+        for i, s in enumerate(items):
+            if s is None or s.get("type") is None or s.get("target") is None:
+                continue
+            if s.get("name") is not None:
+                if s["name"] in names:
+                    problems.append(doc.problem((kind + "s", i, "name"), f"duplicate {kind} name {s['name']!r} "
+                                                                         f"(also {kind}s[{names[s['name']]}])"))
+                    continue
+                names[s["name"]] = i
+            remap: dict = {}
+            if kind == "input":
+                nested = dict(s.get("params") or {})
+                remap = {k: ("params", k) for k in nested}
+                params = {**nested, **{k: v for k, v in s.items() if k not in ("name", "type", "target", "params")}}
+                for key in ("path", "values"):
+                    if isinstance(params.get(key), str):
+                        params[key] = _relative_to(base, params[key])
+                spec = assembly.add_input(s.get("name"), s["type"], s["target"], params)
+            else:
+                spec = assembly.add_monitor(s.get("name"), s["type"], s["target"], s.get("variables"),
+                                            neurons=s.get("neurons"), max_spikes=s.get("max_spikes"),
+                                            bin=s.get("bin"))
+            prov[(kind, spec.name)] = (doc, (kind + "s", i), remap)
+    return assembly, prov
+
+
+def _relative_to(base: Path, name: str) -> str:
+    """A file name relative to the config's folder, made absolute (kept as written when that is no file)."""
+    path = Path(name)
+    if path.is_absolute():
+        return name
+    return str((base / path).resolve())
+
+
+def _locate(issue: Issue, prov: dict, doc: Document) -> Problem:
+    if issue.kind == "run":
+        return doc.problem(issue.path, issue.message)
+    place = prov.get((issue.kind, issue.name))
+    if place is None:
+        return doc.problem((), str(issue))
+    where_doc, keypath, *rest = place
+    path = tuple(issue.path)
+    remap = rest[0] if rest else {}
+    if path and path[0] in remap:
+        path = remap[path[0]] + path[1:]
+    return where_doc.problem(keypath + path, issue.message)
+
+
+def _covered(problem: Problem, reported: dict) -> bool:
+    """Whether a schema problem already covers this key path (the value failed there and is ``None``)."""
+    paths = reported.get(problem.file, ())
+    return any(problem.keypath[:len(p)] == p for p in paths)
+
+
+def _reported_paths(problems: list) -> dict:
+    out: dict = {}
+    for p in problems:
+        path = tuple(p.keypath)
+        if p.message.startswith("missing required key "):
+            key = p.message.split("'")[1] if "'" in p.message else None
+            path = path + (key,) if key else path
+        out.setdefault(p.file, []).append(path)
+    return out
+
+
+def _semantic_check(config: dict, doc: Document, problems: list) -> None:
+    """Build the assembly (includes resolved) and point each of its issues at its file, line and key path."""
+    found: list[Problem] = _duplicate_keys(doc)
+    top = Path(doc.file).resolve() if Path(doc.file).is_file() else Path(doc.file).absolute()
+    assembly, prov = _build(config, doc, found, (top,))
+    reported = _reported_paths(problems + found)
+    for issue in assembly.issues():
+        problem = _locate(issue, prov, doc)
+        if not _covered(problem, reported):
+            found.append(problem)
+    seen = {str(p) for p in problems}
+    for problem in found:
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            problems.append(problem)
+    config["_assembly"] = assembly
+
+
+def run_assembly_config(config: dict, options: dict) -> dict:
+    """The kind's runner: hand the validated assembly to ``braincore.simulator.run_assembly``."""
+    assembly = config["_assembly"]
+    try:
+        from .simulator import run_assembly
+    except ImportError as err:
+        if getattr(err, "name", None) not in (None, "braincore.simulator"):
+            raise
+        raise ConfigError("simulator not available: braincore.simulator.run_assembly is missing; "
+                          "`braincore validate` and `braincore graph` work without it") from None
+    result = run_assembly(assembly, options)
+    if not isinstance(result, Mapping):
+        return {"kind": "assembly", "result": result}
+    return {"kind": "assembly", **result}
+
+
+# ------------------------------------------------------------------------------------------ entry points
+def assembly_from_document(doc: Document) -> Assembly:
+    """The validated assembly of a loaded document; :class:`ConfigProblems` lists every problem."""
+    kind, config = validate(doc)
+    if kind.name != "assembly":
+        raise ConfigError(f"{doc.file}: a {kind.name!r} config, not an assembly (kind: assembly)")
+    return config["_assembly"]
+
+
+def load_assembly(path: Union[str, Path]) -> Assembly:
+    """Load, compose and validate a ``kind: assembly`` YAML file: ``a = load_assembly("net.yaml")``."""
+    return assembly_from_document(load_file(path))
+
+
+def assembly_from_text(text: str, file: str = "<string>") -> Assembly:
+    """Like :func:`load_assembly` for YAML text (includes are relative to ``file``'s folder)."""
+    return assembly_from_document(load_text(text, file))
+
+
+register_kind(Kind("assembly", SCHEMA, run_assembly_config, _semantic_check,
+                   "a spiking network of populations and projections (braincore.graph.Assembly)"))
+
+__all__ = ["SCHEMA", "load_assembly", "assembly_from_text", "assembly_from_document", "run_assembly_config"]

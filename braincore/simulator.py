@@ -1,0 +1,598 @@
+"""The one clock-driven loop: executes an :class:`~braincore.graph.Assembly` step by step.
+
+The schedule of step ``k`` (time ``t_k = k dt``), for ``B`` independent trials at once:
+
+1. **Deliver.** Spikes scheduled for step ``k`` by earlier steps (through per-synapse delays of at least one
+   step, kept in a ring buffer per synaptic group) and this step's external input spikes (Poisson sources,
+   spike files) are added to the synaptic variables: ``x += sum w``.
+2. **Synaptic input.** Each population's input for the step is its external current plus, per synaptic group,
+   ``x`` (current synapses, in the model's input unit) or ``x (E_rev - v) * c`` (conductance synapses, ``v``
+   at ``t_k``; ``c = 1e-3`` converts nS * mV = pA to nA, ``c = 1`` for mS/cm2 * mV = uA/cm2). Instantaneous
+   synapses add ``x`` (mV) to ``v`` directly, then clear.
+3. **Neurons.** ``spikes, state = model.step(state, input)`` with the input held over the step (the model's
+   own convention: threshold on the updated state, spike stamped at ``t_k``).
+4. **Propagate.** Each projection schedules its spiking neurons' outgoing synapses into the ring buffer slot
+   ``k + delay`` of the target group: event-driven for sparse projections (only the outgoing synapses of the
+   neurons that spiked are touched), one matrix product for dense ones.
+5. **Synaptic decay** over the step, exactly: exponential ``x <- x exp(-dt/tau)``; alpha, with a second
+   variable ``h``: ``x <- (x + h dt/tau) exp(-dt/tau)``, ``h <- h exp(-dt/tau)`` (a spike adds ``w e`` to ``h``
+   so that the conductance or current peaks at ``w`` one ``tau`` later).
+6. **Record**, then ``k <- k + 1``.
+
+Synaptic kernels (``synapse.type``): ``instantaneous`` (weight in mV), ``exponential`` (current, weight in the
+post model's input unit), ``alpha`` (current, peak weight in the input unit), ``conductance`` (exponential
+conductance with reversal potential ``E_rev``, weight in nS, or in mS/cm2 onto Hodgkin–Huxley neurons).
+Projections that target the same population with the same kernel, ``tau`` and ``E_rev`` share one synaptic
+variable (their effects add linearly).
+
+Reproducibility: connectivity, weights, delays and initial states are drawn from a CPU generator seeded with
+``seed`` (so they are the same on every device); run-time noise comes from a generator on the simulation
+device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``; :meth:`Simulator.save` and
+:meth:`Simulator.load` checkpoint everything (neuron and synaptic state, ring buffers, weights, step counter,
+RNG state, monitors) so that a resumed run is bit-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .monitors import RateMonitor, SpikeMonitor, StateMonitor
+from .neurons import get_model
+from .neurons.base import ConfigError, NeuronModel
+from .units import UnitError, dimension_of, parse_quantity
+
+Tensor = torch.Tensor
+
+SYNAPSE_TYPES = ("instantaneous", "exponential", "alpha", "conductance")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+# ------------------------------------------------------------------------------------------ runtime pieces
+@dataclass
+class SynapticGroup:
+    """Synaptic variable(s) of one kind on one population: ``x`` ``[B, N]`` (and ``h`` for alpha kernels)."""
+
+    post: str
+    kind: str
+    tau: float
+    E_rev: Optional[float]
+    factor: float  # conductance unit conversion into the model's input unit
+    x: Tensor
+    h: Optional[Tensor] = None
+    ring: Optional[Tensor] = None  # [L, B, N] scheduled increments
+    decay: float = 1.0
+
+    def key(self) -> tuple:
+        return (self.post, self.kind, self.tau, self.E_rev)
+
+
+@dataclass
+class ProjectionRuntime:
+    """Built connectivity of one projection, CSR by presynaptic neuron."""
+
+    name: str
+    pre: str
+    post: str
+    group: int
+    n_pre: int
+    n_post: int
+    indptr: Tensor  # [N_pre + 1]
+    post_idx: Tensor  # [S]
+    weight: Tensor  # [S] (signed for current kernels)
+    delay: Tensor  # [S] steps >= 1
+    uniform_delay: Optional[int]
+    dense: Optional[Tensor] = None  # [N_pre, N_post] when stored dense
+    plasticity: Any = None
+
+
+@dataclass
+class InputRuntime:
+    name: str
+    type: str
+    target: str
+    group: Optional[int] = None  # synaptic group for spike inputs
+    weight: float = 0.0
+    rate_per_step: float = 0.0  # Poisson mean count per neuron per step
+    amplitude: Optional[Tensor] = None  # current [N] or scalar tensor
+    start: int = 0
+    stop: Optional[int] = None
+    values: Optional[Tensor] = None  # [T, N] time-varying current
+    spike_steps: Optional[Tensor] = None  # spike-file events: step and neuron
+    spike_neurons: Optional[Tensor] = None
+    neurons: Optional[Tensor] = None
+
+
+@dataclass
+class PopulationRuntime:
+    name: str
+    model: NeuronModel
+    state: Any
+    groups: list = field(default_factory=list)
+    current: Optional[Tensor] = None  # external current buffer [B, N]
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _quantity(value: Any, dimension: str, where: str) -> float:
+    try:
+        return parse_quantity(value, dimension)
+    except UnitError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _any_quantity(value: Any) -> float:
+    """A number, or a string whose own unit decides its dimension (for initial state values)."""
+    if isinstance(value, str):
+        parts = value.strip().split(maxsplit=1)
+        if len(parts) == 2:
+            return parse_quantity(value, dimension_of(parts[1]))
+    return parse_quantity(value, "dimensionless")
+
+
+def draw_initial(spec: Any, shape: tuple, generator: torch.Generator, dtype) -> Tensor:
+    """A constant, or ``{dist: uniform, low, high}`` / ``{dist: normal, mean, std}`` (units allowed)."""
+    if not isinstance(spec, dict):
+        return torch.full(shape, _any_quantity(spec), dtype=dtype)
+    dist = spec.get("dist", "constant")
+    if dist == "constant":
+        return torch.full(shape, _any_quantity(spec["value"]), dtype=dtype)
+    if dist == "uniform":
+        low, high = _any_quantity(spec["low"]), _any_quantity(spec["high"])
+        return low + (high - low) * torch.rand(shape, generator=generator, dtype=dtype)
+    if dist == "normal":
+        mean, std = _any_quantity(spec["mean"]), _any_quantity(spec["std"])
+        return mean + std * torch.randn(shape, generator=generator, dtype=dtype)
+    raise ConfigError(f"unknown initial-value distribution {dist!r}; use constant, uniform or normal")
+
+
+def synapse_factor(kind: str, input_unit: str, post: str) -> float:
+    """How a synaptic variable becomes the model's input: conductance unit conversion (1 for currents)."""
+    if kind != "conductance":
+        return 1.0
+    if input_unit == "nA":
+        return 1e-3  # nS * mV = pA
+    if input_unit == "uA/cm2":
+        return 1.0  # mS/cm2 * mV = uA/cm2
+    raise ConfigError(f"conductance synapses onto {post!r} are not supported: its model's input is in "
+                      f"{input_unit!r} (needs nA or uA/cm2)")
+
+
+def weight_dimension(kind: str, input_unit: str) -> str:
+    if kind == "instantaneous":
+        return "voltage"
+    if kind == "conductance":
+        return "conductance_density" if input_unit == "uA/cm2" else "conductance"
+    return dimension_of(input_unit)
+
+
+# ------------------------------------------------------------------------------------------ the simulator
+class Simulator:
+    """Builds the runtime of an assembly and runs the clock-driven loop (see the module docstring)."""
+
+    def __init__(self, assembly, *, batch: Optional[int] = None, device: Optional[str] = None,
+                 dtype: Optional[str] = None, seed: Optional[int] = None, dt: Optional[float] = None):
+        from .synapses import build_connectivity, init_delays, init_weights, to_csr
+
+        problems = assembly.validate()
+        if problems:
+            raise ConfigError("\n".join(problems))
+        run = assembly.run
+        self.assembly = assembly
+        self.dt = float(dt if dt is not None else run.dt)
+        self.batch = int(batch if batch is not None else run.batch)
+        self.device = torch.device(device if device is not None else run.device)
+        self.dtype = DTYPES[dtype if dtype is not None else run.dtype]
+        self.seed = int(seed if seed is not None else run.seed)
+        self.duration = float(run.duration)
+        self.step_count = 0
+        build_rng = torch.Generator().manual_seed(self.seed)
+        self.rng = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        dev, dt_, B = self.device, self.dtype, self.batch
+
+        # populations
+        self.populations: dict[str, PopulationRuntime] = {}
+        for spec in assembly.populations():
+            cls = get_model(spec.model)
+            kwargs = {"dt": self.dt, "method": spec.method}
+            model = (cls.from_preset(spec.preset, spec.size, params=spec.params, **kwargs) if spec.preset
+                     else cls(spec.size, spec.params, **kwargs)).to(dev)
+            state = model.initial_state(B, device=dev, dtype=dt_)
+            for var, init in (spec.init or {}).items():
+                value = draw_initial(init, (B, spec.size), build_rng, dt_).to(dev)
+                state = state._replace(**{var: value})
+            self.populations[spec.name] = PopulationRuntime(spec.name, model, state)
+
+        # projections and the synaptic groups they feed
+        self.groups: list[SynapticGroup] = []
+        group_index: dict[tuple, int] = {}
+        self.projections: list[ProjectionRuntime] = []
+        max_delay = 1
+        for spec in assembly.projections():
+            pre, post = self.populations[spec.pre], self.populations[spec.post]
+            gi = self._group_for(spec.synapse, post, group_index, where=f"projection {spec.name}")
+            group = self.groups[gi]
+            conn = build_connectivity(spec.connector, pre.model.size, post.model.size, generator=build_rng,
+                                      same_population=spec.pre == spec.post)
+            n_syn = int(conn.pre.numel())
+            dim = weight_dimension(group.kind, post.model.input_unit)
+            weight = init_weights(spec.weight, n_syn, generator=build_rng, dtype=dt_, dimension=dim)
+            if spec.sign == "inhibitory":
+                weight = weight.abs() if group.kind == "conductance" else -weight.abs()
+            elif spec.sign == "excitatory":
+                weight = weight.clamp(min=0.0)
+            delay = init_delays(spec.delay if spec.delay is not None else self.dt, n_syn, self.dt,
+                                generator=build_rng)
+            max_delay = max(max_delay, int(delay.max()) if n_syn else 1)
+            uniform = int(delay[0]) if n_syn and bool((delay == delay[0]).all()) else (1 if not n_syn else None)
+            indptr = to_csr(conn.pre, conn.post, pre.model.size)
+            proj = ProjectionRuntime(spec.name, spec.pre, spec.post, gi, pre.model.size, post.model.size,
+                                     indptr.to(dev), conn.post.to(dev), weight.to(dev), delay.to(dev), uniform,
+                                     plasticity=spec.plasticity)
+            if self._store_dense(spec.storage, n_syn, pre.model.size, post.model.size, uniform):
+                dense = torch.zeros(pre.model.size, post.model.size, dtype=dt_)
+                dense.index_put_((conn.pre, conn.post), weight, accumulate=True)
+                proj.dense = dense.to(dev)
+            self.projections.append(proj)
+
+        # inputs (may add synaptic groups too)
+        self.inputs: list[InputRuntime] = [self._build_input(spec, group_index, build_rng)
+                                           for spec in assembly.inputs]
+        for pop in self.populations.values():
+            if any(i.target == pop.name and i.type.endswith("current") for i in self.inputs):
+                pop.current = torch.zeros(B, pop.model.size, device=dev, dtype=dt_)
+
+        # ring buffers: slot k % L holds what arrives at step k
+        self.ring_length = max_delay + 1
+        for group in self.groups:
+            n = self.populations[group.post].model.size
+            group.ring = torch.zeros(self.ring_length, B, n, device=dev, dtype=dt_)
+
+        self.monitors = [self._build_monitor(spec) for spec in assembly.monitors]
+
+    # -- construction helpers -------------------------------------------------------------------------
+    def _group_for(self, synapse: dict, post: PopulationRuntime, index: dict, where: str) -> int:
+        synapse = dict(synapse or {"type": "instantaneous"})
+        kind = synapse.get("type", "instantaneous")
+        if kind not in SYNAPSE_TYPES:
+            raise ConfigError(f"{where}: unknown synapse type {kind!r}; use one of {', '.join(SYNAPSE_TYPES)}")
+        tau = _quantity(synapse["tau"], "time", f"{where}: synapse.tau") if kind != "instantaneous" else 0.0
+        E_rev = _quantity(synapse["E_rev"], "voltage", f"{where}: synapse.E_rev") if kind == "conductance" else None
+        key = (post.name, kind, tau, E_rev)
+        if key not in index:
+            factor = synapse_factor(kind, post.model.input_unit, post.name)
+            n = post.model.size
+            x = torch.zeros(self.batch, n, device=self.device, dtype=self.dtype)
+            group = SynapticGroup(post.name, kind, tau, E_rev, factor, x,
+                                  h=torch.zeros_like(x) if kind == "alpha" else None,
+                                  decay=math.exp(-self.dt / tau) if tau > 0 else 0.0)
+            index[key] = len(self.groups)
+            self.groups.append(group)
+            post.groups.append(index[key])
+        return index[key]
+
+    @staticmethod
+    def _store_dense(storage: str, n_syn: int, n_pre: int, n_post: int, uniform: Optional[int]) -> bool:
+        if uniform is None or storage == "sparse":
+            if storage == "dense" and uniform is None:
+                raise ConfigError("dense storage needs one delay for the whole projection")
+            return False
+        if storage == "dense":
+            return True
+        return n_pre * n_post <= 4_000_000 and n_syn >= 0.2 * n_pre * n_post  # 'auto'
+
+    def _build_input(self, spec, group_index: dict, build_rng: torch.Generator) -> InputRuntime:
+        pop = self.populations[spec.target]
+        params = dict(spec.params or {})
+        where = f"input {spec.name}"
+        unit_dim = dimension_of(pop.model.input_unit)
+        inp = InputRuntime(spec.name, spec.type, spec.target)
+        neurons = params.get("neurons")
+        if neurons is not None:
+            inp.neurons = torch.as_tensor(neurons, dtype=torch.long, device=self.device)
+        if spec.type in ("poisson", "spike_file"):
+            synapse = params.get("synapse", {"type": "instantaneous"})
+            inp.group = self._group_for(synapse, pop, group_index, where)
+            kind = self.groups[inp.group].kind
+            inp.weight = _quantity(params.get("weight", 0.0), weight_dimension(kind, pop.model.input_unit),
+                                   f"{where}: weight")
+            if spec.type == "poisson":
+                rate = _quantity(params.get("rate", 0.0), "frequency", f"{where}: rate")
+                inp.rate_per_step = rate * self.dt / 1000.0 * int(params.get("sources", 1))
+            else:
+                data = np.load(Path(params["path"]))
+                steps = np.round(np.asarray(data["times"], dtype=float) / self.dt).astype(np.int64)
+                inp.spike_steps = torch.as_tensor(steps, device=self.device)
+                inp.spike_neurons = torch.as_tensor(np.asarray(data["neurons"], dtype=np.int64), device=self.device)
+        elif spec.type in ("constant_current", "step_current"):
+            inp.amplitude = torch.as_tensor(_quantity(params.get("amplitude", 0.0), unit_dim, f"{where}: amplitude"),
+                                            device=self.device, dtype=self.dtype)
+            inp.start = int(round(_quantity(params.get("start", 0.0), "time", f"{where}: start") / self.dt))
+            if params.get("stop") is not None:
+                inp.stop = int(round(_quantity(params["stop"], "time", f"{where}: stop") / self.dt))
+        elif spec.type == "time_varying_current":
+            values = params.get("values")
+            if isinstance(values, str):
+                values = np.load(values)
+            array = torch.as_tensor(np.asarray(values, dtype=float), dtype=self.dtype, device=self.device)
+            inp.values = array[:, None] if array.ndim == 1 else array
+        else:
+            raise ConfigError(f"{where}: unknown input type {spec.type!r}")
+        return inp
+
+    def _build_monitor(self, spec):
+        pop = self.populations[spec.target]
+        if spec.type == "spikes":
+            return SpikeMonitor(spec.name, spec.target, pop.model.size, spec.max_spikes)
+        if spec.type == "state":
+            return StateMonitor(spec.name, spec.target, spec.variables or ["v"], spec.neurons)
+        if spec.type == "rate":
+            return RateMonitor(spec.name, spec.target, pop.model.size, spec.bin if spec.bin else 1.0, self.dt)
+        raise ConfigError(f"monitor {spec.name}: unknown type {spec.type!r}")
+
+    # -- the loop -------------------------------------------------------------------------------------
+    @property
+    def t(self) -> float:
+        """Current time (ms): the start of the next step."""
+        return self.step_count * self.dt
+
+    def run(self, duration: Optional[float] = None, *, progress: bool = False) -> "Simulator":
+        """Advance by ``duration`` ms (default: the assembly's duration); returns self."""
+        duration = self.duration if duration is None else float(duration)
+        steps = int(round(duration / self.dt))
+        if steps < 0:
+            raise ConfigError(f"duration must be >= 0 ms, got {duration:g}")
+        for monitor in self.monitors:
+            if isinstance(monitor, StateMonitor):
+                monitor.prepare(steps, self.batch, self.device, self.dtype,
+                                self.populations[monitor.target].model.size)
+            else:
+                monitor.prepare(steps, self.batch, self.device, self.dtype)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, unit="step", desc="simulating", mininterval=0.5, leave=False)
+        with torch.no_grad():
+            for i in range(steps):
+                self._step()
+                if bar is not None and (i & 255) == 255:
+                    bar.update(256)
+        if bar is not None:
+            bar.close()
+        return self
+
+    def _step(self) -> None:
+        k = self.step_count
+        slot = k % self.ring_length
+        groups = self.groups
+        # 1. deliver scheduled spikes and this step's external spikes
+        for group in groups:
+            arriving = group.ring[slot]
+            if group.kind == "alpha":
+                group.h += arriving * math.e
+            else:
+                group.x += arriving
+            arriving.zero_()
+        for inp in self.inputs:
+            if inp.type == "poisson":
+                self._deliver_poisson(inp)
+            elif inp.type == "spike_file":
+                self._deliver_file(inp, k)
+        # 2-3. synaptic input and neuron step
+        spikes_of = {}
+        for pop in self.populations.values():
+            state = pop.state
+            drive = self._external_current(pop, k)
+            for gi in pop.groups:
+                group = groups[gi]
+                if group.kind == "instantaneous":
+                    state = state._replace(v=state.v + group.x)
+                    group.x.zero_()
+                elif group.kind == "conductance":
+                    term = group.x * (group.E_rev - state.v) * group.factor
+                    drive = term if drive is None else drive + term
+                else:
+                    drive = group.x if drive is None else drive + group.x
+            if drive is None:
+                drive = torch.zeros_like(state.v)
+            spikes, pop.state = pop.model.step(state, drive)
+            spikes_of[pop.name] = spikes
+        # 4. propagate
+        for proj in self.projections:
+            self._propagate(proj, spikes_of[proj.pre], k)
+        # 5. decay
+        for group in groups:
+            if group.kind == "alpha":
+                group.x.add_(group.h, alpha=self.dt / group.tau).mul_(group.decay)
+                group.h.mul_(group.decay)
+            elif group.kind != "instantaneous":
+                group.x.mul_(group.decay)
+        # 6. record
+        for monitor in self.monitors:
+            if isinstance(monitor, StateMonitor):
+                monitor.record(self.populations[monitor.target].state)
+            elif isinstance(monitor, SpikeMonitor):
+                monitor.record(k, spikes_of[monitor.target])
+            else:
+                monitor.record(spikes_of[monitor.target])
+        self.step_count = k + 1
+
+    def _external_current(self, pop: PopulationRuntime, k: int) -> Optional[Tensor]:
+        if pop.current is None:
+            return None
+        pop.current.zero_()
+        for inp in self.inputs:
+            if inp.target != pop.name:
+                continue
+            if inp.type in ("constant_current", "step_current"):
+                if k < inp.start or (inp.stop is not None and k >= inp.stop):
+                    continue
+                value = inp.amplitude
+            elif inp.type == "time_varying_current":
+                if k >= inp.values.shape[0]:
+                    continue
+                value = inp.values[k]
+            else:
+                continue
+            if inp.neurons is None:
+                pop.current += value
+            else:
+                pop.current[:, inp.neurons] += value
+        return pop.current.clone()
+
+    def _deliver_poisson(self, inp: InputRuntime) -> None:
+        group = self.groups[inp.group]
+        target = group.h if group.kind == "alpha" else group.x
+        scale = inp.weight * (math.e if group.kind == "alpha" else 1.0)
+        if inp.neurons is None:
+            lam = torch.full_like(target, inp.rate_per_step)
+            target.add_(torch.poisson(lam, generator=self.rng), alpha=scale)
+        else:
+            lam = torch.full((self.batch, len(inp.neurons)), inp.rate_per_step, device=self.device, dtype=self.dtype)
+            target[:, inp.neurons] += scale * torch.poisson(lam, generator=self.rng)
+
+    def _deliver_file(self, inp: InputRuntime, k: int) -> None:
+        hits = inp.spike_neurons[inp.spike_steps == k]
+        if hits.numel():
+            group = self.groups[inp.group]
+            target = group.h if group.kind == "alpha" else group.x
+            scale = inp.weight * (math.e if group.kind == "alpha" else 1.0)
+            ones = torch.full((hits.numel(),), scale, device=self.device, dtype=self.dtype)
+            for b in range(self.batch):
+                target[b].index_add_(0, hits, ones)
+
+    def _propagate(self, proj: ProjectionRuntime, spikes: Tensor, k: int) -> None:
+        ring = self.groups[proj.group].ring
+        if proj.dense is not None:
+            if bool(spikes.any()):
+                ring[(k + proj.uniform_delay) % self.ring_length].addmm_(spikes, proj.dense)
+            return
+        fired = spikes.nonzero()
+        if fired.numel() == 0:
+            return
+        trial, neuron = fired[:, 0], fired[:, 1]
+        starts, ends = proj.indptr[neuron], proj.indptr[neuron + 1]
+        counts = ends - starts
+        total = int(counts.sum())
+        if total == 0:
+            return
+        # indices of all outgoing synapses of the spiking neurons, without a Python loop
+        offsets = torch.repeat_interleave(starts - torch.cumsum(counts, 0) + counts, counts)
+        syn = offsets + torch.arange(total, device=self.device)
+        trial = torch.repeat_interleave(trial, counts)
+        n_post = proj.n_post
+        flat = trial * n_post + proj.post_idx[syn]
+        if proj.uniform_delay is not None:
+            ring[(k + proj.uniform_delay) % self.ring_length].view(-1).index_add_(0, flat, proj.weight[syn])
+        else:
+            slots = (k + proj.delay[syn]) % self.ring_length
+            ring.view(-1).index_add_(0, slots * (self.batch * n_post) + flat, proj.weight[syn])
+
+    # -- results ----------------------------------------------------------------------------------------
+    def monitor(self, name: str) -> dict:
+        """A monitor's data (numpy arrays) by name."""
+        for m in self.monitors:
+            if m.name == name:
+                return m.data(self.dt)
+        raise KeyError(f"no monitor named {name!r}; monitors: {', '.join(m.name for m in self.monitors)}")
+
+    def spike_counts(self) -> dict:
+        """Total spikes per population over the recorded runs (from spike monitors)."""
+        return {m.target: int(m.counts.sum()) for m in self.monitors if isinstance(m, SpikeMonitor)}
+
+    def save_npz(self, path) -> Path:
+        """All monitors' data in one ``.npz`` (keys ``<monitor>/<field>``)."""
+        arrays = {}
+        for m in self.monitors:
+            for key, value in m.data(self.dt).items():
+                if value is not None:
+                    arrays[f"{m.name}/{key}"] = np.asarray(value)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **arrays)
+        return path
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "step_count": self.step_count,
+            "seed": self.seed,
+            "rng": self.rng.get_state(),
+            "populations": {name: {f: getattr(p.state, f).cpu() for f in p.state._fields}
+                            for name, p in self.populations.items()},
+            "groups": [{"x": g.x.cpu(), "h": g.h.cpu() if g.h is not None else None, "ring": g.ring.cpu()}
+                       for g in self.groups],
+            "weights": {p.name: p.weight.cpu() for p in self.projections},
+            "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},
+            "monitors": {m.name: m.state_dict() for m in self.monitors},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["groups"]) != len(self.groups) or set(state["populations"]) != set(self.populations):
+            raise ConfigError("checkpoint does not match this assembly (different populations or synapses)")
+        self.step_count = int(state["step_count"])
+        self.rng.set_state(state["rng"])
+        dev = self.device
+        for name, fields in state["populations"].items():
+            pop = self.populations[name]
+            pop.state = type(pop.state)(**{f: fields[f].to(dev) for f in pop.state._fields})
+        for group, saved in zip(self.groups, state["groups"]):
+            group.x = saved["x"].to(dev)
+            group.h = saved["h"].to(dev) if saved["h"] is not None else None
+            group.ring = saved["ring"].to(dev)
+        for proj in self.projections:
+            proj.weight = state["weights"][proj.name].to(dev)
+            if proj.name in state["dense"]:
+                proj.dense = state["dense"][proj.name].to(dev)
+        for m in self.monitors:
+            m.load_state_dict(state["monitors"][m.name], dev)
+
+    def save(self, path) -> Path:
+        """Atomic checkpoint of the full simulation state."""
+        return save_checkpoint(path, {"simulator": self.state_dict()})
+
+    def load(self, path) -> "Simulator":
+        """Restore a checkpoint written by :meth:`save` into this (identically built) simulator."""
+        self.load_state_dict(load_checkpoint(path)["simulator"])
+        return self
+
+
+def run_assembly(assembly, options: dict) -> dict:
+    """The ``assembly`` config kind's runner: build, simulate with a progress bar, summarise, plot."""
+    say = options.get("print", print)
+    start = time.perf_counter()
+    sim = Simulator(assembly)
+    built = time.perf_counter()
+    say(f"built {assembly.name or 'assembly'}: {sum(p.model.size for p in sim.populations.values())} neurons, "
+        f"{sum(int(p.post_idx.numel()) for p in sim.projections)} synapses in {built - start:.2f} s")
+    sim.run(progress=options.get("progress", True))
+    elapsed = time.perf_counter() - built
+    seconds = sim.t / 1000.0
+    rates = {}
+    for m in sim.monitors:
+        if isinstance(m, SpikeMonitor):
+            rates[m.target] = float(m.counts.sum()) / (m.size * sim.batch * seconds) if seconds > 0 else 0.0
+    say(f"simulated {sim.t:g} ms in {elapsed:.2f} s ({sim.step_count} steps)")
+    for name, rate in rates.items():
+        say(f"  {name:<24} mean rate {rate:7.2f} Hz")
+    out = Path(options.get("out", "."))
+    summary = {"kind": "assembly", "name": assembly.name, "simulated_ms": sim.t, "wall_s": elapsed,
+               "build_s": built - start, "mean_rate_hz": rates, "spikes": sim.spike_counts()}
+    if sim.monitors:
+        summary["npz"] = str(sim.save_npz(out / f"{assembly.name or 'assembly'}.npz"))
+    if not options.get("no_plot") and any(isinstance(m, SpikeMonitor) for m in sim.monitors):
+        try:
+            from .viz import plot_raster
+
+            png = plot_raster(sim, out / f"{assembly.name or 'assembly'}_raster.png")
+            summary["png"] = str(png)
+            say(f"wrote {png}")
+        except ImportError as err:
+            say(f"no PNG written: {err}")
+    return summary
