@@ -11,6 +11,6 @@ packages.append("braincore.configs")
 setup(
     packages=packages,
     package_dir={"braincore.configs": "configs"},
-    package_data={"braincore.configs": ["*.yaml", "**/*.yaml"]},
+    package_data={"braincore.configs": ["*.yaml", "**/*.yaml"], "braincore.native": ["kernel.c"]},
     include_package_data=True,
 )

@@ -9,6 +9,7 @@ A full example (every key; all but ``kind`` and ``populations`` are optional)::
     seed: 1
     device: cpu                       # cpu, cuda, cuda:N, mps or auto
     dtype: float32                    # or float64
+    backend: auto                     # auto (native C loop where supported, else torch), native or torch
     batch: 1
 
     include:                          # sub-assemblies, each under a prefix
@@ -196,6 +197,7 @@ SCHEMA = Record({
     # range checks of the run settings are the Assembly's (so that each problem is reported once)
     "dt": Quantity("time", 0.1), "duration": Quantity("time", 1000.0), "seed": Integer(0),
     "device": Text("cpu"), "dtype": Text("float32"), "batch": Integer(1),
+    "backend": Text("auto", doc="auto, native (C loop on the CPU) or torch"),
     "populations": AnyMapping(_check_populations, default=None),
     "projections": ListOf(PROJECTION, default=None),
     "inputs": ListOf(AnyMapping(_check_input), default=None),
@@ -204,7 +206,7 @@ SCHEMA = Record({
     "ports": AnyMapping(_check_ports, default=None),
 })
 
-RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch")
+RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch", "backend")
 
 
 # ------------------------------------------------------------------------------------------ building

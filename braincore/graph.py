@@ -77,6 +77,8 @@ CONNECTOR_TYPES = ("all_to_all", "one_to_one", "fixed_probability", "fixed_indeg
 SIGNS = ("excitatory", "inhibitory")
 STORAGES = ("auto", "dense", "sparse")
 DTYPES = ("float32", "float64")
+#: ``auto``: the native CPU engine where it supports the network, else PyTorch (see braincore.native)
+BACKENDS = ("auto", "native", "torch")
 MONITOR_TYPES = ("spikes", "state", "rate")
 #: distributions of weights (the fallback check; ``braincore.synapses.weights`` decides when present), each
 #: with its required keys; every one also takes ``clip: [low, high]``; a mapping without ``dist`` is constant
@@ -191,6 +193,7 @@ class RunSpec:
     device: str = "cpu"
     dtype: str = "float32"
     batch: int = 1
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -516,14 +519,16 @@ class Assembly:
 
     # -------------------------------------------------------------------------------- building
     def set_run(self, duration: Any = None, dt: Any = None, seed: Optional[int] = None,
-                device: Optional[str] = None, dtype: Optional[str] = None, batch: Optional[int] = None) -> RunSpec:
+                device: Optional[str] = None, dtype: Optional[str] = None, batch: Optional[int] = None,
+                backend: Optional[str] = None) -> RunSpec:
         """Change run settings (units allowed: ``dt="0.1 ms"``); unspecified ones are kept."""
         changes: dict[str, Any] = {}
         if duration is not None:
             changes["duration"] = _quantity_or_raw(duration, "time")
         if dt is not None:
             changes["dt"] = _quantity_or_raw(dt, "time")
-        for key, value in (("seed", seed), ("device", device), ("dtype", dtype), ("batch", batch)):
+        for key, value in (("seed", seed), ("device", device), ("dtype", dtype), ("batch", batch),
+                           ("backend", backend)):
             if value is not None:
                 changes[key] = value
         self.run = dataclasses.replace(self.run, **changes)
@@ -845,6 +850,9 @@ class Assembly:
         if r.dtype not in DTYPES:
             out.append(Issue("run", None, ("dtype",), f"unknown dtype {r.dtype!r}{_suggest(r.dtype, DTYPES)} "
                                                       f"(expected one of: {', '.join(DTYPES)})"))
+        if r.backend not in BACKENDS:
+            out.append(Issue("run", None, ("backend",), f"unknown backend {r.backend!r}{_suggest(r.backend, BACKENDS)} "
+                                                        f"(expected one of: {', '.join(BACKENDS)})"))
         if not isinstance(r.device, str) or not _DEVICE.match(r.device):
             out.append(Issue("run", None, ("device",), f"unknown device {r.device!r} (expected cpu, cuda, "
                                                        f"cuda:N, mps or auto)"))

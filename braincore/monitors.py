@@ -130,6 +130,19 @@ class RateMonitor:
             self._acc = torch.zeros_like(self._acc)
             self._in_bin = 0
 
+    def record_counts(self, counts: Tensor) -> None:
+        """Record many steps at once from spike counts ``[steps, B]`` (the native engine's output)."""
+        i, steps = 0, counts.shape[0]
+        while i < steps:
+            take = min(self.steps_per_bin - self._in_bin, steps - i)
+            self._acc += counts[i:i + take].to(self._acc.device).sum(dim=0, dtype=torch.float64)
+            self._in_bin += take
+            i += take
+            if self._in_bin == self.steps_per_bin:
+                self._bins.append(self._acc / (self.size * self.bin_ms / 1000.0))
+                self._acc = torch.zeros_like(self._acc)
+                self._in_bin = 0
+
     def data(self, dt: float) -> dict:
         rates = torch.stack(self._bins).cpu().numpy() if self._bins else np.zeros((0, 0))
         return {"t": np.arange(len(self._bins)) * self.bin_ms, "rate_hz": rates, "bin_ms": self.bin_ms}

@@ -34,6 +34,7 @@ RNG state, monitors) so that a resumed run is bit-identical to an uninterrupted 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +177,8 @@ class Simulator:
     """Builds the runtime of an assembly and runs the clock-driven loop (see the module docstring)."""
 
     def __init__(self, assembly, *, batch: Optional[int] = None, device: Optional[str] = None,
-                 dtype: Optional[str] = None, seed: Optional[int] = None, dt: Optional[float] = None):
+                 dtype: Optional[str] = None, seed: Optional[int] = None, dt: Optional[float] = None,
+                 backend: Optional[str] = None):
         from .synapses import build_connectivity, init_delays, init_weights, to_csr
 
         problems = assembly.validate()
@@ -190,6 +192,16 @@ class Simulator:
         self.dtype = DTYPES[dtype if dtype is not None else run.dtype]
         self.seed = int(seed if seed is not None else run.seed)
         self.duration = float(run.duration)
+        self.backend = backend if backend is not None else getattr(run, "backend", "auto")
+        if self.backend == "auto" and os.environ.get("BRAINCORE_BACKEND"):
+            self.backend = os.environ["BRAINCORE_BACKEND"]  # force one engine everywhere (debugging, tests)
+        if self.backend not in ("auto", "native", "torch"):
+            raise ConfigError(f"unknown backend {self.backend!r}; use auto, native or torch")
+        self._engine = None  # the native engine, built at the first run
+        self._native_checked = False
+        self._pending_native_rng = None
+        #: why ``backend: auto`` runs on PyTorch (empty when the native engine runs)
+        self.fallback_reason = ""
         self.step_count = 0
         build_rng = torch.Generator().manual_seed(self.seed)
         self.rng = torch.Generator(device=self.device).manual_seed(self.seed + 1)
@@ -357,15 +369,45 @@ class Simulator:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=steps, unit="step", desc="simulating", mininterval=0.5, leave=False)
+            bar = tqdm(total=steps, unit="step", desc=f"simulating ({self.engine})", mininterval=0.5,
+                       leave=False)
+        engine = self.native_engine()
         with torch.no_grad():
-            for i in range(steps):
-                self._step()
-                if bar is not None and (i & 255) == 255:
-                    bar.update(256)
+            if engine is not None:
+                engine.run(steps, bar)
+            else:
+                for i in range(steps):
+                    self._step()
+                    if bar is not None and (i & 255) == 255:
+                        bar.update(256)
         if bar is not None:
             bar.close()
         return self
+
+    @property
+    def engine(self) -> str:
+        """``"native"`` or ``"torch"``: which engine runs (or will run) this simulation."""
+        return "native" if self.native_engine() is not None else "torch"
+
+    def native_engine(self):
+        """The native C engine for this simulation, or ``None`` when the backend is torch or (``auto``) the
+        network or machine is not supported (then :attr:`fallback_reason` says why)."""
+        if self.backend == "torch" or self._native_checked:
+            return self._engine
+        self._native_checked = True
+        from .native import NativeEngine, NativeUnavailable
+
+        try:
+            self._engine = NativeEngine(self)
+        except NativeUnavailable as err:
+            if self.backend == "native":
+                raise ConfigError(f"backend native: {err}") from None
+            self.fallback_reason = str(err)
+            return None
+        if self._pending_native_rng is not None:
+            self._engine.load_rng_tensor(self._pending_native_rng)
+            self._pending_native_rng = None
+        return self._engine
 
     def _step(self) -> None:
         k = self.step_count
@@ -531,6 +573,7 @@ class Simulator:
             "weights": {p.name: p.weight.cpu() for p in self.projections},
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},
             "monitors": {m.name: m.state_dict() for m in self.monitors},
+            "native_rng": self._engine.rng_tensor() if self._engine is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -552,6 +595,12 @@ class Simulator:
                 proj.dense = state["dense"][proj.name].to(dev)
         for m in self.monitors:
             m.load_state_dict(state["monitors"][m.name], dev)
+        native_rng = state.get("native_rng")
+        if native_rng is not None:
+            if self._engine is not None:
+                self._engine.load_rng_tensor(native_rng)
+            else:
+                self._pending_native_rng = native_rng
 
     def save(self, path) -> Path:
         """Atomic checkpoint of the full simulation state."""
@@ -578,12 +627,13 @@ def run_assembly(assembly, options: dict) -> dict:
     for m in sim.monitors:
         if isinstance(m, SpikeMonitor):
             rates[m.target] = float(m.counts.sum()) / (m.size * sim.batch * seconds) if seconds > 0 else 0.0
-    say(f"simulated {sim.t:g} ms in {elapsed:.2f} s ({sim.step_count} steps)")
+    say(f"simulated {sim.t:g} ms in {elapsed:.2f} s ({sim.step_count} steps, {sim.engine} engine"
+        f"{'' if sim.engine == 'native' or sim.backend == 'torch' else '; native: ' + sim.fallback_reason})")
     for name, rate in rates.items():
         say(f"  {name:<24} mean rate {rate:7.2f} Hz")
     out = Path(options.get("out", "."))
     summary = {"kind": "assembly", "name": assembly.name, "simulated_ms": sim.t, "wall_s": elapsed,
-               "build_s": built - start, "mean_rate_hz": rates, "spikes": sim.spike_counts()}
+               "build_s": built - start, "engine": sim.engine, "mean_rate_hz": rates, "spikes": sim.spike_counts()}
     if sim.monitors:
         summary["npz"] = str(sim.save_npz(out / f"{assembly.name or 'assembly'}.npz"))
     if not options.get("no_plot") and any(isinstance(m, SpikeMonitor) for m in sim.monitors):

@@ -98,8 +98,8 @@ def plot_raster(sim, path: PathLike, *, trial: int = 0, max_neurons: int = 400, 
         data = m.data(sim.dt)
         keep = (data["trial"] == trial) & (data["neuron"] < max_neurons)
         shown = min(m.size, max_neurons)
-        ax_r.plot(data["t"][keep], data["neuron"][keep] + offset, ",", color=colors[i % len(colors)],
-                  marker="|", ms=2, lw=0, label=m.target)
+        ax_r.plot(data["t"][keep], data["neuron"][keep] + offset, color=colors[i % len(colors)],
+                  marker="|", ms=2, lw=0, ls="none", label=m.target)
         counts, _ = np.histogram(data["t"][data["trial"] == trial], bins=edges)
         ax_rate.plot(edges[:-1] + bin_ms / 2, counts / (m.size * bin_ms / 1000.0), color=colors[i % len(colors)],
                      lw=1)

@@ -8,6 +8,13 @@ import torch
 from braincore.graph import Assembly
 from braincore.simulator import Simulator
 
+
+@pytest.fixture(autouse=True, params=["torch", "auto"])
+def engine(request, monkeypatch):
+    """Every test on the PyTorch engine and on ``auto`` (the native C engine wherever it supports the network)."""
+    monkeypatch.setenv("BRAINCORE_BACKEND", request.param)
+    return request.param
+
 DT = 0.1
 
 

@@ -1,0 +1,136 @@
+"""Compile the native engine's C kernel once per machine and load it with :mod:`ctypes`.
+
+The kernel (``kernel.c``, shipped with the package) is compiled at first use with the system C compiler
+(``$CC``, else ``cc``/``gcc``/``clang``) into a per-user cache (``$BRAINCORE_CACHE``, else
+``~/.cache/braincore``), keyed by a hash of the source, the compiler's version, the flags and the CPU, so a
+changed kernel, compiler or machine compiles anew and a shared home directory never loads a binary built for
+another CPU. Compiling takes well under a second; later runs load the cached library in milliseconds.
+
+Flags: ``-O3 -march=native`` for speed, ``-ffp-contract=off`` and no ``-ffast-math`` so that every
+floating-point operation is rounded as written (the float64 kernel reproduces the PyTorch engine bit for bit).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+SOURCE = Path(__file__).with_name("kernel.c")
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
+ABI_VERSION = 1
+
+
+class NativeUnavailable(RuntimeError):
+    """The native engine cannot be used here (no C compiler, a failed compile, or an unsupported platform)."""
+
+
+def find_compiler() -> Optional[str]:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("BRAINCORE_CACHE")
+    path = Path(root) if root else Path.home() / ".cache" / "braincore"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+        return path
+    except OSError:
+        fallback = Path(tempfile.gettempdir()) / f"braincore-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags", "Features")):
+                    return line.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _compiler_version(cc: str) -> str:
+    try:
+        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+@lru_cache(maxsize=None)
+def load_library(precision: str) -> ctypes.CDLL:
+    """The compiled kernel for ``precision`` ``"float64"`` or ``"float32"`` (compiling it if needed).
+
+    Raises :class:`NativeUnavailable` with the reason when it cannot be built or loaded.
+    """
+    if precision not in ("float64", "float32"):
+        raise NativeUnavailable(f"no native kernel for dtype {precision!r}")
+    if os.environ.get("BRAINCORE_NO_NATIVE"):
+        raise NativeUnavailable("disabled by BRAINCORE_NO_NATIVE")
+    cc = find_compiler()
+    if cc is None:
+        raise NativeUnavailable("no C compiler found (set CC, or install gcc or clang)")
+    real = "double" if precision == "float64" else "float"
+    flags = FLAGS + [f"-DREAL={real}"]
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), _compiler_version(cc).encode(),
+                                     _cpu_signature().encode(), platform.machine().encode()])).hexdigest()[:16]
+    target = cache_dir() / f"braincore_kernel_{precision}_{key}.so"
+    if not target.exists():
+        tmp = target.with_suffix(f".{os.getpid()}.tmp.so")
+        cmd = [cc, *flags, "-o", str(tmp), str(SOURCE), "-lm"]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise NativeUnavailable(f"compiling the native kernel failed: {err}") from None
+        if result.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise NativeUnavailable(f"compiling the native kernel failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
+        os.replace(tmp, target)  # atomic: a concurrent process sees the old state or the whole library
+    try:
+        lib = ctypes.CDLL(str(target))
+    except OSError as err:
+        raise NativeUnavailable(f"loading {target} failed: {err}") from None
+    lib.bc_abi_version.restype = ctypes.c_int32
+    if lib.bc_abi_version() != ABI_VERSION:
+        raise NativeUnavailable(f"{target} has ABI {lib.bc_abi_version()}, expected {ABI_VERSION}")
+    lib.bc_run.restype = ctypes.c_int64
+    lib.bc_run.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    lib.bc_seed.restype = None
+    lib.bc_seed.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+    return lib
+
+
+def compile_seconds(precision: str = "float64") -> float:
+    """Wall time of a fresh compile (into a scratch cache), for benchmarks that report build cost apart."""
+    import time
+
+    old = os.environ.get("BRAINCORE_CACHE")
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["BRAINCORE_CACHE"] = scratch
+        load_library.cache_clear()
+        start = time.perf_counter()
+        try:
+            load_library(precision)
+        finally:
+            elapsed = time.perf_counter() - start
+            if old is None:
+                os.environ.pop("BRAINCORE_CACHE", None)
+            else:
+                os.environ["BRAINCORE_CACHE"] = old
+            load_library.cache_clear()
+    return elapsed

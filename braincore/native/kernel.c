@@ -1,0 +1,310 @@
+/* braincore native CPU engine: the simulator's clock-driven loop (see braincore/simulator.py) in C.
+ *
+ * One call runs many steps with no Python in between, which removes the per-step interpreter and dispatch
+ * overhead that dominates small and medium networks. The schedule, equations and floating-point operation
+ * order are those of the PyTorch engine, so that in float64 both engines give the same spikes bit for bit
+ * on networks without noise (tests/test_native.py checks this). Poisson inputs use this file's own generator
+ * (xoshiro256**), seeded from the simulator seed, so they differ from the PyTorch engine's stream.
+ *
+ * Compiled by braincore/native/build.py twice: with REAL=double and REAL=float. No -ffast-math and
+ * -ffp-contract=off: the order and rounding of every operation is that of the source.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef REAL
+#define REAL double
+#endif
+
+enum { MODEL_LIF_EXACT = 0, MODEL_LIF_EULER = 1, MODEL_IF = 2, MODEL_ALIF_EXACT = 3, MODEL_ALIF_EULER = 4 };
+enum { SYN_INSTANT = 0, SYN_EXP = 1, SYN_ALPHA = 2, SYN_COND = 3 };
+enum { IN_POISSON = 0, IN_CURRENT = 1, IN_TV_CURRENT = 2 };
+enum { REC_SPIKES = 0, REC_RATE = 1 };
+
+typedef struct {
+    int32_t model, n, reset_subtract, ref_steps;
+    void *v, *a, *refrac;              /* state [B*n]; a only for ALIF */
+    double decay_m;                    /* exp(-dt/tau_m) (exact) or dt/tau_m (euler); IF: dt*1000 */
+    double v_rest, R_m, v_reset, v_th; /* IF: R_m holds C_m; ALIF: v_th holds b0 */
+    double decay_a, beta, delta_a;     /* ALIF: exp(-dt/tau_a) (exact) or dt/tau_a (euler) */
+    int32_t n_groups, n_inputs;
+    int32_t *groups;                   /* synaptic groups feeding this population, in order */
+    int32_t *inputs;                   /* current inputs onto this population, in order */
+    void *drive;                       /* scratch [n] */
+    int32_t *fired;                    /* scratch [B*n]: indices of this step's spikes per trial */
+    int32_t *n_fired;                  /* scratch [B] */
+} Pop;
+
+typedef struct {
+    int32_t kind, post, n, pad;
+    double decay, dt_over_tau, E_rev, factor;
+    void *x, *h, *ring;                /* x, h [B*n]; ring [L*B*n] */
+} Group;
+
+typedef struct {
+    int32_t pre, group, uniform_delay, n_post;   /* uniform_delay < 0: per-synapse delays */
+    int64_t *indptr, *post, *delay;
+    void *w;
+} Proj;
+
+typedef struct {
+    int32_t type, group, pop, n_neurons;
+    double scale, lam, amplitude;
+    int64_t start, stop, T;
+    int64_t *neurons;                  /* NULL: all neurons */
+    void *values;                      /* time-varying current [T*ncols] */
+    int64_t ncols;
+} Input;
+
+typedef struct {
+    int32_t type, pop;
+    int64_t cap, filled, room, dropped;
+    int64_t *triples;                  /* spikes: [cap*3] (step, trial, neuron) */
+    int64_t *counts;                   /* spikes: [B*n]; rate: [steps*B] spikes per step and trial */
+} Rec;
+
+typedef struct {
+    int32_t B, L, n_pops, n_groups, n_projs, n_inputs, n_recs, pad;
+    int64_t k;
+    Pop *pops; Group *groups; Proj *projs; Input *inputs; Rec *recs;
+    uint64_t *rng;                     /* xoshiro256** state [4] */
+} Net;
+
+/* ---- random numbers: xoshiro256** (Blackman & Vigna 2018) ------------------------------------------------ */
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t next_u64(uint64_t *s) {
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45);
+    return result;
+}
+static inline double uniform01(uint64_t *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
+
+/* Poisson deviate: multiplication of uniforms below lam = 10, else Hoermann's (1993) transformed rejection
+ * with squeeze (PTRS). */
+static int64_t poisson(uint64_t *s, double lam) {
+    if (lam <= 0.0) return 0;
+    if (lam < 10.0) {
+        double limit = exp(-lam), prod = uniform01(s);
+        int64_t k = 0;
+        while (prod > limit) { prod *= uniform01(s); k++; }
+        return k;
+    }
+    double slam = sqrt(lam), loglam = log(lam), b = 0.931 + 2.53 * slam, a = -0.059 + 0.02483 * b;
+    double inv_alpha = 1.1239 + 1.1328 / (b - 3.4), vr = 0.9277 - 3.6224 / (b - 2.0);
+    for (;;) {
+        double U = uniform01(s) - 0.5, V = uniform01(s), us = 0.5 - fabs(U);
+        int64_t k = (int64_t)floor((2.0 * a / us + b) * U + lam + 0.43);
+        if (us >= 0.07 && V <= vr) return k;
+        if (k < 0 || (us < 0.013 && V > us)) continue;
+        if (log(V) + log(inv_alpha) - log(a / (us * us) + b) <= -lam + (double)k * loglam - lgamma((double)k + 1.0))
+            return k;
+    }
+}
+
+/* ---- one step ---------------------------------------------------------------------------------------------- */
+static void deliver(Net *net) {
+    const int32_t B = net->B;
+    const int64_t slot = net->k % net->L;
+    for (int32_t g = 0; g < net->n_groups; g++) {
+        Group *G = &net->groups[g];
+        const int64_t size = (int64_t)B * G->n;
+        REAL *arriving = (REAL *)G->ring + slot * size;
+        REAL *target = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x);
+        if (G->kind == SYN_ALPHA) {
+            const REAL e = (REAL)2.718281828459045235360287;  /* e, as Python's math.e */
+            for (int64_t i = 0; i < size; i++) target[i] += arriving[i] * e;
+        } else {
+            for (int64_t i = 0; i < size; i++) target[i] += arriving[i];
+        }
+        memset(arriving, 0, sizeof(REAL) * size);
+    }
+    for (int32_t q = 0; q < net->n_inputs; q++) {
+        Input *in = &net->inputs[q];
+        if (in->type != IN_POISSON) continue;
+        Group *G = &net->groups[in->group];
+        REAL *target = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x);
+        const REAL scale = (REAL)in->scale;
+        const int64_t m = in->neurons ? in->n_neurons : G->n;
+        for (int32_t b = 0; b < B; b++) {
+            REAL *row = target + (int64_t)b * G->n;
+            for (int64_t j = 0; j < m; j++) {
+                int64_t count = poisson(net->rng, in->lam);
+                if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
+            }
+        }
+    }
+}
+
+static void external_current(Net *net, Pop *P, REAL *drive) {
+    for (int32_t c = 0; c < P->n_inputs; c++) {
+        Input *in = &net->inputs[P->inputs[c]];
+        const int64_t k = net->k;
+        const REAL *vals = NULL;
+        REAL amp = 0;
+        if (in->type == IN_CURRENT) {
+            if (k < in->start || (in->stop >= 0 && k >= in->stop)) continue;
+            amp = (REAL)in->amplitude;
+        } else {
+            if (k >= in->T) continue;
+            vals = (const REAL *)in->values + k * in->ncols;
+        }
+        const int64_t m = in->neurons ? in->n_neurons : P->n;
+        for (int64_t j = 0; j < m; j++) {
+            REAL value = vals ? vals[in->ncols == 1 ? 0 : j] : amp;
+            drive[in->neurons ? in->neurons[j] : j] += value;
+        }
+    }
+}
+
+static void step_population(Net *net, Pop *P) {
+    const int32_t n = P->n;
+    REAL *drive = (REAL *)P->drive;
+    const REAL decay_m = (REAL)P->decay_m, v_rest = (REAL)P->v_rest, R_m = (REAL)P->R_m;
+    const REAL v_reset = (REAL)P->v_reset, v_th = (REAL)P->v_th, ref = (REAL)P->ref_steps;
+    const REAL decay_a = (REAL)P->decay_a, beta = (REAL)P->beta, delta_a = (REAL)P->delta_a;
+    for (int32_t b = 0; b < net->B; b++) {
+        REAL *v = (REAL *)P->v + (int64_t)b * n, *refrac = (REAL *)P->refrac + (int64_t)b * n;
+        REAL *a = P->a ? (REAL *)P->a + (int64_t)b * n : NULL;
+        int32_t *fired = P->fired + (int64_t)b * n, count = 0;
+        memset(drive, 0, sizeof(REAL) * n);
+        external_current(net, P, drive);
+        for (int32_t gi = 0; gi < P->n_groups; gi++) {
+            Group *G = &net->groups[P->groups[gi]];
+            REAL *x = (REAL *)G->x + (int64_t)b * n;
+            if (G->kind == SYN_INSTANT) {
+                for (int32_t i = 0; i < n; i++) { v[i] = v[i] + x[i]; x[i] = 0; }
+            } else if (G->kind == SYN_COND) {
+                const REAL E = (REAL)G->E_rev, f = (REAL)G->factor;
+                for (int32_t i = 0; i < n; i++) drive[i] = drive[i] + x[i] * (E - v[i]) * f;
+            } else {
+                for (int32_t i = 0; i < n; i++) drive[i] = drive[i] + x[i];
+            }
+        }
+        for (int32_t i = 0; i < n; i++) {
+            REAL r = refrac[i] - 1;
+            if (r < 0) r = 0;
+            const int active = r == 0;
+            REAL v_new, thr = v_th, ai = 0;
+            switch (P->model) {
+            case MODEL_LIF_EXACT: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v_inf + (v[i] - v_inf) * decay_m; break; }
+            case MODEL_LIF_EULER: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v[i] + decay_m * (v_inf - v[i]); break; }
+            case MODEL_IF: v_new = v[i] + decay_m * drive[i] / R_m; break;
+            case MODEL_ALIF_EXACT: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v_inf + (v[i] - v_inf) * decay_m;
+                                     ai = a[i] * decay_a; thr = v_th + beta * ai; break; }
+            default: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v[i] + decay_m * (v_inf - v[i]);
+                       ai = a[i] - decay_a * a[i]; thr = v_th + beta * ai; break; }
+            }
+            REAL vi = active ? v_new : v[i];
+            const int spike = active && (vi - thr >= 0);
+            if (spike) {
+                vi = P->reset_subtract ? vi - (thr - v_reset) : vi - (vi - v_reset);
+                r = ref;
+                fired[count++] = i;
+            }
+            if (a) a[i] = spike ? ai + delta_a : ai;
+            v[i] = vi;
+            refrac[i] = r;
+        }
+        P->n_fired[b] = count;
+    }
+}
+
+static void propagate(Net *net, Proj *J) {
+    Pop *P = &net->pops[J->pre];
+    Group *G = &net->groups[J->group];
+    const int32_t B = net->B, L = net->L;
+    const int64_t plane = (int64_t)B * J->n_post;
+    const REAL *w = (const REAL *)J->w;
+    REAL *ring = (REAL *)G->ring;
+    for (int32_t b = 0; b < B; b++) {
+        const int32_t *fired = P->fired + (int64_t)b * P->n;
+        for (int32_t f = 0; f < P->n_fired[b]; f++) {
+            const int32_t i = fired[f];
+            if (J->uniform_delay >= 0) {
+                REAL *row = ring + ((net->k + J->uniform_delay) % L) * plane + (int64_t)b * J->n_post;
+                for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += w[s];
+            } else {
+                for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++)
+                    ring[((net->k + J->delay[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += w[s];
+            }
+        }
+    }
+}
+
+static void decay_groups(Net *net) {
+    for (int32_t g = 0; g < net->n_groups; g++) {
+        Group *G = &net->groups[g];
+        if (G->kind == SYN_INSTANT) continue;
+        const int64_t size = (int64_t)net->B * G->n;
+        const REAL d = (REAL)G->decay;
+        REAL *x = (REAL *)G->x;
+        if (G->kind == SYN_ALPHA) {
+            REAL *h = (REAL *)G->h;
+            const REAL c = (REAL)G->dt_over_tau;
+            for (int64_t i = 0; i < size; i++) { x[i] = (x[i] + c * h[i]) * d; h[i] = h[i] * d; }
+        } else {
+            for (int64_t i = 0; i < size; i++) x[i] = x[i] * d;
+        }
+    }
+}
+
+/* Room check: stop before a step whose spikes might not fit a spike recorder's buffer. */
+static int recorders_full(Net *net) {
+    for (int32_t r = 0; r < net->n_recs; r++) {
+        Rec *R = &net->recs[r];
+        if (R->type != REC_SPIKES || R->filled >= R->room) continue;
+        int64_t need = (int64_t)net->B * net->pops[R->pop].n;
+        if (R->room - R->filled < need) need = R->room - R->filled;
+        if (R->cap - R->filled < need) return 1;
+    }
+    return 0;
+}
+
+static void record(Net *net, int64_t local_step) {
+    for (int32_t r = 0; r < net->n_recs; r++) {
+        Rec *R = &net->recs[r];
+        Pop *P = &net->pops[R->pop];
+        for (int32_t b = 0; b < net->B; b++) {
+            const int32_t *fired = P->fired + (int64_t)b * P->n;
+            const int32_t count = P->n_fired[b];
+            if (R->type == REC_RATE) { R->counts[local_step * net->B + b] = count; continue; }
+            for (int32_t f = 0; f < count; f++) {
+                R->counts[(int64_t)b * P->n + fired[f]] += 1;
+                if (R->filled < R->room) {
+                    int64_t *t = R->triples + 3 * R->filled++;
+                    t[0] = net->k; t[1] = b; t[2] = fired[f];
+                } else {
+                    R->dropped++;
+                }
+            }
+        }
+    }
+}
+
+/* Run up to `steps` steps; returns how many ran (fewer when a spike buffer needs emptying first). */
+int64_t bc_run(Net *net, int64_t steps) {
+    int64_t done = 0;
+    for (; done < steps; done++) {
+        if (recorders_full(net)) break;
+        deliver(net);
+        for (int32_t p = 0; p < net->n_pops; p++) step_population(net, &net->pops[p]);
+        for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j]);
+        decay_groups(net);
+        record(net, done);
+        net->k++;
+    }
+    return done;
+}
+
+/* Seed the generator with splitmix64, as the xoshiro authors recommend. */
+void bc_seed(uint64_t *state, uint64_t seed) {
+    for (int i = 0; i < 4; i++) {
+        uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        state[i] = z ^ (z >> 31);
+    }
+}
+
+int32_t bc_abi_version(void) { return 1; }

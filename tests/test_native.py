@@ -1,0 +1,193 @@
+"""The native C engine against the PyTorch engine (the reference), and its own guarantees.
+
+In float64 the C kernel performs the PyTorch engine's operations in the same order, so on networks without
+Poisson noise both engines must produce the same spikes (exact equality of every (step, trial, neuron)
+triple) and the same final state (alpha kernels to 1e-9: ATen may fuse ``x + c h`` into one FMA, which
+rounds once instead of twice). Poisson inputs come from the kernel's own generator; they are checked against
+Poisson statistics and for reproducibility instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from braincore.graph import Assembly
+from braincore.neurons.base import ConfigError
+from braincore.simulator import Simulator
+
+native = pytest.importorskip("braincore.native")
+try:
+    native.load_library("float64")
+    native.load_library("float32")
+except native.NativeUnavailable as err:  # no C compiler on this machine
+    pytest.skip(f"native engine unavailable: {err}", allow_module_level=True)
+
+DT = 0.1
+LIF_CELL = {"tau_m": "20 ms", "R_m": "100 MOhm", "v_rest": "-60 mV", "v_reset": "-60 mV", "v_th": "-50 mV",
+            "t_ref": "2 ms"}
+
+
+def mixed_network(dtype: str = "float64", batch: int = 2) -> Assembly:
+    """Every model, kernel, delay kind and deterministic input the native engine supports, recurrently wired."""
+    a = Assembly(name="mixed")
+    init = {"v": {"dist": "uniform", "low": "-60 mV", "high": "-50 mV"}}
+    a.add_population("lif", "lif", 120, LIF_CELL, init=init)
+    a.add_population("lif_euler", "lif", 60, dict(LIF_CELL, reset="subtract"), method="euler", init=init)
+    a.add_population("integrator", "if", 40, {"C_m": "200 pF", "v_rest": "-60 mV", "v_reset": "-60 mV",
+                                              "v_th": "-50 mV", "t_ref": "1 ms"})
+    alif = {"tau_m": "20 ms", "R_m": "100 MOhm", "v_rest": "-60 mV", "v_reset": "-60 mV", "b0": "-50 mV",
+            "beta": "2 mV", "tau_a": "100 ms", "t_ref": "2 ms"}
+    a.add_population("alif", "alif", 50, alif, init=init)
+    a.add_population("alif_euler", "alif", 30, dict(alif, reset="subtract"), method="euler", init=init)
+    ampa = {"type": "conductance", "tau": "5 ms", "E_rev": "0 mV"}
+    gaba = {"type": "conductance", "tau": "10 ms", "E_rev": "-80 mV"}
+    a.add_projection("lif", "lif", {"type": "fixed_probability", "p": 0.1}, "2 nS", ampa,
+                     {"dist": "uniform", "low": "0.1 ms", "high": "3 ms"}, sign="excitatory")
+    a.add_projection("lif", "alif", {"type": "fixed_indegree", "k": 12}, {"dist": "normal", "mean": 0.05,
+                     "std": 0.02}, {"type": "exponential", "tau": "3 ms"}, "1.5 ms")
+    a.add_projection("alif", "lif", {"type": "fixed_probability", "p": 0.2}, "20 nS", gaba, "0.5 ms",
+                     sign="inhibitory")
+    a.add_projection("lif", "lif_euler", {"type": "all_to_all"}, "0.3 mV", None, "1 ms", storage="dense")
+    a.add_projection("lif_euler", "integrator", {"type": "fixed_probability", "p": 0.3}, "0.2 nA",
+                     {"type": "alpha", "tau": "2 ms"}, {"dist": "uniform", "low": "0.1 ms", "high": "2 ms"})
+    a.add_projection("integrator", "alif_euler", {"type": "fixed_indegree", "k": 5}, "1 mV", None, "0.2 ms")
+    a.add_projection("alif_euler", "alif_euler", {"type": "fixed_probability", "p": 0.2}, "-0.5 mV")
+    a.add_input("bias", "constant_current", "lif", amplitude="0.12 nA")
+    a.add_input("pulse", "step_current", "lif_euler", amplitude="0.25 nA", start="20 ms", stop="120 ms")
+    a.add_input("ramp", "time_varying_current", "integrator",
+                values=list(np.linspace(0.0, 0.3, 1500)))
+    a.add_input("few", "constant_current", "alif", amplitude="0.2 nA", neurons=[0, 3, 7, 11])
+    a.add_input("tonic", "constant_current", "alif_euler", amplitude="0.11 nA")
+    for pop in ("lif", "lif_euler", "integrator", "alif", "alif_euler"):
+        a.add_monitor(f"{pop}_spikes", "spikes", pop)
+    a.add_monitor("lif_rate", "rate", "lif", bin="5 ms")
+    a.set_run(duration=200.0, dt=DT, seed=7, dtype=dtype, batch=batch)
+    return a
+
+
+def assert_same_run(sim_a: Simulator, sim_b: Simulator, state_atol: float = 0.0) -> None:
+    for monitor in sim_a.monitors:
+        a, b = sim_a.monitor(monitor.name), sim_b.monitor(monitor.name)
+        if "rate_hz" in a:
+            np.testing.assert_array_equal(a["rate_hz"], b["rate_hz"])
+            continue
+        for key in ("step", "trial", "neuron", "counts"):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{monitor.name}/{key}")
+    for name, pop in sim_a.populations.items():
+        other = sim_b.populations[name].state
+        for field in pop.state._fields:
+            torch.testing.assert_close(getattr(pop.state, field), getattr(other, field), rtol=0.0, atol=state_atol)
+
+
+def test_native_engine_is_chosen_and_matches_torch_spike_for_spike_in_float64():
+    torch_sim = Simulator(mixed_network(), backend="torch").run()
+    native_sim = Simulator(mixed_network(), backend="native").run()
+    assert native_sim.engine == "native" and torch_sim.engine == "torch"
+    counts = native_sim.spike_counts()
+    assert all(c > 0 for c in counts.values()), counts  # every population takes part
+    assert_same_run(torch_sim, native_sim, state_atol=1e-9)
+
+
+def test_float32_runs_agree_statistically():
+    # float32: the scalar constants round to float32 in both engines, yet ATen's vectorised kernels may order
+    # or fuse operations differently; spikes then drift apart after many steps, rates may not.
+    t = Simulator(mixed_network("float32", batch=1), backend="torch").run().spike_counts()
+    n = Simulator(mixed_network("float32", batch=1), backend="native").run().spike_counts()
+    for pop in t:
+        assert abs(t[pop] - n[pop]) <= 0.05 * t[pop] + 5, (pop, t[pop], n[pop])
+
+
+def test_engines_can_alternate_within_one_simulation():
+    whole = Simulator(mixed_network(), backend="torch").run()
+    mixed = Simulator(mixed_network(), backend="native").run(80.0)
+    mixed.backend, mixed._engine, mixed._native_checked = "torch", None, False
+    mixed.run(120.0)
+    assert_same_run(whole, mixed, state_atol=1e-9)
+
+
+def poisson_network(rate: str, sources: int, n: int = 400, batch: int = 1) -> Assembly:
+    a = Assembly(name="poisson")
+    a.add_population("p", "lif", n, dict(LIF_CELL, v_th="1000 mV"))  # never fires: v integrates the input
+    a.add_input("drive", "poisson", "p", rate=rate, weight="1 nA", sources=sources,
+                synapse={"type": "exponential", "tau": "1e9 ms"})  # x accumulates the counts (no decay)
+    a.add_monitor("s", "spikes", "p")
+    a.set_run(duration=100.0, dt=DT, seed=3, dtype="float64", batch=batch)
+    return a
+
+
+@pytest.mark.parametrize("rate,sources", [("50 Hz", 1), ("20 Hz", 100), ("40 Hz", 10000)])
+def test_native_poisson_counts_have_poisson_mean_and_variance(rate, sources):
+    # lambda per step: 0.005 (mostly zeros), 0.2 (multiplication method), 40 (transformed rejection).
+    # After 1000 steps each neuron's total is Poisson(1000 lambda); over 400 neurons the sample mean has a
+    # relative standard error of 1/sqrt(400 * 1000 lambda) <= 0.7 %, the sample variance one of
+    # ~sqrt(2/399) = 7 %; tolerances are 5 and 4 standard errors.
+    sim = Simulator(poisson_network(rate, sources), backend="native")
+    sim.run()
+    group = sim.groups[0]
+    totals = group.x[0].numpy() / 1.0  # 1 nA per event, no decay over 100 ms (tau 1e9 ms)
+    lam = float(rate.split()[0]) * sources * DT / 1000.0 * 1000
+    assert totals.mean() == pytest.approx(lam, rel=5 / math.sqrt(400 * lam))
+    assert totals.var(ddof=1) == pytest.approx(lam, rel=4 * math.sqrt(2 / 399))
+    np.testing.assert_allclose(totals, np.round(totals), atol=1e-6 * lam)  # whole counts
+
+
+def test_native_poisson_run_is_reproducible_and_resumes_bit_identically(tmp_path):
+    a = Assembly(name="noisy")
+    a.add_population("p", "lif", 200, LIF_CELL)
+    a.add_projection("p", "p", {"type": "fixed_probability", "p": 0.05}, "0.5 mV", None,
+                     {"dist": "uniform", "low": "0.1 ms", "high": "2 ms"})
+    a.add_input("drive", "poisson", "p", rate="9 Hz", weight="1.2 mV", sources=100)
+    a.add_monitor("s", "spikes", "p")
+    a.add_monitor("r", "rate", "p", bin="3 ms")
+    a.set_run(duration=100.0, dt=DT, seed=11, dtype="float64", batch=2, backend="native")
+    whole = Simulator(a).run()
+    again = Simulator(a).run()
+    assert_same_run(whole, again)
+    parts = Simulator(a).run(37.0)
+    path = parts.save(tmp_path / "ckpt.pt")
+    parts.run(63.0)
+    resumed = Simulator(a).load(path).run(63.0)
+    assert_same_run(whole, parts)
+    assert_same_run(whole, resumed)
+    counts = whole.monitors[0].counts
+    assert counts.sum() > 100 and not torch.equal(counts[0], counts[1])  # active, trials independent
+
+
+def test_spike_buffer_flushes_and_max_spikes_bound(monkeypatch):
+    import braincore.native.engine as engine
+
+    monkeypatch.setattr(engine, "SPIKE_BUFFER_MIN", 16)  # force many flushes
+    for max_spikes in (None, 250):
+        results = []
+        for backend in ("torch", "native"):
+            a = mixed_network()
+            a.monitors[:] = [dataclasses.replace(spec, max_spikes=max_spikes) if spec.type == "spikes" else spec
+                             for spec in a.monitors]
+            results.append(Simulator(a, backend=backend).run(60.0))
+        assert_same_run(*results, state_atol=1e-9)
+        if max_spikes:
+            m = results[1].monitors[0]
+            assert m.stored == max_spikes and m.dropped == int(m.counts.sum()) - max_spikes > 0
+
+
+def test_backend_native_reports_what_it_cannot_run_and_auto_falls_back():
+    a = Assembly(name="izh")
+    a.add_population("p", "izhikevich", 10, preset="regular_spiking")
+    a.add_monitor("v", "state", "p", ["v"])
+    a.set_run(duration=5.0, dt=DT)
+    with pytest.raises(ConfigError) as err:
+        Simulator(a, backend="native").run()
+    assert "izhikevich" in str(err.value) and "StateMonitor" in str(err.value)
+    auto = Simulator(a).run()
+    assert auto.engine == "torch" and "izhikevich" in auto.fallback_reason
+
+
+def test_unknown_backend_is_a_validation_problem():
+    a = mixed_network()
+    a.set_run(backend="nativ")
+    problems = a.validate()
+    assert any("backend" in str(p) and "native" in str(p) for p in problems), problems
