@@ -46,7 +46,7 @@ class Pop(ctypes.Structure):
 
 
 class Group(ctypes.Structure):
-    _fields_ = [("kind", c_int32), ("post", c_int32), ("n", c_int32), ("pad", c_int32),
+    _fields_ = [("kind", c_int32), ("post", c_int32), ("n", c_int32), ("has_poisson", c_int32),
                 ("decay", c_double), ("dt_over_tau", c_double), ("E_rev", c_double), ("factor", c_double),
                 ("x", c_void_p), ("h", c_void_p), ("ring", c_void_p)]
 
@@ -184,6 +184,7 @@ class NativeEngine:
             G.dt_over_tau = sim.dt / group.tau if group.tau > 0 else 0.0
             G.E_rev = group.E_rev if group.E_rev is not None else 0.0
             G.factor = group.factor
+            G.has_poisson = int(any(inp.type == "poisson" and inp.group == g for inp in sim.inputs))
 
         self.projs = (Proj * max(1, len(sim.projections)))()
         for j, proj in enumerate(sim.projections):

@@ -37,7 +37,7 @@ typedef struct {
 } Pop;
 
 typedef struct {
-    int32_t kind, post, n, pad;
+    int32_t kind, post, n, has_poisson;  /* has_poisson: Poisson inputs add to this group */
     double decay, dt_over_tau, E_rev, factor;
     void *x, *h, *ring;                /* x, h [B*n]; ring [L*B*n] */
 } Group;
@@ -102,37 +102,91 @@ static int64_t poisson(uint64_t *s, double lam) {
     }
 }
 
-/* ---- one step ---------------------------------------------------------------------------------------------- */
-static void deliver(Net *net) {
-    const int32_t B = net->B;
-    const int64_t slot = net->k % net->L;
-    for (int32_t g = 0; g < net->n_groups; g++) {
-        Group *G = &net->groups[g];
-        const int64_t size = (int64_t)B * G->n;
-        REAL *arriving = (REAL *)G->ring + slot * size;
-        REAL *target = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x);
-        if (G->kind == SYN_ALPHA) {
-            const REAL e = (REAL)2.718281828459045235360287;  /* e, as Python's math.e */
-            for (int64_t i = 0; i < size; i++) target[i] += arriving[i] * e;
-        } else {
-            for (int64_t i = 0; i < size; i++) target[i] += arriving[i];
-        }
-        memset(arriving, 0, sizeof(REAL) * size);
-    }
+/* ---- one step ----------------------------------------------------------------------------------------------
+ * Per population and trial, each synaptic group is handled in one pass over the neurons: take the ring-buffer
+ * slot of this step (deliver), add the group's term to the drive (or its voltage jump to v), then decay it over
+ * the step. Decaying before the neuron update rather than after propagation changes nothing: propagation only
+ * writes ring slots of later steps. Groups fed by Poisson inputs take the ring slot and the Poisson counts in
+ * separate passes first, so every element sees the PyTorch engine's order: x + ring, + Poisson, use, decay. */
+static inline REAL *ring_row(Net *net, Group *G, int32_t b) {
+    return (REAL *)G->ring + (net->k % net->L) * ((int64_t)net->B * G->n) + (int64_t)b * G->n;
+}
+
+static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
     for (int32_t q = 0; q < net->n_inputs; q++) {
         Input *in = &net->inputs[q];
-        if (in->type != IN_POISSON) continue;
+        if (in->type != IN_POISSON || in->pop != pop) continue;
         Group *G = &net->groups[in->group];
-        REAL *target = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x);
+        REAL *row = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x) + (int64_t)b * G->n;
         const REAL scale = (REAL)in->scale;
         const int64_t m = in->neurons ? in->n_neurons : G->n;
-        for (int32_t b = 0; b < B; b++) {
-            REAL *row = target + (int64_t)b * G->n;
-            for (int64_t j = 0; j < m; j++) {
-                int64_t count = poisson(net->rng, in->lam);
-                if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
-            }
+        for (int64_t j = 0; j < m; j++) {
+            int64_t count = poisson(net->rng, in->lam);
+            if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
         }
+    }
+}
+
+/* x += ring (alpha: h += e * ring), and clear the slot. */
+static void take_ring(Net *net, Group *G, int32_t b) {
+    REAL *arriving = ring_row(net, G, b);
+    const int32_t n = G->n;
+    REAL *target = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x) + (int64_t)b * n;
+    if (G->kind == SYN_ALPHA) {
+        const REAL e = (REAL)2.718281828459045235360287;  /* e, as Python's math.e */
+        for (int32_t i = 0; i < n; i++) target[i] += arriving[i] * e;
+    } else {
+        for (int32_t i = 0; i < n; i++) target[i] += arriving[i];
+    }
+    memset(arriving, 0, sizeof(REAL) * n);
+}
+
+/* One group's contribution for trial b: optionally deliver, then drive or v, then decay over the step. */
+static void apply_group(Net *net, Group *G, int32_t b, REAL *restrict v, REAL *restrict drive, int deliver) {
+    const int32_t n = G->n;
+    REAL *restrict x = (REAL *)G->x + (int64_t)b * n;
+    REAL *restrict ring = deliver ? ring_row(net, G, b) : NULL;
+    const REAL d = (REAL)G->decay;
+    switch (G->kind) {
+    case SYN_INSTANT:
+        for (int32_t i = 0; i < n; i++) {
+            if (ring) { x[i] += ring[i]; ring[i] = 0; }
+            v[i] = v[i] + x[i];
+            x[i] = 0;
+        }
+        break;
+    case SYN_COND: {
+        const REAL E = (REAL)G->E_rev, f = (REAL)G->factor;
+        if (ring) {
+            for (int32_t i = 0; i < n; i++) {
+                REAL xi = x[i] + ring[i];
+                ring[i] = 0;
+                drive[i] = drive[i] + xi * (E - v[i]) * f;
+                x[i] = xi * d;
+            }
+        } else {
+            for (int32_t i = 0; i < n; i++) { drive[i] = drive[i] + x[i] * (E - v[i]) * f; x[i] = x[i] * d; }
+        }
+        break;
+    }
+    case SYN_EXP:
+        for (int32_t i = 0; i < n; i++) {
+            REAL xi = x[i];
+            if (ring) { xi += ring[i]; ring[i] = 0; }
+            drive[i] = drive[i] + xi;
+            x[i] = xi * d;
+        }
+        break;
+    default: { /* alpha: deliveries go to h */
+        REAL *h = (REAL *)G->h + (int64_t)b * n;
+        const REAL e = (REAL)2.718281828459045235360287, c = (REAL)G->dt_over_tau;
+        for (int32_t i = 0; i < n; i++) {
+            if (ring) { h[i] += ring[i] * e; ring[i] = 0; }
+            drive[i] = drive[i] + x[i];
+            x[i] = (x[i] + c * h[i]) * d;
+            h[i] = h[i] * d;
+        }
+    }
     }
 }
 
@@ -157,54 +211,84 @@ static void external_current(Net *net, Pop *P, REAL *drive) {
     }
 }
 
+/* Sub-threshold update of every neuron over one step (vectorisable: no branches, no aliasing): refractory
+ * countdown, then the model's integration for the active neurons; refractory ones keep v. */
+#define COUNTDOWN REAL r = refrac[i] - 1; r = r < 0 ? 0 : r; refrac[i] = r;
+static void integrate(const Pop *P, int32_t n, REAL *restrict v, REAL *restrict refrac, REAL *restrict a,
+                      const REAL *restrict drive) {
+    const REAL decay_m = (REAL)P->decay_m, v_rest = (REAL)P->v_rest, R_m = (REAL)P->R_m;
+    const REAL decay_a = (REAL)P->decay_a;
+    switch (P->model) {
+    case MODEL_LIF_EXACT:
+        for (int32_t i = 0; i < n; i++) {
+            COUNTDOWN
+            const REAL v_inf = v_rest + R_m * drive[i], v_new = v_inf + (v[i] - v_inf) * decay_m;
+            v[i] = r == 0 ? v_new : v[i];
+        }
+        break;
+    case MODEL_LIF_EULER:
+        for (int32_t i = 0; i < n; i++) {
+            COUNTDOWN
+            const REAL v_inf = v_rest + R_m * drive[i], v_new = v[i] + decay_m * (v_inf - v[i]);
+            v[i] = r == 0 ? v_new : v[i];
+        }
+        break;
+    case MODEL_IF:
+        for (int32_t i = 0; i < n; i++) {
+            COUNTDOWN
+            const REAL v_new = v[i] + decay_m * drive[i] / R_m;
+            v[i] = r == 0 ? v_new : v[i];
+        }
+        break;
+    case MODEL_ALIF_EXACT:
+        for (int32_t i = 0; i < n; i++) {
+            COUNTDOWN
+            const REAL v_inf = v_rest + R_m * drive[i], v_new = v_inf + (v[i] - v_inf) * decay_m;
+            v[i] = r == 0 ? v_new : v[i];
+            a[i] = a[i] * decay_a;
+        }
+        break;
+    default: /* MODEL_ALIF_EULER */
+        for (int32_t i = 0; i < n; i++) {
+            COUNTDOWN
+            const REAL v_inf = v_rest + R_m * drive[i], v_new = v[i] + decay_m * (v_inf - v[i]);
+            v[i] = r == 0 ? v_new : v[i];
+            a[i] = a[i] - decay_a * a[i];
+        }
+    }
+}
+#undef COUNTDOWN
+
 static void step_population(Net *net, Pop *P) {
     const int32_t n = P->n;
     REAL *drive = (REAL *)P->drive;
-    const REAL decay_m = (REAL)P->decay_m, v_rest = (REAL)P->v_rest, R_m = (REAL)P->R_m;
     const REAL v_reset = (REAL)P->v_reset, v_th = (REAL)P->v_th, ref = (REAL)P->ref_steps;
-    const REAL decay_a = (REAL)P->decay_a, beta = (REAL)P->beta, delta_a = (REAL)P->delta_a;
+    const REAL beta = (REAL)P->beta, delta_a = (REAL)P->delta_a;
     for (int32_t b = 0; b < net->B; b++) {
         REAL *v = (REAL *)P->v + (int64_t)b * n, *refrac = (REAL *)P->refrac + (int64_t)b * n;
         REAL *a = P->a ? (REAL *)P->a + (int64_t)b * n : NULL;
         int32_t *fired = P->fired + (int64_t)b * n, count = 0;
         memset(drive, 0, sizeof(REAL) * n);
         external_current(net, P, drive);
+        for (int32_t gi = 0; gi < P->n_groups; gi++) {  /* groups fed by Poisson: ring, then Poisson */
+            Group *G = &net->groups[P->groups[gi]];
+            if (G->has_poisson) take_ring(net, G, b);
+        }
+        deliver_poisson(net, (int32_t)(P - net->pops), b);
         for (int32_t gi = 0; gi < P->n_groups; gi++) {
             Group *G = &net->groups[P->groups[gi]];
-            REAL *x = (REAL *)G->x + (int64_t)b * n;
-            if (G->kind == SYN_INSTANT) {
-                for (int32_t i = 0; i < n; i++) { v[i] = v[i] + x[i]; x[i] = 0; }
-            } else if (G->kind == SYN_COND) {
-                const REAL E = (REAL)G->E_rev, f = (REAL)G->factor;
-                for (int32_t i = 0; i < n; i++) drive[i] = drive[i] + x[i] * (E - v[i]) * f;
-            } else {
-                for (int32_t i = 0; i < n; i++) drive[i] = drive[i] + x[i];
-            }
+            apply_group(net, G, b, v, drive, !G->has_poisson);
         }
-        for (int32_t i = 0; i < n; i++) {
-            REAL r = refrac[i] - 1;
-            if (r < 0) r = 0;
-            const int active = r == 0;
-            REAL v_new, thr = v_th, ai = 0;
-            switch (P->model) {
-            case MODEL_LIF_EXACT: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v_inf + (v[i] - v_inf) * decay_m; break; }
-            case MODEL_LIF_EULER: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v[i] + decay_m * (v_inf - v[i]); break; }
-            case MODEL_IF: v_new = v[i] + decay_m * drive[i] / R_m; break;
-            case MODEL_ALIF_EXACT: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v_inf + (v[i] - v_inf) * decay_m;
-                                     ai = a[i] * decay_a; thr = v_th + beta * ai; break; }
-            default: { REAL v_inf = v_rest + R_m * drive[i]; v_new = v[i] + decay_m * (v_inf - v[i]);
-                       ai = a[i] - decay_a * a[i]; thr = v_th + beta * ai; break; }
-            }
-            REAL vi = active ? v_new : v[i];
-            const int spike = active && (vi - thr >= 0);
-            if (spike) {
-                vi = P->reset_subtract ? vi - (thr - v_reset) : vi - (vi - v_reset);
-                r = ref;
+        integrate(P, n, v, refrac, a, drive);
+        for (int32_t i = 0; i < n; i++) {  /* threshold: rare events, a predictable branch */
+            if (refrac[i] != 0) continue;
+            const REAL thr = a ? v_th + beta * a[i] : v_th;
+            if (v[i] - thr >= 0) {
+                v[i] = P->reset_subtract ? v[i] - (thr - v_reset) : v[i] - (v[i] - v_reset);
+                refrac[i] = ref;
+                if (a) a[i] = a[i] + delta_a;
                 fired[count++] = i;
             }
-            if (a) a[i] = spike ? ai + delta_a : ai;
-            v[i] = vi;
-            refrac[i] = r;
         }
         P->n_fired[b] = count;
     }
@@ -228,23 +312,6 @@ static void propagate(Net *net, Proj *J) {
                 for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++)
                     ring[((net->k + J->delay[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += w[s];
             }
-        }
-    }
-}
-
-static void decay_groups(Net *net) {
-    for (int32_t g = 0; g < net->n_groups; g++) {
-        Group *G = &net->groups[g];
-        if (G->kind == SYN_INSTANT) continue;
-        const int64_t size = (int64_t)net->B * G->n;
-        const REAL d = (REAL)G->decay;
-        REAL *x = (REAL *)G->x;
-        if (G->kind == SYN_ALPHA) {
-            REAL *h = (REAL *)G->h;
-            const REAL c = (REAL)G->dt_over_tau;
-            for (int64_t i = 0; i < size; i++) { x[i] = (x[i] + c * h[i]) * d; h[i] = h[i] * d; }
-        } else {
-            for (int64_t i = 0; i < size; i++) x[i] = x[i] * d;
         }
     }
 }
@@ -287,10 +354,8 @@ int64_t bc_run(Net *net, int64_t steps) {
     int64_t done = 0;
     for (; done < steps; done++) {
         if (recorders_full(net)) break;
-        deliver(net);
         for (int32_t p = 0; p < net->n_pops; p++) step_population(net, &net->pops[p]);
         for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j]);
-        decay_groups(net);
         record(net, done);
         net->k++;
     }
@@ -307,4 +372,4 @@ void bc_seed(uint64_t *state, uint64_t seed) {
     }
 }
 
-int32_t bc_abi_version(void) { return 1; }
+int32_t bc_abi_version(void) { return 2; }
