@@ -44,6 +44,8 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .graph import weight_dimension
+from .synapses.csr import outgoing
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
 from .neurons import get_model
 from .neurons.base import ConfigError, NeuronModel
@@ -162,14 +164,6 @@ def synapse_factor(kind: str, input_unit: str, post: str) -> float:
         return 1.0  # mS/cm2 * mV = uA/cm2
     raise ConfigError(f"conductance synapses onto {post!r} are not supported: its model's input is in "
                       f"{input_unit!r} (needs nA or uA/cm2)")
-
-
-def weight_dimension(kind: str, input_unit: str) -> str:
-    if kind == "instantaneous":
-        return "voltage"
-    if kind == "conductance":
-        return "conductance_density" if input_unit == "uA/cm2" else "conductance"
-    return dimension_of(input_unit)
 
 
 # ------------------------------------------------------------------------------------------ the simulator
@@ -519,15 +513,10 @@ class Simulator:
         if fired.numel() == 0:
             return
         trial, neuron = fired[:, 0], fired[:, 1]
-        starts, ends = proj.indptr[neuron], proj.indptr[neuron + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        if total == 0:
+        syn = outgoing(proj.indptr, neuron)  # all outgoing synapses of the spiking neurons, row after row
+        if syn.numel() == 0:
             return
-        # indices of all outgoing synapses of the spiking neurons, without a Python loop
-        offsets = torch.repeat_interleave(starts - torch.cumsum(counts, 0) + counts, counts)
-        syn = offsets + torch.arange(total, device=self.device)
-        trial = torch.repeat_interleave(trial, counts)
+        trial = torch.repeat_interleave(trial, proj.indptr[neuron + 1] - proj.indptr[neuron])
         n_post = proj.n_post
         flat = trial * n_post + proj.post_idx[syn]
         if proj.uniform_delay is not None:
