@@ -992,6 +992,15 @@ class Assembly:
                               f"of: {', '.join(STORAGES)})")
         if spec.plasticity is not None and not isinstance(spec.plasticity, Mapping):
             add(("plasticity",), f"expected a mapping such as {{rule: stdp, ...}}, got {spec.plasticity!r}")
+        elif spec.plasticity is not None:
+            from .plasticity import make_rule
+
+            try:
+                make_rule(spec.plasticity)
+            except ConfigError as err:
+                for key, message in (err.items or [((), str(err))]):
+                    key_path = (key,) if isinstance(key, str) else tuple(key)
+                    add(("plasticity", *key_path), message)
         return out
 
     def _target(self, kind: str, spec: Any, out: list) -> Optional[PopulationSpec]:

@@ -45,7 +45,7 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .graph import weight_dimension
-from .synapses.csr import outgoing
+from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
 from .neurons import get_model
 from .neurons.base import ConfigError, NeuronModel
@@ -92,7 +92,10 @@ class ProjectionRuntime:
     delay: Tensor  # [S] steps >= 1
     uniform_delay: Optional[int]
     dense: Optional[Tensor] = None  # [N_pre, N_post] when stored dense
-    plasticity: Any = None
+    plasticity: Any = None  # the spec as written
+    rule: Any = None  # the plasticity rule (braincore.plasticity), its synapse view and its state (traces)
+    view: Any = None
+    rule_state: Optional[dict] = None
 
 
 @dataclass
@@ -244,6 +247,12 @@ class Simulator:
                 dense = torch.zeros(pre.model.size, post.model.size, dtype=dt_)
                 dense.index_put_((conn.pre, conn.post), weight, accumulate=True)
                 proj.dense = dense.to(dev)
+            if spec.plasticity:
+                from .plasticity import SynapseView, make_rule
+
+                proj.rule = make_rule(spec.plasticity)
+                proj.view = SynapseView(proj)
+                proj.rule_state = proj.rule.init_state(proj.view, B, dev, dt_)
             self.projections.append(proj)
 
         # inputs (may add synaptic groups too)
@@ -439,9 +448,12 @@ class Simulator:
                 drive = torch.zeros_like(state.v)
             spikes, pop.state = pop.model.step(state, drive)
             spikes_of[pop.name] = spikes
-        # 4. propagate
+        # 4. propagate, then plasticity (which sees this step's pre and post spikes)
         for proj in self.projections:
             self._propagate(proj, spikes_of[proj.pre], k)
+        for proj in self.projections:
+            if proj.rule is not None:
+                proj.rule.step(proj.view, proj.rule_state, spikes_of[proj.pre], spikes_of[proj.post], self.dt)
         # 5. decay
         for group in groups:
             if group.kind == "alpha":
@@ -513,10 +525,10 @@ class Simulator:
         if fired.numel() == 0:
             return
         trial, neuron = fired[:, 0], fired[:, 1]
-        syn = outgoing(proj.indptr, neuron)  # all outgoing synapses of the spiking neurons, row after row
+        syn, row = outgoing_rows(proj.indptr, neuron)  # all outgoing synapses of the spiking neurons
         if syn.numel() == 0:
             return
-        trial = torch.repeat_interleave(trial, proj.indptr[neuron + 1] - proj.indptr[neuron])
+        trial = trial[row]
         n_post = proj.n_post
         flat = trial * n_post + proj.post_idx[syn]
         if proj.uniform_delay is not None:
@@ -551,6 +563,9 @@ class Simulator:
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        for proj in self.projections:
+            if proj.rule is not None:
+                proj.view.sync()
         return {
             "step_count": self.step_count,
             "seed": self.seed,
@@ -563,6 +578,8 @@ class Simulator:
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},
             "monitors": {m.name: m.state_dict() for m in self.monitors},
             "native_rng": self._engine.rng_tensor() if self._engine is not None else None,
+            "plasticity": {p.name: {k: v.cpu() for k, v in p.rule_state.items()}
+                           for p in self.projections if p.rule is not None},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -584,6 +601,9 @@ class Simulator:
                 proj.dense = state["dense"][proj.name].to(dev)
         for m in self.monitors:
             m.load_state_dict(state["monitors"][m.name], dev)
+        for proj in self.projections:
+            if proj.rule is not None:
+                proj.rule_state = {k: v.to(dev) for k, v in state["plasticity"][proj.name].items()}
         native_rng = state.get("native_rng")
         if native_rng is not None:
             if self._engine is not None:

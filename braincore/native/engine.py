@@ -111,7 +111,7 @@ def unsupported_reasons(sim) -> list[str]:
         if not isinstance(m, (SpikeMonitor, RateMonitor)):
             out.append(f"monitor {m.name!r}: {type(m).__name__} (record state with backend: torch)")
     for proj in sim.projections:
-        if proj.plasticity:
+        if proj.rule is not None:
             out.append(f"projection {proj.name!r}: plasticity")
     return out
 

@@ -75,11 +75,23 @@ def outgoing(indptr: Tensor, spiking_pre_indices: Tensor) -> Tensor:
     if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n_pre):
         raise ValueError(f"outgoing: presynaptic indices must be in [0, {n_pre}), got range "
                          f"[{int(index.min())}, {int(index.max())}]")
+    return outgoing_rows(indptr, index)[0]
+
+
+def outgoing_rows(indptr: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`outgoing` for a ``LongTensor`` of valid indices (unchecked), plus for each synapse returned the
+    position in ``index`` of the neuron it belongs to (to expand per-spike data such as the trial).
+
+    ``synapse = arange(total) + repeat(start - offset, length)`` and ``row = repeat(arange(K), length)``,
+    with ``offset`` the exclusive cumulative sum of the lengths."""
     start = indptr[index]
     length = indptr[index + 1] - start
     total = int(length.sum()) if index.numel() else 0
     if total == 0:
-        return torch.empty(0, dtype=torch.long, device=indptr.device)
+        empty = torch.empty(0, dtype=torch.long, device=indptr.device)
+        return empty, empty
     offset = torch.cumsum(length, 0) - length
-    shift = torch.repeat_interleave(start - offset, length, output_size=total)
-    return torch.arange(total, dtype=torch.long, device=indptr.device) + shift
+    syn = torch.arange(total, dtype=torch.long, device=indptr.device) + torch.repeat_interleave(
+        start - offset, length, output_size=total)
+    row = torch.repeat_interleave(torch.arange(index.numel(), device=indptr.device), length, output_size=total)
+    return syn, row
