@@ -24,7 +24,7 @@ from typing import Optional
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 class NativeUnavailable(RuntimeError):

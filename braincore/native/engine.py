@@ -53,7 +53,7 @@ class Group(ctypes.Structure):
 
 class Proj(ctypes.Structure):
     _fields_ = [("pre", c_int32), ("group", c_int32), ("uniform_delay", c_int32), ("n_post", c_int32),
-                ("indptr", P_int64), ("post", P_int64), ("delay", P_int64), ("w", c_void_p)]
+                ("indptr", P_int64), ("post", P_int32), ("delay", P_int32), ("w", c_void_p)]
 
 
 class Input(ctypes.Structure):
@@ -190,12 +190,12 @@ class NativeEngine:
         for j, proj in enumerate(sim.projections):
             J = self.projs[j]
             indptr = np.ascontiguousarray(proj.indptr.cpu().numpy(), dtype=np.int64)
-            post = np.ascontiguousarray(proj.post_idx.cpu().numpy(), dtype=np.int64)
-            delay = np.ascontiguousarray(proj.delay.cpu().numpy(), dtype=np.int64)
+            post = np.ascontiguousarray(proj.post_idx.cpu().numpy(), dtype=np.int32)
+            delay = np.ascontiguousarray(proj.delay.cpu().numpy(), dtype=np.int32)
             self._keep += [indptr, post, delay]
             J.pre, J.group, J.n_post = self.pop_index[proj.pre], proj.group, proj.n_post
             J.uniform_delay = proj.uniform_delay if proj.uniform_delay is not None else -1
-            J.indptr, J.post, J.delay = _ptr(indptr, ctypes.c_int64), _ptr(post, ctypes.c_int64), _ptr(delay, ctypes.c_int64)
+            J.indptr, J.post, J.delay = _ptr(indptr, ctypes.c_int64), _ptr(post, ctypes.c_int32), _ptr(delay, ctypes.c_int32)
 
         self.inputs = (Input * max(1, len(sim.inputs)))()
         for q, inp in enumerate(sim.inputs):
