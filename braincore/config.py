@@ -320,6 +320,28 @@ def _ensure_builtin_kinds() -> None:
     from . import gallery  # noqa: F401  (registers "neuron_gallery")
     from . import assembly_config  # noqa: F401  (registers "assembly")
 
+    _load_plugin_kinds()
+
+
+_PLUGIN_GROUP = "braincore.kinds"
+
+
+def _load_plugin_kinds() -> None:
+    """Import the modules named by the ``braincore.kinds`` entry points (tasks register their config kinds
+    there: ``diehl_cook = "tasks.perception.diehl_cook"`` in pyproject.toml), so the engine runs task configs
+    without importing the task packages itself. A plugin that fails to import is reported, not fatal."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=_PLUGIN_GROUP):
+        if entry.name in KINDS:
+            continue
+        try:
+            entry.load()
+        except Exception as err:  # a broken plugin must not hide the other kinds
+            import warnings
+
+            warnings.warn(f"braincore: config kind {entry.name!r} ({entry.value}) failed to load: {err}")
+
 
 def bundled_config_dir() -> Path:
     """The folder of bundled configs: ``configs/`` of a source checkout, else the installed package data."""

@@ -71,43 +71,51 @@ def _compiler_version(cc: str) -> str:
         return "unknown"
 
 
-@lru_cache(maxsize=None)
-def load_library(precision: str) -> ctypes.CDLL:
-    """The compiled kernel for ``precision`` ``"float64"`` or ``"float32"`` (compiling it if needed).
+def compile_and_load(source: Path, tag: str, defines: tuple = ()) -> ctypes.CDLL:
+    """Compile ``source`` (a C file shipped with the package) with :data:`FLAGS` and ``-D`` ``defines`` into the
+    cache (once: the file name carries a hash of source, flags, compiler and CPU; written atomically) and load it.
 
     Raises :class:`NativeUnavailable` with the reason when it cannot be built or loaded.
     """
-    if precision not in ("float64", "float32"):
-        raise NativeUnavailable(f"no native kernel for dtype {precision!r}")
     if os.environ.get("BRAINCORE_NO_NATIVE"):
         raise NativeUnavailable("disabled by BRAINCORE_NO_NATIVE")
     cc = find_compiler()
     if cc is None:
         raise NativeUnavailable("no C compiler found (set CC, or install gcc or clang)")
-    real = "double" if precision == "float64" else "float"
-    flags = FLAGS + [f"-DREAL={real}"]
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), _compiler_version(cc).encode(),
+    flags = FLAGS + [f"-D{d}" for d in defines]
+    key = hashlib.sha256(b"\0".join([source.read_bytes(), " ".join(flags).encode(), _compiler_version(cc).encode(),
                                      _cpu_signature().encode(), platform.machine().encode()])).hexdigest()[:16]
-    target = cache_dir() / f"braincore_kernel_{precision}_{key}.so"
+    target = cache_dir() / f"braincore_{tag}_{key}.so"
     if not target.exists():
         tmp = target.with_suffix(f".{os.getpid()}.tmp.so")
-        cmd = [cc, *flags, "-o", str(tmp), str(SOURCE), "-lm"]
+        cmd = [cc, *flags, "-o", str(tmp), str(source), "-lm"]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.SubprocessError) as err:
-            raise NativeUnavailable(f"compiling the native kernel failed: {err}") from None
+            raise NativeUnavailable(f"compiling {source.name} failed: {err}") from None
         if result.returncode != 0:
             tmp.unlink(missing_ok=True)
-            raise NativeUnavailable(f"compiling the native kernel failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
+            raise NativeUnavailable(f"compiling {source.name} failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
         os.replace(tmp, target)  # atomic: a concurrent process sees the old state or the whole library
     try:
-        lib = ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(target))
     except OSError as err:
         raise NativeUnavailable(f"loading {target} failed: {err}") from None
+
+
+@lru_cache(maxsize=None)
+def load_library(precision: str) -> ctypes.CDLL:
+    """The simulator's compiled kernel for ``precision`` ``"float64"`` or ``"float32"`` (compiling it if needed).
+
+    Raises :class:`NativeUnavailable` with the reason when it cannot be built or loaded.
+    """
+    if precision not in ("float64", "float32"):
+        raise NativeUnavailable(f"no native kernel for dtype {precision!r}")
+    real = "double" if precision == "float64" else "float"
+    lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}",))
     lib.bc_abi_version.restype = ctypes.c_int32
     if lib.bc_abi_version() != ABI_VERSION:
-        raise NativeUnavailable(f"{target} has ABI {lib.bc_abi_version()}, expected {ABI_VERSION}")
+        raise NativeUnavailable(f"{SOURCE.name} has ABI {lib.bc_abi_version()}, expected {ABI_VERSION}")
     lib.bc_run.restype = ctypes.c_int64
     lib.bc_run.argtypes = [ctypes.c_void_p, ctypes.c_int64]
     lib.bc_seed.restype = None

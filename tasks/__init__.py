@@ -1,0 +1,1 @@
+"""Tasks built from braincore and regions: perception, decision making, reinforcement learning, memory."""

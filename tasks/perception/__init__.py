@@ -1,0 +1,1 @@
+"""Perception tasks: image and spike-train classification."""

@@ -1,0 +1,294 @@
+"""Unsupervised MNIST with STDP: the Diehl & Cook (2015) protocol (``kind: diehl_cook`` configs).
+
+Train (labels unused): every training image is shown once per epoch for ``present`` (350 ms) as Poisson spike
+trains (``pixel / 8 * intensity`` Hz, intensity 2), with STDP and adaptive thresholds on and the input weights
+normalised before each presentation; a presentation that evokes fewer than ``min_spikes`` excitatory spikes is
+repeated with the intensity raised by one. Then, with weights and thresholds frozen:
+
+1. **labelling**: the responses to ``labelling.samples`` training images assign each excitatory neuron the
+   class for which its mean response is highest (the paper's ``get_new_assignments``);
+2. **classification**: a sample's class is the one whose assigned neurons have the highest mean spike count
+   (``get_recognized_number_ranking``), scored on the validation split (carved from the training set with a
+   seeded permutation, never used for training or labelling: tune on it) and on the test set.
+
+Checkpoints (``<out>/diehl_cook.ckpt``) are written atomically every ``checkpoint_every`` training samples and
+at the end of training; a rerun with the same config resumes from them exactly (weights, thresholds, random
+generators and position) and skips training when it is complete. The last line printed is a JSON object with
+the test accuracy. The data directory comes from ``data.dir``, else ``$BRAINCORE_DATA``, else
+``../shared/data/<data.name>``: any IDX dataset of 28x28 images with labels 0-9 works unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from braincore.checkpoint import load_checkpoint, save_checkpoint
+from braincore.config import AnyMapping, Document, Flag, Integer, Kind, Quantity, Record, Text, register_kind
+from braincore.data import load_dataset, train_validation_split
+from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
+from braincore.neurons.base import ConfigError
+
+MAX_INTENSITY_RAISES = 32  # a blank image never evokes spikes: stop raising the intensity after this many
+
+
+def _check_network(value, doc: Document, path, problems) -> dict:
+    try:
+        DiehlCookParams.from_mapping(value)
+    except ConfigError as err:
+        for key, message in err.items or [(None, str(err))]:
+            problems.append(doc.problem(path + ((key,) if key else ()), message))
+    return dict(value)
+
+
+SCHEMA = Record({
+    "kind": Text(required=True),
+    "name": Text("diehl_cook"),
+    "seed": Integer(0, minimum=0),
+    "data": Record({"dir": Text(None, doc="IDX dataset folder (default: $BRAINCORE_DATA or ../shared/data)"),
+                    "name": Text("mnist", doc="dataset folder name under the data root")},
+                   default={"dir": None, "name": "mnist"}),
+    "network": AnyMapping(_check_network, default={}, doc="DiehlCookParams overrides, units allowed"),
+    "backend": Text("auto", choices=("auto", "native", "torch")),
+    "device": Text("cpu"),
+    "batch": Integer(1, minimum=1, doc="samples per presentation (torch engine; updates averaged)"),
+    "present": Quantity("time", 350.0, exclusive_minimum=0.0, doc="presentation time per sample"),
+    "intensity": Quantity("dimensionless", 2.0, exclusive_minimum=0.0, doc="rate = pixel / 8 * intensity Hz"),
+    "min_spikes": Integer(5, minimum=0),
+    "training": Record({"epochs": Integer(1, minimum=0),
+                        "samples": Integer(None, minimum=1, doc="per epoch (default: the whole training split)"),
+                        "validation": Integer(5000, minimum=0, doc="samples held out of the training set")},
+                       default={"epochs": 1, "samples": None, "validation": 5000}),
+    "labelling": Record({"samples": Integer(10000, minimum=10)}, default={"samples": 10000}),
+    "evaluation": Record({"test_samples": Integer(None, minimum=1, doc="default: the whole test set"),
+                          "validation_samples": Integer(None, minimum=0)},
+                         default={"test_samples": None, "validation_samples": None}),
+    "checkpoint_every": Integer(5000, minimum=1),
+    "resume": Flag(True),
+    "progress": Flag(True),
+})
+
+
+# ------------------------------------------------------------------------------------------ the protocol
+def rates_of(images: torch.Tensor, intensity: float) -> torch.Tensor:
+    """``[B, H, W]`` uint8 pixels -> ``[B, H*W]`` Poisson rates in Hz: ``pixel / 8 * intensity``."""
+    return images.reshape(images.shape[0], -1).to(torch.float64) / 8.0 * intensity
+
+
+def present_with_retries(net: DiehlCookNetwork, images: torch.Tensor, steps: int, intensity: float,
+                         min_spikes: int, learn: bool) -> tuple[torch.Tensor, int]:
+    """Show ``images`` (a batch) until each evokes ``min_spikes`` spikes, raising the intensity by one per retry
+    (the weights are normalised before every training presentation). Returns counts ``[B, n_exc]`` and the
+    number of retries."""
+    if learn:
+        net.normalize()
+    counts = net.present(rates_of(images, intensity), steps, learn=learn)
+    retries = 0
+    low = counts.sum(dim=1) < min_spikes
+    while bool(low.any()) and retries < MAX_INTENSITY_RAISES:
+        retries += 1
+        again = low.nonzero().squeeze(1)
+        if learn:
+            net.normalize()
+        counts[again] = net.present(rates_of(images[again], intensity + retries), steps, learn=learn)
+        low = counts.sum(dim=1) < min_spikes
+    return counts, retries
+
+
+def assign_labels(responses: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Each neuron's class: the one with its highest mean response (``responses [S, N]``, ``labels [S]``).
+    Classes without samples are never assigned."""
+    means = np.full((n_classes, responses.shape[1]), -1.0)
+    for c in range(n_classes):
+        rows = labels == c
+        if rows.any():
+            means[c] = responses[rows].mean(axis=0)
+    return means.argmax(axis=0)
+
+
+def classify(responses: np.ndarray, assignments: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Per sample, the class whose assigned neurons fire most on average (classes with no neuron score 0)."""
+    scores = np.zeros((responses.shape[0], n_classes))
+    for c in range(n_classes):
+        members = assignments == c
+        if members.any():
+            scores[:, c] = responses[:, members].mean(axis=1)
+    return scores.argmax(axis=1)
+
+
+def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarray:
+    batch = config["batch"] if net.backend == "torch" else 1
+    out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
+    with _bar(images.shape[0], bar_desc, progress) as bar:
+        for start in range(0, images.shape[0], batch):
+            chunk = images[start:start + batch]
+            counts, _ = present_with_retries(net, chunk, steps, config["intensity"], config["min_spikes"], learn)
+            out[start:start + len(chunk)] = counts.numpy()
+            bar.update(len(chunk))
+    return out
+
+
+class _NullBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, text):
+        pass
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NullBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+
+def _config_key(config: dict) -> str:
+    """What makes a checkpoint resumable: everything that changes training (not evaluation sizes)."""
+    relevant = {k: config[k] for k in ("seed", "network", "present", "intensity", "min_spikes", "batch", "backend")}
+    relevant["training"] = config["training"]
+    relevant["data"] = config["data"]["name"]
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ the runner
+def run(config: dict, options: dict) -> dict:
+    out_dir = Path(options.get("out") or "braincore_out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = config["progress"] and not options.get("no_progress")
+    seed = config["seed"]
+    params = DiehlCookParams.from_mapping(config["network"])
+    torch.manual_seed(seed)
+    train = load_dataset("train", config["data"]["dir"], name=config["data"]["name"], as_torch=True)
+    test = load_dataset("test", config["data"]["dir"], name=config["data"]["name"], as_torch=True)
+    n_pixels = int(np.prod(train.images.shape[1:]))
+    if n_pixels != params.n_in:
+        raise ConfigError(f"network.n_in is {params.n_in:g} but the images have {n_pixels} pixels")
+    tr = config["training"]
+    train_idx, val_idx = train_validation_split(len(train.labels), tr["validation"], seed)
+    per_epoch = min(tr["samples"] or len(train_idx), len(train_idx))
+    net = DiehlCookNetwork(params, seed=seed, backend=config["backend"], device=config["device"])
+    steps = int(round(config["present"] / params.dt))
+    print(f"diehl_cook: {net.n_in} inputs -> {net.n_exc} excitatory + {net.n_exc} inhibitory LIF, "
+          f"{config['present']:g} ms per sample ({steps} steps of {params.dt:g} ms), engine {net.backend}; "
+          f"training {tr['epochs']} epoch(s) x {per_epoch} samples, validation {len(val_idx)}")
+
+    ckpt_path = out_dir / f"{config['name']}.ckpt"
+    key = _config_key(config)
+    position, train_seconds = 0, 0.0
+    if config["resume"] and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path)
+        if state.get("config_key") != key:
+            raise ConfigError(f"{ckpt_path}: a checkpoint of another configuration; delete it or set resume: false")
+        net.load_state_dict(state["network"])
+        position, train_seconds = int(state["position"]), float(state["train_seconds"])
+        print(f"resumed from {ckpt_path} at training sample {position}")
+
+    def save(pos: int, seconds: float) -> None:
+        save_checkpoint(ckpt_path, {"config_key": key, "network": net.state_dict(), "position": pos,
+                                    "train_seconds": seconds})
+
+    total = tr["epochs"] * per_epoch
+    batch = config["batch"] if net.backend == "torch" else 1
+    spikes_sum, retries_sum, shown = 0, 0, 0
+    if position < total:
+        with _bar(total, "training", progress) as bar:
+            bar.update(position)
+            last_save = position
+            while position < total:
+                epoch, offset = divmod(position, per_epoch)
+                order = train_idx[np.random.default_rng([seed, epoch]).permutation(len(train_idx))[:per_epoch]]
+                take = order[offset:offset + min(batch, per_epoch - offset)]
+                start = time.perf_counter()
+                counts, retries = present_with_retries(net, train.images[torch.as_tensor(take)], steps,
+                                                       config["intensity"], config["min_spikes"], learn=True)
+                train_seconds += time.perf_counter() - start
+                position += len(take)
+                spikes_sum += int(counts.sum())
+                retries_sum += retries
+                shown += len(take)
+                bar.update(len(take))
+                if shown % 100 < len(take):
+                    bar.set_postfix_str(f"spikes/sample {spikes_sum / shown:.1f}, retries {retries_sum}")
+                if position - last_save >= config["checkpoint_every"] or position == total:
+                    save(position, train_seconds)
+                    last_save = position
+        print(f"trained on {total} presentations in {train_seconds:.1f} s "
+              f"({1000 * train_seconds / max(total, 1):.2f} ms per sample)")
+
+    # labelling and evaluation, weights and thresholds frozen
+    label_idx = train_idx[np.random.default_rng([seed, 10_000]).permutation(len(train_idx))]
+    label_idx = label_idx[:config["labelling"]["samples"]]
+    start = time.perf_counter()
+    responses = _respond(net, train.images[torch.as_tensor(label_idx)], steps, config, False, "labelling", progress)
+    assignments = assign_labels(responses, train.labels[torch.as_tensor(label_idx)].numpy())
+    results: dict[str, Any] = {}
+    ev = config["evaluation"]
+    n_val = len(val_idx) if ev["validation_samples"] is None else min(ev["validation_samples"], len(val_idx))
+    if n_val:
+        vi = torch.as_tensor(val_idx[:n_val])
+        pred = classify(_respond(net, train.images[vi], steps, config, False, "validation", progress), assignments)
+        results["validation_accuracy"] = float((pred == train.labels[vi].numpy()).mean())
+    n_test = len(test.labels) if ev["test_samples"] is None else min(ev["test_samples"], len(test.labels))
+    pred = classify(_respond(net, test.images[:n_test], steps, config, False, "test", progress), assignments)
+    results["test_accuracy"] = float((pred == test.labels[:n_test].numpy()).mean())
+    eval_seconds = time.perf_counter() - start
+    png = None if options.get("no_plot") else _plot_fields(net, assignments, out_dir / f"{config['name']}_fields.png")
+    summary = {"task": "diehl_cook", "dataset": config["data"]["name"], "n_exc": net.n_exc, "engine": net.backend,
+               "epochs": tr["epochs"], "train_samples": total, "labelling_samples": len(label_idx),
+               "validation_samples": n_val, "test_samples": n_test, **results,
+               "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+               "ms_per_train_sample": round(1000 * train_seconds / max(total, 1), 3),
+               "neurons_per_class": np.bincount(assignments, minlength=10).tolist(), "checkpoint": str(ckpt_path),
+               "fields_png": png}
+    for name in ("validation_accuracy", "test_accuracy"):
+        if name in results:
+            print(f"{name.replace('_', ' ')}: {100 * results[name]:.2f} %")
+    print(json.dumps(summary))
+    return summary
+
+
+def _plot_fields(net: DiehlCookNetwork, assignments: np.ndarray, path: Path) -> Optional[str]:
+    """A grid of the learned receptive fields (input weights as images), titled by assigned class."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    side = int(round(net.n_in ** 0.5))
+    if side * side != net.n_in:
+        return None
+    cols = int(np.ceil(np.sqrt(net.n_exc)))
+    rows = int(np.ceil(net.n_exc / cols))
+    w = net.w.detach().cpu().numpy()
+    canvas = np.full((rows * side, cols * side), np.nan)
+    for j in range(net.n_exc):
+        r, c = divmod(j, cols)
+        canvas[r * side:(r + 1) * side, c * side:(c + 1) * side] = w[:, j].reshape(side, side)
+    fig, ax = plt.subplots(figsize=(8, 8 * rows / cols))
+    ax.imshow(canvas, cmap="hot_r", interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"Diehl & Cook: input weights of {net.n_exc} excitatory neurons")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+KIND = register_kind(Kind("diehl_cook", SCHEMA, run, None,
+                          "unsupervised MNIST with STDP (Diehl & Cook 2015): train, label, classify"))
