@@ -13,7 +13,9 @@ The schedule of step ``k`` (time ``t_k = k dt``), for ``B`` independent trials a
    own convention: threshold on the updated state, spike stamped at ``t_k``).
 4. **Propagate.** Each projection schedules its spiking neurons' outgoing synapses into the ring buffer slot
    ``k + delay`` of the target group: event-driven for sparse projections (only the outgoing synapses of the
-   neurons that spiked are touched), one matrix product for dense ones.
+   neurons that spiked are touched), one matrix product for dense ones. Then the neuromodulator channels
+   (:attr:`Simulator.modulators`, :mod:`braincore.modulators`) decay over the step, and the plasticity rules
+   see this step's pre and post spikes (and, for three-factor rules, the modulators' values).
 5. **Synaptic decay** over the step, exactly: exponential ``x <- x exp(-dt/tau)``; alpha, with a second
    variable ``h``: ``x <- (x + h dt/tau) exp(-dt/tau)``, ``h <- h exp(-dt/tau)`` (a spike adds ``w e`` to ``h``
    so that the conductance or current peaks at ``w`` one ``tau`` later).
@@ -29,7 +31,8 @@ Reproducibility: connectivity, weights, delays and initial states are drawn from
 ``seed`` (so they are the same on every device); run-time noise comes from a generator on the simulation
 device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``; :meth:`Simulator.save` and
 :meth:`Simulator.load` checkpoint everything (neuron and synaptic state, ring buffers, weights, step counter,
-RNG state, monitors) so that a resumed run is bit-identical to an uninterrupted one.
+RNG state, monitors, plasticity traces, neuromodulators) so that a resumed run is bit-identical to an
+uninterrupted one.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .modulators import Modulators
 from .graph import weight_dimension
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
@@ -203,6 +207,8 @@ class Simulator:
         build_rng = torch.Generator().manual_seed(self.seed)
         self.rng = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         dev, dt_, B = self.device, self.dtype, self.batch
+        #: the neuromodulator channels (``sim.modulators.set("dopamine", 0.5)``), read by three-factor rules
+        self.modulators = Modulators(B, dev, dt_)
 
         # populations
         self.populations: dict[str, PopulationRuntime] = {}
@@ -251,6 +257,8 @@ class Simulator:
                 from .plasticity import SynapseView, make_rule
 
                 proj.rule = make_rule(spec.plasticity)
+                if getattr(proj.rule, "uses_modulators", False):
+                    proj.rule.modulators = self.modulators
                 proj.view = SynapseView(proj)
                 proj.rule_state = proj.rule.init_state(proj.view, B, dev, dt_)
             self.projections.append(proj)
@@ -378,6 +386,7 @@ class Simulator:
         with torch.no_grad():
             if engine is not None:
                 engine.run(steps, bar)
+                self.modulators.step(self.dt, steps)  # no rule reads them here (no plasticity natively)
             else:
                 for i in range(steps):
                     self._step()
@@ -451,6 +460,7 @@ class Simulator:
         # 4. propagate, then plasticity (which sees this step's pre and post spikes)
         for proj in self.projections:
             self._propagate(proj, spikes_of[proj.pre], k)
+        self.modulators.step(self.dt)
         for proj in self.projections:
             if proj.rule is not None:
                 proj.rule.step(proj.view, proj.rule_state, spikes_of[proj.pre], spikes_of[proj.post], self.dt)
@@ -580,6 +590,7 @@ class Simulator:
             "native_rng": self._engine.rng_tensor() if self._engine is not None else None,
             "plasticity": {p.name: {k: v.cpu() for k, v in p.rule_state.items()}
                            for p in self.projections if p.rule is not None},
+            "modulators": self.modulators.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -604,6 +615,8 @@ class Simulator:
         for proj in self.projections:
             if proj.rule is not None:
                 proj.rule_state = {k: v.to(dev) for k, v in state["plasticity"][proj.name].items()}
+        if "modulators" in state:  # checkpoints from before neuromodulators have none
+            self.modulators.load_state_dict(state["modulators"])
         native_rng = state.get("native_rng")
         if native_rng is not None:
             if self._engine is not None:

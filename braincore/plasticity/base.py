@@ -53,6 +53,13 @@ class SynapseView:
         """The weights rules change in place: ``[S]`` (sparse) or ``[N_pre, N_post]`` (dense)."""
         return self.proj.dense if self.dense else self.proj.weight
 
+    def clip_(self, w_min: float, w_max: float) -> None:
+        """Clamp the weights to ``[w_min, w_max]`` in place; in dense storage absent synapses stay zero."""
+        w = self.weight
+        w.clamp_(w_min, w_max)
+        if self.dense:
+            w.mul_(self.mask)
+
     def sync(self) -> None:
         """After a dense update, copy the matrix back into the per-synapse weight vector (for checkpoints)."""
         if self.dense:

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -104,6 +104,25 @@ def bump(trace: Tensor, spikes: Tensor, pairing: str) -> Tensor:
     return torch.where(spikes > 0, torch.ones_like(trace), trace)
 
 
+def pair_traces(state: dict, pre: Tensor, post: Tensor, dt: float, p: Any,
+                depress: Callable[[Tensor], None], potentiate: Callable[[Tensor], None]) -> None:
+    """One step of the pair-STDP trace schedule (the module's step convention), shared by the pair rules.
+
+    ``state["x"]`` ``[B, N_pre]`` and ``state["y"]`` ``[B, N_post]`` decay over ``dt`` (``p.tau_plus``,
+    ``p.tau_minus``); ``depress(y)`` is called with the decayed postsynaptic trace (this step's presynaptic
+    spikes pair with earlier postsynaptic ones), then the presynaptic trace takes this step's spikes
+    (``p.pairing``), then ``potentiate(x)`` is called with it; last the postsynaptic trace takes this step's
+    spikes. The callbacks apply the pair increments (``A_minus * y``, ``A_plus * x``) to whatever the rule
+    changes: the weights (:class:`STDP`) or an eligibility trace (:mod:`.three_factor`).
+    """
+    x = state["x"] * math.exp(-dt / p.tau_plus)
+    y = state["y"] * math.exp(-dt / p.tau_minus)
+    depress(y)
+    x = bump(x, pre, p.pairing)
+    potentiate(x)
+    state["x"], state["y"] = x, bump(y, post, p.pairing)
+
+
 class STDP(Plasticity):
     """Pair-based STDP on one projection. Equations, pairing, bounds and step convention: see :mod:`.stdp`."""
 
@@ -122,21 +141,23 @@ class STDP(Plasticity):
 
     def step(self, view: SynapseView, state: dict, pre: Tensor, post: Tensor, dt: float) -> None:
         p = self.params
-        x = state["x"] * math.exp(-dt / p.tau_plus)
-        y = state["y"] * math.exp(-dt / p.tau_minus)
         w = view.weight
-        sel, pairs = view.pre_events(pre, y)        # pre spikes depress by the post trace
-        if sel is not None:
-            scale = (w[sel] - p.w_min) if p.weight_dependence == "multiplicative" else 1.0
-            w[sel] -= p.eta * p.A_minus * scale * pairs
-        x = bump(x, pre, p.pairing)
-        sel, pairs = view.post_events(x, post)      # post spikes potentiate by the updated pre trace
-        if sel is not None:
-            scale = (p.w_max - w[sel]) if p.weight_dependence == "multiplicative" else 1.0
-            w[sel] += p.eta * p.A_plus * scale * pairs
+
+        def depress(y: Tensor) -> None:
+            sel, pairs = view.pre_events(pre, y)        # pre spikes depress by the post trace
+            if sel is not None:
+                scale = (w[sel] - p.w_min) if p.weight_dependence == "multiplicative" else 1.0
+                w[sel] -= p.eta * p.A_minus * scale * pairs
+
+        def potentiate(x: Tensor) -> None:
+            sel, pairs = view.post_events(x, post)      # post spikes potentiate by the updated pre trace
+            if sel is not None:
+                scale = (p.w_max - w[sel]) if p.weight_dependence == "multiplicative" else 1.0
+                w[sel] += p.eta * p.A_plus * scale * pairs
+
+        pair_traces(state, pre, post, dt, p, depress, potentiate)
         if p.weight_dependence == "additive":
-            w.clamp_(p.w_min, p.w_max)
-        state["x"], state["y"] = x, bump(y, post, p.pairing)
+            view.clip_(p.w_min, p.w_max)
 
 
 class TripletSTDP(Plasticity):
@@ -170,5 +191,5 @@ class TripletSTDP(Plasticity):
         sel, change = view.post_events(r1, post * (p.A2_plus + p.A3_plus * o2))
         if sel is not None:
             w[sel] += p.eta * change
-        w.clamp_(p.w_min, p.w_max)
+        view.clip_(p.w_min, p.w_max)
         state.update(r1=r1, r2=r2, o1=bump(o1, post, p.pairing), o2=bump(o2, post, p.pairing))
