@@ -555,6 +555,20 @@ class Simulator:
                 return m.data(self.dt)
         raise KeyError(f"no monitor named {name!r}; monitors: {', '.join(m.name for m in self.monitors)}")
 
+    def weights(self, projection: str) -> dict:
+        """A projection's synapses as numpy arrays: ``pre``, ``post`` (indices), ``weight`` (its current value,
+        in the weight unit of its synapse; signed for current synapses) and ``delay`` (steps)."""
+        proj = next((p for p in self.projections if p.name == projection), None)
+        if proj is None:
+            raise KeyError(f"no projection named {projection!r}; projections: "
+                           f"{', '.join(p.name for p in self.projections)}")
+        if proj.view is not None:
+            proj.view.sync()
+        counts = (proj.indptr[1:] - proj.indptr[:-1]).cpu()
+        pre = torch.repeat_interleave(torch.arange(proj.n_pre), counts)
+        return {"pre": pre.numpy(), "post": proj.post_idx.cpu().numpy(), "weight": proj.weight.cpu().numpy(),
+                "delay": proj.delay.cpu().numpy()}
+
     def spike_counts(self) -> dict:
         """Total spikes per population over the recorded runs (from spike monitors)."""
         return {m.target: int(m.counts.sum()) for m in self.monitors if isinstance(m, SpikeMonitor)}

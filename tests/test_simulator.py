@@ -156,3 +156,28 @@ def test_coba_rate_in_known_range():
     rates = {m.target: float(m.counts.sum()) / (m.size * 0.4) for m in sim.monitors}
     assert 10.0 < rates["exc"] < 35.0, rates
     assert 10.0 < rates["inh"] < 35.0, rates
+
+
+def test_explicit_weights_and_the_weights_accessor():
+    a = Assembly(name="w")
+    a.add_population("a", "lif", 6)
+    a.add_population("b", "lif", 4)
+    pre, post = np.array([0, 0, 3, 5]), np.array([1, 2, 0, 3])
+    a.add_projection("a", "b", {"type": "explicit", "pre": pre, "post": post},
+                     [0.1, 0.2, 0.3, 0.4], {"type": "exponential", "tau": "5 ms"}, name="ab", delay={"dist": "uniform",
+                                                                                       "low": "1 ms", "high": "2 ms"})
+    sim = Simulator(a)
+    w = sim.weights("ab")
+    # CSR by presynaptic neuron: the explicit pairs in order, their weights and delays of 10-20 steps
+    assert w["pre"].tolist() == pre.tolist() and w["post"].tolist() == post.tolist()
+    assert np.allclose(w["weight"], [0.1, 0.2, 0.3, 0.4])
+    assert ((w["delay"] >= 10) & (w["delay"] <= 20)).all()
+    with pytest.raises(KeyError, match="no projection named 'ba'; projections: ab"):
+        sim.weights("ba")
+    b = Assembly(name="bad")
+    b.add_population("a", "lif", 6)
+    b.add_population("b", "lif", 4)
+    b.add_projection("a", "b", {"type": "explicit", "pre": pre, "post": post}, [0.1, 0.2, 0.3],
+                     {"type": "exponential", "tau": "5 ms"})
+    with pytest.raises(Exception, match="3 explicit values for 4 synapses"):
+        Simulator(b)

@@ -41,6 +41,7 @@ import difflib
 import math
 from typing import Any, Mapping, Optional, Union
 
+import numpy as np
 import torch
 
 from ..neurons.base import ConfigError
@@ -87,6 +88,8 @@ def _parse_spec(spec: Any, dimension: str, what: str = "weight",
     if isinstance(spec, bool) or spec is None:
         return None, [(None, f"{what}: expected a {dimension} such as {example} or a mapping with 'dist' "
                              f"(one of: {', '.join(distributions)}), got {spec!r}")]
+    if isinstance(spec, (list, tuple)) or hasattr(spec, "__array__"):
+        return _parse_explicit(spec, what)
     if isinstance(spec, (int, float, str)):
         try:
             value = parse_quantity(spec, dimension)
@@ -161,9 +164,28 @@ def lognormal_parameters(mean: float, std: float) -> tuple[float, float]:
     return math.log(mean) - 0.5 * sigma2, math.sqrt(sigma2)
 
 
+def _parse_explicit(spec: Any, what: str) -> tuple[Optional[dict], list]:
+    """Per-synapse values given as a list or array (canonical units), in the connector's synapse order."""
+    try:
+        values = torch.as_tensor(np.asarray(spec, dtype=np.float64))
+    except (TypeError, ValueError):
+        return None, [(None, f"{what}: an explicit list must hold numbers in the canonical unit, got {spec!r}")]
+    if values.dim() != 1:
+        return None, [(None, f"{what}: explicit values must be one-dimensional (one per synapse), got shape "
+                             f"{tuple(values.shape)}")]
+    if not bool(torch.isfinite(values).all()):
+        return None, [(None, f"{what}: explicit values must be finite")]
+    return {"dist": "explicit", "values": values, "clip": None}, []
+
+
 def _sample(parsed: dict, num: int, generator: torch.Generator) -> Tensor:
     """float64 ``Tensor[num]`` drawn from a parsed spec (clip applied)."""
     dist = parsed["dist"]
+    if dist == "explicit":
+        if parsed["values"].numel() != num:
+            raise ConfigError(f"weight: {parsed['values'].numel()} explicit values for {num} synapses (one value "
+                              f"per synapse, in the connector's order)")
+        return parsed["values"].clone()
     if dist == "constant":
         values = torch.full((num,), parsed["value"], dtype=torch.float64)
     elif dist == "uniform":
@@ -223,6 +245,10 @@ def check_weights(spec: WeightSpec, dimension: str = "conductance", *, sign: Opt
     if sign is not None:
         if sign not in SIGNS:
             messages.append(f"unknown sign {sign!r}{_suggest(sign, SIGNS)} (expected one of: {', '.join(SIGNS)})")
+        elif parsed is not None and parsed["dist"] == "explicit":
+            if parsed["values"].numel() and bool((parsed["values"] < 0).all()):
+                messages.append(f"weight explicit: all values are negative, but {sign} weights are magnitudes "
+                                f">= 0 (the sign comes from the synapse)")
         elif parsed is not None:
             dist = parsed["dist"]
             centre = {"constant": "value", "uniform": "high", "normal": "mean", "lognormal": "mean"}[dist]
