@@ -19,9 +19,7 @@ the test accuracy. The data directory comes from ``data.dir``, else ``$BRAINCORE
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -30,10 +28,11 @@ import numpy as np
 import torch
 
 from braincore.checkpoint import load_checkpoint, save_checkpoint
-from braincore.config import AnyMapping, Document, Flag, Integer, Kind, Quantity, Record, Text, register_kind
+from braincore.config import AnyMapping, Document, Integer, Kind, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 from braincore.neurons.base import ConfigError
+from tasks.common import checkpoint_fields, config_key, data_field, evaluation_field, progress_bar
 
 MAX_INTENSITY_RAISES = 32  # a blank image never evokes spikes: stop raising the intensity after this many
 
@@ -51,9 +50,7 @@ SCHEMA = Record({
     "kind": Text(required=True),
     "name": Text("diehl_cook"),
     "seed": Integer(0, minimum=0),
-    "data": Record({"dir": Text(None, doc="IDX dataset folder (default: $BRAINCORE_DATA or ../shared/data)"),
-                    "name": Text("mnist", doc="dataset folder name under the data root")},
-                   default={"dir": None, "name": "mnist"}),
+    "data": data_field(),
     "network": AnyMapping(_check_network, default={}, doc="DiehlCookParams overrides, units allowed"),
     "backend": Text("auto", choices=("auto", "native", "torch")),
     "device": Text("cpu"),
@@ -66,12 +63,8 @@ SCHEMA = Record({
                         "validation": Integer(5000, minimum=0, doc="samples held out of the training set")},
                        default={"epochs": 1, "samples": None, "validation": 5000}),
     "labelling": Record({"samples": Integer(10000, minimum=10)}, default={"samples": 10000}),
-    "evaluation": Record({"test_samples": Integer(None, minimum=1, doc="default: the whole test set"),
-                          "validation_samples": Integer(None, minimum=0)},
-                         default={"test_samples": None, "validation_samples": None}),
-    "checkpoint_every": Integer(5000, minimum=1),
-    "resume": Flag(True),
-    "progress": Flag(True),
+    "evaluation": evaluation_field(),
+    **checkpoint_fields(5000),
 })
 
 
@@ -125,7 +118,7 @@ def classify(responses: np.ndarray, assignments: np.ndarray, n_classes: int = 10
 def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarray:
     batch = config["batch"] if net.backend == "torch" else 1
     out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
-    with _bar(images.shape[0], bar_desc, progress) as bar:
+    with progress_bar(images.shape[0], bar_desc, progress) as bar:
         for start in range(0, images.shape[0], batch):
             chunk = images[start:start + batch]
             counts, _ = present_with_retries(net, chunk, steps, config["intensity"], config["min_spikes"], learn)
@@ -134,34 +127,10 @@ def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarra
     return out
 
 
-class _NullBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix_str(self, text):
-        pass
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NullBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-
-
 def _config_key(config: dict) -> str:
     """What makes a checkpoint resumable: everything that changes training (not evaluation sizes)."""
-    relevant = {k: config[k] for k in ("seed", "network", "present", "intensity", "min_spikes", "batch", "backend")}
-    relevant["training"] = config["training"]
-    relevant["data"] = config["data"]["name"]
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return config_key(config, ("seed", "network", "present", "intensity", "min_spikes", "batch", "backend",
+                               "training"), data=config["data"]["name"])
 
 
 # ------------------------------------------------------------------------------------------ the runner
@@ -205,7 +174,7 @@ def run(config: dict, options: dict) -> dict:
     batch = config["batch"] if net.backend == "torch" else 1
     spikes_sum, retries_sum, shown = 0, 0, 0
     if position < total:
-        with _bar(total, "training", progress) as bar:
+        with progress_bar(total, "training", progress) as bar:
             bar.update(position)
             last_save = position
             while position < total:

@@ -1,0 +1,44 @@
+"""Pieces every training task shares: its progress bar, the key that ties a checkpoint to its config, and the
+schema fields of data, evaluation and checkpointing (so every task's YAML reads the same)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from typing import Any, Iterable
+
+from braincore.config import Flag, Integer, Record, Text
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True, unit: str = "sample"):
+    """A tqdm bar on stderr (a silent no-op bar when ``enabled`` is false); use as a context manager."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+                disable=not enabled)
+
+
+def config_key(config: dict, keys: Iterable[str], **extra: Any) -> str:
+    """A short hash of the config entries that change training (``keys``, plus ``extra`` values): a checkpoint
+    written under one key is only resumed by a run with the same key."""
+    relevant = {k: config.get(k) for k in keys}
+    relevant.update(extra)
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def data_field() -> Record:
+    return Record({"dir": Text(None, doc="IDX dataset folder (default: $BRAINCORE_DATA or ../shared/data)"),
+                   "name": Text("mnist", doc="dataset folder name under the data root")},
+                  default={"dir": None, "name": "mnist"})
+
+
+def evaluation_field(**more) -> Record:
+    fields = {"test_samples": Integer(None, minimum=1, doc="default: the whole test set"),
+              "validation_samples": Integer(None, minimum=0, doc="default: the whole validation split")}
+    fields.update(more)
+    return Record(fields, default={name: spec.default for name, spec in fields.items()})
+
+
+def checkpoint_fields(every: int = 5000) -> dict:
+    """``checkpoint_every`` (training samples), ``resume`` and ``progress``."""
+    return {"checkpoint_every": Integer(every, minimum=1), "resume": Flag(True), "progress": Flag(True)}
