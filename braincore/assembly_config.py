@@ -99,6 +99,22 @@ class Value(Spec):
         return dict(value) if isinstance(value, Mapping) else value
 
 
+class MappingOrList(Spec):
+    """A mapping, or a non-empty list of mappings (checked by their consumer), kept as written."""
+
+    def __init__(self, default: Any = None, doc: str = ""):
+        self.default, self.doc = default, doc
+        self.description = "a mapping or a list of mappings"
+
+    def check(self, value, doc, path, problems):
+        if isinstance(value, Mapping):
+            return dict(value)
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            return [dict(v) for v in value]
+        problems.append(doc.problem(path, f"expected {self.description}, got {value!r}"))
+        return None
+
+
 def _name_ok(name: Any, doc: Document, path: tuple, problems: list, what: str) -> bool:
     if not isinstance(name, str) or not name:
         problems.append(doc.problem(path, f"{what} names must be strings, got {name!r}"))
@@ -135,7 +151,7 @@ PROJECTION = Record({
     "connector": AnyMapping(doc="{type: fixed_probability, p: 0.02} etc."),
     "weight": Value(), "synapse": AnyMapping(doc="{type: exponential, tau: 5 ms} etc."),
     "delay": Value(), "sign": Text(), "storage": Text("auto"),
-    "plasticity": AnyMapping(doc="kept as written"),
+    "plasticity": MappingOrList(doc="a rule {rule: stdp, ...} or a list of rules, kept as written"),
 })
 
 

@@ -577,7 +577,7 @@ class Assembly:
                 {"type": "instantaneous"} if synapse is None else synapse),
             copy.deepcopy(dict(delay)) if isinstance(delay, Mapping) else delay,
             sign, storage,
-            copy.deepcopy(dict(plasticity)) if isinstance(plasticity, Mapping) else plasticity)
+            copy.deepcopy(dict(plasticity) if isinstance(plasticity, Mapping) else plasticity))
         return self._add_projection_spec(spec)
 
     def _add_projection_spec(self, spec: ProjectionSpec) -> ProjectionSpec:
@@ -990,8 +990,9 @@ class Assembly:
         if spec.storage not in STORAGES:
             add(("storage",), f"unknown storage {spec.storage!r}{_suggest(spec.storage, STORAGES)} (expected one "
                               f"of: {', '.join(STORAGES)})")
-        if spec.plasticity is not None and not isinstance(spec.plasticity, Mapping):
-            add(("plasticity",), f"expected a mapping such as {{rule: stdp, ...}}, got {spec.plasticity!r}")
+        if spec.plasticity is not None and not isinstance(spec.plasticity, (Mapping, list, tuple)):
+            add(("plasticity",), f"expected a mapping such as {{rule: stdp, ...}} or a list of them, got "
+                                 f"{spec.plasticity!r}")
         elif spec.plasticity is not None:
             from .plasticity import make_rule
 

@@ -202,3 +202,57 @@ def test_plasticity_in_the_simulator_dense_equals_sparse_and_resumes_exactly(tmp
     path = parts.save(tmp_path / "plastic.pt")
     resumed = Simulator(plastic_network("sparse")).load(path).run(60.0)
     assert torch.equal(resumed.projections[0].weight, sparse.projections[0].weight)
+
+
+CHAIN_YAML = """
+kind: assembly
+name: chain
+dt: 0.1 ms
+duration: 100 ms
+seed: 4
+dtype: float64
+populations:
+  inp: {model: lif, size: 30, params: {v_th: -50 mV}}
+  out: {model: lif, size: 10, params: {v_th: -50 mV}}
+projections:
+  - name: ff
+    pre: inp
+    post: out
+    connector: {type: fixed_probability, p: 0.5}
+    weight: {dist: uniform, low: 1 mV, high: 3 mV}
+    plasticity:
+      - {rule: stdp, A_plus: 0.05, A_minus: 0.05, w_max: 4.0}
+      - {rule: normalize, total: 30.0}
+inputs:
+  - {name: drive, type: poisson, target: inp, params: {rate: 40 Hz, weight: 4 mV, sources: 20}}
+"""
+
+
+def test_a_list_of_rules_runs_in_order_and_resumes_exactly(tmp_path):
+    from braincore.assembly_config import assembly_from_text
+    from braincore.plasticity import RuleChain
+
+    sim = Simulator(assembly_from_text(CHAIN_YAML, "chain.yaml"))
+    assert isinstance(sim.projections[0].rule, RuleChain)
+    sim.run(50)
+    sim.save(tmp_path / "half.pt")
+    sim.run(50)
+    w = sim.weights("ff")
+    # normalize runs after STDP every step: each neuron's incoming weights sum to 30 at the end
+    sums = np.bincount(w["post"], weights=w["weight"], minlength=10)
+    np.testing.assert_allclose(sums[sums != 0], 30.0, rtol=1e-12)
+    resumed = Simulator(assembly_from_text(CHAIN_YAML, "chain.yaml")).load(tmp_path / "half.pt").run(50)
+    np.testing.assert_array_equal(resumed.weights("ff")["weight"], w["weight"])
+
+
+def test_errors_in_a_list_of_rules_name_the_item_and_line():
+    from braincore.assembly_config import assembly_from_text
+    from braincore.config import ConfigProblems
+
+    bad = CHAIN_YAML.replace("{rule: normalize, total: 30.0}", "{rule: normalise, total: 30.0}")
+    bad = bad.replace("A_minus: 0.05, w_max", "A_minsu: 0.05, w_max")
+    with pytest.raises((ConfigProblems, ConfigError)) as err:
+        assembly_from_text(bad, "chain.yaml")
+    message = str(err.value)
+    assert "plasticity.0.A_minsu" in message or "plasticity[0]" in message, message
+    assert "normalise" in message and "did you mean 'normalize'" in message
