@@ -58,6 +58,9 @@ A full example (every key; all but ``kind`` and ``populations`` are optional)::
       in: exc
       out: exc
 
+    modulators:                       # neuromodulator channels (brain-wide, read by rules such as rstdp)
+      dopamine: {tau: 200 ms, baseline: 0, value: 0}   # value: initial level; tasks set/pulse it from Python
+
 Quantities take units (``20 ms``, ``0.5 nS``); bare numbers are canonical (ms, mV, nA, nS, Hz...). Weights are
 in the unit the synapse and the post model imply (:func:`braincore.graph.weight_dimension`: mV for
 ``instantaneous``, nS for ``conductance``, the post model's input unit for ``exponential`` and ``alpha``). The
@@ -220,6 +223,7 @@ SCHEMA = Record({
     "monitors": ListOf(MONITOR, default=None),
     "include": AnyMapping(_check_includes, default=None),
     "ports": AnyMapping(_check_ports, default=None),
+    "modulators": AnyMapping(default=None, doc="neuromodulator channels: name -> {tau, baseline, value}"),
 })
 
 RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch", "backend")
@@ -351,6 +355,18 @@ def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[A
                                             neurons=s.get("neurons"), max_spikes=s.get("max_spikes"),
                                             bin=s.get("bin"))
             prov[(kind, spec.name)] = (doc, (kind + "s", i), remap)
+    for name, spec in (config.get("modulators") or {}).items():
+        if not isinstance(spec, Mapping):
+            problems.append(doc.problem(("modulators", name), f"expected a mapping such as {{tau: 200 ms, "
+                                                              f"baseline: 0}}, got {spec!r}"))
+            continue
+        unknown = [k for k in spec if k not in ("tau", "baseline", "value")]
+        for key in unknown:
+            problems.append(doc.problem(("modulators", name, key), "unknown key (expected one of: tau, baseline, "
+                                                                   "value)"))
+        if not unknown:
+            assembly.add_modulator(name, **spec)
+            prov[("modulator", name)] = (doc, ("modulators", name), {})
     return assembly, prov
 
 

@@ -507,6 +507,7 @@ class Assembly:
         self.graph = nx.MultiDiGraph(name=name)
         self.inputs: list[InputSpec] = []
         self.monitors: list[MonitorSpec] = []
+        self.modulators: dict[str, dict] = {}  # neuromodulator channels: name -> {tau, baseline, value}
         self.run = run if run is not None else RunSpec()
         self._projections: dict[str, ProjectionSpec] = {}
         self._unresolved: list[str] = []      # projections whose pre or post is not (yet) a population
@@ -621,6 +622,19 @@ class Assembly:
         self._ports[name] = self.resolve(population) or population
         self._sync_edges()
 
+    def add_modulator(self, name: str, *, tau: Any = None, baseline: Any = 0.0, value: Any = None) -> dict:
+        """Declare a neuromodulator channel (:mod:`braincore.modulators`) the simulator creates: its decay
+        ``tau`` (units allowed; ``None``: it holds its value), resting level ``baseline`` and initial ``value``
+        (default: the baseline). Channels are brain-wide: an included region's channels are not prefixed, and
+        two declarations of one name must agree. Rules such as ``rstdp`` read them; tasks set and pulse them."""
+        spec = {"tau": tau, "baseline": baseline, "value": value}
+        old = self.modulators.get(name)
+        if old is not None and old != spec:
+            self._issues.append(Issue("modulator", name, (), f"declared twice with different settings "
+                                                             f"({old} and {spec})"))
+        self.modulators[name] = spec
+        return spec
+
     def include(self, sub: "Assembly", prefix: str, *, ports: Optional[Mapping[str, str]] = None,
                 connect: Optional[Sequence[Mapping]] = None) -> "Assembly":
         """Copy ``sub`` in under ``prefix``: names become ``prefix.name``, ports become aliases ``prefix.port``.
@@ -657,6 +671,8 @@ class Assembly:
         for spec in sub.monitors:
             self.monitors.append(copy.deepcopy(dataclasses.replace(spec, name=q(spec.name),
                                                                    target=q(spec.target))))
+        for name, spec in sub.modulators.items():
+            self.add_modulator(name, **spec)
         for issue in sub._issues:
             self._issues.append(dataclasses.replace(issue, name=q(issue.name) if issue.name else issue.name))
         self._sync_edges()
@@ -794,6 +810,24 @@ class Assembly:
                 "run": dataclasses.asdict(self.run)}
 
     # -------------------------------------------------------------------------------- validation
+    def _check_modulators(self) -> list[Issue]:
+        out = []
+        for name, spec in self.modulators.items():
+            if not isinstance(name, str) or not name or "." in name:
+                out.append(Issue("modulator", str(name), (), "a channel name is a non-empty string without dots"))
+            if spec.get("tau") is not None:
+                try:
+                    tau = parse_quantity(spec["tau"], "time")
+                    if not tau > 0:
+                        out.append(Issue("modulator", name, ("tau",), f"must be > 0 ms, got {tau:g} ms"))
+                except UnitError as err:
+                    out.append(Issue("modulator", name, ("tau",), str(err)))
+            for key in ("baseline", "value"):
+                value = spec.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    out.append(Issue("modulator", name, (key,), f"expected a number, got {value!r}"))
+        return out
+
     def validate(self) -> list[str]:
         """Every problem, one line each, naming its population/projection/input/monitor; ``[]`` when valid."""
         return [str(issue) for issue in self.issues()]
@@ -809,6 +843,7 @@ class Assembly:
         """Every problem as :class:`Issue` records (see :meth:`validate`)."""
         out: list[Issue] = list(self._issues)
         out += self._check_run()
+        out += self._check_modulators()
         for spec in self.populations():
             out += self._check_population(spec)
         for port, target in self._ports.items():
@@ -1151,6 +1186,8 @@ class Assembly:
                                        "neurons": None if s.neurons is None else list(s.neurons),
                                        "max_spikes": s.max_spikes, "bin": s.bin}) for s in self.monitors]
         out["ports"] = dict(self._ports)
+        if self.modulators:
+            out["modulators"] = {name: _drop_none(dict(spec)) for name, spec in self.modulators.items()}
         if self._aliases:
             out["aliases"] = dict(self._aliases)
         if self._region_names:
@@ -1170,6 +1207,8 @@ class Assembly:
                              method=p.get("method"), init=p.get("init"), region=p.get("region"))
         for port, target in (data.get("ports") or {}).items():
             a.add_port(port, target)
+        for name, spec in (data.get("modulators") or {}).items():
+            a.add_modulator(name, **dict(spec or {}))
         for s in data.get("projections") or []:
             a.add_projection(s.get("pre"), s.get("post"), s.get("connector"), s.get("weight"), s.get("synapse"),
                              s.get("delay"), name=s.get("name"), sign=s.get("sign"),

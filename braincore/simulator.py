@@ -209,6 +209,10 @@ class Simulator:
         dev, dt_, B = self.device, self.dtype, self.batch
         #: the neuromodulator channels (``sim.modulators.set("dopamine", 0.5)``), read by three-factor rules
         self.modulators = Modulators(B, dev, dt_)
+        for name, spec in assembly.modulators.items():
+            self.modulators.configure(name, tau=spec.get("tau"), baseline=spec.get("baseline"))
+            if spec.get("value") is not None:
+                self.modulators.set(name, float(spec["value"]))
 
         # populations
         self.populations: dict[str, PopulationRuntime] = {}
@@ -259,6 +263,7 @@ class Simulator:
                 proj.rule = make_rule(spec.plasticity)
                 if getattr(proj.rule, "uses_modulators", False):
                     proj.rule.modulators = self.modulators
+                    self._warn_undeclared_modulators(proj)
                 proj.view = SynapseView(proj)
                 proj.rule_state = proj.rule.init_state(proj.view, B, dev, dt_)
             self.projections.append(proj)
@@ -546,6 +551,18 @@ class Simulator:
         else:
             slots = (k + proj.delay[syn]) % self.ring_length
             ring.view(-1).index_add_(0, slots * (self.batch * n_post) + flat, proj.weight[syn])
+
+    def _warn_undeclared_modulators(self, proj) -> None:
+        rules = getattr(proj.rule, "rules", [proj.rule])
+        for rule in rules:
+            name = getattr(getattr(rule, "params", None), "modulator", None)
+            if getattr(rule, "uses_modulators", False) and name and name not in self.assembly.modulators:
+                import warnings
+
+                warnings.warn(f"projection {proj.name!r}: its {rule.name} rule listens to the modulator {name!r}, "
+                              f"which the assembly does not declare (modulators: {{{name}: {{tau: ..., "
+                              f"baseline: ...}}}}); it stays 0, and the weights unchanged, until set from Python "
+                              f"(sim.modulators.set / pulse)", stacklevel=3)
 
     # -- results ----------------------------------------------------------------------------------------
     def monitor(self, name: str) -> dict:
