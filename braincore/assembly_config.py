@@ -185,7 +185,9 @@ MONITOR = Record({
     "max_spikes": Integer(), "bin": Quantity("time"),
 })
 
-INCLUDE = Record({"file": Text(required=True, doc="path relative to this file"),
+INCLUDE = Record({"file": Text(doc="path relative to this file"),
+                  "region": Text(doc="a registered region type (braincore.region_types), instead of a file"),
+                  "params": AnyMapping(default=None, doc="the region type's parameters"),
                   "ports": AnyMapping(default=None, doc="{port: population of the included file}")})
 
 
@@ -267,8 +269,18 @@ def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[A
     assembly.set_run(**{k: config[k] for k in RUN_KEYS if config.get(k) is not None})
     prov: dict = {}
     for prefix, inc in (config.get("include") or {}).items():
-        if not inc or inc.get("file") is None:
+        if not inc:
             continue
+        if (inc.get("file") is None) == (inc.get("region") is None):
+            problems.append(doc.problem(("include", prefix), "give either 'file' (a region file) or 'region' (a "
+                                                             "region type), not both or neither"))
+            continue
+        if inc.get("region") is not None:
+            _include_region(assembly, prefix, inc, doc, problems, prov)
+            continue
+        if inc.get("params") is not None:
+            problems.append(doc.problem(("include", prefix, "params"), "'params' belongs to a region type "
+                                                                       "(region: ...); a file takes none"))
         where = ("include", prefix, "file")
         path = (base / inc["file"]).resolve()
         if path in stack:
@@ -368,6 +380,35 @@ def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[A
             assembly.add_modulator(name, **spec)
             prov[("modulator", name)] = (doc, ("modulators", name), {})
     return assembly, prov
+
+
+def _include_region(assembly: Assembly, prefix: str, inc: dict, doc: Document, problems: list,
+                    prov: dict) -> None:
+    """Build a region type with its parameters and include it under ``prefix`` (problems point at the include)."""
+    from .region_types import build_region
+
+    try:
+        sub = build_region(inc["region"], inc.get("params"))
+    except ConfigError as err:
+        for key, message in (err.items or [((), str(err))]):
+            key_path = (key,) if isinstance(key, str) else tuple(key or ())
+            problems.append(doc.problem(("include", prefix) + key_path, message))
+        return
+    assembly.include(sub, prefix, ports=inc.get("ports"))
+    for kind, name in _items_of(sub):
+        prov[(kind, f"{prefix}.{name}")] = (doc, ("include", prefix))
+    for port in inc.get("ports") or {}:
+        prov[("port", f"{prefix}.{port}")] = (doc, ("include", prefix, "ports", port))
+    prov[("include", prefix)] = (doc, ("include", prefix))
+
+
+def _items_of(sub: Assembly) -> list:
+    """``(kind, name)`` of every item of an assembly built in Python (issues inside it point at its include)."""
+    out = [("population", p.name) for p in sub.populations()]
+    out += [("projection", p.name) for p in sub.projections()]
+    out += [("input", i.name) for i in sub.inputs] + [("monitor", m.name) for m in sub.monitors]
+    out += [("port", port) for port in sub._ports] + [("modulator", m) for m in sub.modulators]
+    return out
 
 
 def _relative_to(base: Path, name: str) -> str:

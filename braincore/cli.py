@@ -4,6 +4,7 @@
     braincore validate CONFIG [--json]              list every problem in a config; exit 1 if any
     braincore plot neuron MODEL [--preset P] [--current I] [--duration T] [--dt DT] [--out FILE]
     braincore models [--json]                       the neuron models, their parameters and presets
+    braincore regions [--json]                      the region types YAML can include, with their parameters
     braincore graph CONFIG [--out PNG] [--json]     an assembly's populations, projections and synapse counts
 
 ``--json`` makes the last printed line a JSON summary. Any error exits non-zero with a one-line reason
@@ -61,7 +62,25 @@ def _parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list neuron models, parameters, units and presets")
     models.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+    regions = sub.add_parser("regions", help="list region types (include: {x: {region: TYPE, params: {...}}})")
+    regions.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     return parser
+
+
+def _cmd_regions(args: argparse.Namespace) -> dict:
+    from .region_types import region_types
+
+    out: dict[str, Any] = {}
+    for name, region in sorted(region_types().items()):
+        params = region.parameters()
+        out[name] = {"description": region.description, "params": {k: repr(v) for k, v in params.items()}}
+        print(f"{name}: {region.description}")
+        for key, default in params.items():
+            print(f"    {key:<16} = {default!r}")
+    if not out:
+        print("no region types registered")
+    return {"regions": out}
 
 
 def _cmd_run(args: argparse.Namespace) -> dict:
@@ -191,7 +210,8 @@ def _cmd_graph(args: argparse.Namespace) -> dict:
     return out
 
 
-COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "models": _cmd_models, "graph": _cmd_graph}
+COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "models": _cmd_models, "graph": _cmd_graph,
+            "regions": _cmd_regions}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
