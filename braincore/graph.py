@@ -95,8 +95,10 @@ INIT_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {"constant": ("value",), "unifo
 #: step, or an ``.npy`` file); ``file`` (an existing file; relative paths are resolved by the YAML loader).
 INPUT_PARAMS: dict[str, dict[str, tuple[str, bool]]] = {
     # `sources` independent Poisson trains of `rate` per target neuron, through a synapse
+    # (only from `start` (default 0) until `stop` (default: the end), when given)
     "poisson": {"rate": ("frequency", True), "weight": ("weight", True), "synapse": ("synapse", False),
-                "sources": ("count", False), "neurons": ("neurons", False)},
+                "sources": ("count", False), "neurons": ("neurons", False), "start": ("time", False),
+                "stop": ("time", False)},
     # a current of `amplitude` from `start` (default 0) until `stop` (default: the end)
     "constant_current": {"amplitude": ("input", True), "start": ("time", False), "stop": ("time", False),
                          "neurons": ("neurons", False)},

@@ -332,6 +332,9 @@ class Simulator:
             if spec.type == "poisson":
                 rate = _quantity(params.get("rate", 0.0), "frequency", f"{where}: rate")
                 inp.rate_per_step = rate * self.dt / 1000.0 * int(params.get("sources", 1))
+                inp.start = int(round(_quantity(params.get("start", 0.0), "time", f"{where}: start") / self.dt))
+                if params.get("stop") is not None:
+                    inp.stop = int(round(_quantity(params["stop"], "time", f"{where}: stop") / self.dt))
             else:
                 data = np.load(Path(params["path"]))
                 steps = np.round(np.asarray(data["times"], dtype=float) / self.dt).astype(np.int64)
@@ -440,7 +443,8 @@ class Simulator:
             arriving.zero_()
         for inp in self.inputs:
             if inp.type == "poisson":
-                self._deliver_poisson(inp)
+                if k >= inp.start and (inp.stop is None or k < inp.stop):
+                    self._deliver_poisson(inp)
             elif inp.type == "spike_file":
                 self._deliver_file(inp, k)
         # 2-3. synaptic input and neuron step
@@ -563,6 +567,24 @@ class Simulator:
                               f"which the assembly does not declare (modulators: {{{name}: {{tau: ..., "
                               f"baseline: ...}}}}); it stays 0, and the weights unchanged, until set from Python "
                               f"(sim.modulators.set / pulse)", stacklevel=3)
+
+    def set_poisson_rate(self, name: str, rate: Any) -> None:
+        """Set the rate of the Poisson input ``name`` (per source; units allowed: ``"40 Hz"``, bare numbers in
+        Hz) from the next step on, for every trial of the batch, on either engine: stimuli that change between
+        :meth:`run` calls (a cue on, then off). Checkpoints do not hold input rates: set them again after a
+        :meth:`load`."""
+        q = next((i for i, inp in enumerate(self.inputs) if inp.name == name), None)
+        if q is None or self.inputs[q].type != "poisson":
+            known = ", ".join(i.name for i in self.inputs if i.type == "poisson") or "none"
+            raise KeyError(f"no Poisson input named {name!r}; Poisson inputs: {known}")
+        hz = _quantity(rate, "frequency", f"input {name}: rate")
+        if hz < 0:
+            raise ConfigError(f"input {name}: rate must be >= 0 Hz, got {hz:g}")
+        inp = self.inputs[q]
+        sources = int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
+        inp.rate_per_step = hz * self.dt / 1000.0 * sources
+        if self._engine is not None:
+            self._engine.inputs[q].lam = inp.rate_per_step
 
     # -- results ----------------------------------------------------------------------------------------
     def monitor(self, name: str) -> dict:

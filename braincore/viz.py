@@ -119,19 +119,57 @@ def plot_raster(sim, path: PathLike, *, trial: int = 0, max_neurons: int = 400, 
 
 
 # ------------------------------------------------------------------------------------------ assemblies
+#: above this many projections the arrows carry no labels (``braincore graph`` prints the counts)
+MAX_EDGE_LABELS = 40
 _SIGN_COLOURS = {"excitatory": "#c0392b", "inhibitory": "#2471a3", None: "#7f8c8d"}
 
 
+def _channel_grid(members: list) -> Optional[dict]:
+    """Offsets for a region whose populations are channel-structured (``d1_0, d1_1, gpi_0, ...``): one column per
+    kind, one row per channel, the others (``inh``) in a last column; ``None`` when fewer than two kinds have
+    two or more channels."""
+    import re
+
+    kinds: dict = {}
+    rest = []
+    for name in members:
+        match = re.match(r"^(.*\.)?(.+?)_(\d+)$", name)
+        if match:
+            kinds.setdefault(match.group(2), {})[int(match.group(3))] = name
+        else:
+            rest.append(name)
+    if sum(1 for rows in kinds.values() if len(rows) >= 2) < 2:
+        return None
+    columns = [sorted(rows.items()) for rows in kinds.values()] + ([list(enumerate(rest))] if rest else [])
+    n_rows = max(len(col) for col in columns)
+    dx, dy = 1.0, 0.9
+    out = {}
+    for j, col in enumerate(columns):
+        for i, (_, name) in enumerate(col):
+            out[name] = ((j - (len(columns) - 1) / 2) * dx, ((n_rows - 1) / 2 - i) * dy)
+    return out
+
+
 def _assembly_layout(groups: dict) -> dict:
-    """Positions: each region's populations on a small circle around the region's place on a large circle."""
+    """Positions: each region's populations on a small circle (or, channel-structured, on a grid of kinds x
+    channels) around the region's place on a large circle."""
     import math
 
     pos = {}
     n = len(groups)
+    grids = {g: _channel_grid(members) if len(members) >= 6 else None for g, members in groups.items()}
     big = 0.0 if n == 1 else 2.2 + 0.35 * n
+    extent = max((math.hypot(x, y) for grid in grids.values() if grid for x, y in grid.values()), default=0.0)
+    if n > 1 and extent:  # grids must not overlap their neighbours on the large circle
+        big = max(big, (extent + 0.9) / math.sin(math.pi / n))
     for g, members in enumerate(groups.values()):
         angle = math.pi / 2 - 2 * math.pi * g / max(n, 1)
         cx, cy = big * math.cos(angle), big * math.sin(angle)
+        grid = grids[list(groups)[g]]
+        if grid is not None:
+            for name, (x, y) in grid.items():
+                pos[name] = (cx + x, cy + y)
+            continue
         m = len(members)
         small = 0.0 if m == 1 else 0.75 + 0.12 * m
         for i, name in enumerate(members):
@@ -203,7 +241,7 @@ def plot_assembly_graph(assembly, path: PathLike, *, title: Optional[str] = None
         parallel[key] = index + 1
         sign = projection_sign(spec)
         edge_colour = _SIGN_COLOURS.get(sign, _SIGN_COLOURS[None])
-        label = _edge_label(rows.get(spec.name, {}))
+        label = _edge_label(rows.get(spec.name, {})) if len(rows) <= MAX_EDGE_LABELS else ""
         (x1, y1), (x2, y2) = pos[spec.pre], pos[spec.post]
         if spec.pre == spec.post:
             # a self-loop: a small circle outside the node, away from the layout centre
@@ -213,8 +251,9 @@ def plot_assembly_graph(assembly, path: PathLike, *, title: Optional[str] = None
             lr = 0.16 + 0.07 * index
             cx, cy = x1 + ux * (r0 + lr * 0.8), y1 + uy * (r0 + lr * 0.8)
             ax.add_patch(Circle((cx, cy), lr, fill=False, ec=edge_colour, lw=1.2, zorder=1))
-            ax.text(cx + ux * (lr + 0.05), cy + uy * (lr + 0.05), label, fontsize=6.5, color=edge_colour,
-                    ha="center", va="center", zorder=4)
+            if label:
+                ax.text(cx + ux * (lr + 0.05), cy + uy * (lr + 0.05), label, fontsize=6.5, color=edge_colour,
+                        ha="center", va="center", zorder=4)
             continue
         rad = 0.12 + 0.1 * index
         arrow = FancyArrowPatch((x1, y1), (x2, y2), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
@@ -232,8 +271,9 @@ def plot_assembly_graph(assembly, path: PathLike, *, title: Optional[str] = None
             if all(math.hypot(lx - ox, ly - oy) > 0.3 for ox, oy in placed):
                 break
         placed.append((lx, ly))
-        ax.text(lx, ly, label, fontsize=6.5, color=edge_colour, ha="center", va="center", zorder=4,
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        if label:
+            ax.text(lx, ly, label, fontsize=6.5, color=edge_colour, ha="center", va="center", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     for p in pops:
         g = p.region or "(top level)"
         x, y = pos[p.name]

@@ -211,6 +211,7 @@ class NativeEngine:
                 kind = sim.groups[inp.group].kind
                 Q.scale = inp.weight * (math.e if kind == "alpha" else 1.0)
                 Q.lam = inp.rate_per_step
+                Q.start, Q.stop = inp.start, inp.stop if inp.stop is not None else -1
             elif inp.type in ("constant_current", "step_current"):
                 Q.amplitude = float(inp.amplitude)
                 Q.start, Q.stop = inp.start, inp.stop if inp.stop is not None else -1

@@ -117,6 +117,7 @@ static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
     for (int32_t q = 0; q < net->n_inputs; q++) {
         Input *in = &net->inputs[q];
         if (in->type != IN_POISSON || in->pop != pop) continue;
+        if (net->k < in->start || (in->stop >= 0 && net->k >= in->stop)) continue;  /* outside its window */
         Group *G = &net->groups[in->group];
         REAL *row = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x) + (int64_t)b * G->n;
         const REAL scale = (REAL)in->scale;

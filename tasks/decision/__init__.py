@@ -1,0 +1,1 @@
+"""Decision-making tasks: choices between alternatives, action selection in cortico-basal ganglia-thalamo-cortical loops."""
