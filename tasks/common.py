@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any, Iterable
 
-from braincore.config import Flag, Integer, Record, Text
+from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
+from braincore.neurons.base import ConfigError
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True, unit: str = "sample"):
@@ -42,3 +43,28 @@ def evaluation_field(**more) -> Record:
 def checkpoint_fields(every: int = 5000) -> dict:
     """``checkpoint_every`` (training samples), ``resume`` and ``progress``."""
     return {"checkpoint_every": Integer(every, minimum=1), "resume": Flag(True), "progress": Flag(True)}
+
+
+def params_field(params_cls, doc: str) -> AnyMapping:
+    """A ``network:`` mapping of overrides of a :class:`~braincore.neurons.base.NeuronParams` dataclass, checked
+    while the YAML is validated: every bad key or value is reported at its own line and key path."""
+
+    def check(value, doc_: Document, path, problems) -> dict:
+        try:
+            params_cls.from_mapping(value)
+        except ConfigError as err:
+            for key, message in err.items or [(None, str(err))]:
+                problems.append(doc_.problem(path + ((key,) if key else ()), message))
+        return dict(value)
+
+    return AnyMapping(check, default={}, doc=doc)
+
+
+def training_field(**more) -> Record:
+    """``training: {epochs, samples, validation, ...more}``: epochs over (a part of) the training split, minus a
+    seeded validation hold-out."""
+    fields = {"epochs": Integer(1, minimum=0),
+              "samples": Integer(None, minimum=1, doc="per epoch (default: the whole training split)"),
+              "validation": Integer(5000, minimum=0, doc="samples held out of the training set")}
+    fields.update(more)
+    return Record(fields, default={name: spec.default for name, spec in fields.items()})

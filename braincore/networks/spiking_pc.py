@@ -93,6 +93,8 @@ class SpikingPCParams(NeuronParams):
     e_init: Any = param("random", "choice", "start of the error weights: 'random' (beta x an independent draw of "
                                             "W's law) or 'transpose' (beta W^T)")
     w_init: Any = param(0.05, "dimensionless", "initial weights ~ N(0, w_init^2 / fan-in * 100)")
+    apply: Any = param("step", "choice", "when weight changes take effect: 'step' (at each of the learn_steps, "
+                                         "online) or 'window' (summed over them, applied at the window's end)")
     w_clip: Any = param(0.0, "dimensionless", "max row norm of W after each update (0: none)")
     poisson_input: Any = param(1.0, "dimensionless", "1: the input layer emits Poisson spikes (paper) and its trace "
                                                      "is their leaky rate; 0: its trace is the spike probability "
@@ -119,6 +121,8 @@ class SpikingPCParams(NeuronParams):
         for name in ("dt", "tau_m", "tau_j", "tau_tr", "v_thr"):
             if float(getattr(self, name)) <= 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.apply not in ("step", "window"):
+            problems.append(f"apply must be 'step' or 'window', got {self.apply!r}")
         if self.rectify not in ("clip", "relu", "none"):
             problems.append(f"rectify must be 'clip', 'relu' or 'none', got {self.rectify!r}")
         if self.value not in ("rate", "drive"):
@@ -224,6 +228,7 @@ class SpikingPCNetwork:
         energy = []
         t_ref = float(p.t_ref)
         learn_from, read_from = steps - int(p.learn_steps), steps - int(p.read_steps)
+        pending = None  # weight changes accumulated over the window (apply: window)
         for t in range(steps):
             if float(p.poisson_input):
                 s_in = (torch.rand(prob.shape, generator=rng, **kw) < prob).to(self.dtype)
@@ -251,17 +256,11 @@ class SpikingPCNetwork:
                 energy.append(float(pc.prediction_energy(errors).mean()))
             # local learning (all layers at once, from this step's errors and presynaptic traces)
             if learn and t >= learn_from:
-                for k in range(L + 1):
-                    rate = float(p.eta) * self.eta_scale * 100.0 / self.sizes[k]
-                    if k < L:
-                        rate *= float(p.eta_hidden)
-                    dw = pc.local_update(errors[k], a[k], rate)
-                    self.W[k].add_(dw)
-                    if k > 0:
-                        self.E[k].add_(pc.error_weight_update(dw, float(p.beta)))
-                    if float(p.w_clip) > 0:
-                        norms = self.W[k].norm(dim=1, keepdim=True).clamp_min(1e-12)
-                        self.W[k].mul_(torch.clamp(float(p.w_clip) / norms, max=1.0))
+                dws = [pc.local_update(errors[k], a[k], self._rate(k)) for k in range(L + 1)]
+                if p.apply == "step":
+                    self._apply(dws)
+                else:  # accumulate (a synaptic eligibility) and apply once, at the end of the window
+                    pending = dws if pending is None else [acc + d for acc, d in zip(pending, dws)]
             # LIF units of the hidden layers, driven by their error units (eq. 3)
             for h in range(L):
                 drive = pc.error_drive(errors[h], errors[h + 1], self.E[h + 1])
@@ -273,11 +272,29 @@ class SpikingPCNetwork:
                                                  subtract=p.reset == "subtract")
                 counts[h] += s
                 a[h + 1] = pc.trace_step(a[h + 1], s, dt, float(p.tau_tr))
+        if pending is not None:
+            self._apply(pending)
         result = {"output": out / max(int(p.read_steps), 1), "counts": counts,
                   "rates": [float(c.sum()) / (B * n * steps) for c, n in zip(counts, self.sizes[1:-1])]}
         if record:
             result["energy"] = energy
         return result
+
+    def _rate(self, k: int) -> float:
+        """Learning rate of ``W[k]``: ``eta * schedule * 100 / fan-in`` (times ``eta_hidden`` if it predicts a
+        hidden layer)."""
+        rate = float(self.p.eta) * self.eta_scale * 100.0 / self.sizes[k]
+        return rate * float(self.p.eta_hidden) if k < self.n_hidden_layers else rate
+
+    def _apply(self, dws: list) -> None:
+        """Add the changes ``dW`` to ``W``, ``beta dW^T`` to ``E`` (eq. 5), then clip row norms (``w_clip``)."""
+        for k, dw in enumerate(dws):
+            self.W[k].add_(dw)
+            if k > 0:
+                self.E[k].add_(pc.error_weight_update(dw, float(self.p.beta)))
+            if float(self.p.w_clip) > 0:
+                norms = self.W[k].norm(dim=1, keepdim=True).clamp_min(1e-12)
+                self.W[k].mul_(torch.clamp(float(self.p.w_clip) / norms, max=1.0))
 
     @torch.no_grad()
     def predict(self, images: Tensor) -> Tensor:

@@ -29,14 +29,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from braincore.assembly_config import SCHEMA as ASSEMBLY_SCHEMA
 from braincore.assembly_config import _semantic_check as assembly_check
 from braincore.config import Document, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
-from braincore.neurons.base import ConfigError
 from regions.motor import channel_rates
 
 WINDOW = Record({"name": Text(doc="a label"),

@@ -41,20 +41,11 @@ import numpy as np
 import torch
 
 from braincore.checkpoint import load_checkpoint, save_checkpoint
-from braincore.config import AnyMapping, Document, Flag, Integer, Kind, Record, Text, register_kind
+from braincore.config import Flag, Integer, Kind, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.desire_mlp import DesireMLP, DesireParams
 from braincore.neurons.base import ConfigError
-from tasks.common import config_key, data_field, progress_bar
-
-
-def _check_network(value, doc: Document, path, problems) -> dict:
-    try:
-        DesireParams.from_mapping(value)
-    except ConfigError as err:
-        for key, message in err.items or [(None, str(err))]:
-            problems.append(doc.problem(path + ((key,) if key else ()), message))
-    return dict(value)
+from tasks.common import checkpoint_fields, config_key, data_field, evaluation_field, params_field, progress_bar, training_field
 
 
 SCHEMA = Record({
@@ -62,22 +53,14 @@ SCHEMA = Record({
     "name": Text("desire_bp"),
     "seed": Integer(0, minimum=0),
     "data": data_field(),
-    "network": AnyMapping(_check_network, default={}, doc="DesireParams overrides"),
+    "network": params_field(DesireParams, "DesireParams overrides"),
     "device": Text("cpu"),
     "dtype": Text("float32", choices=("float32", "float64")),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
     "batch": Integer(64, minimum=1, doc="samples per update (summed: lr stays per sample)"),
-    "training": Record({"epochs": Integer(1, minimum=0),
-                        "samples": Integer(None, minimum=1, doc="per epoch (default: the whole training split)"),
-                        "validation": Integer(5000, minimum=0, doc="samples held out of the training set")},
-                       default={"epochs": 1, "samples": None, "validation": 5000}),
-    "evaluation": Record({"test_samples": Integer(None, minimum=1, doc="default: the whole test set"),
-                          "validation_samples": Integer(None, minimum=0),
-                          "every_epoch": Flag(True, doc="score the validation split after every epoch")},
-                         default={"test_samples": None, "validation_samples": None, "every_epoch": True}),
-    "checkpoint_every": Integer(10000, minimum=1),
-    "resume": Flag(True),
-    "progress": Flag(True),
+    "training": training_field(),
+    "evaluation": evaluation_field(every_epoch=Flag(True, doc="score the validation split after every epoch")),
+    **checkpoint_fields(10000),
 })
 
 

@@ -28,22 +28,13 @@ import numpy as np
 import torch
 
 from braincore.checkpoint import load_checkpoint, save_checkpoint
-from braincore.config import AnyMapping, Document, Integer, Kind, Quantity, Record, Text, register_kind
+from braincore.config import Integer, Kind, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 from braincore.neurons.base import ConfigError
-from tasks.common import checkpoint_fields, config_key, data_field, evaluation_field, progress_bar
+from tasks.common import checkpoint_fields, config_key, data_field, evaluation_field, params_field, progress_bar, training_field
 
 MAX_INTENSITY_RAISES = 32  # a blank image never evokes spikes: stop raising the intensity after this many
-
-
-def _check_network(value, doc: Document, path, problems) -> dict:
-    try:
-        DiehlCookParams.from_mapping(value)
-    except ConfigError as err:
-        for key, message in err.items or [(None, str(err))]:
-            problems.append(doc.problem(path + ((key,) if key else ()), message))
-    return dict(value)
 
 
 SCHEMA = Record({
@@ -51,17 +42,14 @@ SCHEMA = Record({
     "name": Text("diehl_cook"),
     "seed": Integer(0, minimum=0),
     "data": data_field(),
-    "network": AnyMapping(_check_network, default={}, doc="DiehlCookParams overrides, units allowed"),
+    "network": params_field(DiehlCookParams, "DiehlCookParams overrides, units allowed"),
     "backend": Text("auto", choices=("auto", "native", "torch")),
     "device": Text("cpu"),
     "batch": Integer(1, minimum=1, doc="samples per presentation (torch engine; updates averaged)"),
     "present": Quantity("time", 350.0, exclusive_minimum=0.0, doc="presentation time per sample"),
     "intensity": Quantity("dimensionless", 2.0, exclusive_minimum=0.0, doc="rate = pixel / 8 * intensity Hz"),
     "min_spikes": Integer(5, minimum=0),
-    "training": Record({"epochs": Integer(1, minimum=0),
-                        "samples": Integer(None, minimum=1, doc="per epoch (default: the whole training split)"),
-                        "validation": Integer(5000, minimum=0, doc="samples held out of the training set")},
-                       default={"epochs": 1, "samples": None, "validation": 5000}),
+    "training": training_field(),
     "labelling": Record({"samples": Integer(10000, minimum=10)}, default={"samples": 10000}),
     "evaluation": evaluation_field(),
     **checkpoint_fields(5000),

@@ -89,24 +89,15 @@ import numpy as np
 import torch
 
 from braincore.checkpoint import load_checkpoint, save_checkpoint
-from braincore.config import AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, \
+from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, \
     register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
 from braincore.neurons.base import ConfigError
-from tasks.common import config_key, data_field, progress_bar
+from tasks.common import checkpoint_fields, config_key, data_field, evaluation_field, params_field, progress_bar, training_field
 
 SPLIT_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 EVAL_BATCH = 500
-
-
-def _check_network(value, doc: Document, path, problems) -> dict:
-    try:
-        SpikingPCParams.from_mapping(value)
-    except ConfigError as err:
-        for key, message in err.items or [(None, str(err))]:
-            problems.append(doc.problem(path + ((key,) if key else ()), message))
-    return dict(value)
 
 
 SCHEMA = Record({
@@ -116,16 +107,12 @@ SCHEMA = Record({
     "mode": Text("standard", choices=("standard", "split"), doc="standard training, or split-MNIST forgetting"),
     "data": data_field(),
     "layers": ListOf(Integer(minimum=1), min_items=1, default=[500], doc="hidden layer sizes"),
-    "network": AnyMapping(_check_network, default={}, doc="SpikingPCParams overrides, units allowed"),
+    "network": params_field(SpikingPCParams, "SpikingPCParams overrides, units allowed"),
     "device": Text("cpu"),
     "dtype": Text("float32", choices=("float32", "float64")),
     "batch": Integer(50, minimum=1, doc="samples per update (both models)"),
-    "training": Record({"epochs": Integer(1, minimum=0),
-                        "samples": Integer(None, minimum=1, doc="per epoch (default: the whole training split)"),
-                        "validation": Integer(5000, minimum=0, doc="samples held out of the training set"),
-                        "eta_decay": Quantity("dimensionless", 1.0, exclusive_minimum=0.0,
-                                              doc="eta is multiplied by this after every epoch (standard mode)")},
-                       default={"epochs": 1, "samples": None, "validation": 5000, "eta_decay": 1.0}),
+    "training": training_field(eta_decay=Quantity("dimensionless", 1.0, exclusive_minimum=0.0,
+                                                  doc="eta is multiplied by this after every epoch (standard mode)")),
     "split": Record({"tasks": ListOf(ListOf(Integer(minimum=0), min_items=1), min_items=1, default=SPLIT_TASKS),
                      "epochs": Integer(1, minimum=1, doc="epochs per task"),
                      "samples": Integer(None, minimum=1, doc="samples per task epoch (default: all of the task)")},
@@ -134,12 +121,8 @@ SCHEMA = Record({
                         "optimizer": Text("adam", choices=("adam", "sgd")),
                         "lr": Quantity("dimensionless", 1e-3, exclusive_minimum=0.0)},
                        default={"enabled": True, "optimizer": "adam", "lr": 1e-3}),
-    "evaluation": Record({"test_samples": Integer(None, minimum=1, doc="default: the whole test set"),
-                          "validation_samples": Integer(None, minimum=0)},
-                         default={"test_samples": None, "validation_samples": None}),
-    "checkpoint_every": Integer(5000, minimum=1),
-    "resume": Flag(True),
-    "progress": Flag(True),
+    "evaluation": evaluation_field(),
+    **checkpoint_fields(5000),
 })
 
 
