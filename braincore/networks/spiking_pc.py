@@ -16,7 +16,11 @@ Each predicted layer ``k`` has a prediction ``mu_k = rect(u_k)`` of its activity
 ``u_k = W_k a_{k-1}`` of the predicting layer's spike trace ``a`` (``rect``: clipped to ``[0, 1]`` spike per
 step, what a unit can fire; parameter ``rectify``), and error units ``e_k = x_k - mu_k`` comparing it with the
 layer's own value ``x_k``; for the label layer ``e_y = y - mu_y`` while the label is clamped (training) and
-``0`` while it is free (testing, where the prediction ``mu_y`` is the network's answer).
+``0`` while it is free (testing, where the prediction ``mu_y`` is the network's answer). The label layer
+predicts class probabilities, ``mu_y = softmax(W_out a_L)`` (``label_output: softmax``; ``linear`` gives
+``W_out a_L``), so that its error ``y - mu_y`` is the gradient of the cross-entropy: measured on split MNIST,
+a squared-error label layer pushes the outputs of absent classes to zero and forgets most earlier tasks
+(task-aware average 55 % vs 96-97 % with softmax).
 
 **LIF units** (the paper's form: an electrical current ``j`` integrating the error drive, a membrane potential
 ``v`` integrating the current; forward Euler with step ``dt``)::
@@ -96,9 +100,13 @@ class SpikingPCParams(NeuronParams):
     apply: Any = param("step", "choice", "when weight changes take effect: 'step' (at each of the learn_steps, "
                                          "online) or 'window' (summed over them, applied at the window's end)")
     w_clip: Any = param(0.0, "dimensionless", "max row norm of W after each update (0: none)")
-    poisson_input: Any = param(1.0, "dimensionless", "1: the input layer emits Poisson spikes (paper) and its trace "
-                                                     "is their leaky rate; 0: its trace is the spike probability "
-                                                     "itself (noise-free input, a diagnostic)")
+    label_output: Any = param("softmax", "choice", "the label layer's prediction: 'linear' (W a; squared error) or "
+                                                  "'softmax' (softmax(W a); its error y - mu is the cross-entropy "
+                                                  "gradient)")
+    input_code: Any = param("poisson", "choice", "input spikes: 'poisson' (the paper; probability = pixel x rate x dt "
+                                                 "per step), 'regular' (an integrate-and-fire accumulator per pixel: "
+                                                 "phase += probability, spike and subtract 1 at >= 1) or 'rate' (no "
+                                                 "spikes: the input trace is the probability itself, a diagnostic)")
     rectify: Any = param("clip", "choice", "predictions of hidden (spiking) layers: 'clip' to [0, 1] spike per step "
                                            "(what a unit can fire), 'relu' max(0, .), or 'none'")
     feedforward: Any = param(1.0, "dimensionless", "1: a hidden unit's current is its bottom-up synaptic input "
@@ -121,6 +129,10 @@ class SpikingPCParams(NeuronParams):
         for name in ("dt", "tau_m", "tau_j", "tau_tr", "v_thr"):
             if float(getattr(self, name)) <= 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.label_output not in ("linear", "softmax"):
+            problems.append(f"label_output must be 'linear' or 'softmax', got {self.label_output!r}")
+        if self.input_code not in ("poisson", "regular", "rate"):
+            problems.append(f"input_code must be 'poisson', 'regular' or 'rate', got {self.input_code!r}")
         if self.apply not in ("step", "window"):
             problems.append(f"apply must be 'step' or 'window', got {self.apply!r}")
         if self.rectify not in ("clip", "relu", "none"):
@@ -229,15 +241,23 @@ class SpikingPCNetwork:
         t_ref = float(p.t_ref)
         learn_from, read_from = steps - int(p.learn_steps), steps - int(p.read_steps)
         pending = None  # weight changes accumulated over the window (apply: window)
+        phase = torch.zeros_like(prob)  # input accumulators (input_code: regular)
         for t in range(steps):
-            if float(p.poisson_input):
+            if p.input_code == "poisson":
                 s_in = (torch.rand(prob.shape, generator=rng, **kw) < prob).to(self.dtype)
+                a[0] = pc.trace_step(a[0], s_in, dt, float(p.tau_tr))
+            elif p.input_code == "regular":
+                phase = phase + prob
+                s_in = (phase >= 1.0).to(self.dtype)
+                phase = phase - s_in
                 a[0] = pc.trace_step(a[0], s_in, dt, float(p.tau_tr))
             else:
                 a[0] = prob
             # predictions and error units from the current traces
             mu = [pc.predict(self.W[k], a[k]) for k in range(L + 1)]
             synaptic = mu[:L]  # the unrectified bottom-up input of the hidden layers (may be negative)
+            if p.label_output == "softmax":  # the label layer predicts class probabilities
+                mu[L] = torch.softmax(mu[L], dim=1)
             if p.rectify == "clip":  # a rate lies in [0, 1] spike per step
                 mu[:L] = [m.clamp(0.0, 1.0) for m in mu[:L]]
             elif p.rectify == "relu":
