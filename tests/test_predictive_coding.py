@@ -264,8 +264,10 @@ def test_config_errors_name_line_and_key(tmp_path):
 def test_bundled_configs_are_valid():
     kind, config = load_config(ROOT / "configs" / "perception" / "predictive_coding.yaml")
     assert kind.name == "predictive_coding" and config["mode"] == "standard"
-    kind, config = load_config(ROOT / "configs" / "perception" / "predictive_coding_split.yaml")
-    assert config["mode"] == "split" and config["split"]["tasks"] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    for name in ("predictive_coding_split.yaml", "predictive_coding_split_adam.yaml"):
+        kind, config = load_config(ROOT / "configs" / "perception" / name)
+        assert config["mode"] == "split" and config["split"]["tasks"] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert config["baseline"]["optimizer"] == "adam"
 
 
 def test_network_state_round_trips():
