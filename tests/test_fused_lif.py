@@ -65,3 +65,55 @@ def test_bad_shapes_are_reported():
         lif_sequence(torch.zeros(3, 2, 4), 0.9, recurrent=torch.zeros(4, 3))
     with pytest.raises(ValueError, match="unknown surrogate"):
         lif_sequence(torch.zeros(3, 2, 4), 0.9, surrogate="fast_sigmoyd")
+
+
+# ------------------------------------------------------------------------------------------ layers
+def test_layer_equals_the_fused_node_on_its_input_projection_and_trains():
+    from braincore.training import LeakyReadout, LIFLayer
+
+    torch.manual_seed(0)
+    layer = LIFLayer(6, 5, recurrent=True, learn_tau=True, learn_threshold=True, init_gain=3.0).double()
+    x = (torch.rand(12, 4, 6, dtype=torch.float64) < 0.4).double()
+    spikes = layer(x).detach()
+    current = x @ layer.weight.t() + layer.bias
+    ref = lif_sequence_reference(current, layer.beta, layer.threshold, layer.recurrent)
+    assert torch.equal(spikes, ref) and 0 < float(spikes.mean()) < 1
+    # a few Adam steps on a read-out loss lower it: gradients reach every parameter
+    readout = LeakyReadout(5, 3, tau=5.0).double()
+    target = torch.tensor([0, 1, 2, 1])
+    opt = torch.optim.Adam(list(layer.parameters()) + list(readout.parameters()), lr=0.05)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(readout(layer(x)).max(dim=0).values, target)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        opt.step()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in layer.parameters())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_dropout_mask_is_constant_over_time_and_off_in_eval():
+    from braincore.training import LIFLayer
+
+    torch.manual_seed(1)
+    layer = LIFLayer(4, 50, dropout=0.5, init_gain=5.0)
+    with torch.no_grad():
+        layer.weight.abs_()                             # every unit fires under this input, unless dropped
+    x = torch.ones(30, 8, 4)
+    spikes = layer(x).detach()
+    silent = spikes.sum(dim=0) == 0                    # [B, N]: dropped units never spike
+    assert 0.3 < float(silent.float().mean()) < 0.7
+    assert set(spikes.unique().tolist()) <= {0.0, 2.0}  # survivors scaled by 1 / (1 - p)
+    layer.eval()
+    kept = layer(x).detach()
+    assert set(kept.unique().tolist()) <= {0.0, 1.0} and bool((kept.sum(dim=0) > 0).all())
+
+
+def test_layer_rejects_bad_arguments():
+    from braincore.training import LIFLayer
+
+    with pytest.raises(ValueError, match="dropout"):
+        LIFLayer(3, 4, dropout=1.0)
+    with pytest.raises(ValueError, match=r"\[T, B, 3\]"):
+        LIFLayer(3, 4)(torch.zeros(5, 2, 4))

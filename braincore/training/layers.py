@@ -1,0 +1,117 @@
+"""Trainable spiking layers over ``[T, B, N]`` sequences, built on the fused LIF node.
+
+:class:`LIFLayer`: ``x [T, B, n_in] -> spikes [T, B, n_out]``. The input current of every step comes from one
+matrix product over all ``T x B`` rows before the time loop (``I = x W^T + b``); only the recurrence is stepped,
+inside :func:`braincore.training.fused_lif.lif_sequence` (equations there). Options:
+
+- ``recurrent``: recurrent weights ``V [n_out, n_out]`` (spikes of step ``t - 1`` drive step ``t``);
+- ``tau_m`` (in steps: ``beta = exp(-1 / tau_m)``) and ``learn_tau``: a per-unit learnable decay, kept in
+  ``(0, 1)`` by a sigmoid of a free parameter as in PLIF (Fang et al. 2021);
+- ``threshold`` and ``learn_threshold`` (per unit, learnable);
+- ``dropout``: one Bernoulli mask per sample and unit, held constant over the ``T`` steps (a dropped unit is
+  silent for the whole sequence; survivors scaled by ``1 / (1 - p)``), training only;
+- weights initialised uniformly in ``+-sqrt(1 / n_in)`` (PyTorch's Linear default) times ``init_gain``; the
+  recurrent weights in ``+-sqrt(1 / n_out)`` times ``recurrent_gain``.
+
+:class:`LeakyReadout`: non-spiking leaky integrators ``y_t = alpha y_{t-1} + x_t W^T + b`` (``alpha =
+exp(-1 / tau)``), the usual read-out of a spiking classifier; returns ``[T, B, n_out]`` membrane traces, to be
+reduced by max, mean or last step in the loss.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..surrogate import Surrogate, get_surrogate
+from .fused_lif import lif_sequence
+
+Tensor = torch.Tensor
+
+__all__ = ["LIFLayer", "LeakyReadout"]
+
+
+def _check_sequence(x: Tensor, n_in: int, who: str) -> None:
+    if x.dim() != 3 or x.shape[-1] != n_in:
+        raise ValueError(f"{who}: input must be [T, B, {n_in}], got {tuple(x.shape)}")
+
+
+class LIFLayer(nn.Module):
+    """Feed-forward or recurrent LIF layer (module docstring). ``forward(x [T, B, n_in]) -> [T, B, n_out]``."""
+
+    def __init__(self, n_in: int, n_out: int, *, recurrent: bool = False, tau_m: float = 10.0,
+                 learn_tau: bool = False, threshold: float = 1.0, learn_threshold: bool = False,
+                 surrogate: "str | Surrogate" = "fast_sigmoid", detach_reset: bool = False, dropout: float = 0.0,
+                 bias: bool = True, init_gain: float = 1.0, recurrent_gain: float = 1.0,
+                 generator: Optional[torch.Generator] = None):
+        super().__init__()
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"LIFLayer sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
+        if tau_m <= 0:
+            raise ValueError(f"tau_m must be > 0 steps, got {tau_m}")
+        if threshold <= 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.surrogate = get_surrogate(surrogate)
+        self.detach_reset, self.dropout = bool(detach_reset), float(dropout)
+        bound = math.sqrt(1.0 / n_in) * init_gain
+        self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
+        self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
+        if recurrent:
+            rb = math.sqrt(1.0 / n_out) * recurrent_gain
+            self.recurrent = nn.Parameter(torch.empty(n_out, n_out).uniform_(-rb, rb, generator=generator))
+        else:
+            self.register_parameter("recurrent", None)
+        beta = math.exp(-1.0 / tau_m)
+        logit = torch.full((n_out,), math.log(beta / (1.0 - beta)))
+        self.beta_logit = nn.Parameter(logit) if learn_tau else None
+        if not learn_tau:
+            self.register_buffer("beta_fixed", torch.tensor(beta))
+        self.threshold = nn.Parameter(torch.full((n_out,), float(threshold))) if learn_threshold else None
+        if not learn_threshold:
+            self.register_buffer("threshold_fixed", torch.tensor(float(threshold)))
+
+    @property
+    def beta(self) -> Tensor:
+        """The per-step decay (``[n_out]`` if learnable, else a scalar)."""
+        return torch.sigmoid(self.beta_logit) if self.beta_logit is not None else self.beta_fixed
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_sequence(x, self.n_in, "LIFLayer")
+        T, B, _ = x.shape
+        current = nn.functional.linear(x.reshape(T * B, self.n_in), self.weight, self.bias).reshape(T, B, -1)
+        theta = self.threshold if self.threshold is not None else self.threshold_fixed
+        spikes = lif_sequence(current, self.beta, theta, self.recurrent, self.surrogate, self.detach_reset)
+        if self.training and self.dropout > 0:
+            keep = torch.rand(B, self.n_out, device=x.device) >= self.dropout
+            spikes = spikes * (keep.to(spikes.dtype) / (1.0 - self.dropout))
+        return spikes
+
+    def extra_repr(self) -> str:
+        return (f"{self.n_in} -> {self.n_out}, recurrent={self.recurrent is not None}, "
+                f"surrogate={self.surrogate.name}, dropout={self.dropout}")
+
+
+class LeakyReadout(nn.Module):
+    """Leaky-integrator read-out: ``y_t = alpha y_{t-1} + x_t W^T + b`` -> ``[T, B, n_out]``."""
+
+    def __init__(self, n_in: int, n_out: int, tau: float = 10.0, bias: bool = True):
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f"tau must be > 0 steps, got {tau}")
+        self.n_in, self.alpha = int(n_in), math.exp(-1.0 / tau)
+        self.linear = nn.Linear(n_in, n_out, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_sequence(x, self.n_in, "LeakyReadout")
+        T, B, _ = x.shape
+        current = self.linear(x.reshape(T * B, self.n_in)).reshape(T, B, -1)
+        out, y = [], torch.zeros_like(current[0])
+        for t in range(T):
+            y = self.alpha * y + current[t]
+            out.append(y)
+        return torch.stack(out)
