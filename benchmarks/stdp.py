@@ -11,6 +11,9 @@ Engines:
 
 - ``braincore-native``: :class:`braincore.networks.diehl_cook.DiehlCookNetwork` with the C engine, one sample
   after the other (the paper's sequential learning);
+- ``braincore-parallel``: the C engine on ``--workers`` threads (one core each): each worker learns online on its
+  share of a batch of ``--parallel-batch`` samples from the batch-start state, the workers' changes averaged at
+  the batch end (the task's ``workers`` option); wall time per sample, so it counts the cores used;
 - ``braincore-torch``: the PyTorch engine, one sample at a time (batch 1);
 - ``braincore-batch``: the PyTorch engine with ``--batch`` samples in parallel (weight updates averaged);
 - ``bindsnet``: ``bindsnet.models.DiehlAndCook2015`` (BindsNET's own version of the network: current-based,
@@ -46,7 +49,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ("braincore-native", "braincore-torch", "braincore-batch", "bindsnet")
+ENGINES = ("braincore-native", "braincore-parallel", "braincore-torch", "braincore-batch", "bindsnet")
 
 
 def _peak_rss_mb() -> float:
@@ -121,18 +124,34 @@ def work_braincore(spec: dict) -> dict:
     from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 
     engine, n_exc, steps, dt = spec["engine"], spec["n_exc"], spec["steps"], spec["dt"]
-    batch = spec["batch"] if engine == "braincore-batch" else 1
+    batch = {"braincore-batch": spec["batch"], "braincore-parallel": spec["parallel_batch"]}.get(engine, 1)
     total = spec["warmup"] + spec["samples"] * spec["repeat"] + batch
     images, source = _images(total)
     rates = images.reshape(len(images), -1).double() / 4.0
     params = DiehlCookParams.from_mapping({"n_exc": n_exc, "dt": dt})
-    net = DiehlCookNetwork(params, seed=0, backend="native" if engine == "braincore-native" else "torch",
-                           dtype=torch.float64 if engine == "braincore-native" else torch.float32)
+    native = engine in ("braincore-native", "braincore-parallel")
+    net = DiehlCookNetwork(params, seed=0, backend="native" if native else "torch",
+                           dtype=torch.float64 if native else torch.float32)
     spikes = []
 
+    def learn_one(model, row) -> int:
+        model.normalize()
+        return int(model.present(row, steps, learn=True).sum())
+
     def step(i: int) -> None:
-        net.normalize()
-        spikes.append(int(net.present(rates[i % len(rates):i % len(rates) + batch], steps, learn=True).sum()))
+        chunk = rates[i % len(rates):i % len(rates) + batch]
+        if engine != "braincore-parallel":
+            net.normalize()
+            spikes.append(int(net.present(chunk, steps, learn=True).sum()))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        shares = torch.arange(len(chunk)).tensor_split(spec["workers"])
+        workers = [net.worker(seed=i * 31 + k) for k in range(spec["workers"])]
+        with ThreadPoolExecutor(max_workers=spec["workers"]) as pool:
+            spikes.append(sum(pool.map(lambda k: sum(learn_one(workers[k], chunk[j:j + 1]) for j in shares[k]),
+                                       range(spec["workers"]))))
+        net.merge(workers)
 
     times = _time_blocks(step, spec["samples"], spec["warmup"], spec["repeat"], batch)
     return {"s_per_sample_all": times, "spikes_per_sample": sum(spikes) / (len(spikes) * batch), "images": source,
@@ -201,6 +220,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="timed blocks; medians are reported")
     parser.add_argument("--warmup", type=int, default=3, help="untimed samples first")
     parser.add_argument("--batch", type=int, default=64, help="samples in parallel for braincore-batch")
+    parser.add_argument("--workers", type=int, default=2, help="threads for braincore-parallel")
+    parser.add_argument("--parallel-batch", type=int, default=16, help="samples per merge for braincore-parallel")
     parser.add_argument("--bindsnet-python", default=sys.executable, help="interpreter that has BindsNET")
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--json-out", type=Path)
@@ -217,11 +238,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for config in args.configs:
         n_exc, steps, dt = config.split("x")
         for engine in args.engines:
-            samples = args.samples * (args.batch if engine == "braincore-batch" else 1)
+            samples = args.samples * {"braincore-batch": args.batch,
+                                      "braincore-parallel": args.parallel_batch}.get(engine, 1)
             if engine in ("braincore-torch", "bindsnet"):
                 samples = max(5, args.samples // 2)  # the slow ones: fewer samples, same number of blocks
             spec = {"engine": engine, "n_exc": int(n_exc), "steps": int(steps), "dt": float(dt),
-                    "samples": samples, "repeat": args.repeat, "warmup": args.warmup, "batch": args.batch}
+                    "samples": samples, "repeat": args.repeat, "warmup": args.warmup, "batch": args.batch,
+                    "workers": args.workers, "parallel_batch": args.parallel_batch}
             print(f"{engine} {config} ...", file=sys.stderr, flush=True)
             python = args.bindsnet_python if engine == "bindsnet" else sys.executable
             result = run_one(spec, python, args.timeout)
@@ -232,7 +255,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "s_per_sample": round(median, 6), "samples_per_s": round(1.0 / median, 1), **result}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    lines = [f"Diehl & Cook training presentation (STDP on), one thread, median of {args.repeat} blocks",
+    lines = [f"Diehl & Cook training presentation (STDP on), one thread (braincore-parallel: {args.workers} worker "
+             f"threads, wall time per sample), median of {args.repeat} blocks",
              f"{'engine':<18} {'neurons':>7} {'steps':>5} {'dt':>4} {'batch':>5} {'ms/sample':>10} "
              f"{'samples/s':>10} {'spikes':>7} {'peak_MB':>8} {'vs bindsnet':>12}"]
     for r in rows:

@@ -59,7 +59,7 @@ import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -301,6 +301,27 @@ class DiehlCookNetwork:
             ref_i = torch.where(spiked_i, torch.full_like(ref_i, p.t_ref_i), ref_i)
         counts = counts.round().long().cpu()
         return (counts, inh_counts.round().long().cpu()) if return_inhibitory else counts
+
+    # ---------------------------------------------------------------------------------------------- workers
+    def worker(self, seed: int) -> "DiehlCookNetwork":
+        """A copy for a parallel worker: its own weights, thresholds and random stream (seeded by ``seed``),
+        the same parameters and engine. Learn on it, then :meth:`merge` the workers back."""
+        clone = object.__new__(DiehlCookNetwork)
+        clone.__dict__.update(self.__dict__)
+        clone.w, clone.theta = self.w.clone(), self.theta.clone()
+        clone.torch_rng = torch.Generator(device=self.device).manual_seed(int(seed))
+        clone.native_rng = np.zeros(4, dtype=np.uint64)
+        if self.backend == "native":
+            _library().dc_seed(clone.native_rng.ctypes.data, ctypes.c_uint64(int(seed)))
+        return clone
+
+    def merge(self, workers: Sequence["DiehlCookNetwork"]) -> None:
+        """Average the workers' changes into this network: ``w <- w + mean_k (w_k - w)``, same for ``theta``
+        (model averaging; the workers started from this network's state)."""
+        if not workers:
+            return
+        self.w.copy_(torch.stack([k.w for k in workers]).mean(dim=0))
+        self.theta.copy_(torch.stack([k.theta for k in workers]).mean(dim=0))
 
     # ---------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict:

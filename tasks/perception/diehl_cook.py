@@ -45,7 +45,10 @@ SCHEMA = Record({
     "network": params_field(DiehlCookParams, "DiehlCookParams overrides, units allowed"),
     "backend": Text("auto", choices=("auto", "native", "torch")),
     "device": Text("cpu"),
-    "batch": Integer(1, minimum=1, doc="samples per presentation (torch engine; updates averaged)"),
+    "batch": Integer(1, minimum=1, doc="samples per presentation (torch engine; updates averaged), or per merge of "
+                                       "the parallel workers (native engine with workers > 1)"),
+    "workers": Integer(1, minimum=1, doc="native engine: threads that each learn online on their share of a batch "
+                                         "from the batch-start state; their changes are averaged at the batch end"),
     "present": Quantity("time", 350.0, exclusive_minimum=0.0, doc="presentation time per sample"),
     "intensity": Quantity("dimensionless", 2.0, exclusive_minimum=0.0, doc="rate = pixel / 8 * intensity Hz"),
     "min_spikes": Integer(5, minimum=0),
@@ -104,6 +107,8 @@ def classify(responses: np.ndarray, assignments: np.ndarray, n_classes: int = 10
 
 
 def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarray:
+    if net.backend == "native" and config["workers"] > 1 and not learn:
+        return _respond_parallel(net, images, steps, config, bar_desc, progress)
     batch = config["batch"] if net.backend == "torch" else 1
     out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
     with progress_bar(images.shape[0], bar_desc, progress) as bar:
@@ -115,9 +120,50 @@ def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarra
     return out
 
 
+def _worker_seed(seed: int, position: int, k: int) -> int:
+    return (seed * 1_000_003 + position * 97 + k * 7919 + 17) % (2 ** 63)
+
+
+def run_workers(net: DiehlCookNetwork, images: torch.Tensor, steps: int, config: dict, learn: bool,
+                position: int, bar=None) -> tuple[np.ndarray, int]:
+    """Present ``images`` one by one on ``config["workers"]`` worker copies of ``net`` in parallel threads (the
+    native engine releases the GIL), each taking a contiguous share; with ``learn`` the workers' changes are
+    averaged into ``net`` (:meth:`DiehlCookNetwork.merge`). Worker random streams are seeded from the run's
+    seed and ``position``, so a run is reproducible and resumable. Returns counts ``[B, n_exc]`` and retries."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    k_workers = min(config["workers"], images.shape[0])
+    shares = np.array_split(np.arange(images.shape[0]), k_workers)
+    workers = [net.worker(_worker_seed(config["seed"], position, k)) for k in range(k_workers)]
+    out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
+
+    def work(k: int) -> int:
+        retries = 0
+        for i in shares[k]:
+            counts, r = present_with_retries(workers[k], images[i:i + 1], steps, config["intensity"],
+                                             config["min_spikes"], learn)
+            out[i] = counts[0].numpy()
+            retries += r
+            if bar is not None:
+                bar.update(1)
+        return retries
+
+    with ThreadPoolExecutor(max_workers=k_workers) as pool:
+        retries = sum(pool.map(work, range(k_workers)))
+    if learn:
+        net.merge(workers)
+    return out, retries
+
+
+def _respond_parallel(net, images, steps, config, bar_desc, progress) -> np.ndarray:
+    with progress_bar(images.shape[0], bar_desc, progress) as bar:
+        out, _ = run_workers(net, images, steps, config, False, position=10 ** 9, bar=bar)
+    return out
+
+
 def _config_key(config: dict) -> str:
     """What makes a checkpoint resumable: everything that changes training (not evaluation sizes)."""
-    return config_key(config, ("seed", "network", "present", "intensity", "min_spikes", "batch", "backend",
+    return config_key(config, ("seed", "network", "present", "intensity", "min_spikes", "batch", "workers", "backend",
                                "training"), data=config["data"]["name"])
 
 
@@ -159,7 +205,8 @@ def run(config: dict, options: dict) -> dict:
                                     "train_seconds": seconds})
 
     total = tr["epochs"] * per_epoch
-    batch = config["batch"] if net.backend == "torch" else 1
+    parallel = net.backend == "native" and config["workers"] > 1
+    batch = config["batch"] if net.backend == "torch" or parallel else 1
     spikes_sum, retries_sum, shown = 0, 0, 0
     if position < total:
         with progress_bar(total, "training", progress) as bar:
@@ -170,8 +217,13 @@ def run(config: dict, options: dict) -> dict:
                 order = train_idx[np.random.default_rng([seed, epoch]).permutation(len(train_idx))[:per_epoch]]
                 take = order[offset:offset + min(batch, per_epoch - offset)]
                 start = time.perf_counter()
-                counts, retries = present_with_retries(net, train.images[torch.as_tensor(take)], steps,
-                                                       config["intensity"], config["min_spikes"], learn=True)
+                if parallel:
+                    counts_np, retries = run_workers(net, train.images[torch.as_tensor(take)], steps, config, True,
+                                                     position)
+                    counts = torch.from_numpy(counts_np)
+                else:
+                    counts, retries = present_with_retries(net, train.images[torch.as_tensor(take)], steps,
+                                                           config["intensity"], config["min_spikes"], learn=True)
                 train_seconds += time.perf_counter() - start
                 position += len(take)
                 spikes_sum += int(counts.sum())
