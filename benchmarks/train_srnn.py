@@ -202,8 +202,8 @@ def main() -> None:
               f"{r['median_step_s'] / (flops / limit):>9.1f}{rel:>14.2f}")
     if ours and peers:
         fastest = min(peers, key=lambda r: r["median_step_s"])
-        print(f"fastest peer {fastest['framework']}: braincore is {fastest['median_step_s'] / ours['median_step_s']:.2f}x "
-              f"its speed")
+        ratio = fastest["median_step_s"] / ours["median_step_s"]
+        print(f"fastest peer {fastest['framework']}: braincore is {ratio:.2f}x its speed")
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump({"matmul_flops_per_s": limit, "step_flops": flops, "rows": rows}, fh, indent=1)

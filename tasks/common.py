@@ -68,3 +68,19 @@ def training_field(**more) -> Record:
               "validation": Integer(5000, minimum=0, doc="samples held out of the training set")}
     fields.update(more)
     return Record(fields, default={name: spec.default for name, spec in fields.items()})
+
+
+def load_resumable(path, key: str, resume: bool) -> "dict | None":
+    """The checkpoint at ``path`` if ``resume`` and it exists (``None`` otherwise); a checkpoint written under
+    another config key is refused with a clear error rather than silently mixed in."""
+    from pathlib import Path
+
+    from braincore.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if not (resume and path.is_file()):
+        return None
+    state = load_checkpoint(path)
+    if state.get("config_key") != key:
+        raise ConfigError(f"{path}: a checkpoint of another configuration; delete it or set resume: false")
+    return state

@@ -48,12 +48,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from braincore.checkpoint import load_checkpoint, save_checkpoint
+from braincore.checkpoint import save_checkpoint
 from braincore.config import Flag, Integer, Kind, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.desire_mlp import DesireMLP, DesireParams
 from braincore.neurons.base import ConfigError
-from tasks.common import checkpoint_fields, config_key, data_field, evaluation_field, params_field, progress_bar, training_field
+from tasks.common import (
+    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
+    training_field)
 
 
 SCHEMA = Record({
@@ -129,10 +131,8 @@ def run(config: dict, options: dict) -> dict:
     key = _config_key(config)
     position, train_seconds, history = 0, 0.0, []
     correct, shown = 0, 0  # training-pass hits in the current epoch
-    if config["resume"] and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
-        if state.get("config_key") != key:
-            raise ConfigError(f"{ckpt_path}: a checkpoint of another configuration; delete it or set resume: false")
+    state = load_resumable(ckpt_path, key, config["resume"])
+    if state is not None:
         net.load_state_dict(state["network"])
         position, train_seconds = int(state["position"]), float(state["train_seconds"])
         history = list(state.get("history", []))

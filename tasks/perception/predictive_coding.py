@@ -98,13 +98,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from braincore.checkpoint import load_checkpoint, save_checkpoint
+from braincore.checkpoint import save_checkpoint
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, \
     register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
 from braincore.neurons.base import ConfigError
-from tasks.common import checkpoint_fields, config_key, data_field, evaluation_field, params_field, progress_bar, training_field
+from tasks.common import (
+    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
+    training_field)
 
 SPLIT_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 EVAL_BATCH = 500
@@ -241,10 +243,8 @@ def run(config: dict, options: dict) -> dict:
     ckpt_path = out_dir / f"{config['name']}.ckpt"
     key = _config_key(config)
     position, train_seconds, results = 0, 0.0, {"after_task": []}
-    if config["resume"] and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
-        if state.get("config_key") != key:
-            raise ConfigError(f"{ckpt_path}: a checkpoint of another configuration; delete it or set resume: false")
+    state = load_resumable(ckpt_path, key, config["resume"])
+    if state is not None:
         net.load_state_dict(state["network"])
         if baseline is not None:
             baseline.load_full_state(state["baseline"])
