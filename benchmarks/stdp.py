@@ -134,24 +134,18 @@ def work_braincore(spec: dict) -> dict:
                            dtype=torch.float64 if native else torch.float32)
     spikes = []
 
-    def learn_one(model, row) -> int:
+    def learn_one(model, rows) -> int:
         model.normalize()
-        return int(model.present(row, steps, learn=True).sum())
+        return int(model.present(rows, steps, learn=True).sum())
 
     def step(i: int) -> None:
         chunk = rates[i % len(rates):i % len(rates) + batch]
         if engine != "braincore-parallel":
-            net.normalize()
-            spikes.append(int(net.present(chunk, steps, learn=True).sum()))
+            spikes.append(learn_one(net, chunk))
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        shares = torch.arange(len(chunk)).tensor_split(spec["workers"])
-        workers = [net.worker(seed=i * 31 + k) for k in range(spec["workers"])]
-        with ThreadPoolExecutor(max_workers=spec["workers"]) as pool:
-            spikes.append(sum(pool.map(lambda k: sum(learn_one(workers[k], chunk[j:j + 1]) for j in shares[k]),
-                                       range(spec["workers"]))))
-        net.merge(workers)
+        seeds = [i * 31 + k for k in range(spec["workers"])]
+        spikes.append(sum(net.run_parallel(len(chunk), lambda worker, share: sum(
+            learn_one(worker, chunk[j:j + 1]) for j in share), seeds, learn=True)))
 
     times = _time_blocks(step, spec["samples"], spec["warmup"], spec["repeat"], batch)
     return {"s_per_sample_all": times, "spikes_per_sample": sum(spikes) / (len(spikes) * batch), "images": source,

@@ -69,7 +69,8 @@ class DesireParams(NeuronParams):
     lr_decay: Any = param(0.04, "dimensionless", "lr(epoch) = lr exp(-lr_decay epoch)")
     dropout_in: Any = param(0.0, "dimensionless", "dropout probability of the input neurons")
     dropout_hid: Any = param(0.3, "dimensionless", "dropout probability of the hidden neurons")
-    reduction: Any = param("sum", "choice", "batch updates: 'sum' (per-sample lr, as online) or 'mean'")
+    reduction: Any = param("sum", "choice", "batch updates: 'sum' (per-sample lr, as online) or 'mean'",
+                           choices=("sum", "mean"))
     init_gain: Any = param(2.0, "dimensionless", "initial weights ~ N(0, init_gain / N_pre) (Kaiming: 2)")
 
     def check(self) -> list[str]:
@@ -94,8 +95,6 @@ class DesireParams(NeuronParams):
         for name in ("dropout_in", "dropout_hid"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.reduction not in ("sum", "mean"):
-            problems.append(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
         return problems
 
     @property

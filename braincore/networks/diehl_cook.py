@@ -59,7 +59,7 @@ import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -314,6 +314,23 @@ class DiehlCookNetwork:
         if self.backend == "native":
             _library().dc_seed(clone.native_rng.ctypes.data, ctypes.c_uint64(int(seed)))
         return clone
+
+    def run_parallel(self, n_items: int, work: Callable[["DiehlCookNetwork", np.ndarray], Any],
+                     seeds: Sequence[int], learn: bool) -> list:
+        """Split ``range(n_items)`` into ``len(seeds)`` contiguous shares and call ``work(worker, share)`` for
+        each on its own :meth:`worker` copy (seeded by ``seeds[k]``) in parallel threads (the native engine
+        releases the GIL); with ``learn`` the workers' changes are then averaged in (:meth:`merge`). Returns
+        the results of ``work`` in share order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        k_workers = max(1, min(len(seeds), n_items))
+        shares = np.array_split(np.arange(n_items), k_workers)
+        workers = [self.worker(seed) for seed in seeds[:k_workers]]
+        with ThreadPoolExecutor(max_workers=k_workers) as pool:
+            results = list(pool.map(work, workers, shares))
+        if learn:
+            self.merge(workers)
+        return results
 
     def merge(self, workers: Sequence["DiehlCookNetwork"]) -> None:
         """Average the workers' changes into this network: ``w <- w + mean_k (w_k - w)``, same for ``theta``

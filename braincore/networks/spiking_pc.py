@@ -37,8 +37,8 @@ uses the noisy spike trace ``a_k`` instead). With no label error ``j`` stays 0, 
 computes a feed-forward pass in spikes; a clamped label makes the error ``e_y`` flow back through ``E`` into
 ``j``, which settles where ``e_k = e_{k+1} E_{k+1}^T`` restricted to units that can still move (the
 predictive-coding equilibrium). With ``E = beta W^T`` and a small feedback gain ``beta`` this equilibrium error
-is ``beta`` times backprop's error of the squared loss ``0.5 ||y - mu_y||^2`` (Whittington & Bogacz 2017;
-Millidge, Tschantz & Buckley 2022), so the hidden weights learn at ``eta / beta`` (``eta_hidden``). The
+is ``beta`` times backprop's error of the label layer's loss (cross-entropy with the softmax label layer,
+``0.5 ||y - mu_y||^2`` with the linear one; Whittington & Bogacz 2017; Millidge, Tschantz & Buckley 2022), so the hidden weights learn at ``eta / beta`` (``eta_hidden``). The
 error weights start at ``beta W^T`` or a random draw times ``beta`` (``e_init``) and follow ``dE = beta dW^T``.
 ``feedforward: 0, value: rate, rectify: relu`` (the earlier form, in which ``j`` alone drives the membrane)
 learned markedly worse: units had to charge ``j`` from zero to reach their predictions, the Hebbian rule read
@@ -83,7 +83,8 @@ class SpikingPCParams(NeuronParams):
     R_m: Any = param(20.0, "dimensionless", "membrane resistance (current -> voltage); R_m = tau_m/dt makes the "
                                             "rate of a unit close to its current (spikes per step)")
     v_thr: Any = param(1.0, "dimensionless", "spike threshold (voltage units of R_m j)")
-    reset: Any = param("subtract", "choice", "after a spike: 'subtract' (v <- v - v_thr) or 'zero' (v <- 0)")
+    reset: Any = param("subtract", "choice", "after a spike: 'subtract' (v <- v - v_thr) or 'zero' (v <- 0)",
+                       choices=("subtract", "zero"))
     j_bias: Any = param(0.0, "dimensionless", "constant bias current")
     t_ref: Any = param(0.0, "time", "absolute refractory period")
     tau_tr: Any = param(5.0, "time", "spike-trace time constant")
@@ -95,24 +96,29 @@ class SpikingPCParams(NeuronParams):
     beta: Any = param(0.01, "dimensionless", "feedback gain: E starts at beta x (W^T or a random draw) and follows "
                                              "dE = beta dW^T")
     e_init: Any = param("random", "choice", "start of the error weights: 'random' (beta x an independent draw of "
-                                            "W's law) or 'transpose' (beta W^T)")
+                                            "W's law) or 'transpose' (beta W^T)",
+                        choices=("random", "transpose"))
     w_init: Any = param(0.05, "dimensionless", "initial weights ~ N(0, w_init^2 / fan-in * 100)")
     apply: Any = param("step", "choice", "when weight changes take effect: 'step' (at each of the learn_steps, "
-                                         "online) or 'window' (summed over them, applied at the window's end)")
+                                         "online) or 'window' (summed over them, applied at the window's end)",
+                       choices=("step", "window"))
     w_clip: Any = param(0.0, "dimensionless", "max row norm of W after each update (0: none)")
     label_output: Any = param("softmax", "choice", "the label layer's prediction: 'linear' (W a; squared error) or "
                                                   "'softmax' (softmax(W a); its error y - mu is the cross-entropy "
-                                                  "gradient)")
+                                                  "gradient)",
+                              choices=("linear", "softmax"))
     input_code: Any = param("poisson", "choice", "input spikes: 'poisson' (the paper; probability = pixel x rate x dt "
-                                                 "per step), 'regular' (an integrate-and-fire accumulator per pixel: "
-                                                 "phase += probability, spike and subtract 1 at >= 1) or 'rate' (no "
-                                                 "spikes: the input trace is the probability itself, a diagnostic)")
+                                                 "per step) or 'rate' (no spikes: the input trace is the "
+                                                 "probability itself, a diagnostic)",
+                            choices=("poisson", "rate"))
     rectify: Any = param("clip", "choice", "predictions of hidden (spiking) layers: 'clip' to [0, 1] spike per step "
-                                           "(what a unit can fire), 'relu' max(0, .), or 'none'")
+                                           "(what a unit can fire), 'relu' max(0, .), or 'none'",
+                         choices=("clip", "relu", "none"))
     feedforward: Any = param(1.0, "dimensionless", "1: a hidden unit's current is its bottom-up synaptic input "
                                                    "u = W a_below plus the error-correction current j; 0: j alone")
     value: Any = param("drive", "choice", "what a hidden unit's error unit compares with its prediction: 'drive' "
-                                          "(the rate it is driven to, clip(u + j, 0, 1)) or 'rate' (its spike trace)")
+                                          "(the rate it is driven to, clip(u + j, 0, 1)) or 'rate' (its spike trace)",
+                       choices=("drive", "rate"))
 
     def check(self) -> list[str]:
         problems = super().check()
@@ -126,23 +132,9 @@ class SpikingPCParams(NeuronParams):
             problems.append("learn_steps and read_steps must be <= steps")
         if int(self.read_steps) < 1:
             problems.append("read_steps must be >= 1")
-        for name in ("dt", "tau_m", "tau_j", "tau_tr", "v_thr"):
+        for name in ("dt", "v_thr"):  # the time constants are checked by NeuronParams.check
             if float(getattr(self, name)) <= 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.label_output not in ("linear", "softmax"):
-            problems.append(f"label_output must be 'linear' or 'softmax', got {self.label_output!r}")
-        if self.input_code not in ("poisson", "regular", "rate"):
-            problems.append(f"input_code must be 'poisson', 'regular' or 'rate', got {self.input_code!r}")
-        if self.apply not in ("step", "window"):
-            problems.append(f"apply must be 'step' or 'window', got {self.apply!r}")
-        if self.rectify not in ("clip", "relu", "none"):
-            problems.append(f"rectify must be 'clip', 'relu' or 'none', got {self.rectify!r}")
-        if self.value not in ("rate", "drive"):
-            problems.append(f"value must be 'rate' or 'drive', got {self.value!r}")
-        if self.e_init not in ("random", "transpose"):
-            problems.append(f"e_init must be 'random' or 'transpose', got {self.e_init!r}")
-        if self.reset not in ("zero", "subtract"):
-            problems.append(f"reset must be 'zero' or 'subtract', got {self.reset!r}")
         if float(self.input_rate) * float(self.dt) / 1000.0 > 1.0:
             problems.append(f"input_rate x dt must be <= 1 spike per step, got {self.input_rate} Hz x {self.dt} ms")
         return problems
@@ -154,10 +146,9 @@ def lif_step(j: Tensor, v: Tensor, ref: Tensor, drive: Tensor, *, dt: float, tau
     """One forward-Euler step of the LIF units (module docstring): returns ``(j, v, ref, spikes)``.
 
     ``j <- j + dt/tau_j (-kappa_j j + drive)``; while not refractory (``ref <= 0``)
-    ``v <- v + dt/tau_m (-gamma_m v + R_m (j + j_bias))`` (else ``v = 0``); ``s = [v > v_thr]``, ``v <- 0`` where ``s``;
-    ``ref`` is set to ``t_ref`` at a spike and counts down by ``dt``. ``tau_j = inf`` holds ``j``.
-    ``feed`` (optional, ``[B, n]``) is a current added to ``j`` in the membrane equation (the bottom-up
-    prediction); ``subtract`` resets by ``v <- v - v_thr`` instead of ``v <- 0``."""
+    ``v <- v + dt/tau_m (-gamma_m v + R_m (j + j_bias + feed))`` (else ``v = 0``); ``s = [v > v_thr]``; where ``s``,
+    ``v <- v - v_thr`` (``subtract``) or ``v <- 0``; ``ref`` is set to ``t_ref`` at a spike and counts down by
+    ``dt``. ``feed`` (optional, ``[B, n]``): the bottom-up synaptic input. ``tau_j = inf`` holds ``j``."""
     j = j + (dt / tau_j) * (-kappa_j * j + drive)
     current = j + j_bias if feed is None else j + j_bias + feed
     v = torch.where(ref <= 0, v + (dt / tau_m) * (-gamma_m * v + R_m * current), torch.zeros_like(v))
@@ -241,15 +232,9 @@ class SpikingPCNetwork:
         t_ref = float(p.t_ref)
         learn_from, read_from = steps - int(p.learn_steps), steps - int(p.read_steps)
         pending = None  # weight changes accumulated over the window (apply: window)
-        phase = torch.zeros_like(prob)  # input accumulators (input_code: regular)
         for t in range(steps):
             if p.input_code == "poisson":
                 s_in = (torch.rand(prob.shape, generator=rng, **kw) < prob).to(self.dtype)
-                a[0] = pc.trace_step(a[0], s_in, dt, float(p.tau_tr))
-            elif p.input_code == "regular":
-                phase = phase + prob
-                s_in = (phase >= 1.0).to(self.dtype)
-                phase = phase - s_in
                 a[0] = pc.trace_step(a[0], s_in, dt, float(p.tau_tr))
             else:
                 a[0] = prob

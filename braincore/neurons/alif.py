@@ -52,7 +52,8 @@ class ALIFParams(NeuronParams):
     tau_a: Any = param(200.0, "time", "adaptation time constant")
     delta_a: Any = param(1.0, "dimensionless", "jump of a at each spike")
     t_ref: Any = param(2.0, "time", "absolute refractory period")
-    reset: str = param("value", "choice", "'value' (v <- v_reset) or 'subtract' (v <- v - (b - v_reset))")
+    reset: str = param("value", "choice", "'value' (v <- v_reset) or 'subtract' (v <- v - (b - v_reset))",
+                       choices=("value", "subtract"))
 
 
 def _decay(dt: float, tau: Any) -> Any:

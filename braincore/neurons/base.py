@@ -50,13 +50,14 @@ class ConfigError(ValueError):
         self.items = items or []
 
 
-def param(default: Any, dimension: str = "dimensionless", doc: str = "") -> Any:
+def param(default: Any, dimension: str = "dimensionless", doc: str = "",
+          choices: Optional[tuple] = None) -> Any:
     """A parameter field: its default, its physical dimension (see :mod:`braincore.units`) and a description.
 
-    ``dimension="choice"`` marks a string option (such as ``reset``) that is passed through unparsed and
-    checked by :meth:`NeuronParams.check`.
+    ``dimension="choice"`` marks an option (such as ``reset``) that is passed through unparsed; with
+    ``choices`` :meth:`NeuronParams.check` rejects any other value.
     """
-    return field(default=default, metadata={"dimension": dimension, "doc": doc})
+    return field(default=default, metadata={"dimension": dimension, "doc": doc, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,10 @@ class NeuronParams:
                 problems.append(f"{f.name} must be > 0 {CANONICAL.get(dim, '')}, got {_show(value)}".replace(" ,", ","))
             if f.name == "t_ref" and _any_lt(value, 0.0):
                 problems.append(f"t_ref must be >= 0 ms, got {_show(value)}")
-            if f.name == "reset" and value not in ("value", "subtract"):
-                problems.append(f"reset must be 'value' or 'subtract', got {value!r}")
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                listed = " or ".join(", ".join(repr(c) for c in choices).rsplit(", ", 1))
+                problems.append(f"{f.name} must be {listed}, got {value!r}")
         return problems
 
     def as_dict(self) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class LIFParams(NeuronParams):
     v_reset: Any = param(-65.0, "voltage", "reset potential")
     v_th: Any = param(-50.0, "voltage", "firing threshold")
     t_ref: Any = param(2.0, "time", "absolute refractory period")
-    reset: str = param("value", "choice", "'value' (v <- v_reset) or 'subtract' (v <- v - (v_th - v_reset))")
+    reset: str = param("value", "choice", "'value' (v <- v_reset) or 'subtract' (v <- v - (v_th - v_reset))",
+                       choices=("value", "subtract"))
 
 
 def lif_step(state: LIFState, current: Tensor, p: LIFParams, dt: float, method: str = "exact",
@@ -112,7 +113,7 @@ class IFParams(NeuronParams):
     v_reset: Any = param(-65.0, "voltage", "reset potential")
     v_th: Any = param(-50.0, "voltage", "firing threshold")
     t_ref: Any = param(2.0, "time", "absolute refractory period")
-    reset: str = param("value", "choice", "'value' or 'subtract'")
+    reset: str = param("value", "choice", "'value' or 'subtract'", choices=("value", "subtract"))
 
 
 def if_step(state: LIFState, current: Tensor, p: IFParams, dt: float, method: str = "exact",

@@ -84,12 +84,11 @@ class NormalizeParams(NeuronParams):
 
     total: Any = param(78.0, "dimensionless", "target sum of each neuron's weights (weight units)")
     every: Any = param(1, "dimensionless", "normalise every this many steps (a whole number >= 1)")
-    by: str = param("post", "choice", "'post' (incoming weights of each post neuron) or 'pre' (outgoing)")
+    by: str = param("post", "choice", "'post' (incoming weights of each post neuron) or 'pre' (outgoing)",
+                    choices=("post", "pre"))
 
     def check(self) -> list[str]:
         problems = super().check() + _every_problems(self.every)
-        if self.by not in ("post", "pre"):
-            problems.append(f"by must be 'post' or 'pre', got {self.by!r}")
         if isinstance(self.total, (int, float)) and (self.total == 0 or not math.isfinite(self.total)):
             problems.append(f"total must be a nonzero finite number, got {self.total!r}")
         return problems

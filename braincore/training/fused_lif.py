@@ -52,12 +52,12 @@ def _check(current: Tensor, beta: Tensor, theta: Tensor, recurrent: Optional[Ten
 
 
 def _reduce_to(grad: Tensor, like: Tensor) -> Tensor:
-    """Sum a ``[T, B, N]`` gradient down to the shape of a scalar or per-unit parameter."""
+    """Sum a per-unit ``[N]`` gradient down to the shape of a scalar or per-unit parameter."""
     if like.dim() == 0:
         return grad.sum().reshape(())
     if like.shape[0] == 1:
         return grad.sum().reshape(1)
-    return grad.sum(dim=(0, 1))
+    return grad
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -89,8 +89,8 @@ class _FusedLIF(torch.autograd.Function):
         g_u_next = torch.zeros_like(u_all[0])
         need_beta, need_theta = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         need_rec = ctx.has_recurrent and ctx.needs_input_grad[3]
-        g_beta_terms = torch.zeros_like(u_all) if need_beta else None
-        g_theta_terms = torch.zeros_like(u_all) if need_theta else None
+        g_beta_acc = torch.zeros_like(u_all[0, 0]) if need_beta else None  # [N], summed over t and B
+        g_theta_acc = torch.zeros_like(u_all[0, 0]) if need_theta else None
         g_rec = torch.zeros_like(recurrent) if need_rec else None
         s_all = heaviside(u_all - theta)
         for t in range(T - 1, -1, -1):
@@ -109,14 +109,14 @@ class _FusedLIF(torch.autograd.Function):
             if t > 0:
                 s_prev = s_all[t - 1]
                 if need_beta:
-                    g_beta_terms[t] = g_u * (u_all[t - 1] - theta * s_prev)
+                    g_beta_acc += (g_u * (u_all[t - 1] - theta * s_prev)).sum(dim=0)
                 if need_rec:
                     g_rec += g_u.t() @ s_prev
             if need_theta:
-                g_theta_terms[t] = -(through + g_v * s_all[t])
+                g_theta_acc -= (through + g_v * s_all[t]).sum(dim=0)
             g_u_next = g_u
-        g_beta = _reduce_to(g_beta_terms, beta) if need_beta else None
-        g_theta = _reduce_to(g_theta_terms, theta) if need_theta else None
+        g_beta = _reduce_to(g_beta_acc, beta) if need_beta else None
+        g_theta = _reduce_to(g_theta_acc, theta) if need_theta else None
         return g_current, g_beta, g_theta, g_rec, None, None
 
 

@@ -128,21 +128,16 @@ def _worker_seed(seed: int, position: int, k: int) -> int:
 
 def run_workers(net: DiehlCookNetwork, images: torch.Tensor, steps: int, config: dict, learn: bool,
                 position: int, bar=None) -> tuple[np.ndarray, int]:
-    """Present ``images`` one by one on ``config["workers"]`` worker copies of ``net`` in parallel threads (the
-    native engine releases the GIL), each taking a contiguous share; with ``learn`` the workers' changes are
-    averaged into ``net`` (:meth:`DiehlCookNetwork.merge`). Worker random streams are seeded from the run's
-    seed and ``position``, so a run is reproducible and resumable. Returns counts ``[B, n_exc]`` and retries."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    k_workers = min(config["workers"], images.shape[0])
-    shares = np.array_split(np.arange(images.shape[0]), k_workers)
-    workers = [net.worker(_worker_seed(config["seed"], position, k)) for k in range(k_workers)]
+    """Present ``images`` one by one on ``config["workers"]`` worker copies of ``net`` in parallel
+    (:meth:`DiehlCookNetwork.run_parallel`), each taking a contiguous share; with ``learn`` the workers' changes
+    are averaged into ``net``. Worker random streams are seeded from the run's seed and ``position``, so a run
+    is reproducible and resumable. Returns counts ``[B, n_exc]`` and retries."""
     out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
 
-    def work(k: int) -> int:
+    def work(worker: DiehlCookNetwork, share: np.ndarray) -> int:
         retries = 0
-        for i in shares[k]:
-            counts, r = present_with_retries(workers[k], images[i:i + 1], steps, config["intensity"],
+        for i in share:
+            counts, r = present_with_retries(worker, images[i:i + 1], steps, config["intensity"],
                                              config["min_spikes"], learn)
             out[i] = counts[0].numpy()
             retries += r
@@ -150,11 +145,8 @@ def run_workers(net: DiehlCookNetwork, images: torch.Tensor, steps: int, config:
                 bar.update(1)
         return retries
 
-    with ThreadPoolExecutor(max_workers=k_workers) as pool:
-        retries = sum(pool.map(work, range(k_workers)))
-    if learn:
-        net.merge(workers)
-    return out, retries
+    seeds = [_worker_seed(config["seed"], position, k) for k in range(config["workers"])]
+    return out, sum(net.run_parallel(images.shape[0], work, seeds, learn))
 
 
 def _respond_parallel(net, images, steps, config, bar_desc, progress) -> np.ndarray:
