@@ -172,9 +172,9 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class MonitorSpec:
-    """A recorder on population ``target``: ``spikes`` (at most ``max_spikes`` events), ``state`` (the named
-    ``variables``, default ``v``) or ``rate`` (population rate in bins of ``bin`` ms); ``neurons`` selects
-    indices."""
+    """A recorder on population ``target``: ``spikes`` (at most ``max_spikes`` events; 0 keeps only the
+    per-neuron counts), ``state`` (the named ``variables``, default ``v``) or ``rate`` (population rate in bins
+    of ``bin`` ms); ``neurons`` selects indices."""
 
     name: str
     type: str
@@ -1146,8 +1146,8 @@ class Assembly:
             for message in _check_indices(spec.neurons, pop.size if pop is not None else None):
                 add(("neurons",), message)
         if spec.max_spikes is not None and (isinstance(spec.max_spikes, bool) or not isinstance(spec.max_spikes, int)
-                                            or spec.max_spikes < 1):
-            add(("max_spikes",), f"expected an integer >= 1, got {spec.max_spikes!r}")
+                                            or spec.max_spikes < 0):
+            add(("max_spikes",), f"expected an integer >= 0 (0: spike counts only), got {spec.max_spikes!r}")
         if spec.max_spikes is not None and spec.type != "spikes":
             add(("max_spikes",), "only spike monitors take max_spikes")
         if spec.bin is not None:

@@ -110,6 +110,7 @@ class InputRuntime:
     group: Optional[int] = None  # synaptic group for spike inputs
     weight: float = 0.0
     rate_per_step: float = 0.0  # Poisson mean count per neuron per step
+    rate_map: Optional[Tensor] = None  # per-trial, per-neuron mean counts per step [B, n] (set_poisson_rate)
     amplitude: Optional[Tensor] = None  # current [N] or scalar tensor
     start: int = 0
     stop: Optional[int] = None
@@ -518,10 +519,11 @@ class Simulator:
         target = group.h if group.kind == "alpha" else group.x
         scale = inp.weight * (math.e if group.kind == "alpha" else 1.0)
         if inp.neurons is None:
-            lam = torch.full_like(target, inp.rate_per_step)
+            lam = torch.full_like(target, inp.rate_per_step) if inp.rate_map is None else inp.rate_map
             target.add_(torch.poisson(lam, generator=self.rng), alpha=scale)
         else:
-            lam = torch.full((self.batch, len(inp.neurons)), inp.rate_per_step, device=self.device, dtype=self.dtype)
+            lam = inp.rate_map if inp.rate_map is not None else torch.full(
+                (self.batch, len(inp.neurons)), inp.rate_per_step, device=self.device, dtype=self.dtype)
             target[:, inp.neurons] += scale * torch.poisson(lam, generator=self.rng)
 
     def _deliver_file(self, inp: InputRuntime, k: int) -> None:
@@ -569,22 +571,43 @@ class Simulator:
                               f"(sim.modulators.set / pulse)", stacklevel=3)
 
     def set_poisson_rate(self, name: str, rate: Any) -> None:
-        """Set the rate of the Poisson input ``name`` (per source; units allowed: ``"40 Hz"``, bare numbers in
-        Hz) from the next step on, for every trial of the batch, on either engine: stimuli that change between
-        :meth:`run` calls (a cue on, then off). Checkpoints do not hold input rates: set them again after a
-        :meth:`load`."""
+        """Set the rate of the Poisson input ``name`` (per source) from the next step on: stimuli that change
+        between :meth:`run` calls (a cue on, then off; an agent's observation).
+
+        ``rate``: one rate for every neuron and trial (units allowed: ``"40 Hz"``; bare numbers in Hz), on either
+        engine; or, on the torch engine, an array or tensor of rates in Hz, ``[n]`` (one per target neuron, every
+        trial) or ``[B, n]`` (one per trial and neuron), ``n`` being the input's target neurons (its ``neurons``
+        list, else the whole population): the closed-loop input of a batch of environments. Checkpoints do not
+        hold input rates: set them again after a :meth:`load`."""
         q = next((i for i, inp in enumerate(self.inputs) if inp.name == name), None)
         if q is None or self.inputs[q].type != "poisson":
             known = ", ".join(i.name for i in self.inputs if i.type == "poisson") or "none"
             raise KeyError(f"no Poisson input named {name!r}; Poisson inputs: {known}")
+        inp = self.inputs[q]
+        sources = int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
+        if isinstance(rate, (torch.Tensor, np.ndarray, list, tuple)):
+            self._set_rate_map(inp, torch.as_tensor(np.asarray(rate) if not isinstance(rate, torch.Tensor)
+                                                    else rate), sources)
+            return
         hz = _quantity(rate, "frequency", f"input {name}: rate")
         if hz < 0:
             raise ConfigError(f"input {name}: rate must be >= 0 Hz, got {hz:g}")
-        inp = self.inputs[q]
-        sources = int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
         inp.rate_per_step = hz * self.dt / 1000.0 * sources
+        inp.rate_map = None
         if self._engine is not None:
             self._engine.inputs[q].lam = inp.rate_per_step
+
+    def _set_rate_map(self, inp: InputRuntime, hz: Tensor, sources: int) -> None:
+        n = len(inp.neurons) if inp.neurons is not None else self.populations[inp.target].model.size
+        if tuple(hz.shape) not in ((n,), (self.batch, n)):
+            raise ValueError(f"input {inp.name}: rates must be [{n}] or [{self.batch}, {n}] (batch, target "
+                             f"neurons), got {tuple(hz.shape)}")
+        if not bool(torch.isfinite(hz).all()) or bool((hz < 0).any()):
+            raise ValueError(f"input {inp.name}: rates must be finite and >= 0 Hz")
+        if self.native_engine() is not None:
+            raise ConfigError(f"input {inp.name}: per-neuron rates need the torch engine (backend: torch)")
+        lam = hz.to(device=self.device, dtype=self.dtype) * (self.dt / 1000.0 * sources)
+        inp.rate_map = lam.expand(self.batch, n).contiguous()
 
     # -- results ----------------------------------------------------------------------------------------
     def monitor(self, name: str) -> dict:

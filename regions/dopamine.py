@@ -110,7 +110,68 @@ class RewardPredictionError:
         return delta
 
 
+class TDCritic:
+    """A temporal-difference critic over feature vectors whose error is the dopamine signal of a batch of trials.
+
+    The value is linear in the features ``phi`` (for an agent, the intensities of its sensory population: one-hot
+    states give a table), ``V(s) = w . phi(s)``, and each transition ``(s, r, s')`` of trial ``b`` gives the TD(0)
+    error (Sutton 1988; Schultz, Dayan & Montague 1997)::
+
+        delta_b = r_b + gamma (1 - term_b) V(s'_b) - V(s_b)
+        w <- w + alpha sum_b delta_b phi(s_b) / (phi(s_b) . phi(s_b))         (normalised LMS: alpha is a fraction)
+
+    ``term_b`` marks a terminal ``s'`` (its value is 0); a time-limit truncation is not terminal: pass the true
+    last observation as ``s'`` and ``term_b = 0``. :meth:`release` sets the ``[B]`` values ``gain * delta`` on
+    the modulator ``channel`` of a simulator (the phasic dopamine of each trial), which three-factor rules read.
+    The update is a product of the error and the presynaptic activity, the local "TD-LTP" form of Fremaux,
+    Sprekeler & Gerstner 2013 (PLoS Comput Biol 9:e1003024) in rate form.
+    """
+
+    def __init__(self, features: int, learning_rate: float = 0.1, gamma: float = 0.99, gain: float = 1.0,
+                 channel: str = "dopamine"):
+        check = Checker("TDCritic")
+        features = check.integer("features", features, 1)
+        check.quantity("learning_rate", learning_rate, "dimensionless", minimum=0.0, maximum=1.0)
+        check.quantity("gamma", gamma, "dimensionless", minimum=0.0, maximum=1.0)
+        check.quantity("gain", gain, "dimensionless")
+        if not isinstance(channel, str) or not channel:
+            check.fail("channel", f"expected a channel name, got {channel!r}")
+        check.done()
+        import torch
+
+        self.weight = torch.zeros(features, dtype=torch.float64)
+        self.learning_rate, self.gamma, self.gain, self.channel = float(learning_rate), float(gamma), float(gain), \
+            channel
+
+    def value(self, phi):
+        """``V = phi w`` for features ``phi [B, F]`` -> ``[B]``."""
+        return phi.to(self.weight.dtype) @ self.weight
+
+    def error(self, phi, reward, phi_next, terminated, learn: bool = True):
+        """The TD errors ``[B]`` of a batch of transitions (and, if ``learn``, the critic's update)."""
+        import torch
+
+        phi = phi.to(self.weight.dtype)
+        reward = torch.as_tensor(reward, dtype=self.weight.dtype)
+        live = 1.0 - torch.as_tensor(terminated, dtype=self.weight.dtype)
+        delta = reward + self.gamma * live * self.value(phi_next) - self.value(phi)
+        if learn:
+            norm = (phi * phi).sum(dim=1).clamp_min(1e-12)
+            self.weight += self.learning_rate * ((delta / norm)[:, None] * phi).sum(dim=0)
+        return delta
+
+    def release(self, sim, delta) -> None:
+        """Set the channel to ``gain * delta`` (one value per trial) in ``sim.modulators``."""
+        sim.modulators.set(self.channel, self.gain * delta)
+
+    def state_dict(self) -> dict:
+        return {"weight": self.weight.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weight.copy_(state["weight"])
+
+
 register_region("dopamine", dopamine, "VTA/SNc dopamine neurons; declares the dopamine modulator channel that a "
                                       "per-trial reward-prediction-error hook (RewardPredictionError) pulses")
 
-__all__ = ["dopamine", "RewardPredictionError"]
+__all__ = ["dopamine", "RewardPredictionError", "TDCritic"]

@@ -33,11 +33,16 @@ def data_field() -> Record:
                   default={"dir": None, "name": "mnist"})
 
 
+def filled_record(fields: dict, doc: str = "") -> Record:
+    """A :class:`Record` whose default (when the key is absent) holds every field's default."""
+    return Record(fields, default={name: spec.default for name, spec in fields.items()}, doc=doc)
+
+
 def evaluation_field(**more) -> Record:
     fields = {"test_samples": Integer(None, minimum=1, doc="default: the whole test set"),
               "validation_samples": Integer(None, minimum=0, doc="default: the whole validation split")}
     fields.update(more)
-    return Record(fields, default={name: spec.default for name, spec in fields.items()})
+    return filled_record(fields)
 
 
 def checkpoint_fields(every: int = 5000) -> dict:
@@ -67,7 +72,7 @@ def training_field(**more) -> Record:
               "samples": Integer(None, minimum=1, doc="per epoch (default: the whole training split)"),
               "validation": Integer(5000, minimum=0, doc="samples held out of the training set")}
     fields.update(more)
-    return Record(fields, default={name: spec.default for name, spec in fields.items()})
+    return filled_record(fields)
 
 
 def load_resumable(path, key: str, resume: bool) -> "dict | None":

@@ -1,0 +1,190 @@
+"""Proximal policy optimisation (Schulman et al. 2017) of the spiking actor-critic (:mod:`tasks.rl.networks`).
+
+One **iteration** collects ``rollout`` steps from each of ``num_envs`` environments with the current stochastic
+policy ``a ~ softmax(logits)``, then runs ``epochs`` passes of minibatch gradient steps on the clipped objective::
+
+    L = -E[min(rho A, clip(rho, 1 - eps, 1 + eps) A)] + c_v E[(V - R)^2] - c_H E[H(pi)]      rho = pi / pi_old
+
+with advantages from generalised advantage estimation (GAE, Schulman et al. 2016)::
+
+    delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t)
+    A_t = delta_t + gamma lambda (1 - done_t) A_{t+1},      R_t = A_t + V(s_t)
+
+**Termination vs truncation** (gymnasium): ``term_t`` (the pole fell, the goal was reached) ends the return;
+``trunc_t`` (the time limit) does not: the value of the episode's true last observation (``info["final_obs"]``)
+is bootstrapped into ``r_t`` (``r_t <- r_t + gamma V(s_final)``), and in both cases the advantage recursion
+stops at the episode boundary (``done_t = term_t or trunc_t``). Advantages are normalised per minibatch;
+gradients clipped to ``max_grad_norm``; the learning rate decays linearly to ``lr * lr_final`` over the run.
+
+The learner's whole state (network, Adam, RNGs, environment states and the current observations, counters) is a
+dict of tensors and plain values (:meth:`PPO.state_dict`), saved atomically between iterations: a resumed run
+continues exactly as an uninterrupted one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .encoders import ObservationEncoder
+from .envs import make_vector_env, restore, snapshot
+from .networks import SpikingActorCritic
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class PPOSettings:
+    num_envs: int = 8
+    rollout: int = 128
+    epochs: int = 4
+    minibatches: int = 4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    lr: float = 1e-3
+    lr_final: float = 0.0
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    total_steps: int = 200_000
+
+
+class PPO:
+    """A PPO learner for one environment id and one :class:`SpikingActorCritic` (see the module docstring)."""
+
+    def __init__(self, env_id: str, model: SpikingActorCritic, encoder: ObservationEncoder, settings: PPOSettings,
+                 seed: int, env_kwargs: "dict | None" = None):
+        self.env_id, self.model, self.encoder, self.s = env_id, model, encoder, settings
+        self.seed = int(seed)
+        self.envs = make_vector_env(env_id, settings.num_envs, env_kwargs)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, eps=1e-5)
+        self.iterations = max(1, settings.total_steps // (settings.num_envs * settings.rollout))
+        self.iteration = 0
+        self.steps = 0
+        self.episode_returns: list[float] = []  # training episodes in the order they ended
+        self.episode_steps: list[int] = []      # global step at which each ended
+        self._running = np.zeros(settings.num_envs)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)  # Bernoulli input spikes (input: spikes) draw from the global generator
+        self.obs, _ = self.envs.reset(seed=[self.seed * 1000 + i for i in range(settings.num_envs)])
+
+    # -- acting ------------------------------------------------------------------------------------------
+    def policy_value(self, obs) -> "tuple[Tensor, Tensor]":
+        return self.model(self.encoder(obs))
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic policy used for evaluation: the action channel with the largest logit."""
+        with torch.no_grad():
+            logits, _ = self.policy_value(obs)
+        return logits.argmax(dim=-1).numpy()
+
+    # -- one iteration -------------------------------------------------------------------------------------
+    def iterate(self) -> dict:
+        s, n = self.s, self.s.num_envs
+        frac = self.iteration / self.iterations
+        for group in self.optimizer.param_groups:
+            group["lr"] = s.lr * (1.0 - frac * (1.0 - s.lr_final))
+        obs_buf, act_buf, logp_buf, val_buf = [], [], [], []
+        rew_buf = torch.zeros(s.rollout, n)
+        term_buf = torch.zeros(s.rollout, n)
+        done_buf = torch.zeros(s.rollout, n)
+        self.model.eval()
+        for t in range(s.rollout):
+            x = self.encoder(self.obs)
+            with torch.no_grad():
+                logits, value = self.model(x)
+            dist = torch.distributions.Categorical(logits=logits)
+            action = torch.multinomial(dist.probs, 1, generator=self.generator).squeeze(1)
+            obs_buf.append(x)
+            act_buf.append(action)
+            logp_buf.append(dist.log_prob(action))
+            val_buf.append(value)
+            next_obs, reward, term, trunc, info = self.envs.step(action.numpy())
+            reward = torch.as_tensor(reward, dtype=torch.float32)
+            self._running += reward.numpy()
+            done = np.logical_or(term, trunc)
+            if trunc.any():  # bootstrap truncated episodes from their true last observation
+                idx = np.flatnonzero(np.logical_and(trunc, np.logical_not(term)))
+                if idx.size:
+                    final = np.stack([info["final_obs"][i] for i in idx])
+                    with torch.no_grad():
+                        _, v_final = self.policy_value(final)
+                    reward[idx] += s.gamma * v_final
+            for i in np.flatnonzero(done):
+                self.episode_returns.append(float(self._running[i]))
+                self.episode_steps.append(self.steps + (t + 1) * n)
+                self._running[i] = 0.0
+            rew_buf[t] = reward
+            term_buf[t] = torch.as_tensor(term, dtype=torch.float32)
+            done_buf[t] = torch.as_tensor(done, dtype=torch.float32)
+            self.obs = next_obs
+        with torch.no_grad():
+            _, next_value = self.policy_value(self.obs)
+        values = torch.stack(val_buf)
+        adv = torch.zeros(s.rollout, n)
+        last = torch.zeros(n)
+        for t in reversed(range(s.rollout)):
+            v_next = next_value if t == s.rollout - 1 else values[t + 1]
+            # at an episode end the next observation belongs to a new episode: no bootstrap across it
+            delta = rew_buf[t] + s.gamma * v_next * (1.0 - done_buf[t]) - values[t]
+            last = delta + s.gamma * s.gae_lambda * (1.0 - done_buf[t]) * last
+            adv[t] = last
+        returns = adv + values
+        stats = self._update(torch.cat(obs_buf), torch.cat(act_buf), torch.cat(logp_buf),
+                             adv.reshape(-1), returns.reshape(-1))
+        self.iteration += 1
+        self.steps += s.rollout * n
+        return stats
+
+    def _update(self, obs: Tensor, actions: Tensor, logp_old: Tensor, adv: Tensor, returns: Tensor) -> dict:
+        s = self.s
+        self.model.train()
+        total = obs.shape[0]
+        size = max(1, total // s.minibatches)
+        losses = []
+        for _ in range(s.epochs):
+            order = torch.randperm(total, generator=self.generator)
+            for start in range(0, total, size):
+                idx = order[start:start + size]
+                logits, value = self.model(obs[idx])
+                dist = torch.distributions.Categorical(logits=logits)
+                logp = dist.log_prob(actions[idx])
+                ratio = torch.exp(logp - logp_old[idx])
+                a = adv[idx]
+                a = (a - a.mean()) / (a.std() + 1e-8)
+                policy_loss = -torch.min(ratio * a, ratio.clamp(1 - s.clip, 1 + s.clip) * a).mean()
+                value_loss = (value - returns[idx]).pow(2).mean()
+                entropy = dist.entropy().mean()
+                loss = policy_loss + s.value_coef * value_loss - s.entropy_coef * entropy
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+                self.optimizer.step()
+                losses.append((policy_loss.item(), value_loss.item(), entropy.item()))
+        p, v, h = (float(np.mean(col)) for col in zip(*losses))
+        return {"policy_loss": p, "value_loss": v, "entropy": h}
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "iteration": self.iteration, "steps": self.steps, "episode_returns": list(self.episode_returns),
+                "episode_steps": list(self.episode_steps), "running": self._running.tolist(),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "obs": torch.as_tensor(np.asarray(self.obs)), "envs": snapshot(self.envs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration, self.steps = int(state["iteration"]), int(state["steps"])
+        self.episode_returns = list(state["episode_returns"])
+        self.episode_steps = list(state["episode_steps"])
+        self._running = np.asarray(state["running"], dtype=np.float64)
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.obs = state["obs"].numpy()
+        restore(self.envs, state["envs"])
+
+    def close(self) -> None:
+        self.envs.close()
