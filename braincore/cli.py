@@ -1,6 +1,6 @@
 """The ``braincore`` command.
 
-    braincore run [CONFIG] [--out DIR] [--json]     run a config (default: the bundled demo)
+    braincore run [CONFIG] [--out DIR] [--json] [--seed N]   run a config (default: the bundled demo)
     braincore validate CONFIG [--json]              list every problem in a config; exit 1 if any
     braincore plot neuron MODEL [--preset P] [--current I] [--duration T] [--dt DT] [--out FILE]
     braincore models [--json]                       the neuron models, their parameters and presets
@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="braincore_out", help="folder for outputs (PNG, JSON); default braincore_out")
     run.add_argument("--no-plot", action="store_true", help="do not write PNG files")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    run.add_argument("--seed", type=int, default=None,
+                     help="override the config's seed (repeat a run over seeds without editing the YAML)")
 
     val = sub.add_parser("validate", help="check a config and list every problem")
     val.add_argument("config")
@@ -88,7 +90,15 @@ def _cmd_run(args: argparse.Namespace) -> dict:
 
     path = resolve_config_path(args.config)
     kind, config = load_config(path)
-    print(f"braincore run {path} ({kind.name})")
+    if args.seed is not None:
+        if "seed" not in kind.schema.fields:
+            raise ConfigError(f"{path}: a {kind.name} config has no seed to override")
+        if args.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+        config["seed"] = args.seed
+        if config.get("_assembly") is not None:  # kinds that hold a built assembly read its run settings
+            config["_assembly"].set_run(seed=args.seed)
+    print(f"braincore run {path} ({kind.name})" + (f", seed {args.seed}" if args.seed is not None else ""))
     return {"config": str(path), **kind.runner(config, {"out": args.out, "no_plot": args.no_plot})}
 
 

@@ -1,5 +1,14 @@
-"""Surrogate-gradient training of spiking networks: fused layers and read-outs (issue 5 in progress)."""
+"""Gradient training of spiking networks: fused LIF and adaptive-LIF layers and read-outs (surrogate gradients),
+exact event-based gradients (EventProp) as a second training mode, and the compiler between an Assembly and a
+trainable module."""
+from .compile import CompiledNetwork, compile_assembly, export_weights, simulate_with_input_spikes
+from .eventprop import (EventLIFParams, EventPropNetwork, SpikeTrain, first_spike_times, lif_event_layer,
+                        readout_event_layer, spike_train, ttfs_cross_entropy)
+from .fused_alif import alif_sequence, alif_sequence_reference
 from .fused_lif import lif_sequence, lif_sequence_reference
-from .layers import LeakyReadout, LIFLayer
+from .layers import ALIFLayer, LeakyReadout, LIFLayer
 
-__all__ = ["lif_sequence", "lif_sequence_reference", "LIFLayer", "LeakyReadout"]
+__all__ = ["lif_sequence", "lif_sequence_reference", "alif_sequence", "alif_sequence_reference", "LIFLayer",
+           "ALIFLayer", "LeakyReadout", "EventLIFParams", "EventPropNetwork", "SpikeTrain", "spike_train",
+           "lif_event_layer", "readout_event_layer", "first_spike_times", "ttfs_cross_entropy", "CompiledNetwork",
+           "compile_assembly", "export_weights", "simulate_with_input_spikes"]

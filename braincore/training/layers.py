@@ -1,4 +1,4 @@
-"""Trainable spiking layers over ``[T, B, N]`` sequences, built on the fused LIF node.
+"""Trainable spiking layers over ``[T, B, N]`` sequences, built on the fused LIF and adaptive-LIF nodes.
 
 :class:`LIFLayer`: ``x [T, B, n_in] -> spikes [T, B, n_out]``. The input current of every step comes from one
 matrix product over all ``T x B`` rows before the time loop (``I = x W^T + b``); only the recurrence is stepped,
@@ -13,6 +13,12 @@ inside :func:`braincore.training.fused_lif.lif_sequence` (equations there). Opti
 - weights initialised uniformly in ``+-sqrt(1 / n_in)`` (PyTorch's Linear default) times ``init_gain``; the
   recurrent weights in ``+-sqrt(1 / n_out)`` times ``recurrent_gain``.
 
+:class:`ALIFLayer`: the same options for adaptive LIF units (:func:`braincore.training.fused_alif.alif_sequence`,
+Bellec et al. 2018; Yin, Corradi & Bohté 2021): ``tau_m`` and ``tau_adapt`` (in steps; ``beta = exp(-1 / tau_m)``,
+``rho = exp(-1 / tau_adapt)``), each learnable per unit through a sigmoid-parameterised decay (``learn_tau``,
+``learn_tau_adapt``; on by default, as in Yin et al.), ``threshold`` (``theta0``, optionally learnable) and a fixed
+adaptation strength ``beta_adapt`` (1.8 as in both papers).
+
 :class:`LeakyReadout`: non-spiking leaky integrators ``y_t = alpha y_{t-1} + x_t W^T + b`` (``alpha =
 exp(-1 / tau)``), the usual read-out of a spiking classifier; returns ``[T, B, n_out]`` membrane traces, to be
 reduced by max, mean or last step in the loss.
@@ -26,11 +32,12 @@ import torch
 from torch import nn
 
 from ..surrogate import Surrogate, get_surrogate
+from .fused_alif import alif_sequence
 from .fused_lif import lif_sequence
 
 Tensor = torch.Tensor
 
-__all__ = ["LIFLayer", "LeakyReadout"]
+__all__ = ["LIFLayer", "ALIFLayer", "LeakyReadout"]
 
 
 def _check_sequence(x: Tensor, n_in: int, who: str) -> None:
@@ -94,6 +101,84 @@ class LIFLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.n_in} -> {self.n_out}, recurrent={self.recurrent is not None}, "
                 f"surrogate={self.surrogate.name}, dropout={self.dropout}")
+
+
+def _decay_logit(tau: float, n: int) -> Tensor:
+    """``logit(exp(-1 / tau))`` repeated ``n`` times: the free parameter of a sigmoid-parameterised decay."""
+    decay = math.exp(-1.0 / tau)
+    return torch.full((n,), math.log(decay / (1.0 - decay)))
+
+
+class ALIFLayer(nn.Module):
+    """Feed-forward or recurrent adaptive-LIF layer (module docstring).
+    ``forward(x [T, B, n_in]) -> spikes [T, B, n_out]``."""
+
+    def __init__(self, n_in: int, n_out: int, *, recurrent: bool = False, tau_m: float = 20.0,
+                 tau_adapt: float = 200.0, learn_tau: bool = True, learn_tau_adapt: bool = True,
+                 threshold: float = 1.0, learn_threshold: bool = False, beta_adapt: float = 1.8,
+                 surrogate: "str | Surrogate" = "multi_gaussian", detach_reset: bool = False, dropout: float = 0.0,
+                 bias: bool = True, init_gain: float = 1.0, recurrent_gain: float = 1.0,
+                 generator: Optional[torch.Generator] = None):
+        super().__init__()
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"ALIFLayer sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
+        if tau_m <= 0:
+            raise ValueError(f"tau_m must be > 0 steps, got {tau_m}")
+        if tau_adapt <= 0:
+            raise ValueError(f"tau_adapt must be > 0 steps, got {tau_adapt}")
+        if threshold <= 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if beta_adapt < 0:
+            raise ValueError(f"beta_adapt must be >= 0, got {beta_adapt}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.surrogate = get_surrogate(surrogate)
+        self.detach_reset, self.dropout = bool(detach_reset), float(dropout)
+        bound = math.sqrt(1.0 / n_in) * init_gain
+        self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
+        self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
+        if recurrent:
+            rb = math.sqrt(1.0 / n_out) * recurrent_gain
+            self.recurrent = nn.Parameter(torch.empty(n_out, n_out).uniform_(-rb, rb, generator=generator))
+        else:
+            self.register_parameter("recurrent", None)
+        for name, tau, learn in (("beta", tau_m, learn_tau), ("rho", tau_adapt, learn_tau_adapt)):
+            if learn:
+                setattr(self, f"{name}_logit", nn.Parameter(_decay_logit(tau, n_out)))
+            else:
+                setattr(self, f"{name}_logit", None)
+                self.register_buffer(f"{name}_fixed", torch.tensor(math.exp(-1.0 / tau)))
+        self.threshold = nn.Parameter(torch.full((n_out,), float(threshold))) if learn_threshold else None
+        if not learn_threshold:
+            self.register_buffer("threshold_fixed", torch.tensor(float(threshold)))
+        self.register_buffer("beta_adapt", torch.tensor(float(beta_adapt)))
+
+    @property
+    def beta(self) -> Tensor:
+        """The per-step membrane decay ``exp(-1 / tau_m)`` (``[n_out]`` if learnable, else a scalar)."""
+        return torch.sigmoid(self.beta_logit) if self.beta_logit is not None else self.beta_fixed
+
+    @property
+    def rho(self) -> Tensor:
+        """The per-step adaptation decay ``exp(-1 / tau_adapt)`` (``[n_out]`` if learnable, else a scalar)."""
+        return torch.sigmoid(self.rho_logit) if self.rho_logit is not None else self.rho_fixed
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_sequence(x, self.n_in, "ALIFLayer")
+        T, B, _ = x.shape
+        current = nn.functional.linear(x.reshape(T * B, self.n_in), self.weight, self.bias).reshape(T, B, -1)
+        theta = self.threshold if self.threshold is not None else self.threshold_fixed
+        spikes = alif_sequence(current, self.beta, self.rho, theta, self.beta_adapt, self.recurrent,
+                               self.surrogate, self.detach_reset)
+        if self.training and self.dropout > 0:
+            keep = torch.rand(B, self.n_out, device=x.device) >= self.dropout
+            spikes = spikes * (keep.to(spikes.dtype) / (1.0 - self.dropout))
+        return spikes
+
+    def extra_repr(self) -> str:
+        return (f"{self.n_in} -> {self.n_out}, recurrent={self.recurrent is not None}, "
+                f"beta_adapt={float(self.beta_adapt)}, surrogate={self.surrogate.name}, dropout={self.dropout}")
 
 
 class LeakyReadout(nn.Module):

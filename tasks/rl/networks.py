@@ -93,3 +93,68 @@ class SpikingActorCritic(nn.Module):
         value, critic_spikes = self.critic(x)
         self.last_spikes = actor_spikes + critic_spikes
         return logits, value.squeeze(-1)
+
+
+class AssemblyActorCritic(nn.Module):
+    """The surrogate-gradient actor-critic on a YAML assembly: the local agent's own network, trained by PPO.
+
+    The assembly is compiled (:func:`braincore.training.compile.compile_assembly`) with the sensory population
+    as its input and the action population as its output; its Poisson inputs (observation, efference copy,
+    exploration) are left out: the module is fed the sensory spikes directly and PPO explores by sampling.
+    Per decision of ``steps`` time steps of ``dt``, the sensory cell ``i`` (replica of encoder channel ``c``)
+    fires a regular train at ``r_c * max_rate`` (``s_k = floor((k + 1) p + phi_i) - floor(k p + phi_i)``,
+    ``p = r_c max_rate dt``, a fixed random phase ``phi_i`` per cell: deterministic, so PPO's probability ratios
+    compare the same network output), the action logits are the channels' spike counts times a learnable scale,
+    and the value is a linear read-out of the sensory rates (a ventral-striatum critic). Gradients reach every
+    projection of the assembly through surrogate spikes (widths in mV). :meth:`export` writes the trained
+    weights back into a copy of the assembly, which the simulator (and the local agent) run unchanged.
+    """
+
+    def __init__(self, assembly, observation_population: str, actions_population: str, n_features: int,
+                 n_actions: int, steps: int, max_rate: float, surrogate_slope: float = 1.0, seed: int = 0):
+        super().__init__()
+        from braincore.surrogate import get_surrogate
+        from braincore.training.compile import compile_assembly
+
+        ignore = [i.name for i in assembly.inputs if i.type in ("poisson", "spike_file")]
+        self.assembly = assembly
+        self.net = compile_assembly(assembly, inputs=[observation_population], outputs=[actions_population],
+                                    ignore_inputs=ignore, dtype="float32",
+                                    surrogate=get_surrogate("fast_sigmoid", slope=surrogate_slope))
+        self.obs_name, self.act_name = observation_population, actions_population
+        n_obs, n_act = self.net.size(observation_population), self.net.size(actions_population)
+        if n_obs % n_features or n_act % n_actions:
+            raise ValueError(f"population sizes {n_obs} (sensory) and {n_act} (actions) must be multiples of the "
+                             f"{n_features} encoder channels and {n_actions} actions")
+        self.replicas, self.channel = n_obs // n_features, n_act // n_actions
+        self.n_actions, self.steps = int(n_actions), int(steps)
+        self.p_max = float(max_rate) * float(assembly.run.dt) / 1000.0
+        if not 0 < self.p_max <= 1:
+            raise ValueError(f"max_rate x dt must be in (0, 1] spikes per step, got {self.p_max:g}")
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("phase", torch.rand(n_obs, generator=g))
+        self.logit_scale = nn.Parameter(torch.tensor(0.5))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.value_head = nn.Linear(n_obs, 1)
+        self.last_spikes: list[Tensor] = []
+
+    def sensory_spikes(self, intensities: Tensor) -> Tensor:
+        """Regular spike trains ``[T, B, n_obs]`` of the sensory cells for intensities ``[B, n_features]``."""
+        p = intensities.repeat_interleave(self.replicas, dim=1) * self.p_max
+        k = torch.arange(self.steps + 1, dtype=p.dtype).reshape(-1, 1, 1)
+        counts = torch.floor(k * p + self.phase)
+        return counts[1:] - counts[:-1]
+
+    def forward(self, intensities: Tensor) -> "tuple[Tensor, Tensor]":
+        x = self.sensory_spikes(intensities)
+        spikes = self.net({self.obs_name: x})[self.act_name]
+        self.last_spikes = [spikes]
+        counts = spikes.sum(dim=0).reshape(spikes.shape[1], self.n_actions, self.channel).sum(-1)
+        return self.logit_scale * counts, self.value_head(x.mean(dim=0)).squeeze(-1)
+
+    def export(self):
+        """A copy of the assembly with the trained weights (:func:`braincore.training.compile.export_weights`)."""
+        from braincore.training.compile import export_weights
+
+        return export_weights(self.net, self.assembly)
