@@ -175,6 +175,28 @@ def test_local_agent_reports_missing_pieces():
                       LocalSettings(actions="striatum", exploration_input=None), 0, {"desc": TINY_LAKE})
 
 
+def test_assembly_actor_critic_trains_the_assembly_and_exports_it():
+    from braincore.simulator import Simulator
+    from tasks.rl.networks import AssemblyActorCritic
+
+    a = _tiny_assembly()
+    model = AssemblyActorCritic(a, "ctx", "d1", n_features=4, n_actions=4, steps=10, max_rate=200.0)
+    x = model.sensory_spikes(torch.eye(4))
+    assert x.shape == (10, 4, 8)
+    np.testing.assert_allclose(x[:, 0, :2].sum(0).numpy(), 2.0, atol=1.0)   # 200 Hz for 10 ms: 2 spikes (+-1)
+    assert float(x[:, 0, 2:].sum()) == 0.0                                   # the other states' cells are silent
+    logits, value = model(torch.eye(4))
+    assert logits.shape == (4, 4) and value.shape == (4,)
+    (logits[:, 1].sum() - logits[:, 0].sum() + value.sum()).backward()
+    grad = model.net.weights["ctx_d1"].grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    with torch.no_grad():
+        model.net.weights["ctx_d1"].mul_(1.5)
+    sim = Simulator(model.export(), batch=1)
+    np.testing.assert_allclose(sim.weights("ctx_d1")["weight"],
+                               model.net.weight("ctx_d1").detach().numpy().reshape(-1), rtol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------ PPO
 def _ppo(seed=0, total=4096, **kw) -> PPO:
     env = gym.make("CartPole-v1")
@@ -284,7 +306,7 @@ def test_config_errors_name_line_and_key():
 def test_bundled_rl_configs_validate():
     from braincore.config import load_config
 
-    for name in ("cartpole", "acrobot", "frozenlake", "frozenlake_slippery"):
+    for name in ("cartpole", "acrobot", "frozenlake", "frozenlake_slippery", "frozenlake_gradient"):
         kind, config = load_config(f"configs/rl/{name}.yaml")
         assert kind.name == "rl_agent"
 

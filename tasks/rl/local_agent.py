@@ -178,10 +178,10 @@ class DopamineAgent:
         self._running += reward
         for i in np.flatnonzero(done):
             self.episode_returns.append(float(self._running[i]))
-            self.episode_steps.append(self.steps + 1)
+            self.episode_steps.append(self.steps + self.s.num_envs)
             self._running[i] = 0.0
         self.episodes += int(done.sum())
-        self.steps += 1
+        self.steps += self.s.num_envs  # environment steps, all environments together (as PPO counts them)
         self.obs = next_obs
 
     def policy(self, obs: np.ndarray) -> np.ndarray:

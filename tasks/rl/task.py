@@ -38,6 +38,9 @@ from .envs import evaluate, make_env
 NUMBER = Quantity("dimensionless")
 
 GRADIENT = filled_record({
+    "network": Text("pathways", choices=("pathways", "assembly"),
+                    doc="pathways: the actor and critic LIF pathways below; assembly: the config's assembly, "
+                        "compiled (sensory and action populations from the local section)"),
     "hidden": ListOf(Integer(minimum=1), default=[128], doc="LIF layer sizes of each pathway"),
     "steps": Integer(8, minimum=1, doc="time steps per environment step"),
     "tau_m": Quantity("dimensionless", 4.0, exclusive_minimum=0.0, doc="membrane time constant, in steps"),
@@ -92,7 +95,8 @@ SCHEMA = Record({
         "target": Quantity("dimensionless", None, doc="mean return that counts as solved"),
         "exploration": Flag(True, doc="local agent: keep the exploration input on while evaluating")}),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
-    "checkpoint_every": Integer(20, minimum=1, doc="iterations (gradient) or environment steps (local)"),
+    "checkpoint_every": Integer(20, minimum=1, doc="PPO iterations (gradient) or steps of the vector of "
+                                                    "environments (local)"),
     "resume": Flag(True),
     "progress": Flag(True),
 })
@@ -114,10 +118,12 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
             except ValueError as err:
                 problems.append(doc.problem(("env",), str(err)))
             probe.close()
-    if config.get("agent") == "local":
+    uses_assembly = config.get("agent") == "local" or (config.get("gradient") or {}).get("network") == "assembly"
+    if uses_assembly:
         if not config.get("populations") and not config.get("include"):
-            problems.append(doc.problem(("populations",), "agent: local needs an assembly (populations, "
-                                                          "projections, inputs, modulators)"))
+            what = "agent: local" if config.get("agent") == "local" else "gradient.network: assembly"
+            problems.append(doc.problem(("populations",), f"{what} needs an assembly (populations, projections, "
+                                                          f"inputs, modulators)"))
             return
         assembly_check(config, doc, problems)
 
@@ -130,12 +136,26 @@ def _encoder(config: dict, space) -> ObservationEncoder:
 
 def _gradient_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
     from .networks import SpikingActorCritic
-    from .ppo import PPO, PPOSettings
 
     g = config["gradient"]
+    if g["network"] == "assembly":
+        from .networks import AssemblyActorCritic
+
+        obs = config["local"]["observation"]
+        steps = int(round(config["local"]["decision"] / config["_assembly"].run.dt))
+        model = AssemblyActorCritic(config["_assembly"], obs["population"], config["local"]["actions"],
+                                    encoder.size, n_actions, steps, obs["max_rate"], seed=config["seed"])
+        return _ppo(config, model, encoder)
     model = SpikingActorCritic(encoder.size, n_actions, hidden=g["hidden"], steps=g["steps"], tau_m=g["tau_m"],
                                tau_out=g["tau_out"], input_mode=g["input"], init_gain=g["init_gain"],
                                surrogate=g["surrogate"], seed=config["seed"])
+    return _ppo(config, model, encoder)
+
+
+def _ppo(config: dict, model, encoder: ObservationEncoder):
+    from .ppo import PPO, PPOSettings
+
+    g = config["gradient"]
     names = ("num_envs", "rollout", "epochs", "minibatches", "gamma", "gae_lambda", "clip", "lr", "lr_final",
              "value_coef", "entropy_coef", "max_grad_norm", "total_steps")
     settings = PPOSettings(**{k: g[k] for k in names})
@@ -246,6 +266,8 @@ def run(config: dict, options: dict) -> dict:
         summary["solved"] = bool(mean >= ev["target"])
         hit = _first_solved(agent.episode_returns, ev["target"])
         summary["episodes_to_target_100"] = hit
+    if kind == "gradient" and config["gradient"]["network"] == "assembly":
+        summary.update(_simulate_exported(config, agent, encoder, n_actions))
     if hasattr(probe.unwrapped, "P") and kind == "local":
         summary.update(_tabular_report(agent, probe))
     probe.close()
@@ -270,6 +292,21 @@ def _first_solved(returns: list, target: float, window: int = 100) -> "int | Non
     avg = np.convolve(np.asarray(returns, dtype=float), np.ones(window) / window, mode="valid")
     hits = np.flatnonzero(avg >= target)
     return int(hits[0] + window) if hits.size else None
+
+
+def _simulate_exported(config: dict, ppo, encoder: ObservationEncoder, n_actions: int) -> dict:
+    """The gradient-trained weights written back into the assembly and run by the simulator: the local agent's
+    policy (Poisson sensory spikes, spike-count choice, exploration off) on the exported network."""
+    ev = config["evaluation"]
+    exported = ppo.model.export()
+    agent = _local_agent({**config, "_assembly": exported}, encoder, n_actions)
+    agent.set_exploration(False)
+    returns = evaluate(config["env"]["id"], agent.policy, ev["episodes"], ev["seed"], agent.s.num_envs,
+                       config["env"]["kwargs"])
+    agent.close()
+    mean = float(np.mean(returns))
+    print(f"the trained weights exported to the assembly and run by the simulator: mean return {mean:.3f}")
+    return {"simulator_eval_return_mean": round(mean, 4)}
 
 
 def _tabular_report(agent, env) -> dict:
