@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from typing import Any, Iterable
 
 from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
 from braincore.neurons.base import ConfigError
-
-
-def progress_bar(total: int, desc: str, enabled: bool = True, unit: str = "sample"):
-    """A tqdm bar on stderr (a silent no-op bar when ``enabled`` is false); use as a context manager."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
-                disable=not enabled)
+from braincore.progress import progress_bar
 
 
 def config_key(config: dict, keys: Iterable[str], **extra: Any) -> str:
@@ -89,3 +81,7 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
     if state.get("config_key") != key:
         raise ConfigError(f"{path}: a checkpoint of another configuration; delete it or set resume: false")
     return state
+
+
+__all__ = ["progress_bar", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
+           "params_field", "training_field", "load_resumable"]

@@ -334,3 +334,15 @@ def test_rl_task_runs_and_resumes_from_its_checkpoint(tmp_path, capsys):
     assert again["eval_return_mean"] == first["eval_return_mean"]
     assert again["train_seconds"] == first["train_seconds"]
     json.dumps(again)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, key", [("cartpole", "solved"), ("acrobot", "solved"), ("frozenlake", "solved")])
+def test_bundled_rl_configs_reach_their_targets(tmp_path, name, key):
+    """The README's rows (about 0.5-2 minutes each here): `pytest -m slow tests/test_rl.py`."""
+    from braincore.config import load_config
+    from tasks.rl.task import run
+
+    _, config = load_config(f"configs/rl/{name}.yaml")
+    config["progress"] = False
+    assert run(config, {"out": str(tmp_path), "no_plot": True})[key] is True

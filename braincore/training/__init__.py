@@ -7,8 +7,15 @@ from .eventprop import (EventLIFParams, EventPropNetwork, SpikeTrain, first_spik
 from .fused_alif import alif_sequence, alif_sequence_reference
 from .fused_lif import lif_sequence, lif_sequence_reference
 from .layers import ALIFLayer, LeakyReadout, LIFLayer
+from .losses import (ClassificationLoss, RateRegularizer, membrane_cross_entropy, rate_regularizer,
+                     spike_count_cross_entropy, spike_count_mse)
+from .models import SpikingClassifier, build_classifier
+from .trainer import IterableData, LRSchedule, TensorData, Trainer, make_optimizer, resolve_device
 
 __all__ = ["lif_sequence", "lif_sequence_reference", "alif_sequence", "alif_sequence_reference", "LIFLayer",
            "ALIFLayer", "LeakyReadout", "EventLIFParams", "EventPropNetwork", "SpikeTrain", "spike_train",
            "lif_event_layer", "readout_event_layer", "first_spike_times", "ttfs_cross_entropy", "CompiledNetwork",
-           "compile_assembly", "export_weights", "simulate_with_input_spikes"]
+           "compile_assembly", "export_weights", "simulate_with_input_spikes", "Trainer", "LRSchedule",
+           "TensorData", "IterableData", "make_optimizer", "resolve_device", "ClassificationLoss", "RateRegularizer",
+           "membrane_cross_entropy", "rate_regularizer", "spike_count_cross_entropy", "spike_count_mse",
+           "SpikingClassifier", "build_classifier"]
