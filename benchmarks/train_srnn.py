@@ -7,6 +7,10 @@ own), with the same thread count, ``OMP_WAIT_POLICY=PASSIVE`` (on a shared machi
 step many-fold), warm-up steps, then the median of repeated steps. The same run measures the FLOP/s of a large
 ``torch.matmul`` and states each step's arithmetic (dense FLOPs) divided by it: the machine's limit.
 
+Every framework gets the same dense ``[T, B, 700]`` float tensor of binary spikes. braincore's ``LIFLayer``
+detects that it is sparse (``sparse_input=None``) and computes the input current and its weight gradient from
+the nonzero entries (``event_linear``), which the dense-FLOP limit does not assume; the peers multiply densely.
+
 Peers are optional (``pip install --no-deps snntorch spikingjelly norse nir nirtorch loguru h5py``, which
 keeps the installed torch); a missing one is reported and skipped. Usage::
 

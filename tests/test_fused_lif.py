@@ -117,3 +117,123 @@ def test_layer_rejects_bad_arguments():
         LIFLayer(3, 4, dropout=1.0)
     with pytest.raises(ValueError, match=r"\[T, B, 3\]"):
         LIFLayer(3, 4)(torch.zeros(5, 2, 4))
+
+
+# ------------------------------------------------------------------------------------------ fast paths
+# Each optimisation of issue 5 picks an algorithm by data (events vs dense products, one thread vs several): every
+# choice must give the reference's spikes and gradients, so the tests force each one.
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("mode", ["events", "dense", "parallel"])
+def test_every_recurrent_path_equals_autograd(monkeypatch, mode, detach):
+    from braincore.training import fused_lif
+
+    if mode == "events":           # every step's recurrent input and dL/dV from spike events
+        monkeypatch.setattr(fused_lif, "STEP_EVENT_DENSITY", 1.0)
+        monkeypatch.setattr(fused_lif, "EVENT_DENSITY", 1.0)
+    elif mode == "dense":          # dense products throughout
+        monkeypatch.setattr(fused_lif, "STEP_EVENT_DENSITY", 0.0)
+        monkeypatch.setattr(fused_lif, "EVENT_DENSITY", 0.0)
+    else:                          # the loops on the caller's threads
+        monkeypatch.setattr(fused_lif, "SERIAL_STEP_WORK", None)
+    g = torch.Generator().manual_seed(3)
+    T, B, N = 30, 5, 24
+    current = (torch.randn(T, B, N, generator=g, dtype=torch.float64) * 0.4 + 0.05).requires_grad_()
+    beta = torch.full((N,), 0.9, dtype=torch.float64).requires_grad_()
+    theta = torch.full((N,), 1.0, dtype=torch.float64).requires_grad_()
+    rec = (torch.randn(N, N, generator=g, dtype=torch.float64) * 0.4).requires_grad_()
+    upstream = torch.randn(T, B, N, generator=g, dtype=torch.float64)
+    args = (current, beta, theta, rec, upstream, "fast_sigmoid", detach)
+    spikes, grads = _grads(lif_sequence, *args)
+    ref_spikes, ref_grads = _grads(lif_sequence_reference, *args)
+    assert torch.equal(spikes, ref_spikes) and 0.01 < float(spikes.mean()) < 0.9
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_serial_loop_restores_the_thread_count():
+    from braincore.training import fused_lif
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with fused_lif._SerialLoop(work=1):
+            inside = torch.get_num_threads()
+        assert torch.get_num_threads() == 2
+        assert inside == (1 if fused_lif._openmp_backend() else 2)
+        with fused_lif._SerialLoop(work=1 << 40):       # large steps keep the caller's threads
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.6])
+def test_event_linear_equals_the_dense_product(binary, density):
+    from braincore.training.fused_lif import event_linear
+
+    g = torch.Generator().manual_seed(5)
+    mask = torch.rand(50, 30, generator=g, dtype=torch.float64) < density
+    x = mask.double() * (1.0 if binary else torch.randn(50, 30, generator=g, dtype=torch.float64))
+    x.requires_grad_()
+    weight = torch.randn(7, 30, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(7, generator=g, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(50, 7, generator=g, dtype=torch.float64)
+    outs = []
+    for fn in (event_linear, torch.nn.functional.linear):
+        out = fn(x, weight, bias)
+        outs.append((out.detach(), torch.autograd.grad((out * upstream).sum(), (x, weight, bias))))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-12, atol=1e-12)
+    for got, want in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="event_linear"):
+        event_linear(x.detach()[None], weight)
+
+
+def test_sparse_input_detection():
+    from braincore.training.fused_lif import is_sparse_input
+
+    g = torch.Generator().manual_seed(0)
+    assert is_sparse_input((torch.rand(100, 64, 700, generator=g) < 0.05).float())
+    assert not is_sparse_input(torch.rand(100, 64, 700, generator=g))
+    assert not is_sparse_input((torch.rand(4, 4, 7, generator=g) < 0.05).float())   # too small to matter
+
+
+@pytest.mark.parametrize("kind", ["lif", "alif"])
+def test_layers_give_the_same_result_with_sparse_or_dense_input(kind):
+    from braincore.training import ALIFLayer, LIFLayer
+
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(40, 8, 120, generator=g) < 0.05).double()
+    results = []
+    for sparse in (True, False, None):
+        torch.manual_seed(0)
+        cls = LIFLayer if kind == "lif" else ALIFLayer
+        layer = cls(120, 16, recurrent=True, init_gain=4.0, sparse_input=sparse).double()
+        spikes = layer(x)
+        loss = (spikes * torch.linspace(-1, 1, 16, dtype=torch.float64)).sum()
+        grads = torch.autograd.grad(loss, [p for p in layer.parameters()])
+        results.append((spikes.detach(), grads))
+    assert 0 < float(results[0][0].mean()) < 1
+    for spikes, grads in results[1:]:
+        assert torch.equal(spikes, results[0][0])
+        for got, want in zip(grads, results[0][1]):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("T", [1, 7, 128, 300])
+def test_leaky_integrate_equals_the_step_by_step_recursion(T):
+    from braincore.training.layers import leaky_integrate
+
+    g = torch.Generator().manual_seed(T)
+    current = torch.randn(T, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(T, 3, 4, generator=g, dtype=torch.float64)
+    alpha = 0.93
+    y, ys = torch.zeros(3, 4, dtype=torch.float64), []
+    for t in range(T):
+        y = alpha * y + current[t]
+        ys.append(y)
+    ref = torch.stack(ys)
+    got = leaky_integrate(current, alpha)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.autograd.grad((got * upstream).sum(), current)[0],
+                               torch.autograd.grad((ref * upstream).sum(), current)[0], rtol=1e-12, atol=1e-12)

@@ -21,7 +21,13 @@ adaptation strength ``beta_adapt`` (1.8 as in both papers).
 
 :class:`LeakyReadout`: non-spiking leaky integrators ``y_t = alpha y_{t-1} + x_t W^T + b`` (``alpha =
 exp(-1 / tau)``), the usual read-out of a spiking classifier; returns ``[T, B, n_out]`` membrane traces, to be
-reduced by max, mean or last step in the loss.
+reduced by max, mean or last step in the loss. The recursion over ``T`` is one matrix product with the decay
+matrix (:func:`leaky_integrate`), not a Python loop.
+
+Sparse inputs: both LIF layers take ``sparse_input`` (None: detect; True; False). When the input is sparse
+(binary spikes at a few percent, e.g. SHD's 700 channels), the input current and its weight gradient are
+computed from the nonzero entries only (:func:`braincore.training.fused_lif.event_linear`), with the same
+result as the dense product to float rounding.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from torch import nn
 
 from ..surrogate import Surrogate, get_surrogate
 from .fused_alif import alif_sequence
-from .fused_lif import lif_sequence
+from .fused_lif import event_linear, is_sparse_input, lif_sequence
 
 Tensor = torch.Tensor
 
@@ -45,6 +51,19 @@ def _check_sequence(x: Tensor, n_in: int, who: str) -> None:
         raise ValueError(f"{who}: input must be [T, B, {n_in}], got {tuple(x.shape)}")
 
 
+def _input_current(x: Tensor, weight: Tensor, bias: Optional[Tensor], sparse_input: Optional[bool]) -> Tensor:
+    """``I = x W^T + b`` for all ``T x B`` rows in one product: dense, or from the nonzero entries of ``x`` only
+    (:func:`~braincore.training.fused_lif.event_linear`) when ``sparse_input`` is True, or None and ``x`` looks
+    sparse (spikes at a few percent). Both give the same current and gradients to float rounding."""
+    T, B, n_in = x.shape
+    flat = x.reshape(T * B, n_in)
+    if sparse_input or (sparse_input is None and is_sparse_input(flat)):
+        current = event_linear(flat, weight, bias)
+    else:
+        current = nn.functional.linear(flat, weight, bias)
+    return current.reshape(T, B, -1)
+
+
 class LIFLayer(nn.Module):
     """Feed-forward or recurrent LIF layer (module docstring). ``forward(x [T, B, n_in]) -> [T, B, n_out]``."""
 
@@ -52,7 +71,7 @@ class LIFLayer(nn.Module):
                  learn_tau: bool = False, threshold: float = 1.0, learn_threshold: bool = False,
                  surrogate: "str | Surrogate" = "fast_sigmoid", detach_reset: bool = False, dropout: float = 0.0,
                  bias: bool = True, init_gain: float = 1.0, recurrent_gain: float = 1.0,
-                 generator: Optional[torch.Generator] = None):
+                 generator: Optional[torch.Generator] = None, sparse_input: Optional[bool] = None):
         super().__init__()
         if n_in < 1 or n_out < 1:
             raise ValueError(f"LIFLayer sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
@@ -65,6 +84,7 @@ class LIFLayer(nn.Module):
         self.n_in, self.n_out = int(n_in), int(n_out)
         self.surrogate = get_surrogate(surrogate)
         self.detach_reset, self.dropout = bool(detach_reset), float(dropout)
+        self.sparse_input = None if sparse_input is None else bool(sparse_input)
         bound = math.sqrt(1.0 / n_in) * init_gain
         self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
         self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
@@ -90,7 +110,7 @@ class LIFLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_sequence(x, self.n_in, "LIFLayer")
         T, B, _ = x.shape
-        current = nn.functional.linear(x.reshape(T * B, self.n_in), self.weight, self.bias).reshape(T, B, -1)
+        current = _input_current(x, self.weight, self.bias, self.sparse_input)
         theta = self.threshold if self.threshold is not None else self.threshold_fixed
         spikes = lif_sequence(current, self.beta, theta, self.recurrent, self.surrogate, self.detach_reset)
         if self.training and self.dropout > 0:
@@ -118,7 +138,7 @@ class ALIFLayer(nn.Module):
                  threshold: float = 1.0, learn_threshold: bool = False, beta_adapt: float = 1.8,
                  surrogate: "str | Surrogate" = "multi_gaussian", detach_reset: bool = False, dropout: float = 0.0,
                  bias: bool = True, init_gain: float = 1.0, recurrent_gain: float = 1.0,
-                 generator: Optional[torch.Generator] = None):
+                 generator: Optional[torch.Generator] = None, sparse_input: Optional[bool] = None):
         super().__init__()
         if n_in < 1 or n_out < 1:
             raise ValueError(f"ALIFLayer sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
@@ -135,6 +155,7 @@ class ALIFLayer(nn.Module):
         self.n_in, self.n_out = int(n_in), int(n_out)
         self.surrogate = get_surrogate(surrogate)
         self.detach_reset, self.dropout = bool(detach_reset), float(dropout)
+        self.sparse_input = None if sparse_input is None else bool(sparse_input)
         bound = math.sqrt(1.0 / n_in) * init_gain
         self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
         self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
@@ -167,7 +188,7 @@ class ALIFLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_sequence(x, self.n_in, "ALIFLayer")
         T, B, _ = x.shape
-        current = nn.functional.linear(x.reshape(T * B, self.n_in), self.weight, self.bias).reshape(T, B, -1)
+        current = _input_current(x, self.weight, self.bias, self.sparse_input)
         theta = self.threshold if self.threshold is not None else self.threshold_fixed
         spikes = alif_sequence(current, self.beta, self.rho, theta, self.beta_adapt, self.recurrent,
                                self.surrogate, self.detach_reset)
@@ -179,6 +200,36 @@ class ALIFLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.n_in} -> {self.n_out}, recurrent={self.recurrent is not None}, "
                 f"beta_adapt={float(self.beta_adapt)}, surrogate={self.surrogate.name}, dropout={self.dropout}")
+
+
+def leaky_integrate(current: Tensor, alpha: float, block: int = 128) -> Tensor:
+    """``y_t = alpha y_{t-1} + c_t`` (``y_0 = 0``) over the first dimension of ``current [T, ...]``, without a
+    Python step per time step: inside a block of ``K <= block`` steps ``y = L c + alpha^(1..K) y_before`` with the
+    ``[K, K]`` decay matrix ``L[t, k] = alpha^(t - k)`` (``t >= k``), one matrix product per block (autograd
+    differentiates it as such: the backward is ``L^T`` times the incoming gradient). Equal to the step-by-step
+    recursion to float rounding."""
+    T = current.shape[0]
+    if T == 0:
+        return current.clone()
+    flat = current.reshape(T, -1)
+    K = min(T, block)
+    steps = torch.arange(K, dtype=torch.float64)
+    lags = steps[:, None] - steps[None, :]
+    decay = torch.where(lags >= 0, alpha ** lags.clamp(min=0), torch.zeros(()))
+    decay = decay.to(dtype=current.dtype, device=current.device)
+    if T <= K:
+        return (decay @ flat).reshape(current.shape)
+    carry_decay = (alpha ** (steps + 1)).to(dtype=current.dtype, device=current.device)[:, None]
+    out, y_last = [], None
+    for start in range(0, T, K):
+        chunk = flat[start:start + K]
+        n = chunk.shape[0]
+        y = decay[:n, :n] @ chunk
+        if y_last is not None:
+            y = y + carry_decay[:n] * y_last
+        out.append(y)
+        y_last = y[-1]
+    return torch.cat(out).reshape(current.shape)
 
 
 class LeakyReadout(nn.Module):
@@ -195,8 +246,4 @@ class LeakyReadout(nn.Module):
         _check_sequence(x, self.n_in, "LeakyReadout")
         T, B, _ = x.shape
         current = self.linear(x.reshape(T * B, self.n_in)).reshape(T, B, -1)
-        out, y = [], torch.zeros_like(current[0])
-        for t in range(T):
-            y = self.alpha * y + current[t]
-            out.append(y)
-        return torch.stack(out)
+        return leaky_integrate(current, self.alpha)
