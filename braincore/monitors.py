@@ -33,6 +33,11 @@ class SpikeMonitor:
         if self.counts is None:
             self.counts = torch.zeros(batch, self.size, device=device, dtype=torch.int64)
 
+    def reset_counts(self) -> None:
+        """Start the per-neuron counts afresh (from the next run): spikes per window of a closed loop, e.g. an
+        agent's decision period (the stored triples are kept)."""
+        self.counts = None
+
     def record(self, step: int, spikes: Tensor) -> None:
         fired = spikes > 0
         self.counts += fired

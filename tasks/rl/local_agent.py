@@ -133,7 +133,7 @@ class DopamineAgent:
         """Run one decision period; returns the actions ``[B]`` and the channel spike counts ``[B, A]``."""
         rates = intensities.repeat_interleave(self.replicas, dim=1) * self.s.max_rate
         self.sim.set_poisson_rate(self.s.observation_input, rates)
-        self.monitor.counts = None  # counts from this run only (the monitor re-creates them)
+        self.monitor.reset_counts()  # counts of this decision period only
         self.sim.run(self.s.decision)
         counts = self.monitor.counts.reshape(self.sim.batch, self.n_actions, self.channel_size).sum(-1)
         jitter = torch.rand(counts.shape, generator=self.generator, dtype=torch.float64)
