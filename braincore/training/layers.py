@@ -64,17 +64,19 @@ def _input_current(x: Tensor, weight: Tensor, bias: Optional[Tensor], sparse_inp
     return current.reshape(T, B, -1)
 
 
-class LIFLayer(nn.Module):
-    """Feed-forward or recurrent LIF layer (module docstring). ``forward(x [T, B, n_in]) -> [T, B, n_out]``."""
+class _SpikingLayer(nn.Module):
+    """What LIF and ALIF layers share: the checks, the input (and optional recurrent) weights, bias, threshold,
+    dropout held over time, and the forward skeleton ``x -> I = x W^T + b -> spikes``; a subclass supplies
+    :meth:`_spikes` (its fused node)."""
 
-    def __init__(self, n_in: int, n_out: int, *, recurrent: bool = False, tau_m: float = 10.0,
-                 learn_tau: bool = False, threshold: float = 1.0, learn_threshold: bool = False,
-                 surrogate: "str | Surrogate" = "fast_sigmoid", detach_reset: bool = False, dropout: float = 0.0,
-                 bias: bool = True, init_gain: float = 1.0, recurrent_gain: float = 1.0,
-                 generator: Optional[torch.Generator] = None, sparse_input: Optional[bool] = None):
-        super().__init__()
+    kind = "layer"
+
+    def _setup(self, n_in: int, n_out: int, recurrent: bool, tau_m: float, threshold: float,
+               learn_threshold: bool, surrogate: "str | Surrogate", detach_reset: bool, dropout: float, bias: bool,
+               init_gain: float, recurrent_gain: float, generator: Optional[torch.Generator],
+               sparse_input: Optional[bool]) -> None:
         if n_in < 1 or n_out < 1:
-            raise ValueError(f"LIFLayer sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
+            raise ValueError(f"{self.kind} sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
         if tau_m <= 0:
             raise ValueError(f"tau_m must be > 0 steps, got {tau_m}")
         if threshold <= 0:
@@ -93,30 +95,51 @@ class LIFLayer(nn.Module):
             self.recurrent = nn.Parameter(torch.empty(n_out, n_out).uniform_(-rb, rb, generator=generator))
         else:
             self.register_parameter("recurrent", None)
+        self.threshold = nn.Parameter(torch.full((n_out,), float(threshold))) if learn_threshold else None
+        if not learn_threshold:
+            self.register_buffer("threshold_fixed", torch.tensor(float(threshold)))
+
+    def _spikes(self, current: Tensor, theta: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_sequence(x, self.n_in, self.kind)
+        B = x.shape[1]
+        current = _input_current(x, self.weight, self.bias, self.sparse_input)
+        theta = self.threshold if self.threshold is not None else self.threshold_fixed
+        spikes = self._spikes(current, theta)
+        if self.training and self.dropout > 0:
+            keep = torch.rand(B, self.n_out, device=x.device) >= self.dropout
+            spikes = spikes * (keep.to(spikes.dtype) / (1.0 - self.dropout))
+        return spikes
+
+
+class LIFLayer(_SpikingLayer):
+    """Feed-forward or recurrent LIF layer (module docstring). ``forward(x [T, B, n_in]) -> [T, B, n_out]``."""
+
+    kind = "LIFLayer"
+
+    def __init__(self, n_in: int, n_out: int, *, recurrent: bool = False, tau_m: float = 10.0,
+                 learn_tau: bool = False, threshold: float = 1.0, learn_threshold: bool = False,
+                 surrogate: "str | Surrogate" = "fast_sigmoid", detach_reset: bool = False, dropout: float = 0.0,
+                 bias: bool = True, init_gain: float = 1.0, recurrent_gain: float = 1.0,
+                 generator: Optional[torch.Generator] = None, sparse_input: Optional[bool] = None):
+        super().__init__()
+        self._setup(n_in, n_out, recurrent, tau_m, threshold, learn_threshold, surrogate, detach_reset, dropout,
+                    bias, init_gain, recurrent_gain, generator, sparse_input)
         beta = math.exp(-1.0 / tau_m)
         logit = torch.full((n_out,), math.log(beta / (1.0 - beta)))
         self.beta_logit = nn.Parameter(logit) if learn_tau else None
         if not learn_tau:
             self.register_buffer("beta_fixed", torch.tensor(beta))
-        self.threshold = nn.Parameter(torch.full((n_out,), float(threshold))) if learn_threshold else None
-        if not learn_threshold:
-            self.register_buffer("threshold_fixed", torch.tensor(float(threshold)))
 
     @property
     def beta(self) -> Tensor:
         """The per-step decay (``[n_out]`` if learnable, else a scalar)."""
         return torch.sigmoid(self.beta_logit) if self.beta_logit is not None else self.beta_fixed
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_sequence(x, self.n_in, "LIFLayer")
-        T, B, _ = x.shape
-        current = _input_current(x, self.weight, self.bias, self.sparse_input)
-        theta = self.threshold if self.threshold is not None else self.threshold_fixed
-        spikes = lif_sequence(current, self.beta, theta, self.recurrent, self.surrogate, self.detach_reset)
-        if self.training and self.dropout > 0:
-            keep = torch.rand(B, self.n_out, device=x.device) >= self.dropout
-            spikes = spikes * (keep.to(spikes.dtype) / (1.0 - self.dropout))
-        return spikes
+    def _spikes(self, current: Tensor, theta: Tensor) -> Tensor:
+        return lif_sequence(current, self.beta, theta, self.recurrent, self.surrogate, self.detach_reset)
 
     def extra_repr(self) -> str:
         return (f"{self.n_in} -> {self.n_out}, recurrent={self.recurrent is not None}, "
@@ -129,9 +152,11 @@ def _decay_logit(tau: float, n: int) -> Tensor:
     return torch.full((n,), math.log(decay / (1.0 - decay)))
 
 
-class ALIFLayer(nn.Module):
+class ALIFLayer(_SpikingLayer):
     """Feed-forward or recurrent adaptive-LIF layer (module docstring).
     ``forward(x [T, B, n_in]) -> spikes [T, B, n_out]``."""
+
+    kind = "ALIFLayer"
 
     def __init__(self, n_in: int, n_out: int, *, recurrent: bool = False, tau_m: float = 20.0,
                  tau_adapt: float = 200.0, learn_tau: bool = True, learn_tau_adapt: bool = True,
@@ -140,39 +165,18 @@ class ALIFLayer(nn.Module):
                  bias: bool = True, init_gain: float = 1.0, recurrent_gain: float = 1.0,
                  generator: Optional[torch.Generator] = None, sparse_input: Optional[bool] = None):
         super().__init__()
-        if n_in < 1 or n_out < 1:
-            raise ValueError(f"ALIFLayer sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
-        if tau_m <= 0:
-            raise ValueError(f"tau_m must be > 0 steps, got {tau_m}")
         if tau_adapt <= 0:
             raise ValueError(f"tau_adapt must be > 0 steps, got {tau_adapt}")
-        if threshold <= 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
         if beta_adapt < 0:
             raise ValueError(f"beta_adapt must be >= 0, got {beta_adapt}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.n_in, self.n_out = int(n_in), int(n_out)
-        self.surrogate = get_surrogate(surrogate)
-        self.detach_reset, self.dropout = bool(detach_reset), float(dropout)
-        self.sparse_input = None if sparse_input is None else bool(sparse_input)
-        bound = math.sqrt(1.0 / n_in) * init_gain
-        self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
-        self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
-        if recurrent:
-            rb = math.sqrt(1.0 / n_out) * recurrent_gain
-            self.recurrent = nn.Parameter(torch.empty(n_out, n_out).uniform_(-rb, rb, generator=generator))
-        else:
-            self.register_parameter("recurrent", None)
+        self._setup(n_in, n_out, recurrent, tau_m, threshold, learn_threshold, surrogate, detach_reset, dropout,
+                    bias, init_gain, recurrent_gain, generator, sparse_input)
         for name, tau, learn in (("beta", tau_m, learn_tau), ("rho", tau_adapt, learn_tau_adapt)):
             if learn:
                 setattr(self, f"{name}_logit", nn.Parameter(_decay_logit(tau, n_out)))
             else:
                 setattr(self, f"{name}_logit", None)
                 self.register_buffer(f"{name}_fixed", torch.tensor(math.exp(-1.0 / tau)))
-        self.threshold = nn.Parameter(torch.full((n_out,), float(threshold))) if learn_threshold else None
-        if not learn_threshold:
-            self.register_buffer("threshold_fixed", torch.tensor(float(threshold)))
         self.register_buffer("beta_adapt", torch.tensor(float(beta_adapt)))
 
     @property
@@ -185,17 +189,9 @@ class ALIFLayer(nn.Module):
         """The per-step adaptation decay ``exp(-1 / tau_adapt)`` (``[n_out]`` if learnable, else a scalar)."""
         return torch.sigmoid(self.rho_logit) if self.rho_logit is not None else self.rho_fixed
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_sequence(x, self.n_in, "ALIFLayer")
-        T, B, _ = x.shape
-        current = _input_current(x, self.weight, self.bias, self.sparse_input)
-        theta = self.threshold if self.threshold is not None else self.threshold_fixed
-        spikes = alif_sequence(current, self.beta, self.rho, theta, self.beta_adapt, self.recurrent,
-                               self.surrogate, self.detach_reset)
-        if self.training and self.dropout > 0:
-            keep = torch.rand(B, self.n_out, device=x.device) >= self.dropout
-            spikes = spikes * (keep.to(spikes.dtype) / (1.0 - self.dropout))
-        return spikes
+    def _spikes(self, current: Tensor, theta: Tensor) -> Tensor:
+        return alif_sequence(current, self.beta, self.rho, theta, self.beta_adapt, self.recurrent, self.surrogate,
+                             self.detach_reset)
 
     def extra_repr(self) -> str:
         return (f"{self.n_in} -> {self.n_out}, recurrent={self.recurrent is not None}, "
