@@ -30,6 +30,14 @@ restores all of it, so training N steps straight and training k steps, crashing,
 give bitwise equal parameters on the same device (``tests/test_trainer.py``). Evaluation draws from its own
 freshly seeded generator and never touches the training RNG streams.
 
+**Data parallel** (:mod:`braincore.training.distributed`): with ``distributed=True``, or automatically when a
+``torch.distributed`` process group is initialised (or torchrun's ``WORLD_SIZE > 1`` is set), ``batch_size`` is
+the *global* batch ``G``: every rank draws the same batch of the same permutation, encodes it with the same
+generator and trains on its ``G / W`` consecutive samples inside DistributedDataParallel, which averages the
+gradients; the result equals one process with batch ``G`` to float rounding. Progress, epoch lines and
+checkpoint files come from rank 0; statistics and evaluations are summed over ranks; ``save``, ``fit`` and
+``evaluate`` are collective (call them on every rank).
+
 References: D. P. Kingma and J. Ba, "Adam", ICLR 2015; I. Loshchilov and F. Hutter, "Decoupled weight decay
 regularization" (AdamW), ICLR 2019, and "SGDR" (cosine schedule), ICLR 2017; L. N. Smith and N. Topin,
 "Super-convergence" (one-cycle), 2019.
@@ -51,6 +59,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..progress import progress_bar
+from . import distributed as dist_utils
 from .losses import LossResult
 
 Tensor = torch.Tensor
@@ -327,6 +336,12 @@ class Trainer:
             every epoch end and at the end); ``checkpoint_extra``: plain values stored alongside (e.g. a
             config key).
         progress: show the tqdm bar (stderr); ``log``: where epoch lines go (default: stdout, through tqdm).
+        distributed: data-parallel training over the ``torch.distributed`` process group (module docstring):
+            ``None`` (default) when a group is initialised or torchrun's ``WORLD_SIZE > 1`` is set (the group is
+            then initialised from the environment), ``True`` to require it, ``False`` to train this process
+            alone even inside a group. ``batch_size`` is then the global batch and must be divisible by the
+            number of processes.
+        find_unused_parameters: passed to DistributedDataParallel (parameters the loss may not reach).
     """
 
     def __init__(self, model: nn.Module, loss: Callable[..., LossResult], *, optimizer: str = "adam",
@@ -335,7 +350,8 @@ class Trainer:
                  transform: Optional[Transform] = None, seed: int = 0, device: Union[str, torch.device] = "cpu",
                  grad_clip: Optional[float] = None, checkpoint_path: Union[str, Path, None] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_extra: Optional[dict] = None,
-                 progress: bool = True, log: Optional[Callable[[str], None]] = None):
+                 progress: bool = True, log: Optional[Callable[[str], None]] = None,
+                 distributed: Optional[bool] = None, find_unused_parameters: bool = False):
         if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         if grad_clip is not None and not grad_clip > 0:
@@ -345,7 +361,15 @@ class Trainer:
         if checkpoint_every is not None and checkpoint_path is None:
             raise ValueError("checkpoint_every given without checkpoint_path")
         self.device = resolve_device(device)
+        self.dist: Optional[dist_utils.DistributedContext] = self._distributed_context(distributed)
+        if self.dist is not None:
+            dist_utils.check_global_batch(int(batch_size), self.dist.world_size)
+            self.device = self.dist.device
         self.model = model.to(self.device)
+        #: what the training forward calls: the model itself, or its DistributedDataParallel wrapper
+        self.network: nn.Module = self.model
+        if self.dist is not None:
+            self.network = dist_utils.wrap_model(self.model, self.device, find_unused_parameters)
         self.loss = loss
         self.base_lr = float(lr)
         self.optimizer = make_optimizer(self.model.parameters(), optimizer, lr, weight_decay, betas)
@@ -359,7 +383,7 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.checkpoint_every = int(checkpoint_every) if checkpoint_every is not None else None
         self.checkpoint_extra = dict(checkpoint_extra or {})
-        self.progress = progress
+        self.progress = progress and (self.dist is None or self.dist.is_main)
         self._log = log
         # position and bookkeeping (all checkpointed)
         self.step, self.epoch, self.batch = 0, 0, 0
@@ -373,8 +397,35 @@ class Trainer:
     def _fresh_stats() -> dict:
         return {"loss": 0.0, "regularizer": 0.0, "correct": 0, "seen": 0, "rate": 0.0, "batches": 0}
 
+    def _distributed_context(self, distributed: Optional[bool]) -> Optional["dist_utils.DistributedContext"]:
+        """The process group to train over (``None``: this process alone); see the ``distributed`` argument."""
+        if distributed is False:
+            return None
+        if dist_utils.is_distributed():
+            return dist_utils.init_distributed(device=self.device)
+        ctx = dist_utils.init_from_environment(self.device)
+        if ctx is None and distributed:
+            raise ValueError("distributed=True but no torch.distributed process group is initialised and "
+                             "WORLD_SIZE is not set: launch with torchrun or call "
+                             "braincore.training.distributed.init_distributed first")
+        return ctx
+
+    @property
+    def world_size(self) -> int:
+        """The number of data-parallel processes (1 without distributed training)."""
+        return self.dist.world_size if self.dist is not None else 1
+
     def state_dict(self) -> dict:
-        """Everything a resume needs (tensors and plain values; :func:`save_checkpoint` can hold it)."""
+        """Everything a resume needs (tensors and plain values; :func:`save_checkpoint` can hold it).
+
+        In distributed training this is collective: ``rank_rng`` holds every rank's RNG states."""
+        state = self._state_dict()
+        if self.dist is not None:
+            state["rank_rng"] = dist_utils.gather_objects(state["rng"])
+            state["world_size"] = self.dist.world_size
+        return state
+
+    def _state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "schedule": {"step": self.step, "kind": self.schedule.kind},
                 "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
@@ -393,15 +444,30 @@ class Trainer:
         self.history = list(state.get("history", []))
         self._stats = dict(state.get("epoch_stats") or self._fresh_stats())
         self.train_seconds = float(state.get("train_seconds", 0.0))
-        restore_rng(state["rng"], self.generator)
+        ranks = state.get("rank_rng")
+        if self.dist is not None and ranks is not None and len(ranks) == self.dist.world_size:
+            restore_rng(ranks[self.dist.rank], self.generator)   # every rank its own streams (dropout)
+        else:
+            restore_rng(state["rng"], self.generator)            # rank 0's (or the single process's) streams
+            if self.dist is not None and self.dist.rank > 0:     # another number of processes: fresh per-rank
+                torch.manual_seed(self._rank_seed() + self.step)  # streams; the shared generator is restored
         self._started = True
+
+    def _rank_seed(self) -> int:
+        """The seed of this rank's torch RNG (dropout masks): ``seed`` on rank 0, ``seed + rank`` elsewhere."""
+        return self.seed + (self.dist.rank if self.dist is not None else 0)
 
     def save(self, path: Union[str, Path, None] = None) -> Path:
         """Write a checkpoint atomically (to ``checkpoint_path`` by default)."""
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("no checkpoint path: give one to save() or to the Trainer")
-        return save_checkpoint(path, {**self.checkpoint_extra, **self.state_dict()})
+        state = self.state_dict()  # collective in distributed training
+        if self.dist is None or self.dist.is_main:
+            save_checkpoint(path, {**self.checkpoint_extra, **state})
+        if self.dist is not None:
+            dist_utils.barrier()    # the file is complete before any rank goes on (and may read it)
+        return path
 
     def resume(self, path: Union[str, Path, None] = None) -> bool:
         """Load the checkpoint at ``path`` (default ``checkpoint_path``) if it exists; returns whether it did."""
@@ -420,6 +486,8 @@ class Trainer:
         return output, list(hidden)
 
     def _emit(self, message: str, bar) -> None:
+        if self.dist is not None and not self.dist.is_main:
+            return
         if self._log is not None:
             self._log(message)
         elif bar is not None and not bar.disable:
@@ -437,6 +505,8 @@ class Trainer:
         """One optimiser step on a batch (``x`` before the transform); returns the loss terms."""
         self.model.train()
         x, labels = x.to(self.device), labels.to(self.device)
+        if self.dist is not None:
+            return self._distributed_step(x, labels, total)
         output, hidden = self._forward(self.transform(x, self.generator))
         result = self.loss(output, labels, hidden)
         if not torch.isfinite(result.loss):
@@ -459,6 +529,49 @@ class Trainer:
         st["batches"] += 1
         return result
 
+    def _distributed_step(self, x: Tensor, labels: Tensor, total: int) -> LossResult:
+        """One data-parallel step: encode the global batch, train on this rank's shard (module docstring of
+        :mod:`braincore.training.distributed`), reduce the statistics over ranks."""
+        assert self.dist is not None
+        self.network.train()
+        n_global = int(labels.shape[0])
+        start, stop = dist_utils.shard_bounds(n_global, self.dist.rank, self.dist.world_size)
+        inputs = self.transform(x, self.generator)  # the whole global batch: the same draws as one process
+        if inputs.dim() < 2 or inputs.shape[1] != n_global:
+            raise ValueError(f"distributed training: the transform must return [T, B, ...] with B = {n_global}, "
+                             f"got {tuple(inputs.shape)}")
+        inputs, labels = inputs[:, start:stop], labels[start:stop]
+        n_local = stop - start
+        out = self.network(inputs)
+        output, hidden = (out, []) if isinstance(out, Tensor) else (out[0], list(out[1]))
+        result = self.loss(output, labels, hidden)
+        # DDP averages over ranks: weight each shard's mean by n_local W / n_global (1 for equal shards)
+        weight = n_local * self.dist.world_size / n_global
+        self.optimizer.zero_grad(set_to_none=True)
+        (result.loss * weight if weight != 1.0 else result.loss).backward()
+        rate = float(torch.stack([h.detach().mean() for h in hidden]).mean()) if hidden else 0.0
+        loss_sum, reg_sum, correct, seen, rate_sum = dist_utils.all_reduce_sum(
+            [float(result.task) * n_local, float(result.regularizer) * n_local,
+             int((result.scores.argmax(dim=1) == labels).sum()), n_local, rate * n_local], self.device)
+        if not math.isfinite(loss_sum + reg_sum):
+            raise FloatingPointError(f"loss is {(loss_sum + reg_sum) / seen} at step {self.step} (epoch "
+                                     f"{self.epoch + 1}, batch {self.batch}); lower the learning rate or add "
+                                     f"grad_clip")
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self._set_lr(total)
+        self.optimizer.step()
+        self.step += 1
+        st = self._stats
+        st["loss"] += loss_sum
+        st["regularizer"] += reg_sum
+        st["correct"] += int(round(correct))
+        st["seen"] += int(round(seen))
+        if hidden:
+            st["rate"] += rate_sum / seen
+        st["batches"] += 1
+        return result
+
     def fit(self, train: DataLike, epochs: int, validation: Optional[DataLike] = None,
             max_steps: Optional[int] = None) -> list[dict]:
         """Train to the end of epoch ``epochs`` (from where a resumed checkpoint left off).
@@ -475,6 +588,8 @@ class Trainer:
         total = int(epochs) * per_epoch
         if not self._started:
             seed_everything(self.seed)
+            if self.dist is not None and self.dist.rank > 0:
+                torch.manual_seed(self._rank_seed())  # this rank's dropout masks; the shared generator is seeded
             self._started = True
         done = self.epoch * per_epoch + self.batch
         if done >= total or (max_steps is not None and self.step >= max_steps):
@@ -560,7 +675,17 @@ class Trainer:
             with progress_bar(len(data), desc or "evaluation", bool(desc) and self.progress, "batch") as bar:
                 for x, labels in data.batches(0):
                     x, labels = x.to(self.device), labels.to(self.device)
-                    output, hidden = self._forward(self.transform(x, gen))
+                    inputs = self.transform(x, gen)
+                    if self.dist is not None:  # encode the whole batch (same draws), score this rank's share
+                        W = self.dist.world_size
+                        n = int(labels.shape[0])
+                        start = self.dist.rank * n // W
+                        stop = (self.dist.rank + 1) * n // W
+                        inputs, labels = inputs[:, start:stop], labels[start:stop]
+                        if stop == start:
+                            bar.update(1)
+                            continue
+                    output, hidden = self._forward(inputs)
                     result = self.loss(output, labels, hidden)
                     loss_sum += float(result.task) * labels.shape[0]
                     correct += int((result.scores.argmax(dim=1) == labels).sum())
@@ -568,6 +693,9 @@ class Trainer:
                     bar.update(1)
         finally:
             self.model.train(was_training)
+        if self.dist is not None:
+            loss_sum, correct, seen = dist_utils.all_reduce_sum([loss_sum, correct, seen], self.device)
+            correct, seen = int(round(correct)), int(round(seen))
         if seen == 0:
             raise ValueError("evaluate: the data yield no samples")
         return {"loss": loss_sum / seen, "accuracy": correct / seen, "samples": seen}

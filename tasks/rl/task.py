@@ -95,6 +95,7 @@ SCHEMA = Record({
         "target": Quantity("dimensionless", None, doc="mean return that counts as solved"),
         "exploration": Flag(True, doc="local agent: keep the exploration input on while evaluating")}),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
+    "seeds": Integer(1, minimum=1, doc="train seeds seed..seed+seeds-1 in parallel processes (tasks.rl.parallel)"),
     "checkpoint_every": Integer(20, minimum=1, doc="PPO iterations (gradient) or steps of the vector of "
                                                     "environments (local)"),
     "resume": Flag(True),
@@ -186,6 +187,14 @@ def _moving_average(values: list, window: int = 100) -> float:
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
+    """One seed (:func:`run_single`), or several in parallel under torchrun or with ``seeds: N``
+    (:mod:`tasks.rl.parallel`)."""
+    from .parallel import parallel_requested, run_parallel
+
+    return run_parallel(config, options, run_single) if parallel_requested(config) else run_single(config, options)
+
+
+def run_single(config: dict, options: dict) -> dict:
     out_dir = Path(options.get("out") or "braincore_out")
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = config["progress"] and not options.get("no_progress")
