@@ -86,6 +86,7 @@ def _cmd_regions(args: argparse.Namespace) -> dict:
 
 
 def _cmd_run(args: argparse.Namespace) -> dict:
+    from . import distributed
     from .config import load_config, resolve_config_path
 
     path = resolve_config_path(args.config)
@@ -98,8 +99,11 @@ def _cmd_run(args: argparse.Namespace) -> dict:
         config["seed"] = args.seed
         if config.get("_assembly") is not None:  # kinds that hold a built assembly read its run settings
             config["_assembly"].set_run(seed=args.seed)
+    runner = kind.runner
+    if kind.name == "assembly" and distributed.launched_world_size() > 1:  # under torchrun: one share per rank
+        runner = distributed.run_assembly_distributed
     print(f"braincore run {path} ({kind.name})" + (f", seed {args.seed}" if args.seed is not None else ""))
-    return {"config": str(path), **kind.runner(config, {"out": args.out, "no_plot": args.no_plot})}
+    return {"config": str(path), **runner(config, {"out": args.out, "no_plot": args.no_plot})}
 
 
 def _cmd_validate(args: argparse.Namespace) -> dict:

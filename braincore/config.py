@@ -319,6 +319,7 @@ def _ensure_builtin_kinds() -> None:
     """Import the engine modules that register config kinds (kept lazy so importing config is cheap)."""
     from . import gallery  # noqa: F401  (registers "neuron_gallery")
     from . import assembly_config  # noqa: F401  (registers "assembly")
+    from . import distributed  # noqa: F401  (registers "distributed")
 
     _load_plugin_kinds()
 

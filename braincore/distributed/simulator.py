@@ -1,0 +1,775 @@
+"""The distributed clock-driven loop: an assembly's neurons partitioned over the ranks of a process group.
+
+Scheme (NEST's; Morrison, Mehring, Geisel, Aertsen & Diesmann 2005, "Advancing the boundaries of high-
+connectivity network simulation with distributed computing", Neural Comput 17:1776; Jordan et al. 2018)::
+
+    rank r owns neurons O_r (braincore.distributed.partition), their state, their synaptic variables and ring
+    buffers, their external inputs, and every synapse whose *target* is in O_r (post-synaptic alignment)
+
+    D = min over projections of the delay (steps, >= 1): the minimum delay
+    for each interval [t0, t0 + D):
+        for k in t0 .. t0 + D - 1:            (no communication)
+            1. deliver ring slot k (and this step's Poisson input) into the synaptic variables
+            2. synaptic input (current, conductance x (E_rev - v) x 1e-3, or a voltage jump), neuron step
+            3. buffer the owned neurons' spikes as codes  (k - t0) * N + g   (g: global neuron index)
+            4. synaptic decay, record
+        exchange: one all-gather of every rank's buffer (a header word with the count, then the codes)
+        deliver:  sort the gathered codes (= by step, then global index); for each projection, in assembly
+                  order, add the weights of the local synapses of the spiking pre neurons into the ring slot
+                  (k + delay): index_add_, one synapse after the other
+
+A spike emitted at ``t0 <= k < t0 + D`` arrives at ``k + d >= t0 + D`` (``d >= D``), i.e. after the exchange,
+so buffering changes nothing: the schedule is that of :class:`braincore.simulator.Simulator` step for step
+(deliver, input, neuron step, propagate with delay ``d``, decay).
+
+Bit-identical results for every partition (1, 2, 3 ... ranks):
+
+- every random number (connectivity, weights, initial states, Poisson input counts) is a counter-based draw
+  keyed by the global index of the neuron or synapse (:mod:`.rng`, :mod:`.connectivity`);
+- a post neuron's synaptic variable sums its inputs in an order that does not depend on the partition: ring
+  slot contributions by (projection, emission step, pre neuron), sequentially (``index_add_`` on the CPU adds
+  one source element after the other); then the ring slot, then the Poisson counts ``n w``;
+- elementwise float operations (``+ - * /``, comparisons) are exactly rounded in SIMD and scalar code alike;
+  nothing in the loop evaluates a transcendental function per element (the decays ``exp(-dt/tau)`` are Python
+  floats), and no fused ``a + alpha b`` kernel is used (its SIMD body uses FMA, its scalar tail may not).
+
+What "single-process run" means: this engine with one rank (it needs no ``torch.distributed`` then). It does not
+reproduce :class:`~braincore.simulator.Simulator`'s numbers, which draw from one sequential generator; given the
+same network, state and no Poisson input, the two compute the same floats (a test checks this).
+
+Supported (anything else raises :class:`ConfigError` naming it and why): ``lif`` and ``if`` populations (the
+simulator's own step functions, scalar parameters), batch 1, CPU tensors (gloo; NCCL and CUDA tensors would
+need a deterministic ``index_add_``); synapses ``instantaneous``, ``exponential``, ``alpha``, ``conductance``;
+connectors of :data:`.connectivity.DISTRIBUTED_CONNECTORS`; one constant delay per projection (>= 1 step);
+weights constant, uniform, normal or lognormal (with clip); inputs ``poisson`` (one stream per neuron: the sum
+of its ``sources`` trains, a Poisson count of mean ``rate dt sources`` per step), ``constant_current`` and
+``step_current``; ``spikes`` monitors; no plasticity. ``storage`` is ignored (always CSR).
+
+Checkpoints are per rank (:meth:`DistributedSimulator.save`): each writes its own file, atomically, and a
+resumed run (same world size and partition) is bit-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..graph import weight_dimension
+from ..neurons import get_model
+from ..neurons.base import ConfigError
+from ..simulator import DTYPES, SYNAPSE_TYPES, _any_quantity, _quantity, synapse_factor
+from ..synapses.csr import outgoing_rows, to_csr
+from ..synapses.delays import _parse as _parse_delay, delay_steps
+from ..synapses.weights import _parse_spec, lognormal_parameters
+from ..units import dimension_of
+from . import rng
+from .connectivity import connector_options, incoming
+from .partition import PARTITION_SCHEMES, partition_table
+
+Tensor = torch.Tensor
+
+SUPPORTED_MODELS = ("lif", "if")
+SUPPORTED_INPUTS = ("poisson", "constant_current", "step_current")
+
+
+# ------------------------------------------------------------------------------------------ communication
+class Comm:
+    """The process group seen by the engine: ``rank``, ``size`` and the few collectives it uses.
+
+    Without an initialised ``torch.distributed`` (or with ``group=None`` and world size 1) it is a one-rank
+    group whose collectives return their input."""
+
+    def __init__(self, group: Any = None):
+        import torch.distributed as dist
+
+        self.dist = dist if dist.is_available() and dist.is_initialized() else None
+        self.group = group
+        self.rank = self.dist.get_rank(group) if self.dist else 0
+        self.size = self.dist.get_world_size(group) if self.dist else 1
+
+    def all_gather(self, tensor: Tensor) -> list[Tensor]:
+        if self.size == 1:
+            return [tensor]
+        out = [torch.empty_like(tensor) for _ in range(self.size)]
+        self.dist.all_gather(out, tensor, group=self.group)
+        return out
+
+    def all_gather_object(self, obj: Any) -> list:
+        if self.size == 1:
+            return [obj]
+        out = [None] * self.size
+        self.dist.all_gather_object(out, obj, group=self.group)
+        return out
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            self.dist.barrier(group=self.group)
+
+
+# ------------------------------------------------------------------------------------------ runtime pieces
+@dataclass
+class LocalPopulation:
+    name: str
+    model: Any
+    state: Any
+    owned: Tensor  # population indices of the owned neurons, ascending  [n]
+    offset: int  # global index of the population's neuron 0
+    size: int  # whole population
+    groups: list = field(default_factory=list)
+    current: Optional[Tensor] = None  # external current [1, n]
+    exchanged: bool = False  # a pre population of some projection: its spikes are exchanged
+
+
+@dataclass
+class LocalGroup:
+    post: str
+    kind: str
+    tau: float
+    E_rev: Optional[float]
+    factor: float
+    decay: float
+    x: Tensor  # [1, n]
+    h: Optional[Tensor] = None
+    ring: Optional[Tensor] = None  # [L, n]
+
+
+@dataclass
+class LocalProjection:
+    """Incoming synapses of the owned post neurons, CSR by pre neuron (rows over the whole pre population)."""
+
+    name: str
+    pre: str
+    post: str
+    group: int
+    delay: int
+    indptr: Tensor  # [N_pre + 1]
+    post_local: Tensor  # [S] positions in the owned post neurons
+    weight: Tensor  # [S]
+    n_synapses: int
+
+
+@dataclass
+class LocalInput:
+    name: str
+    type: str
+    target: str
+    positions: Tensor  # positions (in the owned neurons) of the targets this rank holds
+    neurons: Tensor  # their population indices
+    all_owned: bool  # positions == arange(n)
+    group: Optional[int] = None
+    scale: float = 0.0  # weight (x e for alpha kernels)
+    table: Optional[Tensor] = None  # Poisson CDF
+    base: Optional[Tensor] = None  # hash of (seed, stream, neuron), the per-neuron part of the key
+    amplitude: float = 0.0
+    start: int = 0
+    stop: Optional[int] = None
+
+
+@dataclass
+class LocalSpikeMonitor:
+    name: str
+    target: str
+    max_spikes: int
+    chunks: list = field(default_factory=list)  # [n_i, 2] (step, population index)
+    stored: int = 0
+    dropped: int = 0
+    counts: Optional[Tensor] = None  # [n] owned neurons
+
+
+@dataclass
+class ExchangeStats:
+    """Communication counters of this rank (``bytes_*`` in bytes, times in seconds)."""
+
+    intervals: int = 0
+    spikes_sent: int = 0  # own spikes put into the exchange
+    spikes_received: int = 0  # spikes of the other ranks
+    bytes_sent: int = 0  # own payload (codes), once
+    bytes_received: int = 0  # the other ranks' payload
+    bytes_wire: int = 0  # what the all-gathers moved into this rank (headers and padding included)
+    second_rounds: int = 0  # intervals whose spikes overflowed the buffer and needed a second all-gather
+    comm_s: float = 0.0  # time in the collectives (waiting for slower ranks included)
+    comm_min_s: float = 0.0  # the shortest exchange (about the all-gather's own latency)
+    deliver_s: float = 0.0  # time sorting and delivering the gathered spikes
+    step_s: float = 0.0  # time in the neuron/synapse updates
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# ------------------------------------------------------------------------------------------ the engine
+class DistributedSimulator:
+    """Runs an :class:`~braincore.graph.Assembly` on the ranks of ``torch.distributed``'s default group (or
+    ``group``), each rank holding its share (see the module docstring).
+
+    ``partition``: ``blocks`` | ``round_robin`` | ``populations`` (:mod:`.partition`); ``dtype``, ``seed``,
+    ``dt`` override the assembly's run settings. Call it on every rank with the same arguments.
+    """
+
+    def __init__(self, assembly, *, partition: str = "blocks", dtype: Optional[str] = None,
+                 seed: Optional[int] = None, dt: Optional[float] = None, group: Any = None,
+                 buffer: int = 64):
+        problems = assembly.validate()
+        if problems:
+            raise ConfigError("\n".join(problems))
+        unsupported = check_supported(assembly, dtype=dtype)
+        if unsupported:
+            raise ConfigError("the distributed engine does not support this assembly:\n" + "\n".join(unsupported))
+        if partition not in PARTITION_SCHEMES:
+            raise ConfigError(f"partition: unknown scheme {partition!r}; use one of {', '.join(PARTITION_SCHEMES)}")
+        run = assembly.run
+        self.assembly = assembly
+        self.comm = Comm(group)
+        self.rank, self.world_size = self.comm.rank, self.comm.size
+        self.partition = partition
+        self.dt = float(dt if dt is not None else run.dt)
+        self.dtype = DTYPES[dtype if dtype is not None else run.dtype]
+        self.seed = int(seed if seed is not None else run.seed)
+        self.duration = float(run.duration)
+        self.step_count = 0
+        self.stats = ExchangeStats()
+        self._capacity = int(buffer)  # codes per rank per interval that fit in one all-gather (adapts)
+        self._window_top = 0  # the largest count of the current 64-interval window
+        dt_ = self.dtype
+
+        # populations: sizes, global offsets, the owned share
+        specs = list(assembly.populations())
+        sizes = {s.name: s.size for s in specs}
+        table = partition_table(sizes, self.world_size, partition)
+        self.n_total = sum(sizes.values())
+        self.populations: dict[str, LocalPopulation] = {}
+        offset = 0
+        for spec in specs:
+            owned = table[self.rank][spec.name]
+            n = int(owned.numel())
+            cls = get_model(spec.model)
+            kwargs = {"dt": self.dt, "method": spec.method}
+            model = (cls.from_preset(spec.preset, max(n, 1), params=spec.params, **kwargs) if spec.preset
+                     else cls(max(n, 1), spec.params, **kwargs))
+            state = model.initial_state(1, dtype=dt_)
+            state = type(state)(*(f[:, :n].contiguous() for f in state))
+            for var, init in (spec.init or {}).items():
+                value = draw_initial_keyed(init, self.seed, f"init/{spec.name}/{var}", owned, dt_)
+                state = state._replace(**{var: value[None, :]})
+            self.populations[spec.name] = LocalPopulation(spec.name, model, state, owned, offset, spec.size)
+            offset += spec.size
+
+        # synaptic groups and projections
+        self.groups: list[LocalGroup] = []
+        index: dict = {}
+        self.projections: list[LocalProjection] = []
+        delays = []
+        for spec in assembly.projections():
+            pre, post = self.populations[spec.pre], self.populations[spec.post]
+            where = f"projection {spec.name}"
+            gi = self._group_for(spec.synapse, post, index, where)
+            group = self.groups[gi]
+            opts = connector_options(spec.connector, pre.size, post.size, spec.pre == spec.post, where)
+            syn = incoming(opts, pre.size, post.owned, self.seed, spec.name)
+            dim = weight_dimension(group.kind, post.model.input_unit)
+            weight = draw_weights_keyed(spec.weight, dim, self.seed, f"weight/{spec.name}", syn.post, syn.slot,
+                                        where).to(dt_)
+            if spec.sign == "inhibitory":
+                weight = weight.abs() if group.kind == "conductance" else -weight.abs()
+            elif spec.sign == "excitatory":
+                weight = weight.clamp(min=0.0)
+            delay = projection_delay(spec.delay, self.dt, where)
+            delays.append(delay)
+            # CSR by pre: sort the (post, pre)-ordered synapses by (pre, post) -- a post neuron's rows stay ascending
+            post_local = torch.searchsorted(post.owned, syn.post)
+            order = torch.sort(syn.pre * max(post.owned.numel(), 1) + post_local).indices
+            pre_sorted = syn.pre[order]
+            self.projections.append(LocalProjection(spec.name, spec.pre, spec.post, gi, delay,
+                                                    to_csr(pre_sorted, post_local[order], pre.size),
+                                                    post_local[order], weight[order], int(order.numel())))
+            pre.exchanged = True
+        #: the minimum delay D (steps): spikes are exchanged once every D steps
+        self.min_delay = min(delays) if delays else 1
+        self.max_delay = max(delays) if delays else 1
+        self.ring_length = self.max_delay + 1
+        for group in self.groups:
+            n = self.populations[group.post].owned.numel()
+            group.ring = torch.zeros(self.ring_length, n, dtype=dt_)
+
+        self.inputs = [self._build_input(spec, index) for spec in assembly.inputs]
+        for pop in self.populations.values():
+            if any(i.target == pop.name and i.type != "poisson" for i in self.inputs):
+                pop.current = torch.zeros(1, pop.owned.numel(), dtype=dt_)
+        self.monitors = [LocalSpikeMonitor(s.name, s.target, int(s.max_spikes) if s.max_spikes is not None
+                                           else 10_000_000) for s in assembly.monitors]
+        # spike codes: (step offset within the interval) * N + global index
+        self.code_dtype = torch.int32 if self.min_delay * self.n_total < 2 ** 31 - 1 else torch.int64
+        self._pending: list[Tensor] = []  # this interval's codes, one tensor per step
+
+    # -- construction helpers -------------------------------------------------------------------------
+    def _group_for(self, synapse: Optional[dict], post: LocalPopulation, index: dict, where: str) -> int:
+        synapse = dict(synapse or {"type": "instantaneous"})
+        kind = synapse.get("type", "instantaneous")
+        if kind not in SYNAPSE_TYPES:
+            raise ConfigError(f"{where}: unknown synapse type {kind!r}; use one of {', '.join(SYNAPSE_TYPES)}")
+        tau = _quantity(synapse["tau"], "time", f"{where}: synapse.tau") if kind != "instantaneous" else 0.0
+        E_rev = _quantity(synapse["E_rev"], "voltage", f"{where}: synapse.E_rev") if kind == "conductance" else None
+        key = (post.name, kind, tau, E_rev)
+        if key not in index:
+            n = post.owned.numel()
+            x = torch.zeros(1, n, dtype=self.dtype)
+            self.groups.append(LocalGroup(post.name, kind, tau, E_rev,
+                                          synapse_factor(kind, post.model.input_unit, post.name),
+                                          math.exp(-self.dt / tau) if tau > 0 else 0.0, x,
+                                          h=torch.zeros_like(x) if kind == "alpha" else None))
+            index[key] = len(self.groups) - 1
+            post.groups.append(index[key])
+        return index[key]
+
+    def _build_input(self, spec, index: dict) -> LocalInput:
+        pop = self.populations[spec.target]
+        params = dict(spec.params or {})
+        where = f"input {spec.name}"
+        n = pop.owned.numel()
+        if params.get("neurons") is not None:
+            wanted = torch.as_tensor(sorted(set(int(i) for i in params["neurons"])), dtype=torch.long)
+            mask = torch.isin(pop.owned, wanted)
+            positions = mask.nonzero().squeeze(1)
+        else:
+            positions = torch.arange(n)
+        inp = LocalInput(spec.name, spec.type, spec.target, positions, pop.owned[positions],
+                         all_owned=positions.numel() == n)
+        inp.start = int(round(_quantity(params.get("start", 0.0), "time", f"{where}: start") / self.dt))
+        if params.get("stop") is not None:
+            inp.stop = int(round(_quantity(params["stop"], "time", f"{where}: stop") / self.dt))
+        if spec.type == "poisson":
+            inp.group = self._group_for(params.get("synapse", {"type": "instantaneous"}), pop, index, where)
+            group = self.groups[inp.group]
+            weight = _quantity(params.get("weight", 0.0), weight_dimension(group.kind, pop.model.input_unit),
+                               f"{where}: weight")
+            inp.scale = weight * (math.e if group.kind == "alpha" else 1.0)
+            rate = _quantity(params.get("rate", 0.0), "frequency", f"{where}: rate")
+            inp.table = rng.cdf_table_poisson(rate * self.dt / 1000.0 * int(params.get("sources", 1)))
+            inp.base = rng.hash_keys(self.seed, rng.stream_id(f"poisson/{spec.name}"), inp.neurons)
+        else:
+            inp.amplitude = _quantity(params.get("amplitude", 0.0), dimension_of(pop.model.input_unit),
+                                      f"{where}: amplitude")
+        return inp
+
+    # -- the loop -------------------------------------------------------------------------------------
+    @property
+    def t(self) -> float:
+        """Current time (ms): the start of the next step."""
+        return self.step_count * self.dt
+
+    def run(self, duration: Optional[float] = None) -> "DistributedSimulator":
+        """Advance by ``duration`` ms (default: the assembly's duration) on every rank; returns self. A run may
+        end inside a minimum-delay interval: its spikes wait in the buffer for the interval's exchange."""
+        duration = self.duration if duration is None else float(duration)
+        steps = int(round(duration / self.dt))
+        if steps < 0:
+            raise ConfigError(f"duration must be >= 0 ms, got {duration:g}")
+        for m in self.monitors:
+            if m.counts is None:
+                m.counts = torch.zeros(self.populations[m.target].owned.numel(), dtype=torch.int64)
+        D = self.min_delay
+        with torch.no_grad():
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                self._step()
+                self.stats.step_s += time.perf_counter() - t0
+                if self.step_count % D == 0:
+                    self._exchange_and_deliver(self.step_count - D)
+        return self
+
+    def _step(self) -> None:
+        k = self.step_count
+        slot = k % self.ring_length
+        for group in self.groups:
+            arriving = group.ring[slot]
+            if group.kind == "alpha":
+                group.h += arriving * math.e
+            else:
+                group.x += arriving
+            arriving.zero_()
+        for inp in self.inputs:
+            if inp.type == "poisson" and k >= inp.start and (inp.stop is None or k < inp.stop):
+                group = self.groups[inp.group]
+                target = group.h if group.kind == "alpha" else group.x
+                u = (rng._srl(rng.mix64(inp.base ^ k), 11).to(torch.float64) + 0.5) * rng._TWO_M53
+                add = rng.inverse_cdf(inp.table, u).to(self.dtype) * inp.scale
+                if inp.all_owned:
+                    target[0] += add
+                else:
+                    target[0, inp.positions] += add
+        for pop in self.populations.values():
+            state = pop.state
+            drive = self._external_current(pop, k)
+            for gi in pop.groups:
+                group = self.groups[gi]
+                if group.kind == "instantaneous":
+                    state = state._replace(v=state.v + group.x)
+                    group.x.zero_()
+                elif group.kind == "conductance":
+                    term = group.x * (group.E_rev - state.v) * group.factor
+                    drive = term if drive is None else drive + term
+                else:
+                    drive = group.x if drive is None else drive + group.x
+            if drive is None:
+                drive = torch.zeros_like(state.v)
+            spikes, pop.state = pop.model.step(state, drive)
+            fired = (spikes[0] > 0).nonzero().squeeze(1)
+            if pop.exchanged and fired.numel():
+                code = (k % self.min_delay) * self.n_total + pop.offset + pop.owned[fired]
+                self._pending.append(code.to(self.code_dtype))
+            for m in self.monitors:
+                if m.target == pop.name:
+                    self._record(m, k, pop, fired)
+        for group in self.groups:
+            if group.kind == "alpha":
+                group.x += group.h * (self.dt / group.tau)
+                group.x *= group.decay
+                group.h *= group.decay
+            elif group.kind != "instantaneous":
+                group.x *= group.decay
+        self.step_count = k + 1
+
+    def _external_current(self, pop: LocalPopulation, k: int) -> Optional[Tensor]:
+        if pop.current is None:
+            return None
+        pop.current.zero_()
+        for inp in self.inputs:
+            if inp.target != pop.name or inp.type == "poisson":
+                continue
+            if k < inp.start or (inp.stop is not None and k >= inp.stop):
+                continue
+            if inp.all_owned:
+                pop.current += inp.amplitude
+            else:
+                pop.current[:, inp.positions] += inp.amplitude
+        return pop.current.clone()
+
+    def _record(self, m: LocalSpikeMonitor, k: int, pop: LocalPopulation, fired: Tensor) -> None:
+        if fired.numel() == 0:
+            return
+        m.counts[fired] += 1
+        room = m.max_spikes - m.stored
+        if room < fired.numel():
+            m.dropped += fired.numel() - max(room, 0)
+            fired = fired[:max(room, 0)]
+        if fired.numel():
+            m.chunks.append(torch.stack([torch.full_like(fired, k), pop.owned[fired]], dim=1))
+            m.stored += fired.numel()
+
+    # -- the exchange ---------------------------------------------------------------------------------
+    def _all_gather_codes(self, local: Tensor) -> Tensor:
+        """Every rank's codes of the interval, concatenated (rank order). One all-gather of a buffer of
+        ``1 + capacity`` words (the count, then the codes, padded with -1) when every rank's spikes fit, else a
+        second all-gather of the exact maximum (and the capacity doubles until it would have fitted); every 64
+        intervals the capacity is reset to fit the largest count seen (NEST adapts its buffers likewise)."""
+        P, n, st = self.world_size, int(local.numel()), self.stats
+        item = local.element_size()
+        st.spikes_sent += n
+        st.bytes_sent += n * item
+        if P == 1:
+            return local
+        t0 = time.perf_counter()
+        cap = self._capacity
+        buf = torch.full((1 + cap,), -1, dtype=self.code_dtype)
+        buf[0] = n
+        buf[1:1 + min(n, cap)] = local[:cap]
+        parts = self.comm.all_gather(buf)
+        st.bytes_wire += (P - 1) * (1 + cap) * item
+        counts = [int(p[0]) for p in parts]
+        top = max(counts)
+        if top > cap:  # overflow: a second round with the exact size
+            st.second_rounds += 1
+            while self._capacity < top:
+                self._capacity *= 2
+            big = torch.full((top,), -1, dtype=self.code_dtype)
+            big[:n] = local
+            parts = [p[:c] for p, c in zip(self.comm.all_gather(big), counts)]
+            st.bytes_wire += (P - 1) * top * item
+        else:
+            parts = [p[1:1 + c] for p, c in zip(parts, counts)]
+        # every rank sees the same counts, so every rank picks the same capacity (all-gathers need equal sizes):
+        # each 64 intervals, the next power of two above 1.25 x the largest count seen, at least 16
+        self._window_top = max(self._window_top, top)
+        if st.intervals % 64 == 0:
+            self._capacity = max(16, 1 << math.ceil(math.log2(1.25 * self._window_top + 1)))
+            self._window_top = 0
+        dt_comm = time.perf_counter() - t0
+        st.comm_s += dt_comm
+        st.comm_min_s = dt_comm if st.comm_min_s == 0.0 else min(st.comm_min_s, dt_comm)
+        received = sum(counts) - n
+        st.spikes_received += received
+        st.bytes_received += received * item
+        return torch.cat(parts)
+
+    def _exchange_and_deliver(self, t0: int) -> None:
+        """Exchange the spikes of the interval ``[t0, t0 + D)`` and schedule their arrivals."""
+        local = (torch.cat(self._pending) if self._pending else torch.zeros(0, dtype=self.code_dtype))
+        self._pending = []
+        self.stats.intervals += 1
+        codes = self._all_gather_codes(local)
+        t1 = time.perf_counter()
+        if codes.numel():
+            codes = torch.sort(codes.long()).values  # by (step, global index): codes are unique
+            offset, gid = codes // self.n_total, codes % self.n_total
+            L = self.ring_length
+            for proj in self.projections:
+                pre = self.populations[proj.pre]
+                mask = (gid >= pre.offset) & (gid < pre.offset + pre.size)
+                if not bool(mask.any()):
+                    continue
+                syn, row = outgoing_rows(proj.indptr, gid[mask] - pre.offset)
+                if syn.numel() == 0:
+                    continue
+                slot = (t0 + offset[mask][row] + proj.delay) % L
+                ring = self.groups[proj.group].ring
+                ring.view(-1).index_add_(0, slot * ring.shape[1] + proj.post_local[syn], proj.weight[syn])
+        self.stats.deliver_s += time.perf_counter() - t1
+
+    # -- results --------------------------------------------------------------------------------------
+    def local_synapses(self) -> dict[str, int]:
+        """Synapses held by this rank, per projection (the incoming synapses of its neurons)."""
+        return {p.name: p.n_synapses for p in self.projections}
+
+    def local_spikes(self, name: str) -> dict:
+        """This rank's part of a spike monitor: ``step`` and ``neuron`` (population indices), ``counts`` of the
+        owned neurons and their indices ``owned``."""
+        m = self._monitor(name)
+        ev = torch.cat(m.chunks) if m.chunks else torch.zeros(0, 2, dtype=torch.long)
+        return {"step": ev[:, 0].numpy(), "neuron": ev[:, 1].numpy(), "owned": self.populations[m.target].owned.numpy(),
+                "counts": (m.counts if m.counts is not None else torch.zeros(0, dtype=torch.long)).numpy(),
+                "dropped": m.dropped}
+
+    def _monitor(self, name: str) -> LocalSpikeMonitor:
+        for m in self.monitors:
+            if m.name == name:
+                return m
+        raise KeyError(f"no monitor named {name!r}; monitors: {', '.join(m.name for m in self.monitors)}")
+
+    def gather_monitors(self) -> Optional[dict]:
+        """Every spike monitor, gathered (a collective: call on every rank): on rank 0 ``{name: {t, step,
+        neuron, counts, dropped}}`` with the events sorted by (step, neuron) -- the layout of
+        :meth:`braincore.simulator.Simulator.monitor` without the trial column -- and ``None`` elsewhere."""
+        mine = {m.name: self.local_spikes(m.name) for m in self.monitors}
+        every = self.comm.all_gather_object(mine)
+        if self.rank != 0:
+            return None
+        out = {}
+        for m in self.monitors:
+            parts = [r[m.name] for r in every]
+            step = np.concatenate([p["step"] for p in parts]).astype(np.int64)
+            neuron = np.concatenate([p["neuron"] for p in parts]).astype(np.int64)
+            order = np.lexsort((neuron, step))
+            counts = np.zeros(self.populations[m.target].size, dtype=np.int64)
+            for p in parts:
+                counts[p["owned"]] = p["counts"]
+            out[m.name] = {"t": step[order] * self.dt, "step": step[order], "neuron": neuron[order],
+                           "counts": counts, "dropped": sum(p["dropped"] for p in parts)}
+        return out
+
+    def gather_state(self, population: str, variable: str = "v") -> Optional[Tensor]:
+        """A state variable of a whole population ``[N]`` on rank 0 (``None`` elsewhere); a collective."""
+        pop = self.populations[population]
+        mine = (pop.owned, getattr(pop.state, variable)[0].clone())
+        every = self.comm.all_gather_object(mine)
+        if self.rank != 0:
+            return None
+        out = torch.empty(pop.size, dtype=self.dtype)
+        for owned, values in every:
+            out[owned] = values
+        return out
+
+    def gather_stats(self) -> list[dict]:
+        """Every rank's :class:`ExchangeStats` with its synapse and neuron counts (a collective, all ranks)."""
+        mine = {**self.stats.as_dict(), "rank": self.rank, "synapses": sum(self.local_synapses().values()),
+                "neurons": sum(int(p.owned.numel()) for p in self.populations.values()),
+                "capacity": self._capacity}
+        return self.comm.all_gather_object(mine)
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """This rank's state: step, neuron and synaptic state, ring buffers, the spikes waiting for the
+        exchange, monitors, counters; with the partition's identity (checked on load)."""
+        return {
+            "step_count": self.step_count, "seed": self.seed, "rank": self.rank, "world_size": self.world_size,
+            "partition": self.partition, "capacity": self._capacity, "window_top": self._window_top,
+            "owned": {n: p.owned.clone() for n, p in self.populations.items()},
+            "populations": {n: {f: getattr(p.state, f).clone() for f in p.state._fields}
+                            for n, p in self.populations.items()},
+            "groups": [{"x": g.x.clone(), "h": g.h.clone() if g.h is not None else None, "ring": g.ring.clone()}
+                       for g in self.groups],
+            "pending": torch.cat(self._pending) if self._pending else torch.zeros(0, dtype=self.code_dtype),
+            "monitors": {m.name: {"events": torch.cat(m.chunks) if m.chunks else torch.zeros(0, 2, dtype=torch.long),
+                                  "dropped": m.dropped,
+                                  "counts": m.counts.clone() if m.counts is not None else None}
+                         for m in self.monitors},
+            "stats": {k: v for k, v in self.stats.as_dict().items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, mine in (("world_size", self.world_size), ("rank", self.rank), ("partition", self.partition),
+                          ("seed", self.seed)):
+            if state[key] != mine:
+                raise ConfigError(f"checkpoint of {key} {state[key]!r} cannot be loaded here ({key} {mine!r}): "
+                                  f"resume with the same world size, partition and seed")
+        if set(state["owned"]) != set(self.populations) or any(
+                not torch.equal(state["owned"][n], p.owned) for n, p in self.populations.items()) \
+                or len(state["groups"]) != len(self.groups):
+            raise ConfigError("checkpoint does not match this assembly's partition (different populations, sizes "
+                              "or synapses)")
+        self.step_count = int(state["step_count"])
+        self._capacity, self._window_top = int(state["capacity"]), int(state["window_top"])
+        for name, fields in state["populations"].items():
+            pop = self.populations[name]
+            pop.state = type(pop.state)(**{f: fields[f].clone() for f in pop.state._fields})
+        for group, saved in zip(self.groups, state["groups"]):
+            group.x = saved["x"].clone()
+            group.h = saved["h"].clone() if saved["h"] is not None else None
+            group.ring = saved["ring"].clone()
+        self._pending = [state["pending"].clone()] if state["pending"].numel() else []
+        for m in self.monitors:
+            saved = state["monitors"][m.name]
+            m.chunks = [saved["events"].clone()] if saved["events"].numel() else []
+            m.stored, m.dropped = int(saved["events"].shape[0]), int(saved["dropped"])
+            m.counts = saved["counts"].clone() if saved["counts"] is not None else None
+        self.stats = ExchangeStats(**state["stats"])
+
+    def checkpoint_path(self, path) -> Path:
+        """This rank's file for the checkpoint ``path``: ``<path>.rank<r>-of-<P>``."""
+        path = Path(path)
+        return path.with_name(f"{path.name}.rank{self.rank}-of-{self.world_size}")
+
+    def save(self, path) -> Path:
+        """Per-rank atomic checkpoint (:func:`braincore.checkpoint.save_checkpoint`), then a barrier so that
+        the checkpoint is complete on every rank when any rank returns. Returns this rank's file."""
+        out = save_checkpoint(self.checkpoint_path(path), {"distributed_simulator": self.state_dict()})
+        self.comm.barrier()
+        return out
+
+    def load(self, path) -> "DistributedSimulator":
+        """Restore this rank's file of the checkpoint ``path`` into this (identically built) simulator."""
+        mine = self.checkpoint_path(path)
+        if not mine.is_file():
+            others = sorted(p.name for p in mine.parent.glob(f"{Path(path).name}.rank*-of-*"))
+            if others:
+                raise ConfigError(f"{path}: no file for rank {self.rank} of {self.world_size} ({mine.name}); the "
+                                  f"checkpoint holds {', '.join(others)}: resume with the world size that wrote it")
+        self.load_state_dict(load_checkpoint(mine)["distributed_simulator"])
+        return self
+
+
+# ------------------------------------------------------------------------------------------ keyed draws
+def draw_initial_keyed(spec: Any, seed: int, stream: str, neurons: Tensor, dtype) -> Tensor:
+    """Initial values of the given neurons (population indices): a constant, ``{dist: uniform, low, high}`` or
+    ``{dist: normal, mean, std}``, each neuron's draw keyed by ``(seed, stream, neuron)``."""
+    n = neurons.numel()
+    if not isinstance(spec, dict):
+        return torch.full((n,), _any_quantity(spec), dtype=dtype)
+    dist = spec.get("dist", "constant")
+    sid = rng.stream_id(stream)
+    if dist == "constant":
+        return torch.full((n,), _any_quantity(spec["value"]), dtype=dtype)
+    if dist == "uniform":
+        low, high = _any_quantity(spec["low"]), _any_quantity(spec["high"])
+        return (low + (high - low) * rng.uniform(seed, sid, neurons)).to(dtype)
+    if dist == "normal":
+        mean, std = _any_quantity(spec["mean"]), _any_quantity(spec["std"])
+        return (mean + std * rng.normal(seed, sid, neurons)).to(dtype)
+    raise ConfigError(f"unknown initial-value distribution {dist!r}; use constant, uniform or normal")
+
+
+def draw_weights_keyed(spec: Any, dimension: str, seed: int, stream: str, post: Tensor, slot: Tensor,
+                       where: str) -> Tensor:
+    """float64 weights of the synapses ``(post, slot)`` (keyed by them): constant, uniform, normal, lognormal,
+    with ``clip``, as :func:`braincore.synapses.init_weights` (explicit lists are refused)."""
+    parsed, problems = _parse_spec(spec, dimension)
+    if parsed is None:
+        raise ConfigError("\n".join(f"{where}: {message}" for _, message in problems))
+    dist, sid = parsed["dist"], rng.stream_id(stream)
+    if dist == "explicit":
+        raise ConfigError(f"{where}: explicit weight lists are not supported by the distributed engine (they are "
+                          f"in the order of a whole network's synapses, which no rank builds)")
+    if dist == "constant":
+        values = torch.full((post.numel(),), parsed["value"], dtype=torch.float64)
+    elif dist == "uniform":
+        values = parsed["low"] + (parsed["high"] - parsed["low"]) * rng.uniform(seed, sid, post, slot)
+    elif dist == "normal":
+        values = parsed["mean"] + parsed["std"] * rng.normal(seed, sid, post, slot)
+    else:
+        mu, sigma = lognormal_parameters(parsed["mean"], parsed["std"])
+        values = rng.lognormal_exp(mu + sigma * rng.normal(seed, sid, post, slot))
+    if parsed["clip"] is not None:
+        lo, hi = parsed["clip"]
+        values = torch.clamp(values, min=lo, max=hi)
+    return values
+
+
+def projection_delay(spec: Any, dt: float, where: str) -> int:
+    """A projection's one delay in steps (``None``: one step); distributions are refused."""
+    if spec is None:
+        return 1
+    parsed, problems = _parse_delay(spec)
+    if parsed is None:
+        raise ConfigError("\n".join(f"{where}: {message}" for _, message in problems))
+    if parsed["dist"] != "constant":
+        raise ConfigError(f"{where}: delay distributions are not supported by the distributed engine (one delay "
+                          f"per projection; the exchange interval is the smallest delay)")
+    return int(delay_steps(torch.tensor([parsed["value"]], dtype=torch.float64), dt)[0])
+
+
+# ------------------------------------------------------------------------------------------ checks
+def check_supported(assembly, dtype: Optional[str] = None) -> list[str]:
+    """Every part of ``assembly`` the distributed engine does not run, one line each with the reason."""
+    out = []
+    run = assembly.run
+    if run.batch != 1:
+        out.append(f"batch {run.batch}: the distributed engine runs one trial (batch 1)")
+    if str(run.device) not in ("cpu", "auto"):
+        out.append(f"device {run.device!r}: the distributed engine runs on CPU tensors (gloo); on GPUs the "
+                   f"atomic index_add_ would break the fixed summation order")
+    for spec in assembly.populations():
+        try:
+            cls = get_model(spec.model)
+        except ConfigError as err:
+            out.append(f"population {spec.name!r}: {err}")
+            continue
+        if cls.name not in SUPPORTED_MODELS:
+            out.append(f"population {spec.name!r}: model {spec.model!r} is not supported (supported: "
+                       f"{', '.join(SUPPORTED_MODELS)}); its step would evaluate exp() per neuron, whose last bit "
+                       f"depends on the partition in PyTorch's SIMD/scalar kernels")
+        for key, value in (spec.params or {}).items():
+            if isinstance(value, (list, tuple, dict)):
+                out.append(f"population {spec.name!r}: parameter {key!r}: per-neuron parameters are not supported "
+                           f"(scalars only)")
+    for spec in assembly.projections():
+        if spec.plasticity:
+            out.append(f"projection {spec.name!r}: plasticity is not supported by the distributed engine")
+        ctype = (spec.connector or {}).get("type")
+        from .connectivity import DISTRIBUTED_CONNECTORS
+
+        if ctype not in DISTRIBUTED_CONNECTORS:
+            out.append(f"projection {spec.name!r}: connector {ctype!r} is not supported (supported: "
+                       f"{', '.join(DISTRIBUTED_CONNECTORS)}): it is not aligned with the post-synaptic neuron")
+        if isinstance(spec.delay, dict) and spec.delay.get("dist", "constant") != "constant":
+            out.append(f"projection {spec.name!r}: delay distributions are not supported (one delay per projection)")
+        if isinstance(spec.weight, (list, tuple)):
+            out.append(f"projection {spec.name!r}: explicit weight lists are not supported")
+    for spec in assembly.inputs:
+        if spec.type not in SUPPORTED_INPUTS:
+            out.append(f"input {spec.name!r}: type {spec.type!r} is not supported (supported: "
+                       f"{', '.join(SUPPORTED_INPUTS)})")
+    for spec in assembly.monitors:
+        if spec.type != "spikes":
+            out.append(f"monitor {spec.name!r}: only spike monitors are supported (got {spec.type!r}); use "
+                       f"gather_state() for a final state")
+        elif spec.neurons is not None:
+            out.append(f"monitor {spec.name!r}: 'neurons' is not supported (spike monitors record the population)")
+    return out
+
+
+__all__ = ["DistributedSimulator", "Comm", "ExchangeStats", "check_supported", "draw_initial_keyed",
+           "draw_weights_keyed", "projection_delay", "SUPPORTED_MODELS", "SUPPORTED_INPUTS"]
