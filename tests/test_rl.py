@@ -19,7 +19,7 @@ from tasks.rl.envs import evaluate, make_vector_env, restore, snapshot
 from tasks.rl.local_agent import DopamineAgent, LocalSettings
 from tasks.rl.networks import SpikingActorCritic
 from tasks.rl.ppo import PPO, PPOSettings
-from tasks.rl.tabular import greedy_policy, optimal_values, policy_values
+from tasks.rl.tabular import best_stationary_policy, greedy_policy, optimal_values, policy_values
 
 TINY_LAKE = ["SH", "FG"]  # start, hole / frozen, goal: down then right; a random walk succeeds 1/3 of the time
 
@@ -80,6 +80,11 @@ def test_tabular_values_closed_form():
     assert 0.70 < v_star < 0.78  # the known optimum of the slippery 4x4 lake with its 100-step limit (~0.74)
     best = greedy_policy(slippery, optimal_values(slippery, 99))
     assert policy_values(slippery, best, 100)[0] == pytest.approx(v_star, rel=0.02)
+    stationary, v_stationary = best_stationary_policy(slippery, 100)
+    assert v_stationary <= v_star and v_stationary == pytest.approx(policy_values(slippery, stationary, 100)[0])
+    assert v_stationary >= policy_values(slippery, best, 100)[0]  # coordinate ascent never loses value
+    tiny_policy, tiny_value = best_stationary_policy(env, 100)
+    assert tiny_value == 1.0 and tiny_policy[0] == 1 and tiny_policy[2] == 2
 
 
 # ------------------------------------------------------------------------------------------ dopamine -> D1 / D2
