@@ -120,7 +120,8 @@ class TDCritic:
         delta_b = r_b + gamma (1 - term_b) V(s'_b) - V(s_b)
         w <- w + alpha sum_b delta_b phi(s_b) / (phi(s_b) . phi(s_b))         (normalised LMS: alpha is a fraction)
 
-    ``term_b`` marks a terminal ``s'`` (its value is 0); a time-limit truncation is not terminal: pass the true
+    The weights start at ``initial`` (see :meth:`__init__`). ``term_b`` marks a terminal ``s'`` (its value is 0); a
+    time-limit truncation is not terminal: pass the true
     last observation as ``s'`` and ``term_b = 0``. :meth:`release` sets the ``[B]`` values ``gain * delta`` on
     the modulator ``channel`` of a simulator (the phasic dopamine of each trial), which three-factor rules read.
     The update is a product of the error and the presynaptic activity, the local "TD-LTP" form of Fremaux,
@@ -128,7 +129,7 @@ class TDCritic:
     """
 
     def __init__(self, features: int, learning_rate: float = 0.1, gamma: float = 0.99, gain: float = 1.0,
-                 channel: str = "dopamine"):
+                 channel: str = "dopamine", initial: float = 0.0):
         check = Checker("TDCritic")
         features = check.integer("features", features, 1)
         check.quantity("learning_rate", learning_rate, "dimensionless", minimum=0.0, maximum=1.0)
@@ -139,7 +140,11 @@ class TDCritic:
         check.done()
         import torch
 
-        self.weight = torch.zeros(features, dtype=torch.float64)
+        # ``initial``: the prediction of an unvisited state (one-hot features: V(s) = initial until visited). An
+        # optimistic value (the largest return) makes every unvisited state look better than it is, so the first
+        # visits bring negative errors and the agent tries what it has not tried: optimism under uncertainty
+        # (Sutton & Barto 2018, sec. 2.6), a tonic expectation of reward in dopamine terms.
+        self.weight = torch.full((features,), float(initial), dtype=torch.float64)
         self.learning_rate, self.gamma, self.gain, self.channel = float(learning_rate), float(gamma), float(gain), \
             channel
 

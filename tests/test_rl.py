@@ -65,6 +65,9 @@ def test_td_critic_error_and_update_in_closed_form():
     np.testing.assert_allclose(delta.numpy(), [0.8, 2.6, -1.0])
     # normalised LMS: w_s += alpha delta (one-hot features, |phi|^2 = 1), summed over the batch
     np.testing.assert_allclose(critic.weight.numpy(), [1.0 + 0.4, 2.0 + 0.5 * (2.6 - 1.0), 4.0])
+    optimistic = TDCritic(3, learning_rate=0.5, gamma=0.9, initial=1.0)   # unvisited states predict 1
+    delta = optimistic.error(phi[:1], [0.0], phi_next[:1], [False])
+    np.testing.assert_allclose(delta.numpy(), [0.9 - 1.0])                 # the first visit disappoints
 
 
 def test_tabular_values_closed_form():

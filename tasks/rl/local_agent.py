@@ -64,6 +64,7 @@ class LocalSettings:
     channel: str = "dopamine"
     gain: float = 1.0
     critic_lr: float = 0.1
+    critic_initial: float = 0.0      # V of an unvisited state (optimistic: the largest return)
     gamma: float = 0.95
     num_envs: int = 16
     episodes: int = 1000
@@ -117,7 +118,7 @@ class DopamineAgent:
         if s.exploration_input is not None:
             spec = inputs[s.exploration_input]
             self.exploration_rate = dict(spec.params or {}).get("rate", 0.0)
-        self.critic = TDCritic(encoder.size, s.critic_lr, s.gamma, s.gain, s.channel)
+        self.critic = TDCritic(encoder.size, s.critic_lr, s.gamma, s.gain, s.channel, s.critic_initial)
         self.generator = torch.Generator().manual_seed(seed)
         self.seed = int(seed)
         self.envs = make_vector_env(env_id, s.num_envs, env_kwargs)

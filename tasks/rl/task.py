@@ -73,7 +73,9 @@ LOCAL = filled_record({
     "reward_window": Quantity("time", 10.0, exclusive_minimum=0.0),
     "dopamine": filled_record({"channel": Text("dopamine"), "gain": Quantity("dimensionless", 1.0)}),
     "critic": filled_record({"learning_rate": Quantity("dimensionless", 0.1, minimum=0.0),
-                             "gamma": Quantity("dimensionless", 0.99, minimum=0.0)}),
+                             "gamma": Quantity("dimensionless", 0.99, minimum=0.0),
+                             "initial": Quantity("dimensionless", 0.0,
+                                                 doc="value of an unvisited state (optimism: the largest return)")}),
     "num_envs": Integer(16, minimum=1),
     "episodes": Integer(1000, minimum=1, doc="training episodes (all environments together)"),
 }, doc="the dopamine-modulated STDP agent")
@@ -175,7 +177,8 @@ def _local_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
         efference_input=optional.get(c["efference"]["input"], c["efference"]["input"]),
         efference_rate=c["efference"]["rate"], decision=c["decision"], commit=c["commit"],
         reward_window=c["reward_window"], channel=c["dopamine"]["channel"], gain=c["dopamine"]["gain"],
-        critic_lr=c["critic"]["learning_rate"], gamma=c["critic"]["gamma"], num_envs=c["num_envs"],
+        critic_lr=c["critic"]["learning_rate"], critic_initial=c["critic"]["initial"], gamma=c["critic"]["gamma"],
+        num_envs=c["num_envs"],
         episodes=c["episodes"])
     return DopamineAgent(config["_assembly"], config["env"]["id"], encoder, n_actions, settings, config["seed"],
                          config["env"]["kwargs"], device=config["device"])
