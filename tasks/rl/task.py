@@ -308,9 +308,12 @@ def _first_solved(returns: list, target: float, window: int = 100) -> "int | Non
 
 def _simulate_exported(config: dict, ppo, encoder: ObservationEncoder, n_actions: int) -> dict:
     """The gradient-trained weights written back into the assembly and run by the simulator: the local agent's
-    policy (Poisson sensory spikes, spike-count choice, exploration off) on the exported network."""
+    policy (Poisson sensory spikes, spike-count choice, exploration off) on the exported network, its weights
+    frozen (the plasticity rules are left out of this evaluation copy; the exported description keeps them)."""
     ev = config["evaluation"]
     exported = ppo.model.export()
+    for spec in exported.projections():
+        spec.plasticity = None
     agent = _local_agent({**config, "_assembly": exported}, encoder, n_actions)
     agent.set_exploration(False)
     returns = evaluate(config["env"]["id"], agent.policy, ev["episodes"], ev["seed"], agent.s.num_envs,
