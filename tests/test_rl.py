@@ -354,3 +354,17 @@ def test_bundled_rl_configs_reach_their_targets(tmp_path, name, key):
     _, config = load_config(f"configs/rl/{name}.yaml")
     config["progress"] = False
     assert run(config, {"out": str(tmp_path), "no_plot": True})[key] is True
+
+
+def test_gradient_training_of_the_bundled_assembly_runs_and_is_simulated(tmp_path):
+    """configs/rl/frozenlake_gradient.yaml, shortened: PPO on the compiled assembly, then the exported weights
+    (plasticity left out, weights frozen) run by the simulator."""
+    from braincore.config import load_config
+    from tasks.rl.task import run
+
+    _, config = load_config("configs/rl/frozenlake_gradient.yaml")
+    config["gradient"]["total_steps"] = 2048
+    config["evaluation"]["episodes"] = 4
+    config["progress"] = False
+    summary = run(config, {"out": str(tmp_path), "no_plot": True})
+    assert summary["train_steps"] == 2048 and 0.0 <= summary["simulator_eval_return_mean"] <= 1.0

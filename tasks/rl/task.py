@@ -224,9 +224,12 @@ def run_single(config: dict, options: dict) -> dict:
 
     if kind == "gradient":
         total, done, unit = agent.iterations, agent.iteration, "iteration"
-        print(f"rl_agent: {env_id}, spiking actor-critic {encoder.size}-{config['gradient']['hidden']}-"
-              f"{n_actions} ({config['gradient']['steps']} steps per decision), PPO over "
-              f"{agent.iterations * agent.s.num_envs * agent.s.rollout} environment steps")
+        network = (f"the assembly's network, compiled ({agent.model.steps} steps per decision)"
+                   if config["gradient"]["network"] == "assembly" else
+                   f"spiking actor-critic {encoder.size}-{config['gradient']['hidden']}-{n_actions} "
+                   f"({config['gradient']['steps']} steps per decision)")
+        print(f"rl_agent: {env_id}, {network}, PPO over {agent.iterations * agent.s.num_envs * agent.s.rollout} "
+              f"environment steps")
     else:
         total, done, unit = agent.s.episodes, agent.episodes, "episode"
         print(f"rl_agent: {env_id}, dopamine-modulated STDP agent ({len(agent.sim.populations)} populations), "
@@ -311,9 +314,12 @@ def _simulate_exported(config: dict, ppo, encoder: ObservationEncoder, n_actions
     policy (Poisson sensory spikes, spike-count choice, exploration off) on the exported network, its weights
     frozen (the plasticity rules are left out of this evaluation copy; the exported description keeps them)."""
     ev = config["evaluation"]
-    exported = ppo.model.export()
-    for spec in exported.projections():
-        spec.plasticity = None
+    from braincore.graph import Assembly
+
+    data = ppo.model.export().to_dict()
+    for projection in data["projections"]:
+        projection.pop("plasticity", None)
+    exported = Assembly.from_dict(data)
     agent = _local_agent({**config, "_assembly": exported}, encoder, n_actions)
     agent.set_exploration(False)
     returns = evaluate(config["env"]["id"], agent.policy, ev["episodes"], ev["seed"], agent.s.num_envs,
