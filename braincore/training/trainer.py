@@ -514,20 +514,30 @@ class Trainer:
                                      f"batch {self.batch}); lower the learning rate or add grad_clip")
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
+        self._update(total)
+        rate = float(torch.stack([h.detach().mean() for h in hidden]).mean()) if hidden else None
+        self._add_stats(float(result.task) * labels.shape[0], float(result.regularizer) * labels.shape[0],
+                        int((result.scores.argmax(dim=1) == labels).sum()), int(labels.shape[0]), rate)
+        return result
+
+    def _update(self, total: int) -> None:
+        """Clip, set this step's learning rate, step the optimiser."""
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self._set_lr(total)
         self.optimizer.step()
         self.step += 1
+
+    def _add_stats(self, loss_sum: float, reg_sum: float, correct: int, seen: int, rate: Optional[float]) -> None:
+        """Accumulate one batch into the epoch's running statistics (``rate``: None without hidden spikes)."""
         st = self._stats
-        st["loss"] += float(result.task) * labels.shape[0]
-        st["regularizer"] += float(result.regularizer) * labels.shape[0]
-        st["correct"] += int((result.scores.argmax(dim=1) == labels).sum())
-        st["seen"] += int(labels.shape[0])
-        if hidden:
-            st["rate"] += float(torch.stack([h.detach().mean() for h in hidden]).mean())
+        st["loss"] += loss_sum
+        st["regularizer"] += reg_sum
+        st["correct"] += correct
+        st["seen"] += seen
+        if rate is not None:
+            st["rate"] += rate
         st["batches"] += 1
-        return result
 
     def _distributed_step(self, x: Tensor, labels: Tensor, total: int) -> LossResult:
         """One data-parallel step: encode the global batch, train on this rank's shard (module docstring of
@@ -557,19 +567,8 @@ class Trainer:
             raise FloatingPointError(f"loss is {(loss_sum + reg_sum) / seen} at step {self.step} (epoch "
                                      f"{self.epoch + 1}, batch {self.batch}); lower the learning rate or add "
                                      f"grad_clip")
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self._set_lr(total)
-        self.optimizer.step()
-        self.step += 1
-        st = self._stats
-        st["loss"] += loss_sum
-        st["regularizer"] += reg_sum
-        st["correct"] += int(round(correct))
-        st["seen"] += int(round(seen))
-        if hidden:
-            st["rate"] += rate_sum / seen
-        st["batches"] += 1
+        self._update(total)
+        self._add_stats(loss_sum, reg_sum, int(round(correct)), int(round(seen)), rate_sum / seen if hidden else None)
         return result
 
     def fit(self, train: DataLike, epochs: int, validation: Optional[DataLike] = None,
