@@ -174,6 +174,25 @@ def synapse_factor(kind: str, input_unit: str, post: str) -> float:
                       f"{input_unit!r} (needs nA or uA/cm2)")
 
 
+def synaptic_drive(state, drive: Optional[Tensor], groups: list) -> tuple:
+    """Apply a population's synaptic groups before its neuron step: instantaneous groups jump ``v`` (and are
+    consumed), conductance groups add ``g (E_rev - v)``, current groups add their current to ``drive`` (the
+    external current, or None). Returns ``(state, drive)``, ``drive`` zeros when nothing drives the population.
+    Shared by :class:`Simulator` and the distributed engine, so both step populations identically."""
+    for group in groups:
+        if group.kind == "instantaneous":
+            state = state._replace(v=state.v + group.x)
+            group.x.zero_()
+        elif group.kind == "conductance":
+            term = group.x * (group.E_rev - state.v) * group.factor
+            drive = term if drive is None else drive + term
+        else:
+            drive = group.x if drive is None else drive + group.x
+    if drive is None:
+        drive = torch.zeros_like(state.v)
+    return state, drive
+
+
 # ------------------------------------------------------------------------------------------ the simulator
 class Simulator:
     """Builds the runtime of an assembly and runs the clock-driven loop (see the module docstring)."""
@@ -451,20 +470,7 @@ class Simulator:
         # 2-3. synaptic input and neuron step
         spikes_of = {}
         for pop in self.populations.values():
-            state = pop.state
-            drive = self._external_current(pop, k)
-            for gi in pop.groups:
-                group = groups[gi]
-                if group.kind == "instantaneous":
-                    state = state._replace(v=state.v + group.x)
-                    group.x.zero_()
-                elif group.kind == "conductance":
-                    term = group.x * (group.E_rev - state.v) * group.factor
-                    drive = term if drive is None else drive + term
-                else:
-                    drive = group.x if drive is None else drive + group.x
-            if drive is None:
-                drive = torch.zeros_like(state.v)
+            state, drive = synaptic_drive(pop.state, self._external_current(pop, k), [groups[gi] for gi in pop.groups])
             spikes, pop.state = pop.model.step(state, drive)
             spikes_of[pop.name] = spikes
         # 4. propagate, then plasticity (which sees this step's pre and post spikes)

@@ -63,7 +63,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..graph import weight_dimension
 from ..neurons import get_model
 from ..neurons.base import ConfigError
-from ..simulator import DTYPES, SYNAPSE_TYPES, _any_quantity, _quantity, synapse_factor
+from ..simulator import DTYPES, SYNAPSE_TYPES, _any_quantity, _quantity, synaptic_drive, synapse_factor
 from ..synapses.csr import outgoing_rows, to_csr
 from ..synapses.delays import _parse as _parse_delay, delay_steps
 from ..synapses.weights import _parse_spec, lognormal_parameters
@@ -403,20 +403,8 @@ class DistributedSimulator:
                 else:
                     target[0, inp.positions] += add
         for pop in self.populations.values():
-            state = pop.state
-            drive = self._external_current(pop, k)
-            for gi in pop.groups:
-                group = self.groups[gi]
-                if group.kind == "instantaneous":
-                    state = state._replace(v=state.v + group.x)
-                    group.x.zero_()
-                elif group.kind == "conductance":
-                    term = group.x * (group.E_rev - state.v) * group.factor
-                    drive = term if drive is None else drive + term
-                else:
-                    drive = group.x if drive is None else drive + group.x
-            if drive is None:
-                drive = torch.zeros_like(state.v)
+            state, drive = synaptic_drive(pop.state, self._external_current(pop, k),
+                                          [self.groups[gi] for gi in pop.groups])
             spikes, pop.state = pop.model.step(state, drive)
             fired = (spikes[0] > 0).nonzero().squeeze(1)
             if pop.exchanged and fired.numel():
