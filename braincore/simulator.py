@@ -174,6 +174,18 @@ def synapse_factor(kind: str, input_unit: str, post: str) -> float:
                       f"{input_unit!r} (needs nA or uA/cm2)")
 
 
+def synapse_kind(synapse: Optional[dict], where: str) -> tuple:
+    """``(kind, tau, E_rev)`` of a projection's or input's ``synapse`` mapping (default instantaneous), units
+    parsed (ms, mV); an unknown kind is a :class:`ConfigError` naming ``where``."""
+    synapse = dict(synapse or {"type": "instantaneous"})
+    kind = synapse.get("type", "instantaneous")
+    if kind not in SYNAPSE_TYPES:
+        raise ConfigError(f"{where}: unknown synapse type {kind!r}; use one of {', '.join(SYNAPSE_TYPES)}")
+    tau = _quantity(synapse["tau"], "time", f"{where}: synapse.tau") if kind != "instantaneous" else 0.0
+    E_rev = _quantity(synapse["E_rev"], "voltage", f"{where}: synapse.E_rev") if kind == "conductance" else None
+    return kind, tau, E_rev
+
+
 def synaptic_drive(state, drive: Optional[Tensor], groups: list) -> tuple:
     """Apply a population's synaptic groups before its neuron step: instantaneous groups jump ``v`` (and are
     consumed), conductance groups add ``g (E_rev - v)``, current groups add their current to ``drive`` (the
@@ -305,12 +317,7 @@ class Simulator:
 
     # -- construction helpers -------------------------------------------------------------------------
     def _group_for(self, synapse: dict, post: PopulationRuntime, index: dict, where: str) -> int:
-        synapse = dict(synapse or {"type": "instantaneous"})
-        kind = synapse.get("type", "instantaneous")
-        if kind not in SYNAPSE_TYPES:
-            raise ConfigError(f"{where}: unknown synapse type {kind!r}; use one of {', '.join(SYNAPSE_TYPES)}")
-        tau = _quantity(synapse["tau"], "time", f"{where}: synapse.tau") if kind != "instantaneous" else 0.0
-        E_rev = _quantity(synapse["E_rev"], "voltage", f"{where}: synapse.E_rev") if kind == "conductance" else None
+        kind, tau, E_rev = synapse_kind(synapse, where)
         key = (post.name, kind, tau, E_rev)
         if key not in index:
             factor = synapse_factor(kind, post.model.input_unit, post.name)

@@ -63,7 +63,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..graph import weight_dimension
 from ..neurons import get_model
 from ..neurons.base import ConfigError
-from ..simulator import DTYPES, SYNAPSE_TYPES, _any_quantity, _quantity, synaptic_drive, synapse_factor
+from ..simulator import DTYPES, _any_quantity, _quantity, synapse_factor, synapse_kind, synaptic_drive
 from ..synapses.csr import outgoing_rows, to_csr
 from ..synapses.delays import _parse as _parse_delay, delay_steps
 from ..synapses.weights import _parse_spec, lognormal_parameters
@@ -308,12 +308,7 @@ class DistributedSimulator:
 
     # -- construction helpers -------------------------------------------------------------------------
     def _group_for(self, synapse: Optional[dict], post: LocalPopulation, index: dict, where: str) -> int:
-        synapse = dict(synapse or {"type": "instantaneous"})
-        kind = synapse.get("type", "instantaneous")
-        if kind not in SYNAPSE_TYPES:
-            raise ConfigError(f"{where}: unknown synapse type {kind!r}; use one of {', '.join(SYNAPSE_TYPES)}")
-        tau = _quantity(synapse["tau"], "time", f"{where}: synapse.tau") if kind != "instantaneous" else 0.0
-        E_rev = _quantity(synapse["E_rev"], "voltage", f"{where}: synapse.E_rev") if kind == "conductance" else None
+        kind, tau, E_rev = synapse_kind(synapse, where)
         key = (post.name, kind, tau, E_rev)
         if key not in index:
             n = post.owned.numel()
