@@ -237,3 +237,20 @@ def test_leaky_integrate_equals_the_step_by_step_recursion(T):
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(torch.autograd.grad((got * upstream).sum(), current)[0],
                                torch.autograd.grad((ref * upstream).sum(), current)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_event_linear_with_negative_zero_entries_equals_dense():
+    """A ``-0.0`` input is found as an entry by the bit-pattern scan; its value (0) must contribute nothing."""
+    from braincore.training.fused_lif import event_linear
+
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(40, 30, generator=g, dtype=torch.float64) < 0.1).to(torch.float64)
+    x[0, :5] = -0.0
+    w = torch.randn(7, 30, generator=g, dtype=torch.float64, requires_grad=True)
+    dense = torch.nn.functional.linear(x, w)
+    events = event_linear(x, w)
+    torch.testing.assert_close(events, dense, rtol=1e-12, atol=1e-12)
+    up = torch.randn(40, 7, generator=g, dtype=torch.float64)
+    (gw_events,) = torch.autograd.grad((events * up).sum(), w)
+    (gw_dense,) = torch.autograd.grad((dense * up).sum(), w)
+    torch.testing.assert_close(gw_events, gw_dense, rtol=1e-12, atol=1e-12)

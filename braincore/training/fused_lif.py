@@ -116,11 +116,15 @@ class _SerialLoop:
 
 
 def _flat_nonzero(x: Tensor) -> Tensor:
-    """1-D int64 positions of the nonzero entries of ``x`` (flattened, row-major order)."""
-    mask = x.reshape(-1)
-    mask = mask if mask.dtype == torch.bool else mask.bool()
-    if hasattr(torch, "nonzero_static"):       # a known size lets nonzero fill its output in one pass
-        return torch.nonzero_static(mask, size=int(torch.count_nonzero(mask))).squeeze(1)
+    """1-D int64 positions of the nonzero entries of ``x`` (flattened, row-major order). Floats are scanned as
+    their bit patterns (one pass, no boolean copy): a ``-0.0`` then counts as an entry, which is harmless
+    because callers use the entry's value (0) or take the input to be binary spikes (never ``-0.0``)."""
+    flat = x.reshape(-1)
+    if flat.dtype == torch.float32:
+        return flat.view(torch.int32).nonzero().squeeze(1)
+    if flat.dtype == torch.float64:
+        return flat.view(torch.int64).nonzero().squeeze(1)
+    mask = flat if flat.dtype == torch.bool else flat.bool()
     return mask.nonzero().squeeze(1)
 
 
