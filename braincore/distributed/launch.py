@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 
@@ -51,6 +52,34 @@ def run_plan(assembly, plan: dict) -> dict:
             "code_bytes": torch.empty(0, dtype=sim.code_dtype).element_size()}
 
 
+_ARRAY = "__numpy_array__"
+
+
+def _to_plain(obj: Any) -> Any:
+    """A result with its numpy arrays as marked tensors and numpy scalars as Python numbers, so that it can be
+    read back with ``torch.load(..., weights_only=True)``."""
+    if isinstance(obj, np.ndarray):
+        return {_ARRAY: torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_plain(v) for v in obj)
+    return obj
+
+
+def _from_plain(obj: Any) -> Any:
+    """The inverse of :func:`_to_plain`."""
+    if isinstance(obj, dict):
+        if set(obj) == {_ARRAY}:
+            return obj[_ARRAY].numpy()
+        return {k: _from_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_from_plain(v) for v in obj)
+    return obj
+
+
 def _worker(rank: int, world_size: int, init_file: str, assembly_data: dict, plan: dict, out_dir: str) -> None:
     import torch.distributed as dist
 
@@ -60,7 +89,7 @@ def _worker(rank: int, world_size: int, init_file: str, assembly_data: dict, pla
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         result = run_plan(Assembly.from_dict(assembly_data), plan)
-        torch.save(result, Path(out_dir) / f"result.rank{rank}.pt")
+        torch.save(_to_plain(result), Path(out_dir) / f"result.rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -81,7 +110,8 @@ def spawn_run(assembly, world_size: int, plan: Optional[dict] = None, *, workdir
     out_dir.mkdir()
     mp.spawn(_worker, args=(world_size, str(init_file), assembly.to_dict(), plan, str(out_dir)),
              nprocs=world_size, join=True)
-    per_rank = [torch.load(out_dir / f"result.rank{r}.pt", weights_only=False) for r in range(world_size)]
+    per_rank = [_from_plain(torch.load(out_dir / f"result.rank{r}.pt", weights_only=True))
+                for r in range(world_size)]
     return {**per_rank[0], "per_rank": per_rank}
 
 
