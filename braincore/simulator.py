@@ -186,6 +186,19 @@ def synapse_kind(synapse: Optional[dict], where: str) -> tuple:
     return kind, tau, E_rev
 
 
+def deliver_arriving(groups: list, slot: int) -> None:
+    """Move the ring-buffer slot ``slot`` (the input arriving this step) into each synaptic group's variable
+    (``h`` for alpha kernels, scaled by e so that a unit weight peaks at 1; ``x`` otherwise) and clear it.
+    Shared by :class:`Simulator` and the distributed engine."""
+    for group in groups:
+        arriving = group.ring[slot]
+        if group.kind == "alpha":
+            group.h += arriving * math.e
+        else:
+            group.x += arriving
+        arriving.zero_()
+
+
 def synaptic_drive(state, drive: Optional[Tensor], groups: list) -> tuple:
     """Apply a population's synaptic groups before its neuron step: instantaneous groups jump ``v`` (and are
     consumed), conductance groups add ``g (E_rev - v)``, current groups add their current to ``drive`` (the
@@ -461,13 +474,7 @@ class Simulator:
         slot = k % self.ring_length
         groups = self.groups
         # 1. deliver scheduled spikes and this step's external spikes
-        for group in groups:
-            arriving = group.ring[slot]
-            if group.kind == "alpha":
-                group.h += arriving * math.e
-            else:
-                group.x += arriving
-            arriving.zero_()
+        deliver_arriving(groups, slot)
         for inp in self.inputs:
             if inp.type == "poisson":
                 if k >= inp.start and (inp.stop is None or k < inp.stop):

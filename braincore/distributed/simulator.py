@@ -63,7 +63,8 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..graph import weight_dimension
 from ..neurons import get_model
 from ..neurons.base import ConfigError
-from ..simulator import DTYPES, _any_quantity, _quantity, synapse_factor, synapse_kind, synaptic_drive
+from ..simulator import (DTYPES, _any_quantity, _quantity, deliver_arriving, synapse_factor, synapse_kind,
+                         synaptic_drive)
 from ..synapses.csr import outgoing_rows, to_csr
 from ..synapses.delays import _parse as _parse_delay, delay_steps
 from ..synapses.weights import _parse_spec, lognormal_parameters
@@ -380,13 +381,7 @@ class DistributedSimulator:
     def _step(self) -> None:
         k = self.step_count
         slot = k % self.ring_length
-        for group in self.groups:
-            arriving = group.ring[slot]
-            if group.kind == "alpha":
-                group.h += arriving * math.e
-            else:
-                group.x += arriving
-            arriving.zero_()
+        deliver_arriving(self.groups, slot)
         for inp in self.inputs:
             if inp.type == "poisson" and k >= inp.start and (inp.stop is None or k < inp.stop):
                 group = self.groups[inp.group]
