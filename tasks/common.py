@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Iterable
 
 from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
 from braincore.neurons.base import ConfigError
 from braincore.progress import progress_bar
+
+
+def output_dir(options: dict) -> Path:
+    """The run's output folder (``options["out"]``, default ``braincore_out``), created if needed."""
+    out = Path(options.get("out") or "braincore_out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_setup(config: dict, options: dict) -> tuple[Path, bool]:
+    """What every task runner does first: its output folder, whether to show progress bars (``progress`` in the
+    config, unless ``options["no_progress"]``), and the torch thread count (``threads``, when the config has one
+    and sets it)."""
+    if config.get("threads"):
+        import torch
+
+        torch.set_num_threads(config["threads"])
+    return output_dir(options), bool(config["progress"]) and not options.get("no_progress")
 
 
 def config_key(config: dict, keys: Iterable[str], **extra: Any) -> str:
@@ -70,8 +89,6 @@ def training_field(**more) -> Record:
 def load_resumable(path, key: str, resume: bool) -> "dict | None":
     """The checkpoint at ``path`` if ``resume`` and it exists (``None`` otherwise); a checkpoint written under
     another config key is refused with a clear error rather than silently mixed in."""
-    from pathlib import Path
-
     from braincore.checkpoint import load_checkpoint
 
     path = Path(path)
@@ -83,5 +100,5 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
     return state
 
 
-__all__ = ["progress_bar", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
+__all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
            "params_field", "training_field", "load_resumable"]

@@ -41,6 +41,7 @@ from braincore.graph import Assembly
 from braincore.neurons.base import ConfigError
 from braincore.simulator import Simulator
 from regions.prefrontal import build as build_prefrontal
+from tasks.common import run_setup
 
 #: the decision circuit's defaults (Wang 2002's proportions: each pool 15 % of the excitatory cells)
 NETWORK_DEFAULTS = {"pools": 2, "pool_size": 80, "nonselective_size": 400, "inhibitory_size": 100}
@@ -188,9 +189,7 @@ def weibull_fit(c: np.ndarray, acc: np.ndarray, n: np.ndarray) -> tuple[float, f
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
     start = time.perf_counter()
-    out_dir = Path(options.get("out") or "braincore_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = config["progress"] and not options.get("no_progress")
+    out_dir, progress = run_setup(config, options)
     assembly = decision_assembly(config["network"], config["stimulus"], dt=config["dt"], bin_ms=config["bin"],
                                  backend=config["backend"], device=config["device"])
     coherences = [float(c) for c in config["coherences"]]

@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +53,7 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.desire_mlp import DesireMLP, DesireParams
 from braincore.neurons.base import ConfigError
 from tasks.common import (
+    run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
     training_field)
 
@@ -98,11 +98,7 @@ def _score(net: DesireMLP, images: torch.Tensor, labels: torch.Tensor, desc: str
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
-    out_dir = Path(options.get("out") or "braincore_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = config["progress"] and not options.get("no_progress")
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    out_dir, progress = run_setup(config, options)
     seed = config["seed"]
     params = DesireParams.from_mapping(config["network"])
     torch.manual_seed(seed)

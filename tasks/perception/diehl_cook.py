@@ -33,6 +33,7 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 from braincore.neurons.base import ConfigError
 from tasks.common import (
+    run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
     training_field)
 
@@ -163,9 +164,7 @@ def _config_key(config: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
-    out_dir = Path(options.get("out") or "braincore_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = config["progress"] and not options.get("no_progress")
+    out_dir, progress = run_setup(config, options)
     seed = config["seed"]
     params = DiehlCookParams.from_mapping(config["network"])
     torch.manual_seed(seed)

@@ -96,7 +96,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,6 +108,7 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
 from braincore.neurons.base import ConfigError
 from tasks.common import (
+    run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
     training_field)
 
@@ -203,9 +203,7 @@ def forgetting(matrix: list) -> tuple[list, float]:
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
-    out_dir = Path(options.get("out") or "braincore_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = config["progress"] and not options.get("no_progress")
+    out_dir, progress = run_setup(config, options)
     seed, mode = config["seed"], config["mode"]
     params = SpikingPCParams.from_mapping(config["network"])
     torch.manual_seed(seed)

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -71,7 +70,7 @@ from braincore.training.losses import LOSS_KINDS, REDUCTIONS, ClassificationLoss
 from braincore.training.models import LAYER_KINDS, READOUT_KINDS, build_classifier
 from braincore.training.trainer import (
     OPTIMIZERS, SCHEDULES, LRSchedule, TensorData, Trainer, resolve_device, seed_everything)
-from tasks.common import config_key, load_resumable
+from tasks.common import config_key, load_resumable, run_setup
 
 ENCODERS = ("rate", "poisson", "latency", "current", "rows", "spikes")
 SOURCES = ("idx", "spike_patterns")
@@ -414,11 +413,7 @@ def _config_key(config: dict) -> str:
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
     wall = time.perf_counter()
-    out_dir = Path(options.get("out") or "braincore_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = config["progress"] and not options.get("no_progress")
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    out_dir, progress = run_setup(config, options)
     try:
         device = resolve_device(config["device"])
     except ValueError as err:

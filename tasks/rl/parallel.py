@@ -24,12 +24,12 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from braincore.training import distributed as bd
+from tasks.common import output_dir
 
 RunOne = Callable[[dict, dict], dict]
 
@@ -57,8 +57,7 @@ def _run_seed(config: dict, seed: int, options: dict, run_one: RunOne) -> dict:
     cfg.pop("seeds", None)
     if cfg.get("_assembly") is not None:  # assembly-based agents read the simulator's seed from the assembly
         cfg["_assembly"].set_run(seed=seed)
-    out_dir = Path(options.get("out") or "braincore_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(options)
     log = out_dir / f"{cfg['name']}.log"
     start = time.perf_counter()
     with open(log, "w") as handle, contextlib.redirect_stdout(handle):

@@ -30,7 +30,7 @@ from braincore.assembly_config import SCHEMA as ASSEMBLY_SCHEMA
 from braincore.assembly_config import _semantic_check as assembly_check
 from braincore.checkpoint import save_checkpoint
 from braincore.config import AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
-from tasks.common import config_key, filled_record, load_resumable, progress_bar
+from tasks.common import config_key, filled_record, load_resumable, progress_bar, run_setup
 
 from .encoders import ObservationEncoder, check_action_space
 from .envs import evaluate, make_env
@@ -198,11 +198,7 @@ def run(config: dict, options: dict) -> dict:
 
 
 def run_single(config: dict, options: dict) -> dict:
-    out_dir = Path(options.get("out") or "braincore_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = config["progress"] and not options.get("no_progress")
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    out_dir, progress = run_setup(config, options)
     torch.manual_seed(config["seed"])
     env_id, kind = config["env"]["id"], config["agent"]
     probe = make_env(env_id, **config["env"]["kwargs"])
