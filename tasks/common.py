@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+
+import numpy as np
 from typing import Any, Iterable
 
 from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
@@ -86,6 +88,16 @@ def training_field(**more) -> Record:
     return filled_record(fields)
 
 
+def epoch_batch(indices, position: int, per_epoch: int, batch: int, seed) -> "tuple[int, np.ndarray]":
+    """The batch that starts at training sample ``position``: ``(epoch, sample indices)``. Each epoch shows
+    ``per_epoch`` samples of ``indices`` in the order of a permutation seeded by ``[*seed, epoch]`` (``seed`` an
+    int or a list of ints), so a run resumed at any position continues with exactly the same samples."""
+    epoch, offset = divmod(position, per_epoch)
+    key = [*seed, epoch] if isinstance(seed, (list, tuple)) else [seed, epoch]
+    order = indices[np.random.default_rng(key).permutation(len(indices))[:per_epoch]]
+    return epoch, order[offset:offset + min(batch, per_epoch - offset)]
+
+
 def load_resumable(path, key: str, resume: bool) -> "dict | None":
     """The checkpoint at ``path`` if ``resume`` and it exists (``None`` otherwise); a checkpoint written under
     another config key is refused with a clear error rather than silently mixed in."""
@@ -101,4 +113,4 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
 
 
 __all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
-           "params_field", "training_field", "load_resumable"]
+           "params_field", "training_field", "epoch_batch", "load_resumable"]

@@ -53,7 +53,7 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.desire_mlp import DesireMLP, DesireParams
 from braincore.neurons.base import ConfigError
 from tasks.common import (
-    run_setup,
+    epoch_batch, run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
     training_field)
 
@@ -147,9 +147,8 @@ def run(config: dict, options: dict) -> dict:
             bar.update(position)
             last_save = position
             while position < total:
-                epoch, offset = divmod(position, per_epoch)
-                order = train_idx[np.random.default_rng([seed, epoch]).permutation(len(train_idx))[:per_epoch]]
-                take = torch.as_tensor(order[offset:offset + min(batch, per_epoch - offset)])
+                epoch, take = epoch_batch(train_idx, position, per_epoch, batch, seed)
+                take = torch.as_tensor(take)
                 labels = train.labels[take]
                 start = time.perf_counter()
                 counts = train_batch(net, train.images[take], labels, epoch)

@@ -33,7 +33,7 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 from braincore.neurons.base import ConfigError
 from tasks.common import (
-    run_setup,
+    epoch_batch, run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
     training_field)
 
@@ -204,9 +204,7 @@ def run(config: dict, options: dict) -> dict:
             bar.update(position)
             last_save = position
             while position < total:
-                epoch, offset = divmod(position, per_epoch)
-                order = train_idx[np.random.default_rng([seed, epoch]).permutation(len(train_idx))[:per_epoch]]
-                take = order[offset:offset + min(batch, per_epoch - offset)]
+                epoch, take = epoch_batch(train_idx, position, per_epoch, batch, seed)
                 start = time.perf_counter()
                 if parallel:
                     counts_np, retries = run_workers(net, train.images[torch.as_tensor(take)], steps, config, True,

@@ -108,7 +108,7 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
 from braincore.neurons.base import ConfigError
 from tasks.common import (
-    run_setup,
+    epoch_batch, run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
     training_field)
 
@@ -300,9 +300,8 @@ def run(config: dict, options: dict) -> dict:
                 break
             phase = done_phases
             classes, epochs, idx, per_epoch = phases[phase]
-            epoch, offset = divmod(position - int(starts[phase]), per_epoch)
-            order = idx[np.random.default_rng([seed, phase, epoch]).permutation(len(idx))[:per_epoch]]
-            take = torch.as_tensor(order[offset:offset + min(batch, per_epoch - offset)])
+            epoch, take = epoch_batch(idx, position - int(starts[phase]), per_epoch, batch, [seed, phase])
+            take = torch.as_tensor(take)
             net.eta_scale = float(tr["eta_decay"]) ** epoch if mode == "standard" else 1.0
             start = time.perf_counter()
             info = train_step(net, baseline, train.images[take], train.labels[take])
