@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
-from typing import Any, Iterable
 
 from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
 from braincore.neurons.base import ConfigError
