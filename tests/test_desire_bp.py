@@ -261,7 +261,23 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
     assert drop_time(resumed["history"]) == drop_time(whole["history"])
     # a different configuration refuses the checkpoint
     with pytest.raises(ConfigError, match="another configuration"):
-        _run(_config(data, training={"epochs": 3, "samples": 64, "validation": 50}, batch=8), tmp_path / "cut")
+        _run(_config(data, training={"epochs": 2, "samples": 64, "validation": 50}, batch=4,
+                     evaluation={"test_samples": 50}), tmp_path / "cut")
+
+
+def test_more_epochs_extend_a_finished_run_exactly(tmp_path):
+    # the lr schedule lr exp(-decay epoch) does not depend on the total: 2 epochs, then the same config asking for
+    # 3, ends with the weights of a straight 3-epoch run
+    data = _dataset(tmp_path / "bars", n_train=300, n_test=50)
+    config = lambda epochs: _config(data, training={"epochs": epochs, "samples": 64, "validation": 50},  # noqa: E731
+                                    batch=8, evaluation={"test_samples": 50})
+    straight = _run(config(3), tmp_path / "straight")
+    _run(config(2), tmp_path / "extended")
+    extended = _run(config(3), tmp_path / "extended")
+    a = torch.load(tmp_path / "straight" / "dbp.ckpt", weights_only=True)["network"]["weights"]
+    b = torch.load(tmp_path / "extended" / "dbp.ckpt", weights_only=True)["network"]["weights"]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert extended["test_accuracy"] == straight["test_accuracy"] and len(extended["history"]) == 3
 
 
 def test_config_errors_name_line_and_key(tmp_path):

@@ -75,8 +75,11 @@ SCHEMA = Record({
 
 
 def _config_key(config: dict) -> str:
-    """What makes a checkpoint resumable: everything that changes training (not evaluation sizes)."""
-    return config_key(config, ("seed", "network", "batch", "dtype"), training=config["training"],
+    """What makes a checkpoint resumable: everything that changes training (not evaluation sizes, and not
+    ``training.epochs``: the learning-rate schedule does not depend on the total, so a run with more epochs
+    continues a finished one exactly as if it had been asked for them from the start)."""
+    training = {k: v for k, v in config["training"].items() if k != "epochs"}
+    return config_key(config, ("seed", "network", "batch", "dtype"), training=training,
                       data=config["data"]["name"])
 
 
@@ -88,7 +91,7 @@ def train_batch(net: DesireMLP, images: torch.Tensor, labels: torch.Tensor, epoc
 def _score(net: DesireMLP, images: torch.Tensor, labels: torch.Tensor, desc: str, progress: bool,
            chunk: int = 500) -> float:
     correct = 0
-    with progress_bar(images.shape[0], desc, progress) as bar:
+    with progress_bar(images.shape[0], desc, progress, unit="image") as bar:
         for start in range(0, images.shape[0], chunk):
             pred = net.predict(net.counts(images[start:start + chunk], chunk)).cpu()
             correct += int((pred == labels[start:start + chunk]).sum())
@@ -143,8 +146,7 @@ def run(config: dict, options: dict) -> dict:
     total = tr["epochs"] * per_epoch
     batch = config["batch"]
     if position < total:
-        with progress_bar(total, "training", progress) as bar:
-            bar.update(position)
+        with progress_bar(total, "training", progress, unit="sample", initial=position) as bar:
             last_save = position
             while position < total:
                 epoch, take = epoch_batch(train_idx, position, per_epoch, batch, seed)

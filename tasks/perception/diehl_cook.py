@@ -114,7 +114,7 @@ def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarra
         return _respond_parallel(net, images, steps, config, bar_desc, progress)
     batch = config["batch"] if net.backend == "torch" else 1
     out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
-    with progress_bar(images.shape[0], bar_desc, progress) as bar:
+    with progress_bar(images.shape[0], bar_desc, progress, unit="image") as bar:
         for start in range(0, images.shape[0], batch):
             chunk = images[start:start + batch]
             counts, _ = present_with_retries(net, chunk, steps, config["intensity"], config["min_spikes"], learn)
@@ -151,7 +151,7 @@ def run_workers(net: DiehlCookNetwork, images: torch.Tensor, steps: int, config:
 
 
 def _respond_parallel(net, images, steps, config, bar_desc, progress) -> np.ndarray:
-    with progress_bar(images.shape[0], bar_desc, progress) as bar:
+    with progress_bar(images.shape[0], bar_desc, progress, unit="image") as bar:
         out, _ = run_workers(net, images, steps, config, False, position=10 ** 9, bar=bar)
     return out
 
@@ -200,8 +200,7 @@ def run(config: dict, options: dict) -> dict:
     batch = config["batch"] if net.backend == "torch" or parallel else 1
     spikes_sum, retries_sum, shown = 0, 0, 0
     if position < total:
-        with progress_bar(total, "training", progress) as bar:
-            bar.update(position)
+        with progress_bar(total, "training", progress, unit="sample", initial=position) as bar:
             last_save = position
             while position < total:
                 epoch, take = epoch_batch(train_idx, position, per_epoch, batch, seed)

@@ -286,8 +286,7 @@ def run(config: dict, options: dict) -> dict:
 
     batch = config["batch"]
     rate_sum, shown = 0.0, 0
-    with progress_bar(total, "training", progress) as bar:
-        bar.update(position)
+    with progress_bar(total, "training", progress, unit="sample", initial=position) as bar:
         last_save = position
         while True:
             # evaluations owed at the ends of finished phases (split mode), before training further
