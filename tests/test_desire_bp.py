@@ -158,6 +158,51 @@ def test_network_step_matches_the_rule_applied_by_hand():
     assert net.learning_rate(10) == pytest.approx(0.01 * np.exp(-0.4))
 
 
+def _step_by_step(net: DesireMLP, images: torch.Tensor, delay: int) -> list:
+    """Independent reference: the network advanced one time step at a time, every layer in turn (as the authors'
+    loop), a hidden layer's spike of step t reaching the next layer at step t + delay."""
+    x = encode(images, net.steps, torch.float64)
+    B, T = x.shape[0], net.steps
+    out = [x] + [torch.zeros(B, T, w.shape[0], dtype=torch.float64) for w in net.weights]
+    v = [torch.zeros(B, w.shape[0], dtype=torch.float64) for w in net.weights]
+    for t in range(T):
+        for l, w in enumerate(net.weights):
+            src = t if l == 0 else t - delay
+            inp = out[l][:, src] if src >= 0 else torch.zeros(B, w.shape[1], dtype=torch.float64)
+            v[l] = 0.75 * v[l] + inp @ w.t()
+            fired = (v[l] >= 1.0).double()
+            v[l] -= fired
+            out[l + 1][:, t] = fired
+    return out
+
+
+@pytest.mark.parametrize("delay", [0, 1, 2])
+def test_layer_delay_matches_a_step_by_step_simulation(delay):
+    p = DesireParams.from_mapping({"n_in": 6, "hidden": [10, 8], "n_out": 3, "dropout_hid": 0.0, "steps": 12,
+                                   "init_gain": 8.0, "layer_delay": delay, "lr": 0.01})
+    net = DesireMLP(p, seed=5, dtype=torch.float64)
+    images = torch.randint(0, 256, (4, 6), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    spikes, _ = net.forward(images)
+    want = _step_by_step(net, images, delay)
+    for got, ref in zip(spikes, want):
+        assert torch.equal(got, ref)
+    assert all(s.sum() > 0 for s in spikes)  # every layer spikes: the comparison is not vacuous
+    if delay:  # nothing reaches layer l before step (l - 1) * delay
+        assert spikes[3][:, :delay].sum() == 0 and spikes[2][:, :delay].sum() == 0
+    # learning pairs each post spike with the trace of the input the layer actually received
+    w0 = [w.clone() for w in net.weights]
+    labels = torch.tensor([0, 1, 2, 0])
+    counts = [s.sum(1) for s in want]
+    d3 = rule.output_desire(counts[3], labels, 12)
+    d2 = rule.propagate_desire(d3, counts[3], w0[2], 12)
+    d1 = rule.propagate_desire(d2, counts[2], w0[1], 12)
+    delayed = [want[0]] + [torch.cat([torch.zeros_like(s[:, :delay]), s[:, :12 - delay]], 1) for s in want[1:3]]
+    net.train_step(images, labels)
+    for l, d in enumerate((d1, d2, d3)):
+        want_w = w0[l] + rule.desire_stdp_delta(d, rule.presynaptic_traces(delayed[l], 0.75), want[l + 1], 0.01)
+        torch.testing.assert_close(net.weights[l], want_w)
+
+
 def test_network_state_round_trips_and_checks_sizes():
     p = DesireParams.from_mapping({"n_in": 16, "hidden": [8], "n_out": 4})
     a, b = DesireMLP(p, seed=1), DesireMLP(p, seed=2)
@@ -181,6 +226,8 @@ def test_bad_parameters_are_reported():
         DesireParams.from_mapping({"steps": 4, "error_margin": 4})
     with pytest.raises(ConfigError, match="thetta_out"):
         DesireParams.from_mapping({"thetta_out": 0.3})
+    with pytest.raises(ConfigError, match="layer_delay must be"):
+        DesireParams.from_mapping({"steps": 4, "error_margin": 1, "layer_delay": 4})
 
 
 # ------------------------------------------------------------------------------------------ the task

@@ -20,9 +20,13 @@ subtraction)::
 
     v(t) = beta v(t-1) + sum_i W[j, i] s_i(t);   o_j(t) = [v(t) >= v_th];   v(t) -= v_th o_j(t)
 
-A layer's output at step ``t`` is computed from its input at the same step (no synaptic delay), so the whole
-network is evaluated layer by layer with all ``T`` input currents in one matrix product, then the membrane
-recursion over ``T``.
+With ``layer_delay = 0`` (default) a layer's output at step ``t`` is computed from its input at the same step;
+with ``layer_delay = k`` every hidden layer's spikes reach the next layer ``k`` steps later (the first layer still
+sees the pixels without delay): ``s_in^{(l)}(t) = s^{(l-1)}(t - k)``, zero for ``t < k``. The authors' code has
+``k = 1`` (each layer reads the previous layer's spike buffer of the step before), so there the second hidden layer
+sees ``T - 1`` and the output ``T - 2`` steps of input. Either way the whole network is evaluated layer by layer
+with all ``T`` input currents in one matrix product, then the membrane recursion over ``T``; the STDP traces are
+those of the (delayed) input the layer actually received.
 
 **Dropout** (training only, the code's defaults 0.0 on the input, 0.3 on the hidden layers, none on the
 output): one Bernoulli mask per sample and neuron, fixed over the ``T`` steps; a dropped neuron never spikes,
@@ -72,6 +76,8 @@ class DesireParams(NeuronParams):
     reduction: Any = param("sum", "choice", "batch updates: 'sum' (per-sample lr, as online) or 'mean'",
                            choices=("sum", "mean"))
     init_gain: Any = param(2.0, "dimensionless", "initial weights ~ N(0, init_gain / N_pre) (Kaiming: 2)")
+    layer_delay: Any = param(0, "dimensionless", "steps a hidden layer's spikes take to reach the next layer "
+                                                  "(the authors' code: 1)")
 
     def check(self) -> list[str]:
         problems = super().check()
@@ -90,6 +96,9 @@ class DesireParams(NeuronParams):
         for name in ("theta_out", "theta_hid", "lr", "lr_decay", "error_margin", "init_gain"):
             if float(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        delay = self.layer_delay
+        if isinstance(delay, bool) or not (float(delay) == int(delay) and 0 <= int(delay) < float(self.steps)):
+            problems.append(f"layer_delay must be an integer number of steps in 0..steps-1, got {delay!r}")
         if float(self.steps) - float(self.error_margin) <= 0:
             problems.append(f"error_margin must be < steps ({self.steps!r}), got {self.error_margin!r}")
         for name in ("dropout_in", "dropout_hid"):
@@ -181,13 +190,22 @@ class DesireMLP:
         for l, w in enumerate(self.weights):
             last = l == self.n_layers - 1
             p = float(self.p.dropout_hid) if (train and not last) else 0.0
-            inp = spikes[l] if masks[l] is None else spikes[l] / (1.0 - self._p_of(l))
+            inp = self.layer_input(spikes, l)
+            inp = inp if masks[l] is None else inp / (1.0 - self._p_of(l))
             B, T, n_pre = inp.shape
             current = (inp.reshape(B * T, n_pre) @ w.t()).reshape(B, T, -1)
             m = self._mask(B, w.shape[0], p)
             spikes.append(self._lif(current, m))
             masks.append(m)
         return spikes, masks
+
+    def layer_input(self, spikes: list[Tensor], layer: int) -> Tensor:
+        """The 0/1 spike train ``[B, T, N_pre]`` that ``weights[layer]`` receives: ``spikes[layer]`` delayed by
+        ``layer_delay`` steps for every layer after the first (zeros shifted in)."""
+        s, k = spikes[layer], int(self.p.layer_delay)
+        if layer == 0 or k == 0:
+            return s
+        return torch.cat([torch.zeros_like(s[:, :k]), s[:, :-k]], dim=1)
 
     def _p_of(self, layer: int) -> float:
         return float(self.p.dropout_in) if layer == 0 else float(self.p.dropout_hid)
@@ -210,7 +228,7 @@ class DesireMLP:
         lr = self.learning_rate(epoch)
         beta = float(p.beta)
         for l in range(self.n_layers):
-            traces = rule.presynaptic_traces(spikes[l], beta)
+            traces = rule.presynaptic_traces(self.layer_input(spikes, l), beta)
             rule.desire_stdp_update(self.weights[l], desires[l + 1], traces, spikes[l + 1], lr, p.reduction,
                                     masks[l + 1])
         return counts[-1]
