@@ -156,6 +156,12 @@ def test_network_step_matches_the_rule_applied_by_hand():
     assert any(not torch.equal(a, b) for a, b in zip(net.weights, w0))  # something learned
     # the learning rate decays by exp(-lr_decay epoch)
     assert net.learning_rate(10) == pytest.approx(0.01 * np.exp(-0.4))
+    # milestones multiply by lr_gamma from their epoch on
+    stepped = DesireMLP(DesireParams.from_mapping({"n_in": 4, "hidden": [6], "n_out": 3, "lr": 0.01,
+                                                   "lr_milestones": [5, 8], "lr_gamma": 0.5}))
+    assert stepped.learning_rate(4) == pytest.approx(0.01 * np.exp(-0.16))
+    assert stepped.learning_rate(5) == pytest.approx(0.01 * np.exp(-0.2) * 0.5)
+    assert stepped.learning_rate(9) == pytest.approx(0.01 * np.exp(-0.36) * 0.25)
 
 
 def _step_by_step(net: DesireMLP, images: torch.Tensor, delay: int) -> list:
@@ -226,6 +232,8 @@ def test_bad_parameters_are_reported():
         DesireParams.from_mapping({"steps": 4, "error_margin": 4})
     with pytest.raises(ConfigError, match="thetta_out"):
         DesireParams.from_mapping({"thetta_out": 0.3})
+    with pytest.raises(ConfigError, match="lr_milestones must be"):
+        DesireParams.from_mapping({"lr_milestones": [3.5]})
     with pytest.raises(ConfigError, match="layer_delay must be"):
         DesireParams.from_mapping({"steps": 4, "error_margin": 1, "layer_delay": 4})
 

@@ -70,7 +70,10 @@ class DesireParams(NeuronParams):
     theta_hid: Any = param(rule.THETA_HID, "dimensionless", "hidden desire threshold")
     error_margin: Any = param(rule.ERROR_MARGIN, "dimensionless", "spikes short of T that count as rate 1")
     lr: Any = param(rule.LEARNING_RATE, "dimensionless", "learning rate per sample (epoch 0)")
-    lr_decay: Any = param(0.04, "dimensionless", "lr(epoch) = lr exp(-lr_decay epoch)")
+    lr_decay: Any = param(0.04, "dimensionless", "lr(epoch) = lr exp(-lr_decay epoch) lr_gamma^(milestones passed)")
+    lr_milestones: Any = param((), "choice", "epochs (0-based) from which the lr is multiplied by lr_gamma once more "
+                                             "(a step decay on top of the exponential one; the code: none)")
+    lr_gamma: Any = param(0.1, "dimensionless", "factor applied at each of lr_milestones")
     dropout_in: Any = param(0.0, "dimensionless", "dropout probability of the input neurons")
     dropout_hid: Any = param(0.3, "dimensionless", "dropout probability of the hidden neurons")
     reduction: Any = param("sum", "choice", "batch updates: 'sum' (per-sample lr, as online) or 'mean'",
@@ -93,7 +96,11 @@ class DesireParams(NeuronParams):
             problems.append(f"v_th must be > 0, got {self.v_th!r}")
         if not 0.0 <= float(self.beta) <= 1.0:
             problems.append(f"beta must be in [0, 1], got {self.beta!r}")
-        for name in ("theta_out", "theta_hid", "lr", "lr_decay", "error_margin", "init_gain"):
+        ms = self.lr_milestones
+        if isinstance(ms, (str, bytes)) or not isinstance(ms, Sequence) or \
+                not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in ms):
+            problems.append(f"lr_milestones must be a list of epochs (integers >= 0), got {ms!r}")
+        for name in ("theta_out", "theta_hid", "lr", "lr_decay", "lr_gamma", "error_margin", "init_gain"):
             if float(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)!r}")
         delay = self.layer_delay
@@ -211,7 +218,10 @@ class DesireMLP:
         return float(self.p.dropout_in) if layer == 0 else float(self.p.dropout_hid)
 
     def learning_rate(self, epoch: int) -> float:
-        return float(self.p.lr) * math.exp(-float(self.p.lr_decay) * epoch)
+        """``lr exp(-lr_decay epoch) lr_gamma^(number of lr_milestones <= epoch)``: the same for a given epoch
+        whatever the total number of epochs (so a longer run continues a shorter one exactly)."""
+        passed = sum(1 for m in self.p.lr_milestones if epoch >= m)
+        return float(self.p.lr) * math.exp(-float(self.p.lr_decay) * epoch) * float(self.p.lr_gamma) ** passed
 
     def train_step(self, images: Tensor, labels: Tensor, epoch: int = 0) -> Tensor:
         """One batched desire-backpropagation step; returns the output spike counts ``[B, n_out]`` (training
