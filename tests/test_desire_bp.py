@@ -347,8 +347,9 @@ def test_config_errors_name_line_and_key(tmp_path):
     assert "dbp.yaml:5" in message and "network_x" in message
 
 
-def test_bundled_config_is_valid():
-    kind, config = load_config(ROOT / "configs" / "perception" / "desire_bp.yaml")
+@pytest.mark.parametrize("name", ["desire_bp.yaml", "desire_bp_paper.yaml"])
+def test_bundled_configs_are_valid(name):
+    kind, config = load_config(ROOT / "configs" / "perception" / name)
     assert kind.name == "desire_bp"
     p = DesireParams.from_mapping(config["network"])
     assert p.sizes[0] == 784 and p.sizes[-1] == 10 and int(p.steps) == 20
