@@ -53,17 +53,16 @@ transcriptions of the table, e.g. Brian2's ``Naud_et_al_2008_adex_firing_pattern
 spike-detection level the presets take as ``V_cut`` (any cut-off well above ``V_T`` gives nearly the same
 spike times, since ``V`` diverges quickly past ``V_T``). The tests check that each set produces its named
 pattern under its current; at 180 pA the ``transient`` set fires a single onset spike before falling silent.
+
+The model is defined once, as equations (:data:`ADEX_DEFINITION`); every engine's step is generated from it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
-
 import torch
 
-from .base import NeuronModel, NeuronParams, _any_le, countdown, param, refractory_steps, reset_membrane
-
-Tensor = torch.Tensor
+from ..equations import NeuronDefinition
+from .base import _any_le
+from .defined import define_model, pure_step
 
 #: nA / pF expressed in mV / ms
 NA_PER_PF_IN_MV_PER_MS = 1000.0
@@ -72,73 +71,51 @@ NS_MV_IN_NA = 1e-3
 #: upper bound of the exponent (V - V_T)/Delta_T (overflow guard; see the module docstring)
 EXP_ARG_MAX = 50.0
 
+ADEX_DEFINITION = NeuronDefinition(
+    name="adex",
+    params={
+        "C": (281.0, "capacitance", "membrane capacitance"),
+        "g_L": (30.0, "conductance", "leak conductance"),
+        "E_L": (-70.6, "voltage", "leak reversal potential (and initial potential)"),
+        "V_T": (-50.4, "voltage", "threshold (rheobase) potential of the exponential term"),
+        "Delta_T": (2.0, "voltage", "slope factor of the exponential term"),
+        "tau_w": (144.0, "time", "adaptation time constant"),
+        "a": (4.0, "conductance", "subthreshold adaptation coupling"),
+        "b": (0.0805, "current", "spike-triggered adaptation increment"),
+        "V_r": (-70.6, "voltage", "reset potential"),
+        "V_cut": (-40.4, "voltage", "spike cut-off: V >= V_cut is a spike (default V_T + 5 Delta_T)"),
+        "t_ref": (0.0, "time", "absolute refractory period (V clamped at V_r, w keeps evolving)"),
+    },
+    state={"v": ("voltage", "E_L"), "w": ("current", "0")},
+    expressions={"spike_current": f"g_L*Delta_T*exp(min((v - V_T)/Delta_T, {EXP_ARG_MAX}))"},
+    equations=("dv/dt = (g_L*(E_L - v) + spike_current + I - w) / C",
+               "dw/dt = (-w + a*(v - E_L)) / tau_w"),
+    threshold="v >= V_cut",
+    reset=("v = V_r", "w = w + b"),
+    refractory="t_ref", clamped=("v",),
+    methods=("euler",),
+    input_unit="nA",
+)
 
-class AdExState(NamedTuple):
-    """``v`` membrane potential (mV), ``w`` adaptation current (nA), ``refrac`` refractory steps left;
-    all ``[B, N]``."""
 
-    v: Tensor
-    w: Tensor
-    refrac: Tensor
-
-
-@dataclass(frozen=True)
-class AdExParams(NeuronParams):
-    """Parameters of :class:`AdEx` (defaults: Brette & Gerstner 2005, regular spiking)."""
-
-    C: Any = param(281.0, "capacitance", "membrane capacitance")
-    g_L: Any = param(30.0, "conductance", "leak conductance")
-    E_L: Any = param(-70.6, "voltage", "leak reversal potential (and initial potential)")
-    V_T: Any = param(-50.4, "voltage", "threshold (rheobase) potential of the exponential term")
-    Delta_T: Any = param(2.0, "voltage", "slope factor of the exponential term")
-    tau_w: Any = param(144.0, "time", "adaptation time constant")
-    a: Any = param(4.0, "conductance", "subthreshold adaptation coupling")
-    b: Any = param(0.0805, "current", "spike-triggered adaptation increment")
-    V_r: Any = param(-70.6, "voltage", "reset potential")
-    V_cut: Any = param(-40.4, "voltage", "spike cut-off: V >= V_cut is a spike (default V_T + 5 Delta_T)")
-    t_ref: Any = param(0.0, "time", "absolute refractory period (V clamped at V_r, w keeps evolving)")
-
-    def check(self) -> list[str]:
-        problems = super().check()
-        if _any_le(self.g_L, 0.0):
-            problems.append(f"g_L must be > 0 nS, got {self.g_L}")
-        if _any_le(self.Delta_T, 0.0):
-            problems.append(f"Delta_T must be > 0 mV, got {self.Delta_T}")
-            return problems
-        v_t, delta_t = torch.as_tensor(self.V_T), torch.as_tensor(self.Delta_T)
-        v_cut, v_r = torch.as_tensor(self.V_cut), torch.as_tensor(self.V_r)
-        if _any_le(v_cut - v_t, 0.0):
-            problems.append(f"V_cut must lie above V_T, got V_cut = {self.V_cut} mV and V_T = {self.V_T} mV")
-        if _any_le(v_t + EXP_ARG_MAX * delta_t - v_cut, -1e-12):
-            problems.append(f"V_cut must be <= V_T + {EXP_ARG_MAX:g} Delta_T (beyond it the exponential's "
-                            f"overflow guard would alter the dynamics), got V_cut = {self.V_cut} mV")
-        if _any_le(v_cut - v_r, 0.0):
-            problems.append(f"the reset V_r must lie below V_cut, got V_r = {self.V_r} mV and "
-                            f"V_cut = {self.V_cut} mV")
+def _check(self) -> list[str]:
+    problems: list[str] = []
+    if _any_le(self.g_L, 0.0):
+        problems.append(f"g_L must be > 0 nS, got {self.g_L}")
+    if _any_le(self.Delta_T, 0.0):
+        problems.append(f"Delta_T must be > 0 mV, got {self.Delta_T}")
         return problems
-
-
-def adex_step(state: AdExState, current: Tensor, p: AdExParams, dt: float, method: str = "euler",
-              spike_fn=None) -> tuple[Tensor, AdExState]:
-    """Pure AdEx step from ``t_k`` to ``t_k + dt`` (ms); ``current`` ``[B, N]`` in nA.
-
-    Returns ``(spikes, state)``. Forward Euler from the old ``(V, w)``; refractory neurons keep ``V``.
-    """
-    if method != "euler":
-        raise ValueError(f"AdEx: unknown method {method!r}")
-    refrac, active = countdown(state.refrac)
-    v, w = state.v, state.w
-    spike_current = p.g_L * p.Delta_T * torch.exp(torch.clamp((v - p.V_T) / p.Delta_T, max=EXP_ARG_MAX))
-    dv = (p.g_L * (p.E_L - v) + spike_current + NA_PER_PF_IN_MV_PER_MS * (current - w)) / p.C
-    dw = (NS_MV_IN_NA * p.a * (v - p.E_L) - w) / p.tau_w
-    v = torch.where(active, v + dt * dv, v)
-    w = w + dt * dw
-    distance = v - p.V_cut
-    spikes = (spike_fn(distance) if spike_fn is not None else (distance >= 0).to(v.dtype)) * active
-    v = reset_membrane(v, spikes, p.V_r, p.V_cut, "value")
-    w = w + spikes * p.b
-    refrac = torch.where(spikes > 0, torch.full_like(refrac, refractory_steps(p.t_ref, dt)), refrac)
-    return spikes, AdExState(v, w, refrac)
+    v_t, delta_t = torch.as_tensor(self.V_T), torch.as_tensor(self.Delta_T)
+    v_cut, v_r = torch.as_tensor(self.V_cut), torch.as_tensor(self.V_r)
+    if _any_le(v_cut - v_t, 0.0):
+        problems.append(f"V_cut must lie above V_T, got V_cut = {self.V_cut} mV and V_T = {self.V_T} mV")
+    if _any_le(v_t + EXP_ARG_MAX * delta_t - v_cut, -1e-12):
+        problems.append(f"V_cut must be <= V_T + {EXP_ARG_MAX:g} Delta_T (beyond it the exponential's "
+                        f"overflow guard would alter the dynamics), got V_cut = {self.V_cut} mV")
+    if _any_le(v_cut - v_r, 0.0):
+        problems.append(f"the reset V_r must lie below V_cut, got V_r = {self.V_r} mV and "
+                        f"V_cut = {self.V_cut} mV")
+    return problems
 
 
 #: Naud et al. 2008, Table 1 (see the module docstring); V_T -50 mV, Delta_T 2 mV, V_cut 0 mV throughout.
@@ -161,26 +138,14 @@ def _naud_preset(C: float, g_L: float, E_L: float, a: float, tau_w: float, b_pA:
             "b": f"{b_pA:g} pA", "V_r": V_r, "V_cut": 0.0}
 
 
-class AdEx(NeuronModel):
-    """Adaptive exponential integrate-and-fire neuron. Equations, units and presets: see :mod:`.adex`.
+ADEX_DEFINITION.presets.update({name: _naud_preset(*values) for name, values in _NAUD_2008.items()})
+
+AdEx = define_model(ADEX_DEFINITION, "AdEx", check=_check, doc="""Adaptive exponential integrate-and-fire neuron.
+Equations, units and presets: see :mod:`braincore.neurons.adex`.
 
     >>> import torch
     >>> cells = AdEx(3, t_ref="2 ms")
     >>> spikes, state = cells(torch.full((1, 3), 1.0))   # one 0.1 ms step under 1 nA
-    """
-
-    name = "adex"
-    params_cls = AdExParams
-    state_cls = AdExState
-    methods = ("euler",)
-    input_unit = "nA"
-    presets = {name: _naud_preset(*values) for name, values in _NAUD_2008.items()}
-
-    def initial_state(self, batch_size: int = 1, *, device=None, dtype=torch.float32) -> AdExState:
-        shape = (batch_size, self.size)
-        zeros = torch.zeros(shape, device=device, dtype=dtype)
-        v = zeros + torch.as_tensor(self.params.E_L, dtype=dtype, device=device)
-        return AdExState(v, zeros.clone(), zeros.clone())
-
-    def step(self, state: AdExState, current: Tensor) -> tuple[Tensor, AdExState]:
-        return adex_step(state, current, self.params, self.dt, self.method, self.spike_fn)
+""")
+AdExParams, AdExState = AdEx.params_cls, AdEx.state_cls
+adex_step = pure_step(AdEx)

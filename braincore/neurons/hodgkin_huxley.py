@@ -42,180 +42,98 @@ potential is strictly above ``v_spike`` and the neuron was not already above it 
 The state variable ``above`` (1.0 or 0.0, in the state's dtype) records ``V > v_spike`` after each step; it
 starts at 0 (Brian2's ``not_refractory`` starts True). The spike is stamped at ``t_k``, the step start
 (:mod:`braincore.neurons.base`).
+
+The model is defined once, as equations (:data:`HH_DEFINITION`); every engine's step, the rate functions
+:func:`hh_rates` and the steady states :func:`hh_steady_state` are derived from it.
 """
 from __future__ import annotations
 
 import warnings
-
-from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any
 
 import torch
 
-from .base import NeuronModel, NeuronParams, _any_le, _any_lt, _show, filled, param
+from ..equations import NeuronDefinition
+from .base import _any_le, _any_lt, _show
+from .defined import DefinedModel, define_model, expression_function, pure_step
 
 Tensor = torch.Tensor
 
 #: temperature (degC) at which the rate functions hold unscaled (phi = 1)
 REFERENCE_TEMPERATURE = 6.3
 
-#: below this |y| the function y / (1 - exp(-y)) is evaluated by its series 1 + y/2
-_SERIES_BOUND = 1e-6
+_RATES = {
+    "alpha_m": "1/exprel(-(v + 40*mV)/(10*mV)) / ms",
+    "beta_m": "4*exp(-(v + 65*mV)/(18*mV)) / ms",
+    "alpha_h": "0.07*exp(-(v + 65*mV)/(20*mV)) / ms",
+    "beta_h": "1/(1 + exp(-(v + 35*mV)/(10*mV))) / ms",
+    "alpha_n": "0.1/exprel(-(v + 55*mV)/(10*mV)) / ms",
+    "beta_n": "0.125*exp(-(v + 65*mV)/(80*mV)) / ms",
+}
+
+HH_DEFINITION = NeuronDefinition(
+    name="hh",
+    params={
+        "C_m": (1.0, "capacitance_density", "membrane capacitance"),
+        "g_Na": (120.0, "conductance_density", "maximal sodium conductance"),
+        "g_K": (36.0, "conductance_density", "maximal potassium conductance"),
+        "g_L": (0.3, "conductance_density", "leak conductance"),
+        "E_Na": (50.0, "voltage", "sodium reversal potential"),
+        "E_K": (-77.0, "voltage", "potassium reversal potential"),
+        "E_L": (-54.387, "voltage", "leak reversal potential"),
+        "temperature": (REFERENCE_TEMPERATURE, "temperature", "temperature; rates scale by Q10 per 10 degC"),
+        "Q10": (3.0, "dimensionless", "temperature coefficient of the gating rates"),
+        "v_rest": (-65.0, "voltage", "initial potential (the gates start at their steady state there)"),
+        "v_spike": (-20.0, "voltage", "spike detection level: a spike is an upward crossing"),
+    },
+    state={"v": ("voltage", "v_rest"),
+           "m": ("dimensionless", "alpha_m/(alpha_m + beta_m)"),
+           "h": ("dimensionless", "alpha_h/(alpha_h + beta_h)"),
+           "n": ("dimensionless", "alpha_n/(alpha_n + beta_n)"),
+           "above": ("dimensionless", "0")},
+    expressions={"phi": f"Q10**((temperature - {REFERENCE_TEMPERATURE}*degC)/(10*degC))", **_RATES},
+    equations=("dv/dt = (I - g_Na*m**3*h*(v - E_Na) - g_K*n**4*(v - E_K) - g_L*(v - E_L)) / C_m",
+               "dm/dt = phi*(alpha_m*(1 - m) - beta_m*m)",
+               "dh/dt = phi*(alpha_h*(1 - h) - beta_h*h)",
+               "dn/dt = phi*(alpha_n*(1 - n) - beta_n*n)"),
+    threshold="v > v_spike and above == 0",
+    after=("above = v > v_spike",),
+    methods=("exponential_euler", "rk4", "euler"),
+    input_unit="uA/cm2",
+)
 
 
-class HHState(NamedTuple):
-    """``v`` membrane potential (mV); ``m``, ``h``, ``n`` gating variables; ``above`` 1.0 where ``v`` was
-    above ``v_spike`` after the last step (spike detection). All ``[B, N]`` in one dtype."""
-
-    v: Tensor
-    m: Tensor
-    h: Tensor
-    n: Tensor
-    above: Tensor
-
-
-@dataclass(frozen=True)
-class HHParams(NeuronParams):
-    """Parameters of :class:`HodgkinHuxley` (defaults: the squid giant axon at 6.3 degC)."""
-
-    C_m: Any = param(1.0, "capacitance_density", "membrane capacitance")
-    g_Na: Any = param(120.0, "conductance_density", "maximal sodium conductance")
-    g_K: Any = param(36.0, "conductance_density", "maximal potassium conductance")
-    g_L: Any = param(0.3, "conductance_density", "leak conductance")
-    E_Na: Any = param(50.0, "voltage", "sodium reversal potential")
-    E_K: Any = param(-77.0, "voltage", "potassium reversal potential")
-    E_L: Any = param(-54.387, "voltage", "leak reversal potential")
-    temperature: Any = param(REFERENCE_TEMPERATURE, "temperature", "temperature; rates scale by Q10 per 10 degC")
-    Q10: Any = param(3.0, "dimensionless", "temperature coefficient of the gating rates")
-    v_rest: Any = param(-65.0, "voltage", "initial potential (the gates start at their steady state there)")
-    v_spike: Any = param(-20.0, "voltage", "spike detection level: a spike is an upward crossing")
-
-    def check(self) -> list[str]:
-        problems = super().check()
-        for name in ("g_Na", "g_K", "g_L"):
-            value = getattr(self, name)
-            if _any_lt(value, 0.0):
-                problems.append(f"{name} must be >= 0 mS/cm2, got {_show(value)}")
-        if _any_le(self.Q10, 0.0):
-            problems.append(f"Q10 must be > 0, got {_show(self.Q10)}")
-        return problems
+def _check(self) -> list[str]:
+    problems: list[str] = []
+    for name in ("g_Na", "g_K", "g_L"):
+        value = getattr(self, name)
+        if _any_lt(value, 0.0):
+            problems.append(f"{name} must be >= 0 mS/cm2, got {_show(value)}")
+    if _any_le(self.Q10, 0.0):
+        problems.append(f"Q10 must be > 0, got {_show(self.Q10)}")
+    return problems
 
 
-def temperature_factor(p: HHParams) -> Any:
+def temperature_factor(p: Any) -> Any:
     """``phi = Q10 ** ((temperature - 6.3) / 10)``, the factor on every gating rate (a float or a tensor)."""
-    return p.Q10 ** ((p.temperature - REFERENCE_TEMPERATURE) / 10.0)
+    return expression_function(HH_DEFINITION, "phi")(Q10=p.Q10, temperature=p.temperature)
 
 
-def _linoid(u: Tensor, k: float) -> Tensor:
-    """``u / (1 - exp(-u / k))``, finite (value ``k``) and smooth at ``u = 0``."""
-    y = u / k
-    small = y.abs() < _SERIES_BOUND
-    y_safe = torch.where(small, torch.ones_like(y), y)
-    return k * torch.where(small, 1.0 + 0.5 * y, y_safe / -torch.expm1(-y_safe))
-
-
-def hh_rates(v: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+def hh_rates(v: Any) -> tuple:
     """The opening and closing rates ``((alpha_m, beta_m), (alpha_h, beta_h), (alpha_n, beta_n))`` in 1/ms at
-    6.3 degC, for ``v`` in mV."""
-    alpha_m = 0.1 * _linoid(v + 40.0, 10.0)
-    beta_m = 4.0 * torch.exp(-(v + 65.0) / 18.0)
-    alpha_h = 0.07 * torch.exp(-(v + 65.0) / 20.0)
-    beta_h = 1.0 / (1.0 + torch.exp(-(v + 35.0) / 10.0))
-    alpha_n = 0.01 * _linoid(v + 55.0, 10.0)
-    beta_n = 0.125 * torch.exp(-(v + 65.0) / 80.0)
-    return (alpha_m, beta_m), (alpha_h, beta_h), (alpha_n, beta_n)
+    6.3 degC, for ``v`` in mV (from the definition's expressions)."""
+    values = [expression_function(HH_DEFINITION, name)(v=v) for name in _RATES]
+    return (values[0], values[1]), (values[2], values[3]), (values[4], values[5])
 
 
-def hh_steady_state(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def hh_steady_state(v: Tensor) -> tuple:
     """``(m_inf, h_inf, n_inf)`` at the potential ``v`` (mV): ``alpha / (alpha + beta)`` for each gate."""
     (am, bm), (ah, bh), (an, bn) = hh_rates(v)
     return am / (am + bm), ah / (ah + bh), an / (an + bn)
 
 
-Variables = tuple[Tensor, Tensor, Tensor, Tensor]
-
-
-def _relaxation(y: Variables, current: Tensor, p: HHParams, phi: Any) -> list[tuple[Tensor, Tensor]]:
-    """For each of ``(v, m, h, n)`` the pair ``(k_x, x_inf)`` with ``dx/dt = k_x (x_inf - x)``, evaluated at
-    ``y``. ``k_x`` and ``x_inf`` do not depend on ``x`` itself (the system is conditionally linear)."""
-    v, m, h, n = y
-    g_na = p.g_Na * m ** 3 * h
-    g_k = p.g_K * n ** 4
-    g_tot = g_na + g_k + p.g_L
-    v_inf = (current + g_na * p.E_Na + g_k * p.E_K + p.g_L * p.E_L) / g_tot
-    pairs = [(g_tot / p.C_m, v_inf)]
-    for alpha, beta in hh_rates(v):
-        rate = alpha + beta
-        pairs.append((phi * rate, alpha / rate))
-    return pairs
-
-
-def _derivatives(y: Variables, current: Tensor, p: HHParams, phi: Any) -> Variables:
-    """``(dv/dt, dm/dt, dh/dt, dn/dt)`` at ``y`` (mV/ms and 1/ms)."""
-    return tuple(k * (x_inf - x) for x, (k, x_inf) in zip(y, _relaxation(y, current, p, phi)))  # type: ignore
-
-
-def _exponential_euler(y: Variables, current: Tensor, p: HHParams, phi: Any, dt: float) -> Variables:
-    return tuple(x_inf + (x - x_inf) * torch.exp(-k * dt)  # type: ignore[return-value]
-                 for x, (k, x_inf) in zip(y, _relaxation(y, current, p, phi)))
-
-
-def _euler(y: Variables, current: Tensor, p: HHParams, phi: Any, dt: float) -> Variables:
-    return tuple(x + dt * dx for x, dx in zip(y, _derivatives(y, current, p, phi)))  # type: ignore[return-value]
-
-
-def _rk4(y: Variables, current: Tensor, p: HHParams, phi: Any, dt: float) -> Variables:
-    def shifted(d: Variables, scale: float) -> Variables:
-        return tuple(x + scale * dx for x, dx in zip(y, d))  # type: ignore[return-value]
-
-    k1 = _derivatives(y, current, p, phi)
-    k2 = _derivatives(shifted(k1, dt / 2), current, p, phi)
-    k3 = _derivatives(shifted(k2, dt / 2), current, p, phi)
-    k4 = _derivatives(shifted(k3, dt), current, p, phi)
-    return tuple(x + dt / 6 * (a + 2 * b + 2 * c + d)  # type: ignore[return-value]
-                 for x, a, b, c, d in zip(y, k1, k2, k3, k4))
-
-
-_INTEGRATORS: dict[str, Callable[..., Variables]] = {
-    "exponential_euler": _exponential_euler,
-    "rk4": _rk4,
-    "euler": _euler,
-}
-
-
-def hh_step(state: HHState, current: Tensor, p: HHParams, dt: float, method: str = "exponential_euler",
-            spike_fn: Optional[Callable[[Tensor], Tensor]] = None) -> tuple[Tensor, HHState]:
-    """Pure Hodgkin–Huxley step from ``t_k`` to ``t_k + dt`` (ms); ``current`` ``[B, N]`` in uA/cm2.
-
-    Returns ``(spikes, state)``: ``spikes`` is 1.0 where ``v`` crossed ``v_spike`` upwards in this step. With a
-    surrogate ``spike_fn`` the spikes are ``1 - spike_fn(v_spike - v)`` (forward: exactly ``v > v_spike``;
-    backward: the surrogate derivative, all of which are symmetric).
-    """
-    if method not in _INTEGRATORS:
-        raise ValueError(f"HodgkinHuxley: unknown method {method!r}; choose one of {', '.join(_INTEGRATORS)}")
-    y = (state.v, state.m, state.h, state.n)
-    v, m, h, n = _INTEGRATORS[method](y, current, p, temperature_factor(p), dt)
-    distance = v - p.v_spike
-    now_above = (distance > 0).to(v.dtype)
-    crossing = now_above if spike_fn is None else 1.0 - spike_fn(-distance)
-    spikes = crossing * (1.0 - state.above)
-    return spikes, HHState(v, m, h, n, now_above)
-
-
-class HodgkinHuxley(NeuronModel):
-    """Hodgkin–Huxley neuron (squid giant axon). Equations, units, methods and spike detection: see
-    :mod:`.hodgkin_huxley`. The input is a current density in uA/cm2.
-
-    >>> import torch
-    >>> hh = HodgkinHuxley(2, dt=0.01)
-    >>> spikes, state = hh(torch.full((1, 2), 10.0))   # one 0.01 ms step under 10 uA/cm2
-    """
-
-    name = "hh"
-    params_cls = HHParams
-    state_cls = HHState
-    methods = tuple(_INTEGRATORS)
-    input_unit = "uA/cm2"
+class _HHModel(DefinedModel):
+    """Warns where an explicit method is unstable at the chosen dt."""
 
     #: largest dt (ms) at which the explicit methods stay stable at 6.3 degC (measured: Euler and RK4 diverge
     #: at 0.1 ms under a 3 uA/cm2 step, both are stable at 0.05 ms; the fast m gate makes the system stiff)
@@ -230,10 +148,15 @@ class HodgkinHuxley(NeuronModel):
                           f"(stable up to about {limit:g} ms at this temperature); use method='exponential_euler' "
                           f"or a smaller dt", RuntimeWarning, stacklevel=2)
 
-    def initial_state(self, batch_size: int = 1, *, device=None, dtype=torch.float32) -> HHState:
-        v = filled(batch_size, self.size, self.params.v_rest, device=device, dtype=dtype)
-        m, h, n = hh_steady_state(v)
-        return HHState(v, m, h, n, torch.zeros_like(v))
 
-    def step(self, state: HHState, current: Tensor) -> tuple[Tensor, HHState]:
-        return hh_step(state, current, self.params, self.dt, self.method, self.spike_fn)
+HodgkinHuxley = define_model(HH_DEFINITION, "HodgkinHuxley", params_name="HHParams", state_name="HHState",
+                             check=_check, base=_HHModel, doc="""Hodgkin–Huxley neuron (squid giant axon).
+Equations, units, methods and spike detection: see :mod:`braincore.neurons.hodgkin_huxley`. The input is a current
+density in uA/cm2.
+
+    >>> import torch
+    >>> hh = HodgkinHuxley(2, dt=0.01)
+    >>> spikes, state = hh(torch.full((1, 2), 10.0))   # one 0.01 ms step under 10 uA/cm2
+""")
+HHParams, HHState = HodgkinHuxley.params_cls, HodgkinHuxley.state_cls
+hh_step = pure_step(HodgkinHuxley)

@@ -43,94 +43,59 @@ preset                        a      b      c     d
 ============================  =====  =====  ====  ====
 
 (The paper's thalamo-cortical panels also start from ``v = -63`` or ``-87`` mV; set ``v_init`` for those.)
+
+The model is defined once, as equations (:data:`IZHIKEVICH_DEFINITION`); every engine's step is generated from it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
-
 import torch
 
-from .base import NeuronModel, NeuronParams, _any_le, param, reset_membrane
+from ..equations import NeuronDefinition
+from .base import _any_le
+from .defined import define_model, pure_step
 
-Tensor = torch.Tensor
-
-
-class IzhikevichState(NamedTuple):
-    """``v`` membrane potential (mV) and ``u`` recovery variable (mV, see the module docstring), ``[B, N]``."""
-
-    v: Tensor
-    u: Tensor
-
-
-@dataclass(frozen=True)
-class IzhikevichParams(NeuronParams):
-    """Parameters of :class:`Izhikevich` (defaults: the paper's regular-spiking cell)."""
-
-    a: Any = param(0.02, "dimensionless", "rate of the recovery variable u (per ms)")
-    b: Any = param(0.2, "dimensionless", "sensitivity of u to the subthreshold fluctuations of v")
-    c: Any = param(-65.0, "voltage", "after-spike reset value of v")
-    d: Any = param(8.0, "voltage", "after-spike increment of u")
-    v_peak: Any = param(30.0, "voltage", "spike cut-off: v >= v_peak is a spike")
-    v_init: Any = param(-65.0, "voltage", "initial membrane potential (u starts at b * v_init)")
-
-    def check(self) -> list[str]:
-        problems = super().check()
-        if _any_le(torch.as_tensor(self.v_peak) - torch.as_tensor(self.c), 0.0):
-            problems.append(f"the reset c must lie below the spike cut-off v_peak, got c = {self.c} mV and "
-                            f"v_peak = {self.v_peak} mV")
-        return problems
+IZHIKEVICH_DEFINITION = NeuronDefinition(
+    name="izhikevich",
+    params={
+        "a": (0.02, "dimensionless", "rate of the recovery variable u (per ms)"),
+        "b": (0.2, "dimensionless", "sensitivity of u to the subthreshold fluctuations of v"),
+        "c": (-65.0, "voltage", "after-spike reset value of v"),
+        "d": (8.0, "voltage", "after-spike increment of u"),
+        "v_peak": (30.0, "voltage", "spike cut-off: v >= v_peak is a spike"),
+        "v_init": (-65.0, "voltage", "initial membrane potential (u starts at b * v_init)"),
+    },
+    state={"v": ("voltage", "v_init"), "u": ("voltage", "b*v_init")},
+    equations=("dv/dt = (0.04*v**2/mV + 5*v + 140*mV - u + I*mV) / ms",
+               "du/dt = a*(b*v - u) / ms"),
+    threshold="v >= v_peak",
+    reset=("v = c", "u = u + d"),
+    methods=("euler",),
+    input_unit="1",
+)
 
 
-def izhikevich_step(state: IzhikevichState, current: Tensor, p: IzhikevichParams, dt: float,
-                    method: str = "euler", spike_fn=None) -> tuple[Tensor, IzhikevichState]:
-    """Pure Izhikevich step from ``t_k`` to ``t_k + dt`` (ms); ``current`` ``[B, N]``, the paper's bare ``I``.
-
-    Returns ``(spikes, state)``. Forward Euler: ``v`` and ``u`` are both advanced from their old values.
-    """
-    if method != "euler":
-        raise ValueError(f"Izhikevich: unknown method {method!r}")
-    v, u = state.v, state.u
-    dv = 0.04 * v * v + 5.0 * v + 140.0 - u + current
-    du = p.a * (p.b * v - u)
-    v = v + dt * dv
-    u = u + dt * du
-    distance = v - p.v_peak
-    spikes = spike_fn(distance) if spike_fn is not None else (distance >= 0).to(v.dtype)
-    v = reset_membrane(v, spikes, p.c, p.v_peak, "value")
-    u = u + spikes * p.d
-    return spikes, IzhikevichState(v, u)
+def _check(p) -> list[str]:
+    if _any_le(torch.as_tensor(p.v_peak) - torch.as_tensor(p.c), 0.0):
+        return [f"the reset c must lie below the spike cut-off v_peak, got c = {p.c} mV and v_peak = {p.v_peak} mV"]
+    return []
 
 
-class Izhikevich(NeuronModel):
-    """Izhikevich (2003) simple spiking neuron. Equations, units and presets: see :mod:`.izhikevich`.
+IZHIKEVICH_DEFINITION.presets.update({
+    "regular_spiking": {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0},
+    "intrinsically_bursting": {"a": 0.02, "b": 0.2, "c": -55.0, "d": 4.0},
+    "chattering": {"a": 0.02, "b": 0.2, "c": -50.0, "d": 2.0},
+    "fast_spiking": {"a": 0.1, "b": 0.2, "c": -65.0, "d": 2.0},
+    "low_threshold_spiking": {"a": 0.02, "b": 0.25, "c": -65.0, "d": 2.0},
+    "thalamo_cortical": {"a": 0.02, "b": 0.25, "c": -65.0, "d": 0.05},
+    "resonator": {"a": 0.1, "b": 0.26, "c": -65.0, "d": 2.0},
+})
+
+Izhikevich = define_model(IZHIKEVICH_DEFINITION, "Izhikevich", check=_check, doc="""Izhikevich (2003) simple spiking
+neuron. Equations, units and presets: see :mod:`braincore.neurons.izhikevich`.
 
     >>> import torch
     >>> cells = Izhikevich.from_preset("chattering", 4)
     >>> spikes, state = cells(torch.full((1, 4), 10.0))   # one 0.1 ms step under I = 10
-    """
-
-    name = "izhikevich"
-    params_cls = IzhikevichParams
-    state_cls = IzhikevichState
-    methods = ("euler",)
-    input_unit = "1"
-    presets = {
-        "regular_spiking": {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0},
-        "intrinsically_bursting": {"a": 0.02, "b": 0.2, "c": -55.0, "d": 4.0},
-        "chattering": {"a": 0.02, "b": 0.2, "c": -50.0, "d": 2.0},
-        "fast_spiking": {"a": 0.1, "b": 0.2, "c": -65.0, "d": 2.0},
-        "low_threshold_spiking": {"a": 0.02, "b": 0.25, "c": -65.0, "d": 2.0},
-        "thalamo_cortical": {"a": 0.02, "b": 0.25, "c": -65.0, "d": 0.05},
-        "resonator": {"a": 0.1, "b": 0.26, "c": -65.0, "d": 2.0},
-    }
-
-    def initial_state(self, batch_size: int = 1, *, device=None, dtype=torch.float32) -> IzhikevichState:
-        shape = (batch_size, self.size)
-        v = torch.zeros(shape, device=device, dtype=dtype) + torch.as_tensor(self.params.v_init, dtype=dtype,
-                                                                           device=device)
-        u = torch.as_tensor(self.params.b, dtype=dtype, device=device) * v
-        return IzhikevichState(v, u)
-
-    def step(self, state: IzhikevichState, current: Tensor) -> tuple[Tensor, IzhikevichState]:
-        return izhikevich_step(state, current, self.params, self.dt, self.method, self.spike_fn)
+""")
+IzhikevichParams, IzhikevichState = Izhikevich.params_cls, Izhikevich.state_cls
+izhikevich_step = pure_step(Izhikevich)

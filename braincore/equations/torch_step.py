@@ -1,0 +1,150 @@
+"""The PyTorch step generated from a :class:`~.definition.Program`.
+
+:func:`torch_step` writes a Python function ``step(state, I, K, spike_fn) -> (spikes, state)`` as source text and
+compiles it once per (definition, method, option): ``state`` is the model's state record (``[B, N]`` tensors),
+``I`` the input ``[B, N]``, ``K`` the values of the parameters and constants (:func:`constants`: floats, or
+``[N]`` tensors for per-neuron parameters), ``spike_fn`` a surrogate spike function or ``None``. The function works
+on any device and dtype, carries surrogate gradients through the threshold (and through resets written as
+``x - s (x - x_reset)``), and its source is kept in ``step.source`` for inspection.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Callable, Optional
+
+import torch
+
+from .definition import NeuronDefinition, Program
+from .printers import Printer
+
+Tensor = torch.Tensor
+#: below this |x|, exprel(x) = (exp(x) - 1)/x is evaluated by its series 1 + x/2 (as in the C engine)
+EXPREL_SERIES_BOUND = 1e-6
+
+
+def _exprel(x: Tensor) -> Tensor:
+    small = x.abs() < EXPREL_SERIES_BOUND
+    safe = torch.where(small, torch.ones_like(x), x)
+    return torch.where(small, 1.0 + 0.5 * x, torch.expm1(safe) / safe)
+
+
+class _ScalarOrTensor:
+    """``torch.exp`` and friends for constants, which may be Python floats (math) or tensors (torch)."""
+
+    def __getattr__(self, name: str) -> Callable:
+        fn = getattr(torch, name)
+        scalar = {"exp": math.exp, "log": math.log, "expm1": math.expm1, "log1p": math.log1p, "sqrt": math.sqrt,
+                  "sin": math.sin, "cos": math.cos, "tanh": math.tanh, "abs": abs, "pow": math.pow}.get(name)
+
+        def call(*args, **kwargs):
+            if scalar is not None and not any(isinstance(a, Tensor) for a in args):
+                return scalar(*args)
+            return fn(*[torch.as_tensor(a) if not isinstance(a, Tensor) else a for a in args], **kwargs)
+        return call
+
+
+def _scalar_exprel(x):
+    if isinstance(x, Tensor):
+        return _exprel(x)
+    return 1.0 + 0.5 * x if abs(x) < EXPREL_SERIES_BOUND else math.expm1(x) / x
+
+
+def _local(name: str) -> str:
+    return name
+
+
+@lru_cache(maxsize=None)
+def constants_function(defn: NeuronDefinition, method: str, option: Optional[str]) -> Callable:
+    """``K = f(params, dt)``: the values of the parameters and per-step constants of one program."""
+    program = defn.program(method, option)
+    printer = Printer("torch", _local)
+    lines = ["def constants(P, dt):", "    K = {'dt': dt}"]
+    for name in program.params:
+        lines.append(f"    {name} = K[{name!r}] = P.{name}")
+    for name, expr in program.constants:
+        lines.append(f"    {name} = K[{name!r}] = {printer(expr)}")
+    if program.refractory:
+        lines.append(f"    K['_ref_steps'] = refractory_steps(P.{program.refractory}, dt)")
+    lines.append("    return K")
+    from ..neurons.base import refractory_steps
+
+    namespace = {"torch": _ScalarOrTensor(), "_exprel": _scalar_exprel, "refractory_steps": refractory_steps}
+    exec(compile("\n".join(lines), f"<constants of {defn.name}>", "exec"), namespace)
+    return namespace["constants"]
+
+
+def constants(defn: NeuronDefinition, method: str, option: Optional[str], params: Any, dt: float) -> dict:
+    """The parameter and constant values of ``params`` at step ``dt`` (ms), by name."""
+    return constants_function(defn, method, option)(params, float(dt))
+
+
+def step_source(defn: NeuronDefinition, program: Program, state_name: str) -> str:
+    """The Python source of the step function of ``program``."""
+    printer = Printer("torch", _local)
+    fields = defn.state_fields
+    used = set()
+    exprs = [e for _, e in program.temporaries] + [e for _, e in program.updates] + \
+            [s.expr for s in program.resets] + [s.expr for s in program.after] + list(program.gates)
+    if program.distance is not None:
+        exprs.append(program.distance)
+    for e in exprs:
+        used |= {s.name for s in e.free_symbols}
+    lines = ["def step(state, I, K, spike_fn=None):",
+             f"    {', '.join(fields)}{',' if len(fields) == 1 else ''} = state",
+             "    _dtype = state[0].dtype"]
+    for name in ["dt"] + list(program.params) + [c for c, _ in program.constants]:
+        if name in used:
+            lines.append(f"    {name} = K[{name!r}]")
+    if program.refractory:
+        lines += ["    refrac = torch.clamp(refrac - 1, min=0)", "    active = refrac == 0"]
+    for name, expr in program.temporaries:
+        lines.append(f"    {name} = {printer(expr)}")
+    for name, expr in program.updates:
+        lines.append(f"    _new_{name} = {printer(expr)}")
+    for name, _ in program.updates:
+        if program.refractory and name in program.clamped:
+            lines.append(f"    {name} = torch.where(active, _new_{name}, {name})")
+        else:
+            lines.append(f"    {name} = _new_{name}")
+    if program.distance is not None:
+        d = printer(program.distance)
+        lines.append(f"    _distance = {d}")
+        if program.strict:
+            lines.append("    spikes = (_distance > 0).to(_dtype) if spike_fn is None else 1.0 - spike_fn(-_distance)")
+        else:
+            lines.append("    spikes = (_distance >= 0).to(_dtype) if spike_fn is None else spike_fn(_distance)")
+        for gate in program.gates:
+            lines.append(f"    spikes = spikes * ({printer(gate)}).to(_dtype)")
+        if program.refractory:
+            lines.append("    spikes = spikes * active")
+        for s in program.resets:
+            if s.boolean:
+                lines.append(f"    {s.target} = {s.target} - spikes * ({s.target} - ({printer(s.expr)}).to(_dtype))")
+            elif s.increment:
+                lines.append(f"    {s.target} = {s.target} + spikes * {printer(s.expr)}")
+            else:
+                lines.append(f"    {s.target} = {s.target} - spikes * ({s.target} - {printer(s.expr)})")
+        if program.refractory:
+            lines.append("    refrac = torch.where(spikes > 0, torch.full_like(refrac, K['_ref_steps']), refrac)")
+    else:
+        lines.append(f"    spikes = torch.zeros_like({fields[0]})")
+    for s in program.after:
+        value = f"{s.target} + {printer(s.expr)}" if s.increment else printer(s.expr)
+        if s.boolean:
+            value = f"({value}).to(_dtype)"
+        lines.append(f"    {s.target} = {value}")
+    lines.append(f"    return spikes, {state_name}({', '.join(fields)})")
+    return "\n".join(lines) + "\n"
+
+
+@lru_cache(maxsize=None)
+def torch_step(defn: NeuronDefinition, method: str, option: Optional[str], state_cls: type) -> Callable:
+    """The compiled PyTorch step of ``defn`` for ``method`` and reset ``option`` (cached)."""
+    program = defn.program(method, option)
+    source = step_source(defn, program, "State")
+    namespace = {"torch": torch, "_exprel": _exprel, "State": state_cls}
+    exec(compile(source, f"<{defn.name} step ({method})>", "exec"), namespace)
+    fn = namespace["step"]
+    fn.source = source
+    return fn
