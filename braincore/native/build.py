@@ -1,6 +1,8 @@
-"""Compile the native engine's C kernel once per machine and load it with :mod:`ctypes`.
+"""Compile the native engine's C kernel once per machine and model set, and load it with :mod:`ctypes`.
 
-The kernel (``kernel.c``, shipped with the package) is compiled at first use with the system C compiler
+The kernel (``kernel.c``, shipped with the package) is a template: :func:`load_generated` inserts the C steps
+generated from the network's neuron definitions (:mod:`braincore.equations.c_code`) and compiles the result, as
+Brian2's standalone mode and GeNN do. Each source is compiled at first use with the system C compiler
 (``$CC``, else ``cc``/``gcc``/``clang``) into a per-user cache (``$BRAINCORE_CACHE``, else
 ``~/.cache/braincore``), keyed by a hash of the source, the compiler's version, the flags and the CPU, so a
 changed kernel, compiler or machine compiles anew and a shared home directory never loads a binary built for
@@ -24,7 +26,9 @@ from typing import Optional
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
-ABI_VERSION = 3
+ABI_VERSION = 4
+#: where kernel.c takes the generated model code
+MODELS_MARKER = "/* @MODELS@ */"
 
 
 class NativeUnavailable(RuntimeError):
@@ -71,9 +75,10 @@ def _compiler_version(cc: str) -> str:
         return "unknown"
 
 
-def compile_and_load(source: Path, tag: str, defines: tuple = ()) -> ctypes.CDLL:
+def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional[str] = None) -> ctypes.CDLL:
     """Compile ``source`` (a C file shipped with the package) with :data:`FLAGS` and ``-D`` ``defines`` into the
     cache (once: the file name carries a hash of source, flags, compiler and CPU; written atomically) and load it.
+    With ``text`` the source is that string (written next to the library, for inspection), not the file.
 
     Raises :class:`NativeUnavailable` with the reason when it cannot be built or loaded.
     """
@@ -83,10 +88,17 @@ def compile_and_load(source: Path, tag: str, defines: tuple = ()) -> ctypes.CDLL
     if cc is None:
         raise NativeUnavailable("no C compiler found (set CC, or install gcc or clang)")
     flags = FLAGS + [f"-D{d}" for d in defines]
-    key = hashlib.sha256(b"\0".join([source.read_bytes(), " ".join(flags).encode(), _compiler_version(cc).encode(),
+    code = text.encode() if text is not None else source.read_bytes()
+    key = hashlib.sha256(b"\0".join([code, " ".join(flags).encode(), _compiler_version(cc).encode(),
                                      _cpu_signature().encode(), platform.machine().encode()])).hexdigest()[:16]
     target = cache_dir() / f"braincore_{tag}_{key}.so"
     if not target.exists():
+        if text is not None:
+            generated = target.with_suffix(".c")
+            scratch = generated.with_suffix(f".{os.getpid()}.tmp.c")
+            scratch.write_text(text)
+            os.replace(scratch, generated)
+            source = generated
         tmp = target.with_suffix(f".{os.getpid()}.tmp.so")
         cmd = [cc, *flags, "-o", str(tmp), str(source), "-lm"]
         try:
@@ -103,16 +115,21 @@ def compile_and_load(source: Path, tag: str, defines: tuple = ()) -> ctypes.CDLL
         raise NativeUnavailable(f"loading {target} failed: {err}") from None
 
 
-@lru_cache(maxsize=None)
-def load_library(precision: str) -> ctypes.CDLL:
-    """The simulator's compiled kernel for ``precision`` ``"float64"`` or ``"float32"`` (compiling it if needed).
+@lru_cache(maxsize=64)
+def load_generated(models: str, precision: str) -> ctypes.CDLL:
+    """The kernel with the generated model code ``models`` inserted, for ``precision`` ``"float64"`` or
+    ``"float32"`` (compiled once per distinct source; cached on disk and in this process).
 
     Raises :class:`NativeUnavailable` with the reason when it cannot be built or loaded.
     """
     if precision not in ("float64", "float32"):
         raise NativeUnavailable(f"no native kernel for dtype {precision!r}")
     real = "double" if precision == "float64" else "float"
-    lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}",))
+    template = SOURCE.read_text()
+    if MODELS_MARKER not in template:
+        raise NativeUnavailable(f"{SOURCE.name} has no {MODELS_MARKER} marker")
+    lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}",),
+                           text=template.replace(MODELS_MARKER, models))
     lib.bc_abi_version.restype = ctypes.c_int32
     if lib.bc_abi_version() != ABI_VERSION:
         raise NativeUnavailable(f"{SOURCE.name} has ABI {lib.bc_abi_version()}, expected {ABI_VERSION}")
@@ -123,6 +140,16 @@ def load_library(precision: str) -> ctypes.CDLL:
     return lib
 
 
+def load_library(precision: str) -> ctypes.CDLL:
+    """The kernel for the LIF model alone (the reference build, e.g. for :func:`compile_seconds`)."""
+    from ..equations.c_code import constant_names, dispatch_function, model_function
+    from ..neurons.lif import LIF_DEFINITION
+
+    scalars = constant_names(LIF_DEFINITION.program("exact", "value"))
+    models = model_function(LIF_DEFINITION, "exact", "value", "model_0", scalars, []) + dispatch_function(["model_0"])
+    return load_generated(models, precision)
+
+
 def compile_seconds(precision: str = "float64") -> float:
     """Wall time of a fresh compile (into a scratch cache), for benchmarks that report build cost apart."""
     import time
@@ -130,7 +157,7 @@ def compile_seconds(precision: str = "float64") -> float:
     old = os.environ.get("BRAINCORE_CACHE")
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["BRAINCORE_CACHE"] = scratch
-        load_library.cache_clear()
+        load_generated.cache_clear()
         start = time.perf_counter()
         try:
             load_library(precision)
@@ -140,5 +167,5 @@ def compile_seconds(precision: str = "float64") -> float:
                 os.environ.pop("BRAINCORE_CACHE", None)
             else:
                 os.environ["BRAINCORE_CACHE"] = old
-            load_library.cache_clear()
+            load_generated.cache_clear()
     return elapsed

@@ -6,13 +6,17 @@ hands the whole loop to ``kernel.c`` (compiled once per machine, :mod:`.build`):
 the simulator's own tensors in place (neuron state, synaptic variables, ring buffers, weights, spike counts),
 so checkpoints, monitors and the PyTorch engine all see one state, and a run may switch engines between calls.
 
-Supported (anything else makes ``backend: auto`` fall back to PyTorch, and ``backend: native`` fail with the
-reason): CPU tensors in float32 or float64; LIF (exact or Euler), IF and ALIF populations with per-population
-(scalar) parameters (a surrogate spike function changes only gradients, and the simulator runs without); every synaptic kernel and delay; Poisson, constant, step and
-time-varying current inputs; spike and rate monitors.
+The neuron models' C code is generated from their definitions (:mod:`braincore.equations.c_code`): every model
+defined as equations runs here, built-in or written by a user, with scalar or per-neuron parameters. What is
+supported follows from that (anything else makes ``backend: auto`` fall back to PyTorch, and ``backend: native``
+fail with the reason, :func:`unsupported_reasons`): CPU tensors in float32 or float64; every defined neuron model
+(a surrogate spike function changes only gradients, and the simulator runs without); every synaptic kernel and
+delay; Poisson, constant, step and time-varying current inputs; spike and rate monitors.
 
-In float64 the engine reproduces the PyTorch engine's spikes bit for bit on networks without Poisson inputs
-(same operations in the same order). Poisson inputs are drawn with the kernel's own generator (xoshiro256**,
+In float64 the engine reproduces the PyTorch engine's operations in the same order: for models without per-step
+transcendental functions (IF, LIF, ALIF, Izhikevich, GIF) the spikes and state are bit for bit the same on
+networks without Poisson inputs; where the step calls ``exp`` (AdEx, Hodgkin–Huxley) the two libraries' ``exp`` may
+differ in the last bit. Poisson inputs are drawn with the kernel's own generator (xoshiro256**,
 seeded from the simulator's seed), reproducible and checkpointed, but a different stream from PyTorch's.
 """
 from __future__ import annotations
@@ -24,23 +28,20 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .build import NativeUnavailable, load_library
+from ..equations.c_code import constant_names, dispatch_function, model_function
+from .build import NativeUnavailable, load_generated
 
 c_int32, c_int64, c_double, c_void_p = ctypes.c_int32, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
 P_int32, P_int64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64)
-
-MODEL_CODES = {("lif", "exact"): 0, ("lif", "euler"): 1, ("if", "exact"): 2, ("if", "euler"): 2,
-               ("alif", "exact"): 3, ("alif", "euler"): 4}
 SYNAPSE_CODES = {"instantaneous": 0, "exponential": 1, "alpha": 2, "conductance": 3}
 INPUT_CODES = {"poisson": 0, "constant_current": 1, "step_current": 1, "time_varying_current": 2}
 SPIKE_BUFFER_MIN = 1 << 18  # triples per spike monitor between flushes (at least B * N)
 
 
 class Pop(ctypes.Structure):
-    _fields_ = [("model", c_int32), ("n", c_int32), ("reset_subtract", c_int32), ("ref_steps", c_int32),
-                ("v", c_void_p), ("a", c_void_p), ("refrac", c_void_p),
-                ("decay_m", c_double), ("v_rest", c_double), ("R_m", c_double), ("v_reset", c_double),
-                ("v_th", c_double), ("decay_a", c_double), ("beta", c_double), ("delta_a", c_double),
+    _fields_ = [("model", c_int32), ("n", c_int32), ("ref_steps", c_int32), ("v_index", c_int32),
+                ("state", ctypes.POINTER(c_void_p)), ("K", ctypes.POINTER(c_double)),
+                ("arrays", ctypes.POINTER(c_void_p)),
                 ("n_groups", c_int32), ("n_inputs", c_int32), ("groups", P_int32), ("inputs", P_int32),
                 ("drive", c_void_p), ("fired", P_int32), ("n_fired", P_int32)]
 
@@ -89,7 +90,7 @@ def _tensor_ptr(t: Optional[torch.Tensor], dtype: torch.dtype) -> Optional[int]:
 
 def unsupported_reasons(sim) -> list[str]:
     """Why the native engine cannot run ``sim`` (empty when it can)."""
-    from ..monitors import RateMonitor, SpikeMonitor
+    from ..monitors import RateMonitor, SpikeMonitor, StateMonitor
 
     out = []
     if sim.device.type != "cpu":
@@ -98,18 +99,18 @@ def unsupported_reasons(sim) -> list[str]:
         out.append(f"dtype {sim.dtype}")
     for pop in sim.populations.values():
         model = pop.model
-        if (model.name, model.method) not in MODEL_CODES:
-            out.append(f"population {pop.name!r}: model {model.name!r} with method {model.method!r}")
+        if getattr(model, "definition", None) is None:
+            out.append(f"population {pop.name!r}: model {model.name!r} is not defined as equations")
             continue
-        for key, value in vars(model.params).items():
-            if isinstance(value, torch.Tensor):
-                out.append(f"population {pop.name!r}: per-neuron parameter {key!r}")
+        for key, value in model.constants.items():
+            if isinstance(value, torch.Tensor) and value.numel() not in (1, model.size):
+                out.append(f"population {pop.name!r}: {key!r} has {value.numel()} values for {model.size} neurons")
     for inp in sim.inputs:
         if inp.type not in INPUT_CODES:
             out.append(f"input {inp.name!r}: type {inp.type!r}")
     for m in sim.monitors:
-        if not isinstance(m, (SpikeMonitor, RateMonitor)):
-            out.append(f"monitor {m.name!r}: {type(m).__name__} (record state with backend: torch)")
+        if not isinstance(m, (SpikeMonitor, RateMonitor, StateMonitor)):
+            out.append(f"monitor {m.name!r}: {type(m).__name__}")
     for proj in sim.projections:
         if proj.rule is not None:
             out.append(f"projection {proj.name!r}: plasticity")
@@ -125,11 +126,19 @@ class NativeEngine:
             raise NativeUnavailable("the native engine does not support: " + "; ".join(reasons))
         self.sim = sim
         self.precision = "float64" if sim.dtype == torch.float64 else "float32"
-        self.lib = load_library(self.precision)
         self.real = np.float64 if sim.dtype == torch.float64 else np.float32
+        self._static()
         self.rng_state = np.zeros(4, dtype=np.uint64)
         self.lib.bc_seed(self.rng_state.ctypes.data, ctypes.c_uint64((sim.seed + 1) & 0xFFFFFFFFFFFFFFFF))
-        self._static()
+
+    def source(self) -> str:
+        """The C source of this network's engine: the kernel template with its models' generated steps."""
+        functions = []
+        for k, (defn, method, option, arrays) in enumerate(self.model_keys):
+            scalars = [key for key in constant_names(defn.program(method, option)) if key not in arrays]
+            functions.append(model_function(defn, method, option, f"model_{k}", scalars, list(arrays)))
+        names = [f"model_{k}" for k in range(len(self.model_keys))]
+        return "".join(functions) + dispatch_function(names)
 
     # -- arrays that do not change during a simulation --------------------------------------------------
     def _static(self) -> None:
@@ -138,31 +147,41 @@ class NativeEngine:
         self.pop_index = {name: i for i, name in enumerate(names)}
         B = sim.batch
         self._keep = []  # numpy arrays whose memory the C structures point into
+        self._state_ptrs = []  # per population: the C array of its state tensors' addresses (bound per run)
         self.pops = (Pop * len(names))()
+        self.model_keys: list = []  # one generated C function per distinct (definition, method, option, arrays)
+        layouts = []
+        for name in names:
+            m = sim.populations[name].model
+            scalars, arrays = [], []
+            for key in constant_names(m.program):
+                value = m.constants[key]
+                is_array = isinstance(value, torch.Tensor) and value.numel() > 1
+                (arrays if is_array else scalars).append(key)
+            model_key = (m.definition, m.method, m.option, tuple(arrays))
+            if model_key not in self.model_keys:
+                self.model_keys.append(model_key)
+            layouts.append((scalars, arrays, self.model_keys.index(model_key)))
+        self.lib = load_generated(self.source(), self.precision)
         for i, name in enumerate(names):
             pop = sim.populations[name]
-            p, m, dt = pop.model.params, pop.model, sim.dt
+            m, dt = pop.model, sim.dt
             n = m.size
             P = self.pops[i]
-            P.model = MODEL_CODES[(m.name, m.method)]
+            scalars, arrays, P.model = layouts[i]
             P.n = n
-            P.reset_subtract = int(p.reset == "subtract")
-            from ..neurons.base import refractory_steps
-
-            P.ref_steps = refractory_steps(p.t_ref, dt)
-            exact = m.method == "exact"
-            if m.name == "if":
-                P.decay_m, P.R_m = dt * 1000.0, float(p.C_m)
-                P.v_th = float(p.v_th)
-            else:
-                P.decay_m = math.exp(-dt / p.tau_m) if exact else dt / p.tau_m
-                P.R_m, P.v_rest = float(p.R_m), float(p.v_rest)
-                if m.name == "alif":
-                    P.v_th, P.beta, P.delta_a = float(p.b0), float(p.beta), float(p.delta_a)
-                    P.decay_a = math.exp(-dt / p.tau_a) if exact else dt / p.tau_a
-                else:
-                    P.v_th = float(p.v_th)
-            P.v_reset = float(p.v_reset)
+            P.ref_steps = int(m.constants.get("_ref_steps", 0))
+            P.v_index = m.definition.state_fields.index(m.definition.voltage)
+            K = np.array([float(m.constants[k]) for k in scalars] or [0.0], dtype=np.float64)
+            array_values = [np.ascontiguousarray(torch.as_tensor(m.constants[k]).reshape(-1).cpu().numpy(),
+                                                 dtype=self.real) for k in arrays]
+            array_ptrs = (c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in array_values])
+            state_ptrs = (c_void_p * len(m.definition.state_fields))()
+            self._keep += [K, array_values, array_ptrs, state_ptrs]
+            P.K = K.ctypes.data_as(ctypes.POINTER(c_double))
+            P.arrays = ctypes.cast(array_ptrs, ctypes.POINTER(c_void_p))
+            P.state = ctypes.cast(state_ptrs, ctypes.POINTER(c_void_p))
+            self._state_ptrs.append(state_ptrs)
             groups = np.asarray(pop.groups, dtype=np.int32)
             inputs = np.asarray([j for j, inp in enumerate(sim.inputs)
                                  if inp.target == name and inp.type.endswith("current")], dtype=np.int32)
@@ -225,10 +244,8 @@ class NativeEngine:
         sim, dtype = self.sim, self.sim.dtype
         for name, i in self.pop_index.items():
             state = sim.populations[name].state
-            P = self.pops[i]
-            P.v = _tensor_ptr(state.v, dtype)
-            P.refrac = _tensor_ptr(state.refrac, dtype)
-            P.a = _tensor_ptr(getattr(state, "a", None), dtype)
+            for j, value in enumerate(state):
+                self._state_ptrs[i][j] = _tensor_ptr(value, dtype)
         for g, group in enumerate(sim.groups):
             G = self.groups[g]
             G.x, G.h, G.ring = (_tensor_ptr(group.x, dtype), _tensor_ptr(group.h, dtype),
@@ -237,13 +254,16 @@ class NativeEngine:
             self.projs[j].w = _tensor_ptr(proj.weight, dtype)
 
     def run(self, steps: int, bar=None) -> None:
-        """Advance ``steps`` steps, flushing spike buffers into the simulator's monitors as they fill."""
-        from ..monitors import RateMonitor, SpikeMonitor
+        """Advance ``steps`` steps, flushing spike buffers into the simulator's monitors as they fill. State
+        monitors read the state tensors (which the kernel updates in place) after every step, so with one the
+        kernel is called once per step."""
+        from ..monitors import RateMonitor, SpikeMonitor, StateMonitor
 
         sim = self.sim
         self._bind()
         B = sim.batch
-        chunk = steps if bar is None else 1000
+        records_state = any(isinstance(m, StateMonitor) for m in sim.monitors)
+        chunk = 1 if records_state else (steps if bar is None else 1000)
         recs = (Rec * max(1, len(sim.monitors)))()
         buffers = []
         for r, m in enumerate(sim.monitors):
@@ -256,6 +276,9 @@ class NativeEngine:
                 buf = np.zeros((R.cap, 3), dtype=np.int64)
                 R.triples = _ptr(buf, ctypes.c_int64)
                 R.counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
+            elif isinstance(m, StateMonitor):
+                R.type = 2  # read from Python after each step
+                buf = None
             else:
                 R.type = 1
                 buf = np.zeros((max(1, min(chunk, steps)), B), dtype=np.int64)
@@ -281,6 +304,8 @@ class NativeEngine:
                     m.dropped += int(recs[r].dropped)
                 elif isinstance(m, RateMonitor):
                     m.record_counts(torch.from_numpy(buffers[r][:done]))
+                elif done:
+                    m.record(sim.populations[m.target].state)
             left -= done
             sim.step_count = int(net.k)
             if bar is not None:

@@ -1,5 +1,9 @@
 /* braincore native CPU engine: the simulator's clock-driven loop (see braincore/simulator.py) in C.
  *
+ * This file is a template: the neuron models' step functions are generated from their definitions
+ * (braincore/equations/c_code.py) and inserted at the MODELS marker below, one function per model of the network
+ * and a dispatcher `step_model`; braincore/native/build.py compiles each such source once and caches it.
+ *
  * One call runs many steps with no Python in between, which removes the per-step interpreter and dispatch
  * overhead that dominates small and medium networks. The schedule, equations and floating-point operation
  * order are those of the PyTorch engine, so that in float64 both engines give the same spikes bit for bit
@@ -17,17 +21,15 @@
 #define REAL double
 #endif
 
-enum { MODEL_LIF_EXACT = 0, MODEL_LIF_EULER = 1, MODEL_IF = 2, MODEL_ALIF_EXACT = 3, MODEL_ALIF_EULER = 4 };
 enum { SYN_INSTANT = 0, SYN_EXP = 1, SYN_ALPHA = 2, SYN_COND = 3 };
 enum { IN_POISSON = 0, IN_CURRENT = 1, IN_TV_CURRENT = 2 };
-enum { REC_SPIKES = 0, REC_RATE = 1 };
+enum { REC_SPIKES = 0, REC_RATE = 1, REC_STATE = 2 };
 
 typedef struct {
-    int32_t model, n, reset_subtract, ref_steps;
-    void *v, *a, *refrac;              /* state [B*n]; a only for ALIF */
-    double decay_m;                    /* exp(-dt/tau_m) (exact) or dt/tau_m (euler); IF: dt*1000 */
-    double v_rest, R_m, v_reset, v_th; /* IF: R_m holds C_m; ALIF: v_th holds b0 */
-    double decay_a, beta, delta_a;     /* ALIF: exp(-dt/tau_a) (exact) or dt/tau_a (euler) */
+    int32_t model, n, ref_steps, v_index;  /* model: index of its generated step; v_index: the membrane potential */
+    void **state;                      /* state arrays [B*n], in the model's state-record order */
+    const double *K;                   /* scalar parameters and constants of the generated step */
+    void **arrays;                     /* per-neuron parameters and constants [n] */
     int32_t n_groups, n_inputs;
     int32_t *groups;                   /* synaptic groups feeding this population, in order */
     int32_t *inputs;                   /* current inputs onto this population, in order */
@@ -213,63 +215,17 @@ static void external_current(Net *net, Pop *P, REAL *drive) {
     }
 }
 
-/* Sub-threshold update of every neuron over one step (vectorisable: no branches, no aliasing): refractory
- * countdown, then the model's integration for the active neurons; refractory ones keep v. */
-#define COUNTDOWN REAL r = refrac[i] - 1; r = r < 0 ? 0 : r; refrac[i] = r;
-static void integrate(const Pop *P, int32_t n, REAL *restrict v, REAL *restrict refrac, REAL *restrict a,
-                      const REAL *restrict drive) {
-    const REAL decay_m = (REAL)P->decay_m, v_rest = (REAL)P->v_rest, R_m = (REAL)P->R_m;
-    const REAL decay_a = (REAL)P->decay_a;
-    switch (P->model) {
-    case MODEL_LIF_EXACT:
-        for (int32_t i = 0; i < n; i++) {
-            COUNTDOWN
-            const REAL v_inf = v_rest + R_m * drive[i], v_new = v_inf + (v[i] - v_inf) * decay_m;
-            v[i] = r == 0 ? v_new : v[i];
-        }
-        break;
-    case MODEL_LIF_EULER:
-        for (int32_t i = 0; i < n; i++) {
-            COUNTDOWN
-            const REAL v_inf = v_rest + R_m * drive[i], v_new = v[i] + decay_m * (v_inf - v[i]);
-            v[i] = r == 0 ? v_new : v[i];
-        }
-        break;
-    case MODEL_IF:
-        for (int32_t i = 0; i < n; i++) {
-            COUNTDOWN
-            const REAL v_new = v[i] + decay_m * drive[i] / R_m;
-            v[i] = r == 0 ? v_new : v[i];
-        }
-        break;
-    case MODEL_ALIF_EXACT:
-        for (int32_t i = 0; i < n; i++) {
-            COUNTDOWN
-            const REAL v_inf = v_rest + R_m * drive[i], v_new = v_inf + (v[i] - v_inf) * decay_m;
-            v[i] = r == 0 ? v_new : v[i];
-            a[i] = a[i] * decay_a;
-        }
-        break;
-    default: /* MODEL_ALIF_EULER */
-        for (int32_t i = 0; i < n; i++) {
-            COUNTDOWN
-            const REAL v_inf = v_rest + R_m * drive[i], v_new = v[i] + decay_m * (v_inf - v[i]);
-            v[i] = r == 0 ? v_new : v[i];
-            a[i] = a[i] - decay_a * a[i];
-        }
-    }
-}
-#undef COUNTDOWN
+/* (REAL)(exp(x) - 1) / x, continuous at 0: the series 1 + x/2 below |x| = 1e-6 (as the PyTorch step's _exprel) */
+static inline REAL bc_exprel(REAL x) { return fabs(x) < 1e-6 ? (REAL)1.0 + (REAL)0.5 * x : expm1(x) / x; }
+
+/* @MODELS@ */
 
 static void step_population(Net *net, Pop *P) {
     const int32_t n = P->n;
     REAL *drive = (REAL *)P->drive;
-    const REAL v_reset = (REAL)P->v_reset, v_th = (REAL)P->v_th, ref = (REAL)P->ref_steps;
-    const REAL beta = (REAL)P->beta, delta_a = (REAL)P->delta_a;
     for (int32_t b = 0; b < net->B; b++) {
-        REAL *v = (REAL *)P->v + (int64_t)b * n, *refrac = (REAL *)P->refrac + (int64_t)b * n;
-        REAL *a = P->a ? (REAL *)P->a + (int64_t)b * n : NULL;
-        int32_t *fired = P->fired + (int64_t)b * n, count = 0;
+        REAL *v = (REAL *)P->state[P->v_index] + (int64_t)b * n;
+        int32_t *fired = P->fired + (int64_t)b * n;
         memset(drive, 0, sizeof(REAL) * n);
         external_current(net, P, drive);
         for (int32_t gi = 0; gi < P->n_groups; gi++) {  /* groups fed by Poisson: ring, then Poisson */
@@ -281,18 +237,7 @@ static void step_population(Net *net, Pop *P) {
             Group *G = &net->groups[P->groups[gi]];
             apply_group(net, G, b, v, drive, !G->has_poisson);
         }
-        integrate(P, n, v, refrac, a, drive);
-        for (int32_t i = 0; i < n; i++) {  /* threshold: rare events, a predictable branch */
-            if (refrac[i] != 0) continue;
-            const REAL thr = a ? v_th + beta * a[i] : v_th;
-            if (v[i] - thr >= 0) {
-                v[i] = P->reset_subtract ? v[i] - (thr - v_reset) : v[i] - (v[i] - v_reset);
-                refrac[i] = ref;
-                if (a) a[i] = a[i] + delta_a;
-                fired[count++] = i;
-            }
-        }
-        P->n_fired[b] = count;
+        P->n_fired[b] = step_model(P, b, drive, fired);
     }
 }
 
@@ -338,6 +283,7 @@ static void record(Net *net, int64_t local_step) {
             const int32_t *fired = P->fired + (int64_t)b * P->n;
             const int32_t count = P->n_fired[b];
             if (R->type == REC_RATE) { R->counts[local_step * net->B + b] = count; continue; }
+            if (R->type != REC_SPIKES) continue;  /* state monitors: read from Python */
             for (int32_t f = 0; f < count; f++) {
                 R->counts[(int64_t)b * P->n + fired[f]] += 1;
                 if (R->filled < R->room) {
@@ -374,4 +320,4 @@ void bc_seed(uint64_t *state, uint64_t seed) {
     }
 }
 
-int32_t bc_abi_version(void) { return 3; }
+int32_t bc_abi_version(void) { return 4; }

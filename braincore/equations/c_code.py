@@ -1,0 +1,146 @@
+"""The native engine's C code for a neuron model, generated from its :class:`~.definition.Program`.
+
+For each model in a network the engine asks for :func:`model_function`: a C function that advances one trial of one
+population by one step and returns the number of spikes::
+
+    static int32_t model_K(const Pop *P, int32_t b, const REAL *restrict drive, int32_t *restrict fired)
+
+Its first loop is branch-free (vectorisable): refractory countdown, then every temporary and update of the program
+from the old values, and the clamped variables held where refractory. The second loop tests the threshold on the
+updated state, applies the resets of the spiking neurons in order, restarts their refractory counters, records
+their indices in ``fired``, and runs the after-step statements for every neuron. The expressions are printed by
+:mod:`.printers` from the same tree as the PyTorch step, so in float64 both engines perform the same operations
+in the same order (:mod:`.printers` says where the libraries' own transcendental functions may differ).
+
+Scalar parameters and constants come from ``P->K`` (doubles, cast to ``REAL``); per-neuron ones (a parameter given
+as an ``[N]`` tensor, and every constant derived from one) from ``P->arrays``. State arrays are ``P->state[j]`` in
+the order of the model's state record (``refrac`` last where the model is refractory).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from .definition import NeuronDefinition, Program
+from .printers import Printer
+
+
+def _c_name(name: str) -> str:
+    """C identifiers for the model's names: prefixed, so that no name can clash with C or the engine."""
+    if name == "I":
+        return "in_I"
+    if name.startswith("_c"):
+        return "c" + name
+    if name.startswith(("_s", "_inf_", "_k", "_y")):
+        return "t" + name
+    return "p_" + name
+
+
+def constant_names(program: Program) -> list:
+    """Every name of the step's value table (``dt``, parameters, constants, refractory steps), in a fixed order:
+    the engine splits it into the scalars of ``P->K`` and the per-neuron ``P->arrays``."""
+    names = ["dt"] + list(program.params) + [c for c, _ in program.constants]
+    return names + (["_ref_steps"] if program.refractory else [])
+
+
+def model_function(defn: NeuronDefinition, method: str, option: Optional[str], function_name: str,
+                   scalars: list, arrays: list) -> str:
+    """The C source of one model's step (see the module docstring). ``scalars`` and ``arrays`` name the entries of
+    ``P->K`` and ``P->arrays`` (parameters, constants and ``dt``), in order."""
+    program: Program = defn.program(method, option)
+    state = list(program.state)
+
+    def name_of(name: str) -> str:
+        if name in state:
+            return f"x_{name}"
+        return _c_name(name)
+
+    printer = Printer("c", name_of)
+    fields = list(defn.state_fields)
+    lines = [f"static int32_t {function_name}(const Pop *P, int32_t b, const REAL *restrict drive, "
+             f"int32_t *restrict fired) {{",
+             "    const int32_t n = P->n;", "    const int64_t off = (int64_t)b * n;"]
+    for j, f in enumerate(fields):
+        lines.append(f"    REAL *restrict S_{f} = (REAL *)P->state[{j}] + off;")
+    for j, name in enumerate(scalars):
+        lines.append(f"    const REAL {_c_name(name)} = (REAL)P->K[{j}];")
+    for j, name in enumerate(arrays):
+        lines.append(f"    const REAL *restrict A_{_c_name(name)} = (const REAL *)P->arrays[{j}];")
+    lines.append("    (void)drive;")
+
+    def load_arrays(body: list, exprs: Iterable) -> None:
+        used = set()
+        for e in exprs:
+            used |= {s.name for s in e.free_symbols}
+        for name in arrays:
+            if name in used:
+                body.append(f"        const REAL {_c_name(name)} = A_{_c_name(name)}[i];")
+
+    # loop 1: integration
+    updates = [e for _, e in program.temporaries] + [e for _, e in program.updates]
+    lines.append("    for (int32_t i = 0; i < n; i++) {")
+    if program.refractory:
+        lines.append("        REAL r = S_refrac[i] - 1; r = r < 0 ? 0 : r; S_refrac[i] = r;")
+    lines.append("        const REAL in_I = drive[i]; (void)in_I;")
+    for name in state:
+        lines.append(f"        const REAL x_{name} = S_{name}[i]; (void)x_{name};")
+    load_arrays(lines, updates)
+    for name, expr in program.temporaries:
+        lines.append(f"        const REAL {_c_name(name)} = {printer(expr)};")
+    for name, expr in program.updates:
+        lines.append(f"        const REAL new_{name} = {printer(expr)};")
+    for name, _ in program.updates:
+        if program.refractory and name in program.clamped:
+            lines.append(f"        S_{name}[i] = r == 0 ? new_{name} : x_{name};")
+        else:
+            lines.append(f"        S_{name}[i] = new_{name};")
+    lines.append("    }")
+
+    # loop 2: threshold, reset, after-step statements
+    lines.append("    int32_t count = 0;")
+    post = list(program.gates) + [s.expr for s in program.resets] + [s.expr for s in program.after]
+    if program.distance is not None:
+        post.append(program.distance)
+    if program.distance is not None or program.after:
+        lines.append("    for (int32_t i = 0; i < n; i++) {")
+        for name in state:
+            lines.append(f"        REAL x_{name} = S_{name}[i]; (void)x_{name};")
+        load_arrays(lines, post)
+        if program.distance is not None:
+            cond = f"{printer(program.distance)} {'>' if program.strict else '>='} 0"
+            for gate in program.gates:
+                cond += f" && {printer(gate)}"
+            if program.refractory:
+                cond = f"S_refrac[i] == 0 && {cond}"
+            lines.append(f"        if ({cond}) {{")
+            for s in program.resets:
+                if s.boolean:
+                    value = f"(x_{s.target} - (x_{s.target} - (({printer(s.expr)}) ? (REAL)1 : (REAL)0)))"
+                elif s.increment:
+                    value = f"(x_{s.target} + {printer(s.expr)})"
+                else:
+                    value = f"(x_{s.target} - (x_{s.target} - {printer(s.expr)}))"
+                lines.append(f"            x_{s.target} = {value};")
+                lines.append(f"            S_{s.target}[i] = x_{s.target};")
+            if program.refractory:
+                lines.append("            S_refrac[i] = (REAL)P->ref_steps;")
+            lines.append("            fired[count++] = i;")
+            lines.append("        }")
+        for s in program.after:
+            value = printer(s.expr)
+            if s.boolean:
+                value = f"(({value}) ? (REAL)1 : (REAL)0)"
+            elif s.increment:
+                value = f"(x_{s.target} + {value})"
+            lines.append(f"        x_{s.target} = {value};")
+            lines.append(f"        S_{s.target}[i] = x_{s.target};")
+        lines.append("    }")
+    lines.append("    return count;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def dispatch_function(names: list) -> str:
+    """``step_model``: calls the generated function of ``P->model``."""
+    cases = "\n".join(f"    case {k}: return {name}(P, b, drive, fired);" for k, name in enumerate(names))
+    return ("static int32_t step_model(const Pop *P, int32_t b, const REAL *restrict drive, int32_t *restrict fired) {\n"
+            f"    switch (P->model) {{\n{cases}\n    default: return 0;\n    }}\n}}\n")
