@@ -85,7 +85,7 @@ import yaml
 from .config import (AnyMapping, ConfigProblems, Document, Integer, Kind, ListOf, Problem, Quantity, Record, Spec,
                      Text, load_file, load_text, register_kind, validate)
 from .graph import Assembly, Issue
-from .neurons.base import ConfigError
+from .errors import ConfigError
 
 
 class Value(Spec):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import yaml
 
-from .neurons.base import ConfigError
+from .errors import ConfigError
 from .units import CANONICAL, UnitError, parse_quantity
 
 KeyPath = tuple  # tuple of str | int

@@ -60,7 +60,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import networkx as nx
 
-from .neurons.base import ConfigError
+from .errors import ConfigError
 from .units import CANONICAL, UnitError, dimension_of, parse_quantity
 
 # ------------------------------------------------------------------------------------------ vocabulary

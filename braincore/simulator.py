@@ -52,7 +52,8 @@ from .graph import weight_dimension
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
 from .neurons import get_model
-from .neurons.base import ConfigError, NeuronModel
+from .errors import ConfigError
+from .neurons.base import NeuronModel
 from .units import UnitError, dimension_of, parse_quantity
 
 Tensor = torch.Tensor

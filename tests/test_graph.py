@@ -11,7 +11,7 @@ from braincore.assembly_config import assembly_from_text, load_assembly
 from braincore.cli import main
 from braincore.config import ConfigProblems, bundled_config_dir, load_config
 from braincore.graph import Assembly, AssemblyError, PopulationSpec, ProjectionSpec, expected_synapses
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 
 AMPA = {"type": "conductance", "tau": "5 ms", "E_rev": "0 mV"}
 GABA = {"type": "conductance", "tau": "10 ms", "E_rev": "-80 mV"}

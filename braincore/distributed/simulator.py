@@ -62,7 +62,7 @@ import torch
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..graph import weight_dimension
 from ..neurons import get_model
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from ..simulator import (DTYPES, _any_quantity, _quantity, deliver_arriving, synapse_factor, synapse_kind,
                          synaptic_drive)
 from ..synapses.csr import outgoing_rows, to_csr

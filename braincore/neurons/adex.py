@@ -61,7 +61,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .base import NeuronModel, NeuronParams, _any_le, countdown, param, refractory_steps, reset_membrane
+from ..params import NeuronParams, _any_le, param
+from .base import NeuronModel, countdown, refractory_steps, reset_membrane
 
 Tensor = torch.Tensor
 

@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .base import NeuronModel, NeuronParams, countdown, filled, fire, param, refractory_steps, reset_membrane
+from ..params import NeuronParams, param
+from .base import NeuronModel, countdown, filled, fire, refractory_steps, reset_membrane
 
 Tensor = torch.Tensor
 

@@ -52,7 +52,8 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 
-from .base import NeuronModel, NeuronParams, _any_le, _any_lt, _show, filled, param
+from ..params import NeuronParams, _any_le, _any_lt, _show, param
+from .base import NeuronModel, filled
 
 Tensor = torch.Tensor
 

@@ -51,7 +51,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .base import NeuronModel, NeuronParams, _any_le, param, reset_membrane
+from ..params import NeuronParams, _any_le, param
+from .base import NeuronModel, reset_membrane
 
 Tensor = torch.Tensor
 

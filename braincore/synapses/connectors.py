@@ -60,7 +60,7 @@ Reproducibility. Everything is drawn from the given CPU ``torch.Generator`` with
 machine (for a given PyTorch version).
 
 Errors. Every option is checked; all problems are reported at once in one
-:class:`~braincore.neurons.base.ConfigError` whose messages name the connector, the option and the value
+:class:`~braincore.errors.ConfigError` whose messages name the connector, the option and the value
 given, with a suggestion for misspelt options or types. :func:`check_connector` returns the same messages
 without building anything (for the config layer).
 """
@@ -74,7 +74,7 @@ from typing import Any, Mapping, NamedTuple, Optional, Union
 import numpy as np
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 
 Tensor = torch.Tensor
 PathLike = Union[str, Path]

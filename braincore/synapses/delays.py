@@ -17,7 +17,7 @@ step: a spike can never arrive in the step it was emitted in (the minimum delay 
 event-driven pathways).
 
 Errors. Delays must be positive: a constant ``<= 0``, a ``uniform`` range with ``low <= 0`` or a ``normal``
-with ``mean <= 0`` is a :class:`~braincore.neurons.base.ConfigError`. A ``normal`` distribution's draws in
+with ``mean <= 0`` is a :class:`~braincore.errors.ConfigError`. A ``normal`` distribution's draws in
 its tail below half a step (below 0 included) are given the minimum of 1 step rather than raising, so that a
 valid spec never fails by the luck of the seed; add ``clip: [low, high]`` to bound the draws explicitly.
 
@@ -30,7 +30,7 @@ from typing import Any, Mapping, Union
 
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from ..units import UnitError, parse_quantity
 from .weights import _check_count, _check_generator, _parse_spec, _sample
 

@@ -44,7 +44,7 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from ..units import CANONICAL, UnitError, parse_quantity
 
 Tensor = torch.Tensor
