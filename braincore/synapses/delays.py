@@ -26,7 +26,7 @@ so a seed gives the same delays on every machine.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 
@@ -63,10 +63,16 @@ def _parse(spec: Any) -> tuple[Any, list]:
     return parsed, problems
 
 
+def delay_spec_problems(spec: DelaySpec) -> list[tuple[Optional[str], str]]:
+    """The problems of :func:`check_delays` as ``(key, message)`` pairs: ``key`` is the key of a mapping spec
+    that the message is about (``None`` when it is about the spec as a whole)."""
+    _, problems = _parse(spec)
+    return list(problems)
+
+
 def check_delays(spec: DelaySpec) -> list[str]:
     """The problems of a delay spec (empty when valid), without drawing anything."""
-    _, problems = _parse(spec)
-    return [message for _, message in problems]
+    return [message for _, message in delay_spec_problems(spec)]
 
 
 def delay_steps(delays_ms: Tensor, dt: float) -> Tensor:
