@@ -62,9 +62,9 @@ A full example (every key; all but ``kind`` and ``populations`` are optional)::
       dopamine: {tau: 200 ms, baseline: 0, value: 0}   # value: initial level; tasks set/pulse it from Python
 
 Quantities take units (``20 ms``, ``0.5 nS``); bare numbers are canonical (ms, mV, nA, nS, Hz...). Weights are
-in the unit the synapse and the post model imply (:func:`braincore.graph.weight_dimension`: mV for
+in the unit the synapse and the post model imply (:func:`braincore.validation.weight_dimension`: mV for
 ``instantaneous``, nS for ``conductance``, the post model's input unit for ``exponential`` and ``alpha``). The
-parameters of each input type are listed in :data:`braincore.graph.INPUT_PARAMS`; file names (an input's
+parameters of each input type are listed in :data:`braincore.validation.INPUT_PARAMS`; file names (an input's
 ``path``, a ``values`` .npy file, a ``file`` connector's ``path``) are relative to this file.
 
 Includes are resolved relative to the including file; an included file is itself a ``kind: assembly`` (its run
@@ -84,8 +84,9 @@ import yaml
 
 from .config import (AnyMapping, ConfigProblems, Document, Integer, Kind, ListOf, Problem, Quantity, Record, Spec,
                      Text, load_file, load_text, register_kind, validate)
-from .graph import Assembly, Issue
-from .neurons.base import ConfigError
+from .errors import ConfigError
+from .graph import Assembly
+from .validation import Issue
 
 
 class Value(Spec):

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .neurons.base import ConfigError
+from .errors import ConfigError
 
 DEFAULT_CONFIG = "gallery.yaml"
 

@@ -1,8 +1,11 @@
 """YAML configs: safe loading with line numbers, a small schema language, and errors that name file, line and key.
 
-Every config is a YAML mapping with a ``kind`` key that selects its schema and runner from :data:`KINDS`
-(``neuron_gallery`` here; assemblies and tasks register their own kinds). Loading never executes anything:
-text is parsed with ``yaml.safe_load`` and, for line numbers, composed with the safe loader's node tree.
+Every config is a YAML mapping with a ``kind`` key that selects its schema and runner from :data:`KINDS`. The
+modules that define kinds register them (:func:`register_kind`) when imported; this registry imports none of
+them itself but loads a kind on its first look-up (:func:`get_kind`): the engine's own kinds by module path
+(:data:`BUILTIN_KINDS`), the tasks' kinds through the ``braincore.kinds`` entry points. Loading a config never
+executes anything: text is parsed with ``yaml.safe_load`` and, for line numbers, composed with the safe loader's
+node tree.
 
 Validation reports *every* problem at once, each as ``file:line: key.path: what is wrong (expected ...)``,
 before anything runs::
@@ -13,13 +16,14 @@ before anything runs::
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import yaml
 
-from .neurons.base import ConfigError
+from .errors import ConfigError
 from .units import CANONICAL, UnitError, parse_quantity
 
 KeyPath = tuple  # tuple of str | int
@@ -280,25 +284,59 @@ class Kind:
 
 KINDS: dict[str, Kind] = {}
 
+#: the engine's own config kinds: name -> the module that registers it when imported. The registry names modules
+#: and imports them only when a kind is looked up (:func:`get_kind`), so it depends on none of its registrants;
+#: the kinds of other packages (tasks) come from the ``braincore.kinds`` entry points the same way.
+BUILTIN_KINDS: dict[str, str] = {
+    "neuron_gallery": "braincore.gallery",
+    "assembly": "braincore.assembly_config",
+    "distributed": "braincore.distributed.config",
+}
+
 
 def register_kind(kind: Kind) -> Kind:
+    """Add a config kind (called by the module that defines it, when that module is imported)."""
     KINDS[kind.name] = kind
     return kind
 
 
+def get_kind(name: str) -> Optional[Kind]:
+    """The kind registered as ``name``, or ``None``. A kind not registered yet is loaded first: a built-in one
+    by importing its module (:data:`BUILTIN_KINDS`), another by loading the ``braincore.kinds`` entry point of
+    that name (or, failing that, all of them)."""
+    if name in KINDS:
+        return KINDS[name]
+    module = BUILTIN_KINDS.get(name)
+    if module is not None:
+        importlib.import_module(module)
+    else:
+        _load_plugin_kinds(name)
+        if name not in KINDS:
+            _load_plugin_kinds()
+    return KINDS.get(name)
+
+
+def load_all_kinds() -> dict[str, Kind]:
+    """Every kind there is (built-in and from entry points), loaded: :data:`KINDS`."""
+    for module in BUILTIN_KINDS.values():
+        importlib.import_module(module)
+    _load_plugin_kinds()
+    return KINDS
+
+
 def validate(doc: Document) -> tuple[Kind, dict]:
     """Check a loaded document against its kind's schema; raise :class:`ConfigProblems` listing everything."""
-    _ensure_builtin_kinds()
     data = doc.data
     if not isinstance(data, Mapping):
         raise ConfigProblems([doc.problem((), "a config must be a YAML mapping with a 'kind' key")])
     kind_name = data.get("kind")
-    if kind_name not in KINDS:
+    kind = get_kind(kind_name)
+    if kind is None:
+        load_all_kinds()
         near = difflib.get_close_matches(str(kind_name), KINDS, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         what = "missing 'kind'" if kind_name is None else f"unknown kind {kind_name!r}{hint}"
         raise ConfigProblems([doc.problem(("kind",), f"{what} (expected one of: {', '.join(sorted(KINDS))})")])
-    kind = KINDS[kind_name]
     problems: list[Problem] = []
     config = kind.schema.check(data, doc, (), problems)
     if config is not None and kind.semantic_check is not None:
@@ -315,26 +353,18 @@ def load_config(path: Union[str, Path]) -> tuple[Kind, dict]:
     return validate(load_file(path))
 
 
-def _ensure_builtin_kinds() -> None:
-    """Import the engine modules that register config kinds (kept lazy so importing config is cheap)."""
-    from . import gallery  # noqa: F401  (registers "neuron_gallery")
-    from . import assembly_config  # noqa: F401  (registers "assembly")
-    from . import distributed  # noqa: F401  (registers "distributed")
-
-    _load_plugin_kinds()
-
-
 _PLUGIN_GROUP = "braincore.kinds"
 
 
-def _load_plugin_kinds() -> None:
-    """Import the modules named by the ``braincore.kinds`` entry points (tasks register their config kinds
-    there: ``diehl_cook = "tasks.perception.diehl_cook"`` in pyproject.toml), so the engine runs task configs
-    without importing the task packages itself. A plugin that fails to import is reported, not fatal."""
+def _load_plugin_kinds(name: Optional[str] = None) -> None:
+    """Import the modules named by the ``braincore.kinds`` entry points (only the one called ``name`` when
+    given; tasks register their config kinds there: ``diehl_cook = "tasks.perception.diehl_cook"`` in
+    pyproject.toml), so the engine runs task configs without importing the task packages itself. A plugin that
+    fails to import is reported, not fatal."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=_PLUGIN_GROUP):
-        if entry.name in KINDS:
+        if entry.name in KINDS or (name is not None and entry.name != name):
             continue
         try:
             entry.load()

@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import AnyMapping, Document, Kind, ListOf, Quantity, Raw, Record, Text, register_kind
 from .neurons import MODELS, ClampResult, get_model, inject_current
-from .neurons.base import ConfigError
+from .errors import ConfigError
 from .units import UnitError, dimension_of, parse_quantity
 
 PANEL = Record({

@@ -53,7 +53,7 @@ from typing import Any, Iterator, Optional, Union
 
 import torch
 
-from .neurons.base import ConfigError
+from .errors import ConfigError
 from .units import UnitError, parse_quantity
 
 Tensor = torch.Tensor

@@ -11,7 +11,7 @@ points of pyproject.toml, so the engine finds them without importing that packag
 
 and in Python: ``a.include(build_region("basal_ganglia", {"channels": 3}), "bg")`` (or call the builder in
 ``regions.basal_ganglia`` directly). Parameters are validated by the builder: a misspelt or mistyped
-parameter raises :class:`~braincore.neurons.base.ConfigError` whose ``items`` name the parameter, which the YAML
+parameter raises :class:`~braincore.errors.ConfigError` whose ``items`` name the parameter, which the YAML
 loader points at ``include.<prefix>.params.<name>`` with its line.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from .neurons.base import ConfigError
+from .errors import ConfigError
 
 ENTRY_POINT_GROUP = "braincore.regions"
 

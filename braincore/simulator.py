@@ -48,16 +48,17 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .modulators import Modulators
-from .graph import weight_dimension
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
 from .neurons import get_model
-from .neurons.base import ConfigError, NeuronModel
+from .errors import ConfigError
+from .neurons.base import NeuronModel
 from .units import UnitError, dimension_of, parse_quantity
+from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, weight_dimension
 
 Tensor = torch.Tensor
 
-SYNAPSE_TYPES = ("instantaneous", "exponential", "alpha", "conductance")
+SYNAPSE_TYPES = tuple(_SYNAPSE_KEYS)  # the synapse kinds an assembly may use (see braincore.validation)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -227,9 +228,7 @@ class Simulator:
                  backend: Optional[str] = None):
         from .synapses import build_connectivity, init_delays, init_weights, to_csr
 
-        problems = assembly.validate()
-        if problems:
-            raise ConfigError("\n".join(problems))
+        require_valid(assembly)
         run = assembly.run
         self.assembly = assembly
         self.dt = float(dt if dt is not None else run.dt)
@@ -241,7 +240,7 @@ class Simulator:
         self.backend = backend if backend is not None else getattr(run, "backend", "auto")
         if self.backend == "auto" and os.environ.get("BRAINCORE_BACKEND"):
             self.backend = os.environ["BRAINCORE_BACKEND"]  # force one engine everywhere (debugging, tests)
-        if self.backend not in ("auto", "native", "torch"):
+        if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; use auto, native or torch")
         self._engine = None  # the native engine, built at the first run
         self._native_checked = False

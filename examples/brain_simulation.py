@@ -37,8 +37,9 @@ from typing import Optional, Sequence
 import networkx as nx
 
 from braincore import analysis
-from braincore.graph import Assembly, expected_synapses
+from braincore.graph import Assembly
 from braincore.simulator import Simulator
+from braincore.synapses import expected_synapses
 
 # ------------------------------------------------------------------------------------------ parameters
 N_E, N_I = 800, 200            # neurons per area

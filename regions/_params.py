@@ -1,7 +1,7 @@
 """Shared helpers of the region builders: parameter checks that collect every problem, LIF cells, drives.
 
 Each builder checks its keyword parameters with a :class:`Checker` and calls :meth:`Checker.done`, which raises
-one :class:`~braincore.neurons.base.ConfigError` whose ``items`` are ``(parameter, message)`` pairs (the YAML
+one :class:`~braincore.errors.ConfigError` whose ``items`` are ``(parameter, message)`` pairs (the YAML
 loader points each at ``include.<prefix>.params.<parameter>`` with its line).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.units import CANONICAL, UnitError, parse_quantity
 
 #: the cortical/basal-ganglia LIF used by every region: rest -70 mV, threshold -50 mV (theta = 20 mV above

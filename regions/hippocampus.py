@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.region_types import register_region
 from regions.prefrontal import _count, _quantities
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.region_types import register_region
 from braincore.units import UnitError, parse_quantity
 

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.progress import progress_bar
 
 
@@ -64,7 +64,7 @@ def checkpoint_fields(every: int = 5000) -> dict:
 
 
 def params_field(params_cls, doc: str) -> AnyMapping:
-    """A ``network:`` mapping of overrides of a :class:`~braincore.neurons.base.NeuronParams` dataclass, checked
+    """A ``network:`` mapping of overrides of a :class:`~braincore.params.NeuronParams` dataclass, checked
     while the YAML is validated: every bad key or value is reported at its own line and key path."""
 
     def check(value, doc_: Document, path, problems) -> dict:

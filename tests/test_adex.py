@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from braincore.neurons.adex import EXP_ARG_MAX, AdEx, AdExParams, AdExState
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.neurons.injection import inject_current
 
 DT = 0.1  # ms

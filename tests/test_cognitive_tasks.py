@@ -9,7 +9,7 @@ import pytest
 from braincore.assembly_config import assembly_from_text
 from braincore.config import ConfigProblems, load_config, load_text, validate
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.region_types import build_region, region_types
 from braincore.simulator import Simulator
 from regions import hippocampus, prefrontal

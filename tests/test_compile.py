@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.simulator import Simulator
 from braincore.training.compile import compile_assembly, export_weights, simulate_with_input_spikes
 

@@ -16,7 +16,7 @@ import torch
 from braincore.config import ConfigProblems, load_config, load_text, validate
 from braincore.data import write_idx
 from braincore.networks.desire_mlp import DesireMLP, DesireParams, encode
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.plasticity import desire as rule
 from tasks.perception import desire_bp as task
 

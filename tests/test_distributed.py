@@ -12,7 +12,7 @@ from braincore.distributed import DistributedSimulator, partition_table, rng
 from braincore.distributed.connectivity import connector_options, incoming
 from braincore.distributed.launch import spawn_run
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 
 # A small Brunel-like E/I network in float64: current-based LIF, voltage-jump synapses with delays of 1.5 and
 # 2 ms at dt = 0.1 ms (minimum delay 15 steps: spikes are exchanged once every 15 steps), Poisson drive.

@@ -6,12 +6,12 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from braincore import graph as graph_module
 from braincore.assembly_config import assembly_from_text, load_assembly
 from braincore.cli import main
 from braincore.config import ConfigProblems, bundled_config_dir, load_config
-from braincore.graph import Assembly, AssemblyError, PopulationSpec, ProjectionSpec, expected_synapses
-from braincore.neurons.base import ConfigError
+from braincore.graph import Assembly, AssemblyError, PopulationSpec, ProjectionSpec
+from braincore.synapses.connectors import expected_synapses
+from braincore.errors import ConfigError
 
 AMPA = {"type": "conductance", "tau": "5 ms", "E_rev": "0 mV"}
 GABA = {"type": "conductance", "tau": "10 ms", "E_rev": "-80 mV"}
@@ -231,17 +231,14 @@ def test_yaml_with_many_mistakes_reports_each_with_file_line_and_key(tmp_path):
     assert len(text) == len(expected), text
 
 
-def test_connector_checks_fall_back_when_synapses_is_missing(monkeypatch):
+def test_connector_checks_name_the_option():
     a = Assembly()
     a.add_population("x", "lif", 10)
     a.add_projection("x", "x", {"type": "fixed_probability", "p": 2}, "1 mV", name="bad_p")
     a.add_projection("x", "x", {"type": "fixed_indegree"}, "1 mV", name="no_k")
-    with_module = a.validate()
-    monkeypatch.setattr(graph_module, "_synapses_module", lambda name: None)
-    without = a.validate()
-    for problems in (with_module, without):
-        assert any(p.startswith("projection 'bad_p': connector.p:") for p in problems), problems
-        assert any(p.startswith("projection 'no_k': connector") and "'k'" in p for p in problems), problems
+    problems = a.validate()
+    assert any(p.startswith("projection 'bad_p': connector.p:") for p in problems), problems
+    assert any(p.startswith("projection 'no_k': connector") and "'k'" in p for p in problems), problems
 
 
 def test_duplicates_in_yaml_are_reported(tmp_path):

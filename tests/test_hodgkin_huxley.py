@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.neurons.hodgkin_huxley import (HHParams, HodgkinHuxley, hh_rates, hh_steady_state, hh_step,
                                               temperature_factor)
 from braincore.neurons.injection import inject_current

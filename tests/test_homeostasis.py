@@ -17,7 +17,7 @@ import torch
 
 from braincore.graph import Assembly
 from braincore.neurons import ALIF
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.plasticity import (Normalize, SynapseView, SynapticScaling, diehl_cook_threshold_params,
                                   make_rule)
 from braincore.simulator import ProjectionRuntime, Simulator

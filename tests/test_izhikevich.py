@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.neurons.injection import inject_current
 from braincore.neurons.izhikevich import Izhikevich, IzhikevichParams, IzhikevichState, izhikevich_step
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from braincore.neurons import ALIF, IF, LIF, ConfigError, get_model, inject_current
+from braincore.errors import ConfigError
+from braincore.neurons import ALIF, IF, LIF, get_model, inject_current
 from braincore.neurons.base import refractory_steps
 
 

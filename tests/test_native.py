@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.simulator import Simulator
 
 native = pytest.importorskip("braincore.native")

@@ -8,7 +8,7 @@ import pytest
 from braincore.assembly_config import assembly_from_text
 from braincore.config import ConfigProblems
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.region_types import REGION_TYPES, build_region, register_region
 
 

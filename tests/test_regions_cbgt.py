@@ -8,7 +8,7 @@ import pytest
 from braincore.assembly_config import assembly_from_text, load_assembly
 from braincore.config import ConfigProblems, load_text, validate
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.region_types import build_region, region_types
 from braincore.simulator import Simulator
 from regions.basal_ganglia import basal_ganglia

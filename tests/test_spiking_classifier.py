@@ -14,7 +14,7 @@ import torch
 from braincore.checkpoint import load_checkpoint
 from braincore.config import ConfigProblems, load_config, load_text, validate
 from braincore.data import write_idx
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from tasks.perception import surrogate as task
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.plasticity import STDP, SynapseView, TripletSTDP, make_rule
 from braincore.simulator import ProjectionRuntime, Simulator
 

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.synapses import (CONNECTOR_OPTIONS, Connectivity, apply_sign, build_connectivity, check_connector,
                                 check_delays, check_weights, connector_names, init_delays, init_weights,
                                 load_connectivity_file, lognormal_parameters, outgoing, signed, to_csr)

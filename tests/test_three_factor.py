@@ -12,7 +12,7 @@ import torch
 
 from braincore.graph import Assembly
 from braincore.modulators import RECEPTORS, Modulators, receptor_sign
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.plasticity import RULES, RSTDP, SynapseView, make_rule
 from braincore.simulator import ProjectionRuntime, Simulator
 

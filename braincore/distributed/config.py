@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..config import AnyMapping, Flag, Integer, Kind, Quantity, Record, Text, register_kind
+from ..launch_env import environment_world_size
 from .partition import PARTITION_SCHEMES
 
 SCHEMA = Record({
@@ -48,9 +49,7 @@ SCHEMA = Record({
 
 def launched_world_size() -> int:
     """``WORLD_SIZE`` of the environment (set by ``torchrun``), 1 when absent (one reader for the whole engine:
-    :func:`braincore.training.distributed.environment_world_size`)."""
-    from ..training.distributed import environment_world_size
-
+    :func:`braincore.launch_env.environment_world_size`)."""
     return environment_world_size()
 
 

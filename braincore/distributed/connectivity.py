@@ -36,7 +36,7 @@ from typing import Any, Mapping, NamedTuple
 
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from ..synapses.connectors import _validate
 from . import rng
 

@@ -27,7 +27,7 @@ from typing import Mapping
 
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 
 Tensor = torch.Tensor
 

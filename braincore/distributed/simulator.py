@@ -60,15 +60,15 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..graph import weight_dimension
 from ..neurons import get_model
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from ..simulator import (DTYPES, _any_quantity, _quantity, deliver_arriving, synapse_factor, synapse_kind,
                          synaptic_drive)
 from ..synapses.csr import outgoing_rows, to_csr
 from ..synapses.delays import _parse as _parse_delay, delay_steps
 from ..synapses.weights import _parse_spec, lognormal_parameters
 from ..units import dimension_of
+from ..validation import require_valid, weight_dimension
 from . import rng
 from .connectivity import connector_options, incoming
 from .partition import PARTITION_SCHEMES, partition_table
@@ -215,9 +215,7 @@ class DistributedSimulator:
     def __init__(self, assembly, *, partition: str = "blocks", dtype: Optional[str] = None,
                  seed: Optional[int] = None, dt: Optional[float] = None, group: Any = None,
                  buffer: int = 64):
-        problems = assembly.validate()
-        if problems:
-            raise ConfigError("\n".join(problems))
+        require_valid(assembly)
         unsupported = check_supported(assembly, dtype=dtype)
         if unsupported:
             raise ConfigError("the distributed engine does not support this assembly:\n" + "\n".join(unsupported))

@@ -50,7 +50,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ..neurons.base import ConfigError, NeuronParams, param
+from ..errors import ConfigError
+from ..params import NeuronParams, param
 from ..plasticity import desire as rule
 
 Tensor = torch.Tensor

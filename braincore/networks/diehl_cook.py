@@ -64,7 +64,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..neurons.base import ConfigError, NeuronParams, param
+from ..errors import ConfigError
+from ..params import NeuronParams, param
 
 Tensor = torch.Tensor
 

@@ -61,7 +61,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ..neurons.base import ConfigError, NeuronParams, param
+from ..errors import ConfigError
+from ..params import NeuronParams, param
 from ..plasticity import predictive_coding as pc
 
 Tensor = torch.Tensor

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import difflib
 
-from .base import ConfigError, NeuronModel, NeuronParams, RunResult
+from ..errors import ConfigError
+from ..params import NeuronParams
+from .base import NeuronModel, RunResult
 from .adex import AdEx, AdExParams, AdExState, adex_step
 from .alif import ALIF, ALIFParams, ALIFState, alif_step
 from .hodgkin_huxley import HHParams, HHState, HodgkinHuxley, hh_step

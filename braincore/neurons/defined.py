@@ -21,7 +21,9 @@ from ..equations.dimensions import DIMENSIONS
 from ..equations.parse import rescale
 from ..equations.torch_step import _ScalarOrTensor, _scalar_exprel, constants, torch_step
 from ..equations.printers import Printer
-from .base import ConfigError, NeuronModel, NeuronParams, filled, param
+from ..errors import ConfigError
+from ..params import NeuronParams, param
+from .base import NeuronModel, filled
 
 Tensor = torch.Tensor
 

@@ -54,7 +54,7 @@ from typing import Any
 import torch
 
 from ..equations import NeuronDefinition
-from .base import _any_le, _any_lt, _show
+from ..params import _any_le, _any_lt, _show
 from .defined import DefinedModel, define_model, expression_function, pure_step
 
 Tensor = torch.Tensor

@@ -13,7 +13,8 @@ from typing import Any, NamedTuple, Optional, Union
 import numpy as np
 import torch
 
-from .base import ConfigError, NeuronModel
+from ..errors import ConfigError
+from .base import NeuronModel
 
 Tensor = torch.Tensor
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 import torch
 
 from ..equations import NeuronDefinition
-from .base import _any_le
+from ..params import _any_le
 from .defined import define_model, pure_step
 
 IZHIKEVICH_DEFINITION = NeuronDefinition(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence, Union
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from .base import Plasticity, SynapseView
 from .stdp import STDP, TripletSTDP
 from .three_factor import RSTDP

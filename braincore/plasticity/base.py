@@ -1,6 +1,6 @@
 """The interface between plasticity rules and the simulator's projections.
 
-A rule (:class:`Plasticity`) owns its parameters (a :class:`~braincore.neurons.base.NeuronParams` record, so
+A rule (:class:`Plasticity`) owns its parameters (a :class:`~braincore.params.NeuronParams` record, so
 YAML values take units and misspelt keys are reported) and keeps per-neuron traces in a state dict. Each step,
 after the neurons have spiked and the spikes have been propagated, the simulator calls
 ``rule.step(view, state, pre_spikes, post_spikes, dt)`` with ``[B, N]`` spike tensors.
@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..neurons.base import NeuronParams
+from ..params import NeuronParams
 from ..synapses.csr import outgoing
 
 Tensor = torch.Tensor

@@ -65,7 +65,8 @@ from typing import Any, Optional
 
 import torch
 
-from ..neurons.base import ConfigError, NeuronParams, param
+from ..errors import ConfigError
+from ..params import NeuronParams, param
 from ..units import parse_quantity
 from .base import Plasticity, SynapseView
 

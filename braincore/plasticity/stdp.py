@@ -51,7 +51,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..neurons.base import NeuronParams, param
+from ..params import NeuronParams, param
 from .base import Plasticity, SynapseView
 
 Tensor = torch.Tensor
@@ -92,7 +92,7 @@ class TripletParams(NeuronParams):
 
 def _check_choice(value: str, allowed: tuple, what: str) -> None:
     if value not in allowed:
-        from ..neurons.base import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"{what}: unknown value {value!r}; use one of {', '.join(allowed)}")
 

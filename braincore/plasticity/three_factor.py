@@ -60,7 +60,8 @@ from typing import Any, Optional
 import torch
 
 from ..modulators import RECEPTORS
-from ..neurons.base import ConfigError, NeuronParams, param
+from ..errors import ConfigError
+from ..params import NeuronParams, param
 from ..synapses.csr import outgoing
 from .base import Plasticity, SynapseView
 from .stdp import pair_traces

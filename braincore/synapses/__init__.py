@@ -17,17 +17,17 @@ Modules: :mod:`~braincore.synapses.connectors`, :mod:`~braincore.synapses.weight
 :mod:`~braincore.synapses.delays`, :mod:`~braincore.synapses.csr`.
 """
 from .connectors import (CONNECTOR_OPTIONS, Connectivity, build_connectivity, check_connector, connector_names,
-                         load_connectivity_file)
+                         connector_problems, expected_synapses, load_connectivity_file)
 from .csr import outgoing, to_csr
-from .delays import DELAY_DISTRIBUTIONS, check_delays, delay_steps, init_delays
+from .delays import DELAY_DISTRIBUTIONS, check_delays, delay_spec_problems, delay_steps, init_delays
 from .weights import (SIGNS, WEIGHT_DISTRIBUTIONS, apply_sign, check_weights, init_weights, lognormal_parameters,
-                      signed)
+                      signed, weight_spec_problems)
 
 __all__ = [
     "CONNECTOR_OPTIONS", "Connectivity", "build_connectivity", "check_connector", "connector_names",
-    "load_connectivity_file",
+    "connector_problems", "expected_synapses", "load_connectivity_file",
     "outgoing", "to_csr",
-    "DELAY_DISTRIBUTIONS", "check_delays", "delay_steps", "init_delays",
+    "DELAY_DISTRIBUTIONS", "check_delays", "delay_spec_problems", "delay_steps", "init_delays",
     "SIGNS", "WEIGHT_DISTRIBUTIONS", "apply_sign", "check_weights", "init_weights", "lognormal_parameters",
-    "signed",
+    "signed", "weight_spec_problems",
 ]

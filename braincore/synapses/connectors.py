@@ -60,9 +60,10 @@ Reproducibility. Everything is drawn from the given CPU ``torch.Generator`` with
 machine (for a given PyTorch version).
 
 Errors. Every option is checked; all problems are reported at once in one
-:class:`~braincore.neurons.base.ConfigError` whose messages name the connector, the option and the value
+:class:`~braincore.errors.ConfigError` whose messages name the connector, the option and the value
 given, with a suggestion for misspelt options or types. :func:`check_connector` returns the same messages
-without building anything (for the config layer).
+without building anything (for the config layer), and :func:`connector_problems` the same as
+``(option, message)`` pairs. :func:`expected_synapses` gives the expected synapse count without building.
 """
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ from typing import Any, Mapping, NamedTuple, Optional, Union
 import numpy as np
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
+from ..units import UnitError, parse_quantity
 
 Tensor = torch.Tensor
 PathLike = Union[str, Path]
@@ -314,6 +316,14 @@ def _validate(spec: Any, n_pre: Any, n_post: Any, same_population: bool,
     return problems, opts
 
 
+def connector_problems(spec: Mapping[str, Any], n_pre: int, n_post: int, same_population: bool = False, *,
+                       base_dir: Optional[PathLike] = None) -> list[tuple[Optional[str], str]]:
+    """The problems of :func:`check_connector` as ``(option, message)`` pairs: ``option`` is the key of ``spec``
+    that the message is about (``None`` when it is about the spec or the sizes as a whole)."""
+    problems, _ = _validate(spec, n_pre, n_post, same_population, base_dir)
+    return problems
+
+
 def check_connector(spec: Mapping[str, Any], n_pre: int, n_post: int, same_population: bool = False, *,
                     base_dir: Optional[PathLike] = None) -> list[str]:
     """The problems of a connector spec for populations of ``n_pre`` and ``n_post`` neurons, without building.
@@ -322,8 +332,48 @@ def check_connector(spec: Mapping[str, Any], n_pre: int, n_post: int, same_popul
     the option and the value given, e.g. ``"fixed_probability: p must be a number in [0, 1], got 1.5"``.
     A ``file`` connector's file is opened to check its arrays and index ranges.
     """
-    problems, _ = _validate(spec, n_pre, n_post, same_population, base_dir)
-    return [message for _, message in problems]
+    return [message for _, message in connector_problems(spec, n_pre, n_post, same_population, base_dir=base_dir)]
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        return parse_quantity(value, "dimensionless")
+    except UnitError:
+        return None
+
+
+def expected_synapses(connector: Mapping, n_pre: int, n_post: int, same_population: bool = False) -> Optional[float]:
+    """Expected number of synapses of a connector (``None`` when not computable without building it).
+
+    all_to_all ``N_pre N_post``, one_to_one ``N``, fixed_probability ``p N_pre N_post``, fixed_indegree
+    ``k N_post``, fixed_outdegree ``k N_pre``, fixed_total ``n``, explicit: the number of listed pairs (a
+    ``file`` connector: ``None``). Within one population, ``allow_self: false`` removes the ``N``
+    self-connections from all_to_all and fixed_probability. The options are not checked (see
+    :func:`check_connector`).
+    """
+    if not isinstance(connector, Mapping):
+        return None
+    kind = connector.get("type")
+    no_self = same_population and connector.get("allow_self") is False
+    if kind == "all_to_all":
+        return float(n_pre * n_post - (min(n_pre, n_post) if no_self else 0))
+    if kind == "one_to_one":
+        return float(min(n_pre, n_post)) if not no_self else 0.0
+    if kind == "fixed_probability":
+        p = _number(connector.get("p"))
+        if p is None:
+            return None
+        pairs = n_pre * n_post - (min(n_pre, n_post) if no_self else 0)
+        return p * pairs
+    if kind in ("fixed_indegree", "fixed_outdegree"):
+        k = _number(connector.get("k"))
+        return None if k is None else k * (n_post if kind == "fixed_indegree" else n_pre)
+    if kind == "fixed_total":
+        n = _number(connector.get("n"))
+        return n
+    if kind == "explicit" and isinstance(connector.get("pre"), (list, tuple)):
+        return float(len(connector["pre"]))
+    return None
 
 
 # ------------------------------------------------------------------------------------------ building

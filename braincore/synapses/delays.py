@@ -17,7 +17,7 @@ step: a spike can never arrive in the step it was emitted in (the minimum delay 
 event-driven pathways).
 
 Errors. Delays must be positive: a constant ``<= 0``, a ``uniform`` range with ``low <= 0`` or a ``normal``
-with ``mean <= 0`` is a :class:`~braincore.neurons.base.ConfigError`. A ``normal`` distribution's draws in
+with ``mean <= 0`` is a :class:`~braincore.errors.ConfigError`. A ``normal`` distribution's draws in
 its tail below half a step (below 0 included) are given the minimum of 1 step rather than raising, so that a
 valid spec never fails by the luck of the seed; add ``clip: [low, high]`` to bound the draws explicitly.
 
@@ -26,11 +26,11 @@ so a seed gives the same delays on every machine.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from ..units import UnitError, parse_quantity
 from .weights import _check_count, _check_generator, _parse_spec, _sample
 
@@ -63,10 +63,16 @@ def _parse(spec: Any) -> tuple[Any, list]:
     return parsed, problems
 
 
+def delay_spec_problems(spec: DelaySpec) -> list[tuple[Optional[str], str]]:
+    """The problems of :func:`check_delays` as ``(key, message)`` pairs: ``key`` is the key of a mapping spec
+    that the message is about (``None`` when it is about the spec as a whole)."""
+    _, problems = _parse(spec)
+    return list(problems)
+
+
 def check_delays(spec: DelaySpec) -> list[str]:
     """The problems of a delay spec (empty when valid), without drawing anything."""
-    _, problems = _parse(spec)
-    return [message for _, message in problems]
+    return [message for _, message in delay_spec_problems(spec)]
 
 
 def delay_steps(delays_ms: Tensor, dt: float) -> Tensor:

@@ -44,7 +44,7 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 import torch
 
-from ..neurons.base import ConfigError
+from ..errors import ConfigError
 from ..units import CANONICAL, UnitError, parse_quantity
 
 Tensor = torch.Tensor
@@ -233,6 +233,31 @@ def init_weights(spec: WeightSpec, num: int, *, generator: torch.Generator, dtyp
     return _sample(parsed, num, generator).to(dtype)
 
 
+def weight_spec_problems(spec: WeightSpec, dimension: str = "conductance", *,
+                         sign: Optional[str] = None) -> list[tuple[Optional[str], str]]:
+    """The problems of :func:`check_weights` as ``(key, message)`` pairs: ``key`` is the key of a mapping
+    spec that the message is about (``None`` when it is about the spec as a whole)."""
+    parsed, problems = _parse_spec(spec, dimension)
+    problems = list(problems)
+    if sign is not None:
+        if sign not in SIGNS:
+            problems.append((None, f"unknown sign {sign!r}{_suggest(sign, SIGNS)} (expected one of: "
+                                   f"{', '.join(SIGNS)})"))
+        elif parsed is not None and parsed["dist"] == "explicit":
+            if parsed["values"].numel() and bool((parsed["values"] < 0).all()):
+                problems.append((None, f"weight explicit: all values are negative, but {sign} weights are "
+                                       f"magnitudes >= 0 (the sign comes from the synapse)"))
+        elif parsed is not None:
+            dist = parsed["dist"]
+            centre = {"constant": "value", "uniform": "high", "normal": "mean", "lognormal": "mean"}[dist]
+            if parsed[centre] < 0:
+                unit = _unit(dimension)
+                problems.append((centre, f"weight {dist}: {centre} = {parsed[centre]:g}{unit} is negative, but "
+                                         f"{sign} weights are magnitudes >= 0 (the sign comes from the synapse); "
+                                         f"write {-parsed[centre]:g}{unit}"))
+    return problems
+
+
 def check_weights(spec: WeightSpec, dimension: str = "conductance", *, sign: Optional[str] = None) -> list[str]:
     """The problems of a weight spec (empty when valid), without drawing anything.
 
@@ -240,24 +265,7 @@ def check_weights(spec: WeightSpec, dimension: str = "conductance", *, sign: Opt
     constant, a uniform range below 0, a normal with a negative mean) is reported too: under Dale's law
     weights are magnitudes and :func:`apply_sign` would set them all to 0.
     """
-    parsed, problems = _parse_spec(spec, dimension)
-    messages = [message for _, message in problems]
-    if sign is not None:
-        if sign not in SIGNS:
-            messages.append(f"unknown sign {sign!r}{_suggest(sign, SIGNS)} (expected one of: {', '.join(SIGNS)})")
-        elif parsed is not None and parsed["dist"] == "explicit":
-            if parsed["values"].numel() and bool((parsed["values"] < 0).all()):
-                messages.append(f"weight explicit: all values are negative, but {sign} weights are magnitudes "
-                                f">= 0 (the sign comes from the synapse)")
-        elif parsed is not None:
-            dist = parsed["dist"]
-            centre = {"constant": "value", "uniform": "high", "normal": "mean", "lognormal": "mean"}[dist]
-            if parsed[centre] < 0:
-                unit = _unit(dimension)
-                messages.append(f"weight {dist}: {centre} = {parsed[centre]:g}{unit} is negative, but {sign} "
-                                f"weights are magnitudes >= 0 (the sign comes from the synapse); write "
-                                f"{-parsed[centre]:g}{unit}")
-    return messages
+    return [message for _, message in weight_spec_problems(spec, dimension, sign=sign)]
 
 
 def _check_sign(sign: Any) -> None:

@@ -100,7 +100,8 @@ from torch import nn
 
 from ..graph import Assembly
 from ..neurons import get_model
-from ..neurons.base import ConfigError, NeuronModel, refractory_steps
+from ..errors import ConfigError
+from ..neurons.base import NeuronModel, refractory_steps
 from ..neurons.lif import NA_PER_PF_IN_MV_PER_MS, LIFState
 from ..surrogate import Surrogate, get_surrogate
 from .fused_lif import lif_sequence

@@ -50,6 +50,8 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from ..launch_env import environment_world_size
+
 Tensor = torch.Tensor
 
 __all__ = ["DistributedContext", "init_distributed", "init_from_environment", "environment_world_size",
@@ -89,20 +91,6 @@ def local_rank() -> int:
 def is_main_process() -> bool:
     """True on rank 0 (and without a process group): the process that prints and writes files."""
     return rank() == 0
-
-
-def environment_world_size() -> int:
-    """``WORLD_SIZE`` as set by torchrun (1 when unset); a clear error when it is not a positive integer."""
-    value = os.environ.get("WORLD_SIZE")
-    if value is None:
-        return 1
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"WORLD_SIZE={value!r} is not an integer (set by torchrun)") from None
-    if n < 1:
-        raise ValueError(f"WORLD_SIZE must be >= 1, got {n}")
-    return n
 
 
 def _default_backend(device: Union[str, torch.device, None]) -> str:

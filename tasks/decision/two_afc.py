@@ -38,7 +38,7 @@ import numpy as np
 from braincore.config import (AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text,
                               register_kind)
 from braincore.graph import Assembly
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.simulator import Simulator
 from regions.prefrontal import build as build_prefrontal
 from tasks.common import run_setup

@@ -54,7 +54,7 @@ from braincore.checkpoint import save_checkpoint
 from braincore.config import Flag, Integer, Kind, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.desire_mlp import DesireMLP, DesireParams
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from tasks.common import (
     epoch_batch, run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,

@@ -31,7 +31,7 @@ from braincore.checkpoint import save_checkpoint
 from braincore.config import Integer, Kind, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from tasks.common import (
     epoch_batch, run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,

@@ -106,7 +106,7 @@ from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text
     register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from tasks.common import (
     epoch_batch, run_setup,
     checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,

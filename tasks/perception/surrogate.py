@@ -64,7 +64,7 @@ import torch
 from braincore import encoding
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.surrogate import SURROGATES
 from braincore.training.losses import LOSS_KINDS, REDUCTIONS, ClassificationLoss, RateRegularizer
 from braincore.training.models import LAYER_KINDS, READOUT_KINDS, build_classifier

@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from braincore.neurons.base import ConfigError
+from braincore.errors import ConfigError
 from braincore.simulator import Simulator
 from regions.dopamine import TDCritic
 

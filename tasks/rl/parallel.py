@@ -9,7 +9,7 @@ thread). Two ways to start them:
   robin over the ranks); rank 0 gathers every summary over a gloo process group.
 - **locally**: ``seeds: N`` in the config (no torchrun): ``min(N, CPUs)`` worker processes are spawned here.
 
-Each seed is an ordinary run of :func:`tasks.rl.task.run_single` with ``seed`` set, ``name`` suffixed with
+Each seed is an ordinary run of :func:`tasks.rl.single.run_single` with ``seed`` set, ``name`` suffixed with
 ``_seed<k>`` (so ``<out>/<name>_seed<k>.ckpt`` checkpoints, and resumes, each seed separately), one torch
 thread, no progress bar, and its own output in ``<out>/<name>_seed<k>.log``. A seed whose run fails is reported
 with its error instead of stopping the others. The final JSON line (rank 0) holds every seed's summary, the
@@ -30,6 +30,8 @@ import numpy as np
 
 from braincore.training import distributed as bd
 from tasks.common import output_dir
+
+from .single import run_single
 
 RunOne = Callable[[dict, dict], dict]
 
@@ -74,8 +76,6 @@ def _run_seed(config: dict, seed: int, options: dict, run_one: RunOne) -> dict:
 def _local_worker(job: tuple) -> dict:
     """Entry point of a spawned worker: ``(config, seed, options)``."""
     import torch
-
-    from .task import run_single
 
     config, seed, options = job
     torch.set_num_threads(1)

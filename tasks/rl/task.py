@@ -18,22 +18,15 @@ environments (FrozenLake) it also states the learned policy's exact value next t
 """
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-
 from braincore.assembly_config import SCHEMA as ASSEMBLY_SCHEMA
 from braincore.assembly_config import _semantic_check as assembly_check
-from braincore.checkpoint import save_checkpoint
 from braincore.config import AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
-from tasks.common import config_key, filled_record, load_resumable, progress_bar, run_setup
+from tasks.common import filled_record
 
 from .encoders import ObservationEncoder, check_action_space
-from .envs import evaluate, make_env
+from .envs import make_env
+from .parallel import parallel_requested, run_parallel
+from .single import run_single  # noqa: F401  (re-exported: the one-seed run)
 
 NUMBER = Quantity("dimensionless")
 
@@ -131,245 +124,11 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
         assembly_check(config, doc, problems)
 
 
-# ------------------------------------------------------------------------------------------ agents
-def _encoder(config: dict, space) -> ObservationEncoder:
-    enc = config["encoder"]
-    return ObservationEncoder(space, enc["neurons_per_dim"], enc["obs_low"], enc["obs_high"])
-
-
-def _gradient_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
-    from .networks import SpikingActorCritic
-
-    g = config["gradient"]
-    if g["network"] == "assembly":
-        from .networks import AssemblyActorCritic
-
-        obs = config["local"]["observation"]
-        steps = int(round(config["local"]["decision"] / config["_assembly"].run.dt))
-        model = AssemblyActorCritic(config["_assembly"], obs["population"], config["local"]["actions"],
-                                    encoder.size, n_actions, steps, obs["max_rate"], seed=config["seed"])
-        return _ppo(config, model, encoder)
-    model = SpikingActorCritic(encoder.size, n_actions, hidden=g["hidden"], steps=g["steps"], tau_m=g["tau_m"],
-                               tau_out=g["tau_out"], input_mode=g["input"], init_gain=g["init_gain"],
-                               surrogate=g["surrogate"], seed=config["seed"])
-    return _ppo(config, model, encoder)
-
-
-def _ppo(config: dict, model, encoder: ObservationEncoder):
-    from .ppo import PPO, PPOSettings
-
-    g = config["gradient"]
-    names = ("num_envs", "rollout", "epochs", "minibatches", "gamma", "gae_lambda", "clip", "lr", "lr_final",
-             "value_coef", "entropy_coef", "max_grad_norm", "total_steps")
-    settings = PPOSettings(**{k: g[k] for k in names})
-    return PPO(config["env"]["id"], model, encoder, settings, config["seed"], config["env"]["kwargs"])
-
-
-def _local_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
-    from .local_agent import DopamineAgent, LocalSettings
-
-    c = config["local"]
-    optional = {"none": None}
-    settings = LocalSettings(
-        observation_input=c["observation"]["input"], observation_population=c["observation"]["population"],
-        max_rate=c["observation"]["max_rate"], actions=c["actions"],
-        exploration_input=optional.get(c["exploration"]["input"], c["exploration"]["input"]),
-        efference_input=optional.get(c["efference"]["input"], c["efference"]["input"]),
-        efference_rate=c["efference"]["rate"], decision=c["decision"], commit=c["commit"],
-        reward_window=c["reward_window"], channel=c["dopamine"]["channel"], gain=c["dopamine"]["gain"],
-        critic_lr=c["critic"]["learning_rate"], critic_initial=c["critic"]["initial"], gamma=c["critic"]["gamma"],
-        num_envs=c["num_envs"],
-        episodes=c["episodes"])
-    return DopamineAgent(config["_assembly"], config["env"]["id"], encoder, n_actions, settings, config["seed"],
-                         config["env"]["kwargs"], device=config["device"])
-
-
-def _moving_average(values: list, window: int = 100) -> float:
-    return float(np.mean(values[-window:])) if values else 0.0
-
-
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
-    """One seed (:func:`run_single`), or several in parallel under torchrun or with ``seeds: N``
+    """One seed (:func:`tasks.rl.single.run_single`), or several in parallel under torchrun or with ``seeds: N``
     (:mod:`tasks.rl.parallel`)."""
-    from .parallel import parallel_requested, run_parallel
-
     return run_parallel(config, options, run_single) if parallel_requested(config) else run_single(config, options)
-
-
-def run_single(config: dict, options: dict) -> dict:
-    out_dir, progress = run_setup(config, options)
-    torch.manual_seed(config["seed"])
-    env_id, kind = config["env"]["id"], config["agent"]
-    probe = make_env(env_id, **config["env"]["kwargs"])
-    encoder = _encoder(config, probe.observation_space)
-    n_actions = check_action_space(probe.action_space)
-    agent = (_gradient_agent if kind == "gradient" else _local_agent)(config, encoder, n_actions)
-    key = config_key(config, ("seed", "env", "agent", "encoder", kind, "populations", "projections", "inputs",
-                              "include", "modulators", "dt"))
-    ckpt_path = out_dir / f"{config['name']}.ckpt"
-    train_seconds = 0.0
-    state = load_resumable(ckpt_path, key, config["resume"])
-    if state is not None:
-        agent.load_state_dict(state["agent"])
-        train_seconds = float(state["train_seconds"])
-        print(f"resumed from {ckpt_path}")
-
-    def save(seconds: float) -> None:
-        save_checkpoint(ckpt_path, {"config_key": key, "agent": agent.state_dict(), "train_seconds": seconds})
-
-    if kind == "gradient":
-        total, done, unit = agent.iterations, agent.iteration, "iteration"
-        network = (f"the assembly's network, compiled ({agent.model.steps} steps per decision)"
-                   if config["gradient"]["network"] == "assembly" else
-                   f"spiking actor-critic {encoder.size}-{config['gradient']['hidden']}-{n_actions} "
-                   f"({config['gradient']['steps']} steps per decision)")
-        print(f"rl_agent: {env_id}, {network}, PPO over {agent.iterations * agent.s.num_envs * agent.s.rollout} "
-              f"environment steps")
-    else:
-        total, done, unit = agent.s.episodes, agent.episodes, "episode"
-        print(f"rl_agent: {env_id}, dopamine-modulated STDP agent ({len(agent.sim.populations)} populations), "
-              f"{agent.s.episodes} episodes on {agent.s.num_envs} environments")
-    since_save = 0
-    with progress_bar(total, "training", progress, unit=unit) as bar:
-        bar.update(min(done, total))
-        while done < total:
-            start = time.perf_counter()
-            if kind == "gradient":
-                agent.iterate()
-                new = agent.iteration
-            else:
-                agent.train_step()
-                new = min(agent.episodes, total)
-            train_seconds += time.perf_counter() - start
-            bar.update(new - done)
-            done = new
-            since_save += 1
-            returns = agent.episode_returns
-            if returns:
-                bar.set_postfix_str(f"return {returns[-1]:.1f}, last 100 {_moving_average(returns):.2f}",
-                                    refresh=False)
-            if since_save >= config["checkpoint_every"] or done >= total:
-                save(train_seconds)
-                since_save = 0
-    print(f"trained: {len(agent.episode_returns)} episodes, {agent.steps} steps, {train_seconds:.1f} s")
-
-    ev = config["evaluation"]
-    start = time.perf_counter()
-    if kind == "local":
-        agent.set_exploration(ev["exploration"])
-        policy, parallel = agent.policy, agent.s.num_envs
-    else:
-        policy, parallel = agent.greedy, ev["parallel"]
-    returns = evaluate(env_id, policy, ev["episodes"], ev["seed"], parallel, config["env"]["kwargs"])
-    eval_seconds = time.perf_counter() - start
-    mean = float(np.mean(returns))
-    summary: dict[str, Any] = {
-        "task": "rl_agent", "env": env_id, "env_kwargs": config["env"]["kwargs"], "agent": kind,
-        "seed": config["seed"], "train_episodes": len(agent.episode_returns), "train_steps": agent.steps,
-        "final_train_return_100": round(_moving_average(agent.episode_returns), 4),
-        "eval_episodes": len(returns), "eval_seed": ev["seed"], "eval_return_mean": round(mean, 4),
-        "eval_return_std": round(float(np.std(returns)), 4), "eval_return_min": float(np.min(returns)),
-        "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
-    }
-    if ev["target"] is not None:
-        summary["target"] = ev["target"]
-        summary["solved"] = bool(mean >= ev["target"])
-        hit = _first_solved(agent.episode_returns, ev["target"])
-        summary["episodes_to_target_100"] = hit
-    if kind == "gradient" and config["gradient"]["network"] == "assembly":
-        summary.update(_simulate_exported(config, agent, encoder, n_actions))
-    if hasattr(probe.unwrapped, "P") and kind == "local":
-        summary.update(_tabular_report(agent, probe))
-    probe.close()
-    if not options.get("no_plot"):
-        png = _plot_curve(agent, out_dir / f"{config['name']}_learning_curve.png", env_id, kind, ev["target"])
-        if png:
-            summary["learning_curve"] = str(png)
-    summary["checkpoint"] = str(ckpt_path)
-    print(f"evaluation over {len(returns)} episodes (seeds {ev['seed']}..{ev['seed'] + len(returns) - 1}): "
-          f"mean return {mean:.3f} (std {np.std(returns):.3f}, min {np.min(returns):.1f})"
-          + (f"; target {ev['target']:g}: {'reached' if summary['solved'] else 'not reached'}"
-             if ev["target"] is not None else ""))
-    agent.close()
-    print(json.dumps(summary))
-    return summary
-
-
-def _first_solved(returns: list, target: float, window: int = 100) -> "int | None":
-    """The number of training episodes after which the moving average over ``window`` first reaches target."""
-    if len(returns) < window:
-        return None
-    avg = np.convolve(np.asarray(returns, dtype=float), np.ones(window) / window, mode="valid")
-    hits = np.flatnonzero(avg >= target)
-    return int(hits[0] + window) if hits.size else None
-
-
-def _simulate_exported(config: dict, ppo, encoder: ObservationEncoder, n_actions: int) -> dict:
-    """The gradient-trained weights written back into the assembly and run by the simulator: the local agent's
-    policy (Poisson sensory spikes, spike-count choice, exploration off) on the exported network, its weights
-    frozen (the plasticity rules are left out of this evaluation copy; the exported description keeps them)."""
-    ev = config["evaluation"]
-    from braincore.graph import Assembly
-
-    data = ppo.model.export().to_dict()
-    for projection in data["projections"]:
-        projection.pop("plasticity", None)
-    exported = Assembly.from_dict(data)
-    agent = _local_agent({**config, "_assembly": exported}, encoder, n_actions)
-    agent.set_exploration(False)
-    returns = evaluate(config["env"]["id"], agent.policy, ev["episodes"], ev["seed"], agent.s.num_envs,
-                       config["env"]["kwargs"])
-    agent.close()
-    mean = float(np.mean(returns))
-    print(f"the trained weights exported to the assembly and run by the simulator: mean return {mean:.3f}")
-    return {"simulator_eval_return_mean": round(mean, 4)}
-
-
-def _tabular_report(agent, env) -> dict:
-    from .tabular import best_stationary_policy, optimal_values, policy_values
-
-    horizon = env.spec.max_episode_steps or 100
-    table = agent.policy_table()
-    v_star = optimal_values(env, horizon)[0]
-    best, v_best = best_stationary_policy(env, horizon)
-    v_pi = policy_values(env, table, horizon)[0]
-    print(f"learned policy (majority action per state): exact value {v_pi:.4f} from the start state; best "
-          f"stationary policy {v_best:.4f} ({100 * v_pi / max(v_best, 1e-12):.1f} %); optimum with a clock "
-          f"{v_star:.4f}")
-    return {"policy": [int(a) for a in table], "policy_value": round(float(v_pi), 4),
-            "best_stationary_policy": [int(a) for a in best], "best_stationary_value": round(v_best, 4),
-            "optimal_value": round(float(v_star), 4),
-            "policy_optimality": round(float(v_pi / max(v_best, 1e-12)), 4)}
-
-
-def _plot_curve(agent, path: Path, env_id: str, kind: str, target) -> "Path | None":
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    returns = np.asarray(agent.episode_returns, dtype=float)
-    if returns.size == 0:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = np.arange(1, returns.size + 1)
-    ax.plot(x, returns, lw=0.5, alpha=0.4, label="episode return")
-    if returns.size >= 10:
-        w = min(100, returns.size)
-        ax.plot(x[w - 1:], np.convolve(returns, np.ones(w) / w, mode="valid"), lw=2, label=f"mean of last {w}")
-    if target is not None:
-        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
-    ax.set_xlabel("training episode")
-    ax.set_ylabel("return")
-    ax.set_title(f"{env_id}: {'PPO, surrogate gradients' if kind == 'gradient' else 'dopamine-modulated STDP'}")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 KIND = register_kind(Kind("rl_agent", SCHEMA, run, _semantic_check,

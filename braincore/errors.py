@@ -1,0 +1,25 @@
+"""The exception types shared by the whole engine.
+
+:class:`ConfigError` is the one user-facing configuration error: every module that checks a parameter, a
+config file, a graph or a command-line option raises it (a ``ValueError`` subclass), so callers catch a single
+type. It lives here, at the bottom of the import graph, so that any module may raise it without importing the
+neuron models.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem: names what is wrong and what was expected.
+
+    ``items`` optionally lists ``(key, message)`` pairs, so that a config loader can point each message at
+    the line of its key.
+    """
+
+    def __init__(self, message: str, items: Optional[list] = None):
+        super().__init__(message)
+        self.items = items or []
+
+
+__all__ = ["ConfigError"]
