@@ -66,14 +66,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -83,11 +79,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared harness, also when imported
+from _harness import (Measurement, environment, fmt, measure as measure_script, one_thread,  # noqa: E402
+                      report, round_sig, run_braincore as harness_braincore, run_brian2 as harness_brian2)
+
 SIMULATORS: tuple[str, ...] = ("braincore-native", "braincore-torch", "brian2-cython", "brian2-standalone")
 DEFAULT_SIZES: tuple[int, ...] = (4000, 16000, 64000)
 TORCH_MAX_N = 16000  # braincore-torch is skipped above this size unless --torch-all
 RESULT_MARK = "@@SIM_COBA_RESULT "
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -181,60 +180,29 @@ def synaptic_events(counts: np.ndarray, pre: np.ndarray) -> int:
     return int(np.dot(counts.astype(np.int64), out_degree.astype(np.int64)))
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (``ru_maxrss`` is in KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-
-
-def _current_rss_mb() -> Optional[float]:
-    """Resident set size of this process now, in MiB (Linux ``/proc``; ``None`` elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024.0 * 1024.0)
-    except (OSError, ValueError, IndexError):
-        return None
+def coba_ranges(n: int, model: Coba = MODEL) -> dict[str, tuple[int, int]]:
+    """The populations' index ranges in the global neuron order (excitatory first)."""
+    n_exc = model.n_exc(n)
+    return {"exc": (0, n_exc), "inh": (n_exc, n)}
 
 
 # ------------------------------------------------------------------------------------------ workers
-@dataclass
-class Measurement:
-    """What one subprocess reports."""
-
-    build_s: float
-    run_s: float
-    counts: list[int]            # spikes per neuron, excitatory first
-    peak_rss_mb: float
-    import_rss_mb: float
-    method: str
-    compile_s: Optional[float] = None
-    end_rss_mb: Optional[float] = None     # resident memory after the run (build transients released)
-    driver_rss_mb: Optional[float] = None
-    binary_s: Optional[float] = None
-
-
-def run_braincore(net: dict[str, np.ndarray], duration: float, backend: str, seed: int,
-                  drive_pA: float = 0.0, method: str = "euler") -> Measurement:
-    """Build and run the network with braincore's ``backend`` (``"native"`` or ``"torch"``), in float64, with a
-    constant current of ``drive_pA`` into every neuron, integrating the membrane with ``method`` (``euler``, the
-    scheme Brian2 picks for these equations, or ``exact``)."""
-    import torch
-
-    torch.set_num_threads(1)
+def coba_assembly(net: dict[str, np.ndarray], duration: float, backend: str, seed: int, drive_pA: float = 0.0,
+                  method: str = "euler", ee_plasticity: Optional[dict] = None):
+    """The braincore :class:`~braincore.graph.Assembly` of the network ``net``, in float64, with a constant current
+    of ``drive_pA`` into every neuron, integrating the membrane with ``method`` (``euler``, the scheme Brian2 picks
+    for these equations, or ``exact``). Populations ``exc`` and ``inh``, projections ``exc->exc``, ``exc->inh``,
+    ``inh->exc``, ``inh->inh`` (explicit pairs), spike monitors ``exc_spikes`` and ``inh_spikes``;
+    ``ee_plasticity`` (a ``plasticity:`` spec) is attached to ``exc->exc``. The initial potentials are set on the
+    built simulator by :func:`set_coba_state`."""
     from braincore.graph import Assembly
-    from braincore.simulator import Simulator
 
-    import_rss = _peak_rss_mb()
     m = MODEL
-    n = net["v0"].size
-    n_exc = m.n_exc(n)
     pre, post = net["pre"], net["post"]
-
-    start = time.perf_counter()
+    ranges = coba_ranges(net["v0"].size)
     a = Assembly(name="coba")
     cell = {"tau_m": f"{m.tau_m} ms", "R_m": f"{m.R_m} MOhm", "v_rest": f"{m.E_l} mV", "v_reset": f"{m.V_r} mV",
             "v_th": f"{m.V_t} mV", "t_ref": f"{m.t_ref} ms"}
-    ranges = {"exc": (0, n_exc), "inh": (n_exc, n)}
     for name, (lo, hi) in ranges.items():
         a.add_population(name, "lif", hi - lo, cell, method=method)
     synapses = {"exc": ({"type": "conductance", "tau": f"{m.tau_e} ms", "E_rev": f"{m.E_e} mV"}, f"{m.w_e} nS",
@@ -246,32 +214,39 @@ def run_braincore(net: dict[str, np.ndarray], duration: float, backend: str, see
         for target, (t_lo, t_hi) in ranges.items():
             keep = (pre >= s_lo) & (pre < s_hi) & (post >= t_lo) & (post < t_hi)
             connector = {"type": "explicit", "pre": pre[keep] - s_lo, "post": post[keep] - t_lo}
-            a.add_projection(source, target, connector, weight, synapse, sign=sign)
+            plastic = ee_plasticity if (source, target) == ("exc", "exc") else None
+            a.add_projection(source, target, connector, weight, synapse, sign=sign, plasticity=plastic)
     for name in ranges:
         if drive_pA:
             a.add_input(f"{name}_drive", "constant_current", name, amplitude=f"{drive_pA / 1000.0} nA")
         a.add_monitor(f"{name}_spikes", "spikes", name)
     a.set_run(duration=duration, dt=m.dt, seed=seed, dtype="float64", backend=backend)
-    sim = Simulator(a)
-    for name, (lo, hi) in ranges.items():
+    return a
+
+
+def set_coba_state(sim, net: dict[str, np.ndarray]) -> None:
+    """The initial potentials of ``net`` into the populations of a built COBA simulator."""
+    import torch
+
+    for name, (lo, hi) in coba_ranges(net["v0"].size).items():
         pop = sim.populations[name]
         v0 = torch.tensor(net["v0"][lo:hi], dtype=torch.float64)[None].contiguous()
         pop.state = pop.state._replace(v=v0)
-    if backend == "native":
-        sim.native_engine()  # loads the compiled kernel (cached) and lays out the static arrays
-    build_s = time.perf_counter() - start
 
-    start = time.perf_counter()
-    sim.run()
-    run_s = time.perf_counter() - start
-    end_rss = _current_rss_mb()
-    counts = np.concatenate([sim.monitor(f"{name}_spikes")["counts"][0] for name in ranges])
-    compile_s = None
-    if backend == "native":
-        from braincore.native import compile_seconds
 
-        compile_s = compile_seconds("float64")  # after the run: the compiler is a child, not in our RSS
-    return Measurement(build_s, run_s, counts.tolist(), _peak_rss_mb(), import_rss, method, compile_s, end_rss)
+def coba_counts(sim) -> np.ndarray:
+    """Spikes per neuron of a COBA simulator after its run, excitatory first."""
+    return np.concatenate([sim.monitor(f"{name}_spikes")["counts"][0] for name in ("exc", "inh")])
+
+
+def run_braincore(net: dict[str, np.ndarray], duration: float, backend: str, seed: int,
+                  drive_pA: float = 0.0, method: str = "euler") -> Measurement:
+    """Build and run the network with braincore's ``backend`` (``"native"`` or ``"torch"``), in float64, with a
+    constant current of ``drive_pA`` into every neuron, integrating the membrane with ``method`` (``euler``, the
+    scheme Brian2 picks for these equations, or ``exact``)."""
+    return harness_braincore(lambda: coba_assembly(net, duration, backend, seed, drive_pA, method),
+                             lambda sim: (coba_counts(sim), {}), backend=backend, method=method,
+                             init=lambda sim: set_coba_state(sim, net))
 
 
 BRIAN2_EQUATIONS = """
@@ -301,15 +276,44 @@ def brian2_method(requested: str, equations: str) -> str:
         return "euler"
 
 
-def _rss_wrapper_command(rss_file: str) -> list[str]:
-    """A command prefix that runs its arguments and writes the child's peak RSS (MiB) to ``rss_file``."""
-    code = ("import os, subprocess, sys\n"
-            "p = subprocess.Popen(sys.argv[2:])\n"
-            "_, status, usage = os.wait4(p.pid, 0)\n"
-            "peak = usage.ru_maxrss / (1048576.0 if sys.platform == 'darwin' else 1024.0)\n"
-            "open(sys.argv[1], 'w').write(repr(peak))\n"
-            "sys.exit(os.waitstatus_to_exitcode(status))\n")
-    return [sys.executable, "-c", code, rss_file, "./main"]
+def brian2_coba(net: dict[str, np.ndarray], method: str, delay_steps: int, drive_pA: float = 0.0,
+                ee_model: Optional[dict] = None) -> tuple[list, dict]:
+    """The Brian2 objects of the network ``net`` (call after the device is set): ``[group, exc_synapses,
+    inh_synapses, spikes]`` and the namespace of the constants. The group is named ``coba``, the monitor
+    ``spikes``. ``ee_model`` (``{"model", "on_pre", "on_post", "namespace"}``) makes the excitatory-to-excitatory
+    synapses a separate ``Synapses`` object ``ee_synapses`` with that model (e.g. STDP), appended last."""
+    from brian2 import NeuronGroup, SpikeMonitor, Synapses, mV, ms, nS, pA, pF
+
+    m = MODEL
+    n = net["v0"].size
+    n_exc = m.n_exc(n)
+    pre, post = net["pre"], net["post"]
+    namespace = {"gl": m.g_l * nS, "El": m.E_l * mV, "Ee": m.E_e * mV, "Ei": m.E_i * mV, "Cm": m.C_m * pF,
+                 "taue": m.tau_e * ms, "taui": m.tau_i * ms, "Vt": m.V_t * mV, "Vr": m.V_r * mV,
+                 "we": m.w_e * nS, "wi": m.w_i * nS, "Ib": drive_pA * pA}
+    group = NeuronGroup(n, brian2_equations(drive_pA), threshold="v >= Vt", reset="v = Vr", refractory=m.t_ref * ms,
+                        method=method, name="coba")
+    group.v = net["v0"] * mV
+    group.ge = 0 * nS
+    group.gi = 0 * nS
+    delay = {"delay": delay_steps * m.dt * ms} if delay_steps else {}
+    from_exc = pre < n_exc
+    static = from_exc & ~(post < n_exc) if ee_model is not None else from_exc
+    exc = Synapses(group, group, on_pre="ge += we", name="exc_synapses", **delay)
+    exc.connect(i=pre[static].astype(np.int32), j=post[static].astype(np.int32))
+    inh = Synapses(group, group, on_pre="gi += wi", name="inh_synapses", **delay)
+    inh.connect(i=pre[~from_exc].astype(np.int32), j=post[~from_exc].astype(np.int32))
+    spikes = SpikeMonitor(group, name="spikes")
+    objects = [group, exc, inh, spikes]
+    if ee_model is not None:
+        ee = from_exc & (post < n_exc)
+        plastic = Synapses(group, group, ee_model["model"], on_pre=ee_model["on_pre"], on_post=ee_model["on_post"],
+                           name="ee_synapses", **delay)
+        plastic.connect(i=pre[ee].astype(np.int32), j=post[ee].astype(np.int32))
+        plastic.w = m.w_e * nS
+        namespace.update(ee_model.get("namespace", {}))
+        objects.append(plastic)
+    return objects, namespace
 
 
 def run_brian2(net: dict[str, np.ndarray], duration: float, mode: str, method: str, delay_steps: int,
@@ -319,75 +323,22 @@ def run_brian2(net: dict[str, np.ndarray], duration: float, mode: str, method: s
 
     ``warmup`` (Cython): only build and generate/compile the code (``run(0 ms)``), to fill the cache.
     """
-    import brian2 as b2
-    from brian2 import Network, NeuronGroup, SpikeMonitor, Synapses, mV, ms, nS, pA, pF
-    from brian2.devices.device import get_device
+    chosen = []
 
-    import_rss = _peak_rss_mb()
-    b2.prefs.logging.console_log_level = "WARNING"
-    m = MODEL
-    equations = brian2_equations(drive_pA)
-    method = brian2_method(method, equations)
-    n = net["v0"].size
-    n_exc = m.n_exc(n)
-    pre, post = net["pre"], net["post"]
-    project_dir = None
-    if mode == "standalone":
-        project_dir = tempfile.mkdtemp(prefix="sim_coba_brian2_")
-        b2.set_device("cpp_standalone", directory=project_dir, build_on_run=False)
-        b2.prefs.devices.cpp_standalone.openmp_threads = 0  # no OpenMP: one thread
-        rss_file = os.path.join(project_dir, "peak_rss_mb.txt")
-        b2.prefs.devices.cpp_standalone.run_cmd_unix = _rss_wrapper_command(rss_file)
-    else:
-        b2.prefs.codegen.target = "cython"
-        if cache_dir:
-            b2.prefs.codegen.runtime.cython.cache_dir = cache_dir
-    b2.seed(seed)  # nothing random is drawn at run time; for completeness
-    b2.defaultclock.dt = m.dt * ms
-    namespace = {"gl": m.g_l * nS, "El": m.E_l * mV, "Ee": m.E_e * mV, "Ei": m.E_i * mV, "Cm": m.C_m * pF,
-                 "taue": m.tau_e * ms, "taui": m.tau_i * ms, "Vt": m.V_t * mV, "Vr": m.V_r * mV,
-                 "we": m.w_e * nS, "wi": m.w_i * nS, "Ib": drive_pA * pA}
-    try:
-        start = time.perf_counter()
-        group = NeuronGroup(n, equations, threshold="v >= Vt", reset="v = Vr", refractory=m.t_ref * ms,
-                            method=method, name="coba")
-        group.v = net["v0"] * mV
-        group.ge = 0 * nS
-        group.gi = 0 * nS
-        delay = {"delay": delay_steps * m.dt * ms} if delay_steps else {}
-        from_exc = pre < n_exc
-        exc = Synapses(group, group, on_pre="ge += we", name="exc_synapses", **delay)
-        exc.connect(i=pre[from_exc].astype(np.int32), j=post[from_exc].astype(np.int32))
-        inh = Synapses(group, group, on_pre="gi += wi", name="inh_synapses", **delay)
-        inh.connect(i=pre[~from_exc].astype(np.int32), j=post[~from_exc].astype(np.int32))
-        spikes = SpikeMonitor(group, name="spikes")
-        network = Network(group, exc, inh, spikes)
-        device = get_device()
-        if mode == "standalone":
-            network.run(duration * ms, namespace=namespace)  # recorded, not executed (build_on_run=False)
-            device.build(directory=project_dir, compile=True, run=False, with_output=False)
-            build_s = time.perf_counter() - start
-            compile_s = sum(t for t in device.timers["compile"].values() if t is not None)
-            device.run(directory=project_dir, with_output=False)
-            run_s = float(device._last_run_time)  # the simulation loop, timed inside the binary
-            binary_s = float(device.timers["run_binary"])
-            counts = np.asarray(spikes.count[:], dtype=np.int64)
-            with open(rss_file) as f:
-                binary_rss = float(f.read())
-            return Measurement(build_s, run_s, counts.tolist(), binary_rss, import_rss, method, compile_s,
-                               driver_rss_mb=_peak_rss_mb(), binary_s=binary_s)
-        network.run(0 * ms, namespace=namespace)  # code generation, compilation or loading from the cache
-        build_s = time.perf_counter() - start
-        if warmup:
-            return Measurement(build_s, 0.0, [], _peak_rss_mb(), import_rss, method, compile_s=build_s)
-        network.run(duration * ms, namespace=namespace)
-        run_s = float(device._last_run_time)  # excludes the per-run code-object preparation (before_run)
-        end_rss = _current_rss_mb()
-        counts = np.asarray(spikes.count[:], dtype=np.int64)
-        return Measurement(build_s, run_s, counts.tolist(), _peak_rss_mb(), import_rss, method, end_rss_mb=end_rss)
-    finally:
-        if project_dir is not None:
-            shutil.rmtree(project_dir, ignore_errors=True)
+    def choose() -> str:
+        chosen.append(brian2_method(method, brian2_equations(drive_pA)))
+        return chosen[0]
+
+    def build():
+        from brian2 import Network
+
+        objects, namespace = brian2_coba(net, chosen[0], delay_steps, drive_pA)
+        spikes = objects[3]
+        return Network(*objects), namespace, lambda: (np.asarray(spikes.count[:], dtype=np.int64), {})
+
+    # nothing random is drawn at run time; the seed is for completeness
+    return harness_brian2(build, duration, mode, dt_ms=MODEL.dt, seed=seed, method=choose, cache_dir=cache_dir,
+                          warmup=warmup, prefix="sim_coba_brian2_")
 
 
 def worker(spec: dict[str, Any]) -> None:
@@ -401,23 +352,13 @@ def worker(spec: dict[str, Any]) -> None:
         result = run_brian2(net, spec["duration"], sim.split("-", 1)[1], spec["brian2_method"],
                             spec["brian2_delay_steps"], spec.get("cython_cache"), spec["seed"], spec["drive_pA"],
                             warmup=spec.get("warmup", False))
-    print(RESULT_MARK + json.dumps(asdict(result)), flush=True)
+    report(result, RESULT_MARK)
 
 
 # ------------------------------------------------------------------------------------------ driver
 def measure(spec: dict[str, Any], timeout: float) -> Measurement:
     """Run :func:`worker` in a fresh interpreter and return its measurement (raises on failure)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            return Measurement(**json.loads(line[len(RESULT_MARK):]))
-    raise RuntimeError(f"{spec['simulator']} (N={spec['N']}) failed with exit code {proc.returncode}:\n"
-                       f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-
-
-def _round(value: Optional[float], digits: int = 4) -> Optional[float]:
-    return None if value is None else float(f"{value:.{digits}g}")
+    return measure_script(__file__, spec, timeout, RESULT_MARK)
 
 
 def summarize(sim: str, n: int, net: dict[str, np.ndarray], runs: Sequence[Measurement], duration: float,
@@ -428,7 +369,7 @@ def summarize(sim: str, n: int, net: dict[str, np.ndarray], runs: Sequence[Measu
 
     def median(field: str) -> Optional[float]:
         values = [getattr(r, field) for r in runs if getattr(r, field) is not None]
-        return _round(statistics.median(values)) if values else None
+        return round_sig(statistics.median(values)) if values else None
 
     n_exc = MODEL.n_exc(n)
     seconds = duration / 1000.0
@@ -438,12 +379,12 @@ def summarize(sim: str, n: int, net: dict[str, np.ndarray], runs: Sequence[Measu
         "simulator": sim, "N": n, "synapses": int(net["pre"].size), "method": first.method,
         "duration_ms": duration, "dt_ms": MODEL.dt, "drive_pA": drive_pA, "repeats": len(runs),
         "build_s": median("build_s"),
-        "compile_s": _round(compile_s) if compile_s is not None else median("compile_s"),
-        "run_s": _round(run_s), "run_s_all": [_round(r.run_s) for r in runs],
-        "events": events, "events_per_s": _round(events / run_s),
-        "spikes": int(counts.sum()), "mean_rate_hz": _round(counts.sum() / (n * seconds)),
-        "rate_exc_hz": _round(counts[:n_exc].sum() / (n_exc * seconds)),
-        "rate_inh_hz": _round(counts[n_exc:].sum() / ((n - n_exc) * seconds)),
+        "compile_s": round_sig(compile_s) if compile_s is not None else median("compile_s"),
+        "run_s": round_sig(run_s), "run_s_all": [round_sig(r.run_s) for r in runs],
+        "events": events, "events_per_s": round_sig(events / run_s),
+        "spikes": int(counts.sum()), "mean_rate_hz": round_sig(counts.sum() / (n * seconds)),
+        "rate_exc_hz": round_sig(counts[:n_exc].sum() / (n_exc * seconds)),
+        "rate_inh_hz": round_sig(counts[n_exc:].sum() / ((n - n_exc) * seconds)),
         "peak_rss_mb": median("peak_rss_mb"), "import_rss_mb": median("import_rss_mb"),
         "end_rss_mb": median("end_rss_mb"),
         "deterministic": len({tuple(r.counts) for r in runs}) == 1,
@@ -452,12 +393,6 @@ def summarize(sim: str, n: int, net: dict[str, np.ndarray], runs: Sequence[Measu
         if getattr(first, field) is not None:
             row[field] = median(field)
     return row
-
-
-def _fmt(value: Any, spec: str = ".3g") -> str:
-    if value is None:
-        return "-"
-    return format(value, spec) if isinstance(value, (int, float)) else str(value)
 
 
 def table(rows: Sequence[dict[str, Any]], skipped: Sequence[tuple[str, int]], title: str = "") -> str:
@@ -469,11 +404,11 @@ def table(rows: Sequence[dict[str, Any]], skipped: Sequence[tuple[str, int]], ti
     lines = ([title] if title else []) + [head, "-" * len(head)]
     for r in sorted(rows, key=lambda r: (r["N"], SIMULATORS.index(r["simulator"]))):
         lines.append(f"{r['simulator']:<18} {r['N']:>6} {r['synapses']:>9} {r['method']:>{mw}} "
-                     f"{_fmt(r['build_s']):>8} {_fmt(r['compile_s']):>9} {_fmt(r['run_s'], '.4g'):>8} "
-                     f"{r['spikes']:>9} {_fmt(r['mean_rate_hz'], '.2f'):>7} {_fmt(r['rate_exc_hz'], '.2f'):>7} "
-                     f"{_fmt(r['rate_inh_hz'], '.2f'):>7} {_fmt(r['events_per_s'], '.3g'):>9} "
-                     f"{_fmt(r['peak_rss_mb'], '.0f'):>8} {_fmt(r['end_rss_mb'], '.0f'):>7} "
-                     f"{_fmt(r['import_rss_mb'], '.0f'):>8}")
+                     f"{fmt(r['build_s']):>8} {fmt(r['compile_s']):>9} {fmt(r['run_s'], '.4g'):>8} "
+                     f"{r['spikes']:>9} {fmt(r['mean_rate_hz'], '.2f'):>7} {fmt(r['rate_exc_hz'], '.2f'):>7} "
+                     f"{fmt(r['rate_inh_hz'], '.2f'):>7} {fmt(r['events_per_s'], '.3g'):>9} "
+                     f"{fmt(r['peak_rss_mb'], '.0f'):>8} {fmt(r['end_rss_mb'], '.0f'):>7} "
+                     f"{fmt(r['import_rss_mb'], '.0f'):>8}")
     for sim, n in skipped:
         lines.append(f"{sim:<18} {n:>6}  skipped (slow; --torch-all runs it)")
     lines.append("")
@@ -492,39 +427,6 @@ def table(rows: Sequence[dict[str, Any]], skipped: Sequence[tuple[str, int]], ti
                      f"{ratio('braincore-torch', 'braincore-native', n):>13} "
                      f"{ratio('brian2-standalone', 'brian2-cython', n):>18}")
     return "\n".join(lines)
-
-
-def environment() -> dict[str, Any]:
-    """Versions and machine, for the JSON file."""
-    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
-                            "numpy": np.__version__, "threads": 1}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    for module in ("torch", "brian2", "Cython", "braincore"):
-        try:
-            info[module] = __import__(module).__version__
-        except Exception:  # noqa: BLE001 - absent or without a version
-            info[module] = None
-    try:
-        from braincore.native.build import SOURCE
-
-        info["braincore_kernel_sha256"] = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-    except Exception:  # noqa: BLE001
-        pass
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "braincore"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        info["braincore_git"] = commit + ("+dirty" if dirty else "") if commit else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -566,8 +468,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    for name in THREAD_VARIABLES:  # inherited by every subprocess, and by Brian2's compiled binary
-        os.environ[name] = "1"
+    one_thread()  # inherited by every subprocess, and by Brian2's compiled binary
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     sims = [s for s in SIMULATORS if s in args.sims]
     rows: list[dict[str, Any]] = []
