@@ -135,3 +135,8 @@ def format_quantity(value: float, dimension: str) -> str:
     """``format_quantity(20.0, "time") == "20 ms"``: a canonical value written with its unit."""
     unit = CANONICAL[dimension]
     return f"{value:g}" if unit == "1" else f"{value:g} {unit}"
+
+
+def refractory_steps(t_ref: float, dt: float) -> int:
+    """Whole steps of refractoriness, as Brian2's ``timestep(t_ref, dt)``: ``floor(t_ref/dt + 1e-3)``."""
+    return int((float(t_ref) + 1e-3 * dt) / dt)

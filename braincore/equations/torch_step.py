@@ -67,7 +67,7 @@ def constants_function(defn: NeuronDefinition, method: str, option: Optional[str
     if program.refractory:
         lines.append(f"    K['_ref_steps'] = refractory_steps(P.{program.refractory}, dt)")
     lines.append("    return K")
-    from ..neurons.base import refractory_steps
+    from ..units import refractory_steps
 
     namespace = {"torch": _ScalarOrTensor(), "_exprel": _scalar_exprel, "refractory_steps": refractory_steps}
     exec(compile("\n".join(lines), f"<constants of {defn.name}>", "exec"), namespace)

@@ -33,14 +33,9 @@ import torch
 from ..errors import ConfigError
 from ..params import NeuronParams, ParamRecord, _any_le, _any_lt, _show, param  # noqa: F401  (re-exported)
 from ..surrogate import Surrogate, get_surrogate
-from ..units import parse_quantity
+from ..units import parse_quantity, refractory_steps  # noqa: F401  (re-exported)
 
 Tensor = torch.Tensor
-
-
-def refractory_steps(t_ref: float, dt: float) -> int:
-    """Whole steps of refractoriness, as Brian2's ``timestep(t_ref, dt)``: ``floor(t_ref/dt + 1e-3)``."""
-    return int((float(t_ref) + 1e-3 * dt) / dt)
 
 
 def countdown(counter: Tensor) -> tuple[Tensor, Tensor]:
