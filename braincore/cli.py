@@ -86,8 +86,8 @@ def _cmd_regions(args: argparse.Namespace) -> dict:
 
 
 def _cmd_run(args: argparse.Namespace) -> dict:
-    from . import distributed
     from .config import load_config, resolve_config_path
+    from .launch_env import environment_world_size
 
     path = resolve_config_path(args.config)
     kind, config = load_config(path)
@@ -100,8 +100,8 @@ def _cmd_run(args: argparse.Namespace) -> dict:
         if config.get("_assembly") is not None:  # kinds that hold a built assembly read its run settings
             config["_assembly"].set_run(seed=args.seed)
     runner = kind.runner
-    if kind.name == "assembly" and distributed.launched_world_size() > 1:  # under torchrun: one share per rank
-        runner = distributed.run_assembly_distributed
+    if kind.name == "assembly" and environment_world_size() > 1:  # under torchrun: one share per rank
+        from .distributed import run_assembly_distributed as runner
     print(f"braincore run {path} ({kind.name})" + (f", seed {args.seed}" if args.seed is not None else ""))
     return {"config": str(path), **runner(config, {"out": args.out, "no_plot": args.no_plot})}
 

@@ -51,10 +51,6 @@ def params_class(defn: NeuronDefinition, class_name: str,
 
     def check_values(self) -> list:
         problems = NeuronParams.check(self)
-        for name in sorted(getattr(type(self), "_divisors", ())):
-            value = getattr(self, name)
-            if bool((torch.as_tensor(value) == 0).any()):
-                problems.append(f"{name} must be non-zero (the equations divide by it), got {value}")
         if check is not None:
             problems += check(self)
         return problems
@@ -62,7 +58,6 @@ def params_class(defn: NeuronDefinition, class_name: str,
     cls = dataclasses.make_dataclass(class_name, fields, bases=(NeuronParams,), frozen=True,
                                      namespace={"check": check_values,
                                                 "__doc__": f"Parameters of the {defn.name!r} model (canonical units)."})
-    cls._divisors = frozenset()
     return cls
 
 
@@ -85,11 +80,10 @@ class DefinedModel(NeuronModel):
             program = defn.program(self.method, self.option)
         except EquationError as err:
             raise ConfigError(str(err), [(err.key, str(err))]) from None
-        if program.divisors - type(self.params)._divisors:
-            type(self.params)._divisors = type(self.params)._divisors | program.divisors
-            problems = [m for m in self.params.check() if "non-zero" in m]
-            if problems:
-                raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
+        zero = [f"{name} must be non-zero (the equations divide by it), got {getattr(self.params, name)}"
+                for name in sorted(program.divisors) if bool((torch.as_tensor(getattr(self.params, name)) == 0).any())]
+        if zero:
+            raise ConfigError(f"{type(self).__name__}: " + "; ".join(zero))
         self._step = torch_step(defn, self.method, self.option, self.state_cls)
         self.constants = constants(defn, self.method, self.option, self.params, self.dt)
 
