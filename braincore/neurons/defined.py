@@ -46,6 +46,8 @@ def params_class(defn: NeuronDefinition, class_name: str,
         doc = spec[2] if len(spec) > 2 else ""
         if name in defn.choices:
             fields.append((name, Any, param(default, "choice", doc, choices=tuple(defn.choices[name]))))
+        elif dim == "choice":  # a free-form option, such as the name of a neuromodulator channel
+            fields.append((name, Any, param(default, "choice", doc)))
         else:
             fields.append((name, Any, param(default, _dimension_name(dim), doc)))
 

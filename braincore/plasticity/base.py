@@ -5,14 +5,9 @@ YAML values take units and misspelt keys are reported) and keeps per-neuron trac
 after the neurons have spiked and the spikes have been propagated, the simulator calls
 ``rule.step(view, state, pre_spikes, post_spikes, dt)`` with ``[B, N]`` spike tensors.
 
-A :class:`SynapseView` hides the storage: rules ask for the weight changes of the synapses touched by this
-step's spikes, ``(selection, values)`` pairs to apply as ``w[selection] += ...``, so the cost is proportional to
-the spikes times their fan-out (sparse, CSR) or to one outer product (dense):
-
-- :meth:`SynapseView.pre_events` ``(a, c)``: for the synapses ``i -> j`` of presynaptic neurons with
-  ``a[:, i] != 0``: ``mean_b a[b, i] c[b, j]``;
-- :meth:`SynapseView.post_events` ``(a, c)``: the same for the synapses onto postsynaptic neurons with
-  ``c[:, j] != 0``.
+A :class:`SynapseView` hides the storage: the weights (``[S]`` sparse, ``[N_pre, N_post]`` dense), the
+presynaptic neuron of each synapse and the incoming synapses of each postsynaptic neuron (by-post order), so a
+rule touches only the synapses of this step's spikes (:mod:`.defined` derives that from a rule's definition).
 """
 from __future__ import annotations
 
@@ -21,7 +16,6 @@ from typing import Any, Optional
 import torch
 
 from ..params import NeuronParams
-from ..synapses.csr import outgoing
 
 Tensor = torch.Tensor
 
@@ -66,24 +60,6 @@ class SynapseView:
             pre = torch.repeat_interleave(torch.arange(self.n_pre, device=self.proj.indptr.device),
                                           self.proj.indptr[1:] - self.proj.indptr[:-1])
             self.proj.weight = self.proj.dense[pre, self.proj.post_idx].contiguous()
-
-    def pre_events(self, a: Tensor, c: Tensor) -> tuple[Any, Optional[Tensor]]:
-        rows = (a != 0).any(dim=0).nonzero().squeeze(1)
-        if rows.numel() == 0:
-            return None, None
-        if self.dense:
-            return rows, (a[:, rows].t() @ c) / a.shape[0] * self.mask[rows]
-        syn = outgoing(self.proj.indptr, rows)
-        return syn, (a[:, self.pre_of[syn]] * c[:, self.proj.post_idx[syn]]).mean(dim=0)
-
-    def post_events(self, a: Tensor, c: Tensor) -> tuple[Any, Optional[Tensor]]:
-        cols = (c != 0).any(dim=0).nonzero().squeeze(1)
-        if cols.numel() == 0:
-            return None, None
-        if self.dense:
-            return (slice(None), cols), (a.t() @ c[:, cols]) / a.shape[0] * self.mask[:, cols]
-        syn = self.by_post[outgoing(self.indptr_post, cols)]
-        return syn, (a[:, self.pre_of[syn]] * c[:, self.proj.post_idx[syn]]).mean(dim=0)
 
 
 class Plasticity:
