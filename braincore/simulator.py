@@ -297,7 +297,10 @@ class Simulator:
             proj = ProjectionRuntime(spec.name, spec.pre, spec.post, gi, pre.model.size, post.model.size,
                                      indptr.to(dev), conn.post.to(dev), weight.to(dev), delay.to(dev), uniform,
                                      plasticity=spec.plasticity)
-            if self._store_dense(spec.storage, n_syn, pre.model.size, post.model.size, uniform):
+            # plastic synapses stay a synapse list where the native engine may run them (it updates the list)
+            storage = "sparse" if (spec.plasticity and spec.storage == "auto" and self.backend != "torch"
+                                   and self.device.type == "cpu") else spec.storage
+            if self._store_dense(storage, n_syn, pre.model.size, post.model.size, uniform):
                 dense = torch.zeros(pre.model.size, post.model.size, dtype=dt_)
                 dense.index_put_((conn.pre, conn.post), weight, accumulate=True)
                 proj.dense = dense.to(dev)
@@ -432,8 +435,7 @@ class Simulator:
         engine = self.native_engine()
         with torch.no_grad():
             if engine is not None:
-                engine.run(steps, bar)
-                self.modulators.step(self.dt, steps)  # no rule reads them here (no plasticity natively)
+                engine.run(steps, bar)  # advances the modulator channels too, step by step
             else:
                 for i in range(steps):
                     self._step()

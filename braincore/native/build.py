@@ -26,7 +26,7 @@ from typing import Optional
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
-ABI_VERSION = 4
+ABI_VERSION = 5
 #: where kernel.c takes the generated model code
 MODELS_MARKER = "/* @MODELS@ */"
 
@@ -143,10 +143,12 @@ def load_generated(models: str, precision: str) -> ctypes.CDLL:
 def load_library(precision: str) -> ctypes.CDLL:
     """The kernel for the LIF model alone (the reference build, e.g. for :func:`compile_seconds`)."""
     from ..equations.c_code import constant_names, dispatch_function, model_function
+    from ..equations.c_rule import rule_dispatch
     from ..neurons.lif import LIF_DEFINITION
 
     scalars = constant_names(LIF_DEFINITION.program("exact", "value"))
-    models = model_function(LIF_DEFINITION, "exact", "value", "model_0", scalars, []) + dispatch_function(["model_0"])
+    models = model_function(LIF_DEFINITION, "exact", "value", "model_0", scalars, []) + \
+        dispatch_function(["model_0"]) + rule_dispatch([])
     return load_generated(models, precision)
 
 

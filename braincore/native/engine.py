@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..equations.c_code import constant_names, dispatch_function, model_function
+from ..equations.c_rule import rule_constant_names, rule_dispatch, rule_function
 from .build import NativeUnavailable, load_generated
 
 c_int32, c_int64, c_double, c_void_p = ctypes.c_int32, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
@@ -69,11 +70,55 @@ class Rec(ctypes.Structure):
                 ("dropped", c_int64), ("triples", P_int64), ("counts", P_int64)]
 
 
+P_uint8 = ctypes.POINTER(ctypes.c_uint8)
+
+
+class Rule(ctypes.Structure):
+    _fields_ = [("kind", c_int32), ("proj", c_int32), ("modulator", c_int32), ("first", c_int32),
+                ("n_act_pre", c_int32), ("n_act_post", c_int32), ("every", c_int32), ("by", c_int32),
+                ("K", ctypes.POINTER(c_double)), ("traces", ctypes.POINTER(c_void_p)),
+                ("indptr_post", P_int64), ("by_post", P_int64), ("pre_of", P_int32),
+                ("flag_pre", P_uint8), ("flag_post", P_uint8), ("seen_pre", P_uint8), ("seen_post", P_uint8),
+                ("act_pre", P_int32), ("act_post", P_int32), ("counter", P_int64), ("scratch", c_void_p)]
+
+
+class Chan(ctypes.Structure):
+    _fields_ = [("factor", c_double), ("baseline", c_double), ("decays", c_int32), ("zero_baseline", c_int32),
+                ("value", c_void_p)]
+
+
 class Net(ctypes.Structure):
     _fields_ = [("B", c_int32), ("L", c_int32), ("n_pops", c_int32), ("n_groups", c_int32), ("n_projs", c_int32),
-                ("n_inputs", c_int32), ("n_recs", c_int32), ("pad", c_int32), ("k", c_int64),
+                ("n_inputs", c_int32), ("n_recs", c_int32), ("n_rules", c_int32), ("n_chans", c_int32),
+                ("pad", c_int32), ("k", c_int64),
                 ("pops", ctypes.POINTER(Pop)), ("groups", ctypes.POINTER(Group)), ("projs", ctypes.POINTER(Proj)),
-                ("inputs", ctypes.POINTER(Input)), ("recs", ctypes.POINTER(Rec)), ("rng", c_void_p)]
+                ("inputs", ctypes.POINTER(Input)), ("recs", ctypes.POINTER(Rec)), ("rng", c_void_p),
+                ("rules", ctypes.POINTER(Rule)), ("chans", ctypes.POINTER(Chan))]
+
+
+def projection_rules(proj) -> list:
+    """``(rule, state key prefix)`` of each rule on ``proj``, in the order they step (a chain flattened)."""
+    if proj.rule is None:
+        return []
+    rules = getattr(proj.rule, "rules", None)
+    if rules is None:
+        return [(proj.rule, "")]
+    return [(rule, f"{i}.") for i, rule in enumerate(rules)]
+
+
+def _rule_reason(proj) -> Optional[str]:
+    from ..plasticity.defined import DefinedRule
+    from ..plasticity.homeostasis import Normalize, SynapticScaling
+
+    if proj.rule is None:
+        return None
+    if proj.dense is not None:
+        return (f"projection {proj.name!r}: plasticity on dense storage (the native engine updates the synapse "
+                f"list; use storage: sparse, which backend auto/native picks by itself)")
+    for rule, _ in projection_rules(proj):
+        if not isinstance(rule, (DefinedRule, Normalize, SynapticScaling)):
+            return f"projection {proj.name!r}: plasticity rule {rule.name!r} has no native form"
+    return None
 
 
 def _ptr(array: np.ndarray, ctype):
@@ -112,8 +157,9 @@ def unsupported_reasons(sim) -> list[str]:
         if not isinstance(m, (SpikeMonitor, RateMonitor, StateMonitor)):
             out.append(f"monitor {m.name!r}: {type(m).__name__}")
     for proj in sim.projections:
-        if proj.rule is not None:
-            out.append(f"projection {proj.name!r}: plasticity")
+        reason = _rule_reason(proj)
+        if reason:
+            out.append(reason)
     return out
 
 
@@ -138,7 +184,10 @@ class NativeEngine:
             scalars = [key for key in constant_names(defn.program(method, option)) if key not in arrays]
             functions.append(model_function(defn, method, option, f"model_{k}", scalars, list(arrays)))
         names = [f"model_{k}" for k in range(len(self.model_keys))]
-        return "".join(functions) + dispatch_function(names)
+        rules = [rule_function(defn, defn.program(variant), f"rule_{k}", nearest)
+                 for k, (defn, variant, nearest) in enumerate(self.rule_keys)]
+        return "".join(functions) + dispatch_function(names) + "".join(rules) + \
+            rule_dispatch([f"rule_{k}" for k in range(len(self.rule_keys))])
 
     # -- arrays that do not change during a simulation --------------------------------------------------
     def _static(self) -> None:
@@ -162,6 +211,13 @@ class NativeEngine:
             if model_key not in self.model_keys:
                 self.model_keys.append(model_key)
             layouts.append((scalars, arrays, self.model_keys.index(model_key)))
+        self.rule_keys: list = []  # one generated C function per distinct (rule definition, variant, pairing)
+        for proj in sim.projections:
+            for rule, _ in projection_rules(proj):
+                if hasattr(rule, "definition"):
+                    key = (rule.definition, rule.variant, rule.nearest)
+                    if key not in self.rule_keys:
+                        self.rule_keys.append(key)
         self.lib = load_generated(self.source(), self.precision)
         for i, name in enumerate(names):
             pop = sim.populations[name]
@@ -239,6 +295,90 @@ class NativeEngine:
                 self._keep.append(values)
                 Q.values, Q.T, Q.ncols = values.ctypes.data, values.shape[0], values.shape[1]
 
+        self._static_rules()
+
+    def _static_rules(self) -> None:
+        """The C rule records: kinds, constants, the by-post synapse order and scratch (traces bound per run)."""
+        from ..plasticity.homeostasis import Normalize
+
+        sim, B = self.sim, self.sim.batch
+        entries = [(j, proj, rule, prefix) for j, proj in enumerate(sim.projections)
+                   for rule, prefix in projection_rules(proj)]
+        self.rule_entries = entries
+        self.rules = (Rule * max(1, len(entries)))()
+        for r, (j, proj, rule, prefix) in enumerate(entries):
+            R = self.rules[r]
+            R.proj = j
+            view = proj.view
+            if hasattr(rule, "definition"):
+                R.kind = self.rule_keys.index((rule.definition, rule.variant, rule.nearest))
+                values = rule.constants(sim.dt)
+                K = np.array([float(values[k]) for k in rule_constant_names(rule.program)], dtype=np.float64)
+            elif isinstance(rule, Normalize):
+                R.kind, R.every, R.by = -1, int(rule.params.every), int(rule.params.by == "pre")
+                K = np.array([float(rule.params.total)], dtype=np.float64)
+            else:  # SynapticScaling: the constants of homeostasis.SynapticScaling.step, computed as it does
+                p, dt = rule.params, sim.dt
+                decay = math.exp(-dt / p.tau_rate)
+                R.kind, R.every = -2, int(rule.params.every)
+                K = np.array([decay, (1.0 - decay) * 1000.0 / dt, p.r_target, p.eta * (R.every * dt / 1000.0),
+                              p.w_min, p.w_max], dtype=np.float64)
+            indptr_post = np.ascontiguousarray(view.indptr_post.cpu().numpy(), dtype=np.int64)
+            by_post = np.ascontiguousarray(view.by_post.cpu().numpy(), dtype=np.int64)
+            pre_of = np.ascontiguousarray(view.pre_of.cpu().numpy(), dtype=np.int32)
+            n_pre, n_post = proj.n_pre, proj.n_post
+            flags = [np.zeros(B * n_pre, dtype=np.uint8), np.zeros(B * n_post, dtype=np.uint8),
+                     np.zeros(n_pre, dtype=np.uint8), np.zeros(n_post, dtype=np.uint8)]
+            acts = [np.zeros(max(1, n_pre), dtype=np.int32), np.zeros(max(1, n_post), dtype=np.int32)]
+            scratch = np.zeros(max(1, n_pre, n_post), dtype=self.real)
+            self._keep += [K, indptr_post, by_post, pre_of, scratch] + flags + acts
+            R.K = K.ctypes.data_as(ctypes.POINTER(c_double))
+            R.indptr_post, R.by_post, R.pre_of = (_ptr(indptr_post, ctypes.c_int64), _ptr(by_post, ctypes.c_int64),
+                                                  _ptr(pre_of, ctypes.c_int32))
+            R.flag_pre, R.flag_post, R.seen_pre, R.seen_post = (_ptr(f, ctypes.c_uint8) for f in flags)
+            R.act_pre, R.act_post = (_ptr(a, ctypes.c_int32) for a in acts)
+            R.scratch = scratch.ctypes.data
+        self._trace_ptrs = []
+
+    def _bind_rules(self) -> tuple:
+        """Point the rule records at this run's trace tensors and modulator channels (which Python may have
+        replaced or pulsed between runs). Channel values are copied first: the kernel advances them in place, and
+        :class:`~braincore.modulators.Modulators` promises that a value once read does not change."""
+        sim, dtype = self.sim, self.sim.dtype
+        channels = list(sim.modulators.channels.items())
+        chans = (Chan * max(1, len(channels)))()
+        for c, (name, channel) in enumerate(channels):
+            channel.value = channel.value.clone()
+            C = chans[c]
+            C.decays = int(channel.tau is not None)
+            C.factor = math.exp(-sim.dt / channel.tau) if channel.tau is not None else 1.0
+            C.baseline, C.zero_baseline = channel.baseline, int(channel.baseline == 0.0)
+            C.value = _tensor_ptr(channel.value, dtype)
+        index = {name: c for c, (name, _) in enumerate(channels)}
+        self._trace_ptrs = []
+        for r, (j, proj, rule, prefix) in enumerate(self.rule_entries):
+            R = self.rules[r]
+            R.first = 1
+            state = proj.rule_state
+            if hasattr(rule, "definition"):
+                names = [prefix + name for name, _, _ in rule.program.traces]
+                R.modulator = index.get(rule.modulator_name, -1) if rule.program.uses_modulator else -1
+            else:
+                names = [prefix + "r"] if prefix + "r" in state else []
+                R.modulator = -1
+                counter = state[prefix + "n"]
+                if counter.dtype != torch.int64 or counter.device.type != "cpu":
+                    state[prefix + "n"] = counter = counter.to("cpu", torch.int64)
+                R.counter = ctypes.cast(counter.data_ptr(), P_int64)
+            for name in names:
+                if not state[name].is_contiguous():
+                    state[name] = state[name].contiguous()
+            ptrs = (c_void_p * max(1, len(names)))(*[_tensor_ptr(state[name], dtype) for name in names])
+            self._trace_ptrs.append(ptrs)
+            R.traces = ctypes.cast(ptrs, ctypes.POINTER(c_void_p))
+        self._chans = chans
+        return chans, len(channels)
+
     # -- per call: tensors may have been replaced (checkpoint loads, weight edits) -------------------------
     def _bind(self) -> None:
         sim, dtype = self.sim, self.sim.dtype
@@ -284,10 +424,12 @@ class NativeEngine:
                 buf = np.zeros((max(1, min(chunk, steps)), B), dtype=np.int64)
                 R.counts = _ptr(buf, ctypes.c_int64)
             buffers.append(buf)
+        chans, n_chans = self._bind_rules()
         net = Net(B=B, L=sim.ring_length, n_pops=len(self.pops), n_groups=len(sim.groups),
                   n_projs=len(sim.projections), n_inputs=len(sim.inputs), n_recs=len(sim.monitors),
+                  n_rules=len(self.rule_entries), n_chans=n_chans,
                   k=sim.step_count, pops=self.pops, groups=self.groups, projs=self.projs, inputs=self.inputs,
-                  recs=recs, rng=self.rng_state.ctypes.data)
+                  recs=recs, rng=self.rng_state.ctypes.data, rules=self.rules, chans=chans)
         left = steps
         while left > 0:
             for r, m in enumerate(sim.monitors):

@@ -67,11 +67,38 @@ typedef struct {
     int64_t *counts;                   /* spikes: [B*n]; rate: [steps*B] spikes per step and trial */
 } Rec;
 
+/* A plasticity rule on one projection: generated from its definition (kind >= 0, braincore/equations/c_rule.py)
+ * or one of the engine's own homeostatic rules (kind < 0: RULE_NORMALIZE, RULE_SCALING), which need reductions
+ * over a neuron's synapses that the rule language does not express. */
+enum { RULE_NORMALIZE = -1, RULE_SCALING = -2 };
 typedef struct {
-    int32_t B, L, n_pops, n_groups, n_projs, n_inputs, n_recs, pad;
+    int32_t kind, proj, modulator, first;  /* modulator: channel index or -1; first: first step of this run */
+    int32_t n_act_pre, n_act_post, every, by;  /* homeostasis: every (steps), by (0: post, 1: pre) */
+    const double *K;                   /* dt, parameters, constants (c_rule.rule_constant_names) */
+    void **traces;                     /* trace arrays, definition order */
+    int64_t *indptr_post, *by_post;    /* incoming synapses of each post neuron */
+    int32_t *pre_of;                   /* presynaptic neuron of each synapse */
+    uint8_t *flag_pre, *flag_post;     /* scratch [B*n]: spiked this step, per trial */
+    uint8_t *seen_pre, *seen_post;     /* scratch [n]: in the union list */
+    int32_t *act_pre, *act_post;       /* scratch [n]: neurons that spiked in some trial */
+    int64_t *counter;                  /* homeostasis: the rule's step counter (its state "n") */
+    void *scratch;                     /* homeostasis: [max(n_pre, n_post)] */
+} Rule;
+
+/* A neuromodulator channel: M <- baseline + (M - baseline) * factor each step (factor**0 = 1: no decay). */
+typedef struct {
+    double factor, baseline;
+    int32_t decays, zero_baseline;
+    void *value;                       /* [B] */
+} Chan;
+
+typedef struct {
+    int32_t B, L, n_pops, n_groups, n_projs, n_inputs, n_recs, n_rules;
+    int32_t n_chans, pad;
     int64_t k;
     Pop *pops; Group *groups; Proj *projs; Input *inputs; Rec *recs;
     uint64_t *rng;                     /* xoshiro256** state [4] */
+    Rule *rules; Chan *chans;
 } Net;
 
 /* ---- random numbers: xoshiro256** (Blackman & Vigna 2018) ------------------------------------------------ */
@@ -218,6 +245,89 @@ static void external_current(Net *net, Pop *P, REAL *drive) {
 /* (REAL)(exp(x) - 1) / x, continuous at 0: the series 1 + x/2 below |x| = 1e-6 (as the PyTorch step's _exprel) */
 static inline REAL bc_exprel(REAL x) { return fabs(x) < 1e-6 ? (REAL)1.0 + (REAL)0.5 * x : expm1(x) / x; }
 
+/* ---- plasticity helpers ----------------------------------------------------------------------------------- */
+/* Flag this step's spikes of P per trial ([B*n]) and list the neurons that spiked in some trial. */
+static void mark_spikes(Net *net, const Pop *P, uint8_t *flag, int32_t *act, uint8_t *seen, int32_t *n_act) {
+    int32_t count = 0;
+    for (int32_t b = 0; b < net->B; b++) {
+        const int32_t *fired = P->fired + (int64_t)b * P->n;
+        for (int32_t f = 0; f < P->n_fired[b]; f++) {
+            const int32_t i = fired[f];
+            flag[(int64_t)b * P->n + i] = 1;
+            if (!seen[i]) { seen[i] = 1; act[count++] = i; }
+        }
+    }
+    *n_act = count;
+}
+
+static void unmark_spikes(Net *net, const Pop *P, uint8_t *flag, int32_t *act, uint8_t *seen, int32_t n_act) {
+    for (int32_t b = 0; b < net->B; b++) {
+        const int32_t *fired = P->fired + (int64_t)b * P->n;
+        for (int32_t f = 0; f < P->n_fired[b]; f++) flag[(int64_t)b * P->n + fired[f]] = 0;
+    }
+    for (int32_t a = 0; a < n_act; a++) seen[act[a]] = 0;
+}
+
+/* The homeostatic rules of braincore/plasticity/homeostasis.py, in its operation order. */
+static void builtin_rule(Net *net, Rule *R) {
+    const Proj *J = &net->projs[R->proj];
+    const Pop *Pa = &net->pops[J->pre], *Pb = &net->pops[net->groups[J->group].post];
+    const int32_t B = net->B, nb = Pb->n;
+    const int64_t S = J->indptr[Pa->n];
+    REAL *w = (REAL *)J->w;
+    REAL *tmp = (REAL *)R->scratch;
+    if (R->kind == RULE_SCALING) {  /* r <- r d + s g; every `every` steps: w *= max(0, 1 + k (r_t - mean r)/r_t) */
+        const REAL d = (REAL)R->K[0], g = (REAL)R->K[1], r_target = (REAL)R->K[2], k = (REAL)R->K[3];
+        const REAL w_min = (REAL)R->K[4], w_max = (REAL)R->K[5];
+        REAL *r = (REAL *)R->traces[0];
+        for (int32_t b = 0; b < B; b++) {
+            REAL *rb = r + (int64_t)b * nb;
+            for (int32_t j = 0; j < nb; j++) rb[j] = rb[j] * d;
+            const int32_t *fired = Pb->fired + (int64_t)b * nb;
+            int32_t f = 0;
+            for (int32_t j = 0; j < nb; j++) {  /* + s g, with s = 0 or 1 (the PyTorch engine's post * g) */
+                const REAL spk = (f < Pb->n_fired[b] && fired[f] == j) ? (f++, (REAL)1) : (REAL)0;
+                rb[j] = rb[j] + spk * g;
+            }
+        }
+        *R->counter += 1;
+        if (!(R->every == 1 || *R->counter % R->every == 0)) return;
+        const REAL invB = (REAL)(1.0 / (double)B);
+        for (int32_t j = 0; j < nb; j++) {
+            REAL sum = 0;
+            for (int32_t b = 0; b < B; b++) sum = sum + r[(int64_t)b * nb + j];
+            REAL factor = (REAL)1 + k * ((r_target - sum * invB) / r_target);
+            tmp[j] = factor < 0 ? (REAL)0 : factor;
+        }
+        for (int64_t s = 0; s < S; s++) w[s] = fmin(fmax(w[s] * tmp[J->post[s]], w_min), w_max);
+        return;
+    }
+    /* RULE_NORMALIZE: sums per post (by 0) or pre (by 1) neuron, in synapse order; w *= total / sum where sum and
+     * total have the same sign */
+    *R->counter += 1;
+    if (!(R->every == 1 || *R->counter % R->every == 0)) return;
+    const REAL total = (REAL)R->K[0];
+    const int32_t n = R->by ? Pa->n : nb;
+    for (int32_t q = 0; q < n; q++) tmp[q] = 0;
+    for (int64_t s = 0; s < S; s++) {
+        const int32_t q = R->by ? R->pre_of[s] : J->post[s];
+        tmp[q] = tmp[q] + w[s];
+    }
+    /* total / sum as the PyTorch engine evaluates a number over a tensor: (1 / sum) * total */
+    for (int32_t q = 0; q < n; q++) tmp[q] = tmp[q] * total > 0 ? ((REAL)1 / tmp[q]) * total : (REAL)1;
+    for (int64_t s = 0; s < S; s++) w[s] = w[s] * tmp[R->by ? R->pre_of[s] : J->post[s]];
+}
+
+static void step_modulators(Net *net) {
+    for (int32_t c = 0; c < net->n_chans; c++) {
+        Chan *C = &net->chans[c];
+        if (!C->decays) continue;
+        REAL *m = (REAL *)C->value;
+        const REAL f = (REAL)C->factor, base = (REAL)C->baseline;
+        for (int32_t b = 0; b < net->B; b++) m[b] = C->zero_baseline ? m[b] * f : base + (m[b] - base) * f;
+    }
+}
+
 /* @MODELS@ */
 
 static void step_population(Net *net, Pop *P) {
@@ -304,6 +414,8 @@ int64_t bc_run(Net *net, int64_t steps) {
         if (recorders_full(net)) break;
         for (int32_t p = 0; p < net->n_pops; p++) step_population(net, &net->pops[p]);
         for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j]);
+        step_modulators(net);
+        for (int32_t r = 0; r < net->n_rules; r++) { step_rule(net, &net->rules[r]); net->rules[r].first = 0; }
         record(net, done);
         net->k++;
     }
@@ -320,4 +432,4 @@ void bc_seed(uint64_t *state, uint64_t seed) {
     }
 }
 
-int32_t bc_abi_version(void) { return 4; }
+int32_t bc_abi_version(void) { return 5; }

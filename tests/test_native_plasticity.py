@@ -1,0 +1,160 @@
+"""Plasticity on the native engine: every rule, generated from its definition (or, for the homeostatic rules,
+written in C), gives the PyTorch engine's weights, traces and spikes in float64, and resumes exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from braincore.graph import Assembly
+from braincore.native import NativeUnavailable
+from braincore.native.build import load_library
+from braincore.simulator import Simulator
+
+try:
+    load_library("float64")
+except NativeUnavailable as err:  # pragma: no cover - machines without a C compiler
+    pytest.skip(f"native engine unavailable: {err}", allow_module_level=True)
+
+RULES = {
+    "stdp_additive": {"rule": "stdp", "A_plus": 0.05, "A_minus": 0.06, "w_max": 1.5},
+    "stdp_nearest_multiplicative": {"rule": "stdp", "A_plus": 0.05, "A_minus": 0.06, "w_max": 1.5,
+                                    "pairing": "nearest", "weight_dependence": "multiplicative"},
+    "triplet": {"rule": "triplet_stdp", "A2_plus": 0.01, "A3_plus": 0.02, "A2_minus": 0.02, "w_max": 1.5},
+    "triplet_nearest": {"rule": "triplet_stdp", "A2_plus": 0.01, "A3_plus": 0.02, "w_max": 1.5,
+                        "pairing": "nearest"},
+    "stdp_then_normalize_post": [{"rule": "stdp", "A_plus": 0.05, "w_max": 1.5},
+                                 {"rule": "normalize", "total": 12.0, "every": 10}],
+    "normalize_pre": {"rule": "normalize", "total": 9.0, "by": "pre", "every": 3},
+    "synaptic_scaling": {"rule": "synaptic_scaling", "r_target": "10 Hz", "eta": "2 Hz", "every": 5, "w_max": 3.0},
+    "rstdp_d1": {"rule": "rstdp", "eta": 0.01, "tau_c": "100 ms", "w_max": 2.0},
+    "rstdp_d2_nearest_baseline": {"rule": "rstdp", "eta": 0.01, "tau_c": "50 ms", "receptor": "d2",
+                                  "pairing": "nearest", "baseline": 0.2, "w_max": 2.0},
+}
+
+
+def plastic_network(rule, batch: int = 1, dtype: str = "float64") -> Assembly:
+    """Two LIF populations (the first driven by a fixed noisy current, trials differing by their initial
+    potentials), a plastic projection with per-synapse delays and a recurrent static one."""
+    a = Assembly(name="plastic")
+    a.add_population("inp", "lif", 50, {"tau_m": "10 ms"},
+                     init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-52 mV"}})
+    a.add_population("out", "lif", 40, {"t_ref": "2 ms"},
+                     init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-52 mV"}})
+    a.add_input("drive", "constant_current", "inp", amplitude="0.3 nA")
+    noise = np.random.default_rng(0).random((3000, 50)) * 4.0
+    a.add_input("noise", "time_varying_current", "inp", values=noise.tolist())
+    a.add_projection("inp", "out", {"type": "fixed_probability", "p": 0.5},
+                     {"dist": "uniform", "low": 0.2, "high": 1.0}, {"type": "exponential", "tau": "5 ms"},
+                     {"dist": "uniform", "low": "0.5 ms", "high": "3 ms"}, plasticity=rule, storage="sparse")
+    a.add_projection("out", "out", {"type": "fixed_probability", "p": 0.1}, "-0.5 mV")
+    a.add_monitor("spikes", "spikes", "out")
+    a.add_modulator("dopamine", tau="50 ms")
+    a.set_run(duration=100.0, dt=0.1, seed=3, dtype=dtype, batch=batch)
+    return a
+
+
+def simulate(rule, backend: str, batch: int = 1, pieces=(40.0, 60.0)) -> Simulator:
+    """Run in pieces with a dopamine pulse between them (the modulated rules learn; the others ignore it)."""
+    sim = Simulator(plastic_network(rule, batch), backend=backend)
+    for k, duration in enumerate(pieces):
+        if k:
+            reward(sim)
+        sim.run(duration)
+    return sim
+
+
+def reward(sim: Simulator) -> None:
+    sim.modulators.pulse("dopamine", torch.linspace(0.5, 1.0, sim.batch, dtype=torch.float64))
+
+
+def assert_same(a: Simulator, b: Simulator, exact: bool = True) -> None:
+    """Same spikes; weights, traces and modulators bit for bit (``exact``), or, with several trials, to 1e-13
+    relative: the mean over trials of a weight change may be summed in another order (c_rule's docstring)."""
+    sa, sb = a.monitor("spikes"), b.monitor("spikes")
+    assert len(sa["t"]) > 100
+    for key in ("step", "trial", "neuron"):
+        assert np.array_equal(sa[key], sb[key]), key
+    wa, wb = a.weights("inp->out")["weight"], b.weights("inp->out")["weight"]
+    assert np.array_equal(wa, wb) if exact else np.allclose(wa, wb, rtol=1e-13, atol=1e-15)
+    ra, rb = a.projections[0].rule_state, b.projections[0].rule_state
+    assert set(ra) == set(rb)
+    for key in ra:
+        assert torch.equal(ra[key], rb[key]) if exact else torch.allclose(ra[key].double(), rb[key].double(),
+                                                                            rtol=1e-13, atol=1e-15), key
+    for name in a.modulators:
+        assert torch.equal(a.modulators.value(name), b.modulators.value(name))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", list(RULES))
+def test_every_rule_runs_natively_with_the_torch_engines_weights_and_spikes(name, batch):
+    torch_sim = simulate(RULES[name], "torch", batch)
+    native_sim = simulate(RULES[name], "native", batch)
+    assert native_sim.engine == "native" and torch_sim.engine == "torch"
+    w0 = Simulator(plastic_network(RULES[name], batch), backend="torch").weights("inp->out")["weight"]
+    assert not np.array_equal(w0, native_sim.weights("inp->out")["weight"])  # the rule did change the weights
+    assert_same(torch_sim, native_sim, exact=batch == 1)
+
+
+def test_native_plasticity_resumes_exactly_and_engines_may_alternate(tmp_path):
+    rule = [RULES["rstdp_d1"], {"rule": "normalize", "total": 12.0, "every": 10}]
+    whole = simulate(rule, "native", 2, pieces=(40.0, 60.0))
+    first = simulate(rule, "native", 2, pieces=(40.0,))
+    path = first.save(tmp_path / "half.pt")
+    resumed = Simulator(plastic_network(rule, 2), backend="native").load(path)
+    reward(resumed)
+    resumed.run(60.0)
+    assert_same(whole, resumed)
+    # the engines share one state: torch, then native, then torch gives the native-only result
+    mixed = Simulator(plastic_network(rule, 2), backend="torch")
+    mixed.run(20.0)
+    mixed.backend, mixed._native_checked = "native", False
+    mixed.run(20.0)
+    mixed._engine, mixed.backend = None, "torch"
+    reward(mixed)
+    mixed.run(60.0)
+    assert_same(whole, mixed, exact=False)
+
+
+def test_modulator_channels_advance_step_by_step_natively():
+    """The kernel decays each channel once per step, as the PyTorch engine does (not by factor ** steps)."""
+    sims = []
+    for backend in ("torch", "native"):
+        sim = Simulator(plastic_network(None), backend=backend)
+        sim.modulators.configure("dopamine", tau="20 ms", baseline=0.1)
+        sim.modulators.set("dopamine", 1.0)
+        held = sim.modulators.value("dopamine")
+        sim.run(50.0)
+        assert float(held[0]) == 1.0  # a value once read does not change
+        sims.append(sim)
+    a, b = (s.modulators.value("dopamine") for s in sims)
+    assert torch.equal(a, b)
+    assert float(a[0]) == pytest.approx(0.1 + 0.9 * np.exp(-50.0 / 20.0), rel=1e-12)
+
+
+def test_dense_plastic_storage_is_named_as_the_reason_to_fall_back():
+    a = Assembly(name="dense")
+    a.add_population("p", "lif", 10)
+    a.add_population("q", "lif", 10)
+    a.add_projection("p", "q", {"type": "all_to_all"}, "1 mV", plasticity={"rule": "stdp"}, storage="dense")
+    sim = Simulator(a, backend="auto")
+    assert sim.engine == "torch" and "dense storage" in sim.fallback_reason
+    auto = Assembly(name="auto")
+    auto.add_population("p", "lif", 10)
+    auto.add_population("q", "lif", 10)
+    auto.add_projection("p", "q", {"type": "all_to_all"}, "1 mV", plasticity={"rule": "stdp"})
+    assert Simulator(auto, backend="auto").engine == "native"  # auto storage keeps plastic synapses a list
+
+
+def test_float32_plasticity_runs_natively_close_to_torch():
+    rule = RULES["stdp_additive"]
+    sims = []
+    for backend in ("torch", "native"):
+        sim = Simulator(plastic_network(rule, 1, "float32"), backend=backend).run(50.0)
+        sims.append(sim)
+    wa, wb = (s.weights("inp->out")["weight"] for s in sims)
+    assert sims[1].engine == "native"
+    # float32: the same operations, but the libraries may round exp() differently in the neuron step; the
+    # weights stay within a few float32 ulps of the trace increments (A ~ 0.05, so 1e-5 is ~100 ulps)
+    assert np.abs(wa - wb).max() < 1e-5
