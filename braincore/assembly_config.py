@@ -130,8 +130,29 @@ def _name_ok(name: Any, doc: Document, path: tuple, problems: list, what: str) -
     return True
 
 
+class ModelRef(Spec):
+    """A population's model: a registered name (``lif``), the name of an entry of the file's ``models:`` section,
+    or a user model written inline as a mapping (checked by :func:`braincore.validation.check_population`)."""
+
+    def __init__(self, required: bool = False, doc: str = ""):
+        self.required, self.doc, self.default = required, doc, None
+        self.description = "a model name or a mapping {equations: [...], params: {...}, state: {...}, ...}"
+
+    def check(self, value, doc, path, problems):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping):
+            return dict(value)
+        problems.append(doc.problem(path, f"expected {self.description}, got {value!r}"))
+        return None
+
+
+class _Absolute(tuple):
+    """A key path from the top of the document (not relative to the item), for provenance remaps."""
+
+
 POPULATION = Record({
-    "model": Text(required=True, doc="registered neuron model name"),
+    "model": ModelRef(required=True, doc="a registered model name, a name under models:, or a user model mapping"),
     "size": Integer(required=True, doc="number of neurons"),
     "params": AnyMapping(default=None, doc="parameter overrides, units allowed"),
     "preset": Text(doc="a named parameter set of the model"),
@@ -146,6 +167,27 @@ def _check_populations(value: Mapping, doc: Document, path: tuple, problems: lis
     for name, spec in value.items():
         if _name_ok(name, doc, path + (name,), problems, "population"):
             out[name] = POPULATION.check(spec, doc, path + (name,), problems)
+    return out
+
+
+def _check_models(value: Mapping, doc: Document, path: tuple, problems: list) -> dict:
+    """Named user models: each a mapping (its keys and equations are checked by the validation of the
+    populations, and here once for models no population uses)."""
+    from .neurons import MODELS
+
+    out = {}
+    for name, spec in value.items():
+        if not _name_ok(name, doc, path + (name,), problems, "model"):
+            continue
+        if name in MODELS:
+            problems.append(doc.problem(path + (name,), f"{name!r} is a built-in model; give the user model "
+                                                        f"another name"))
+            continue
+        if not isinstance(spec, Mapping):
+            problems.append(doc.problem(path + (name,), f"expected a user model mapping {{equations: [...], "
+                                                        f"params: {{...}}, state: {{...}}, ...}}, got {spec!r}"))
+            continue
+        out[name] = dict(spec)
     return out
 
 
@@ -227,6 +269,8 @@ SCHEMA = Record({
     "include": AnyMapping(_check_includes, default=None),
     "ports": AnyMapping(_check_ports, default=None),
     "modulators": AnyMapping(default=None, doc="neuromodulator channels: name -> {tau, baseline, value}"),
+    "models": AnyMapping(_check_models, default=None,
+                         doc="user models written as equations, by name, for populations to use (model: name)"),
 })
 
 RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch", "backend")
@@ -314,12 +358,26 @@ def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[A
             prov[("port", f"{prefix}.{port}")] = (doc, ("include", prefix, "ports", port))
         prov[("include", prefix)] = (doc, ("include", prefix))
 
+    models = config.get("models") or {}
+    used: set = set()
     for name, p in (config.get("populations") or {}).items():
         if p is None:
             continue
-        assembly.add_population(name, p.get("model"), p.get("size"), p.get("params"), preset=p.get("preset"),
+        model, remap = p.get("model"), {}
+        if isinstance(model, str) and model in models:
+            # a named user model: the population holds its mapping; its problems point at models.<name>
+            used.add(model)
+            remap = {"model": _Absolute(("models", model))}
+            model = {"name": model, **models[model]}
+        assembly.add_population(name, model, p.get("size"), p.get("params"), preset=p.get("preset"),
                                 method=p.get("method"), init=p.get("init"), region=p.get("region"))
-        prov[("population", name)] = (doc, ("populations", name))
+        prov[("population", name)] = (doc, ("populations", name), remap)
+    from .validation import user_model_issues
+
+    for name in models:
+        if name not in used:  # checked once here (a used one is checked with its populations)
+            for path, message in user_model_issues({"name": name, **models[name]}):
+                problems.append(doc.problem(("models", name) + path, message))
     for port, target in (config.get("ports") or {}).items():
         assembly.add_port(port, target)
         prov[("port", port)] = (doc, ("ports", port))
@@ -430,6 +488,8 @@ def _locate(issue: Issue, prov: dict, doc: Document) -> Problem:
     path = tuple(issue.path)
     remap = rest[0] if rest else {}
     if path and path[0] in remap:
+        if isinstance(remap[path[0]], _Absolute):
+            return where_doc.problem(tuple(remap[path[0]]) + path[1:], issue.message)
         path = remap[path[0]] + path[1:]
     return where_doc.problem(keypath + path, issue.message)
 
