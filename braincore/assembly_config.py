@@ -23,6 +23,20 @@ A full example (every key; all but ``kind`` and ``populations`` are optional)::
         params: {tau_m: 20 ms, v_th: -50 mV}
         init: {v: {dist: uniform, low: -65 mV, high: -50 mV}}
       inh: {model: izhikevich, preset: fast_spiking, size: 800, method: euler}
+      qif1: {model: qif, size: 10, params: {v_reset: -70 mV}}   # a user model of the models: section below
+      qif2:
+        size: 10
+        model:                        # or written inline (equal definitions share one class and C function)
+          params: {tau: 10 ms, v_r: -65 mV, v_c: -50 mV, R: 100 MOhm, v_peak: 30 mV, v_reset: -70 mV}
+          state: {v: {unit: mV, init: v_r}}     # or {v: mV} (initial value 0), or {v: -65 mV}
+          equations: ["dv/dt = ((v - v_r)*(v - v_c)/(v_c - v_r) + R*I) / tau"]
+          threshold: v >= v_peak
+          reset: [v = v_reset]
+          refractory: 1 ms
+          method: rk4
+
+    models:                           # user models written as equations (keys: braincore.neurons.defined.user_model)
+      qif: {params: ..., state: ..., equations: [...], threshold: ..., reset: [...], refractory: 1 ms}
 
     projections:                      # a list; pre/post name a population, a port (bg.in) or bg.<population>
       - name: ee                      # default "pre->post"
@@ -72,7 +86,9 @@ settings are ignored; its populations, projections, inputs and monitors are copi
 ports become ``prefix.port``). Include cycles are errors.
 
 Validation reports every problem at once as ``file:line: key.path: message``; problems inside an included
-file name that file and line. Running a config hands the validated :class:`~braincore.graph.Assembly` to
+file name that file and line. A user model's problems (unknown key or symbol, unit mismatch, a state variable never
+updated, a parameter that divides and is zero, an unknown method) point at the key inside the model mapping
+(``populations.qif2.model.equations[0]``, or ``models.qif.equations[0]`` for a named model). Running a config hands the validated :class:`~braincore.graph.Assembly` to
 ``braincore.simulator.run_assembly(assembly, options)``.
 """
 from __future__ import annotations

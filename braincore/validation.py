@@ -558,6 +558,11 @@ def check_projection(assembly: "Assembly", spec: "ProjectionSpec") -> list[Issue
                                          f"driven by a current in nA or a current density in uA/cm2)")
                 syn_type = None
 
+    if syn_type in ("instantaneous", "conductance") and post_cls is not None and \
+            "v" not in getattr(post_cls.state_cls, "_fields", ("v",)):
+        add(("synapse", "type"), _needs_v(syn_type, pops["post"].model))
+        syn_type = None
+
     # weight
     if spec.weight is None:
         add(("weight",), "missing weight")
@@ -665,7 +670,9 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
     if "weight" in table and params.get("weight") is not None and cls is not None:
         synapse = params.get("synapse") or {"type": "instantaneous"}
         syn_type = synapse.get("type") if isinstance(synapse, Mapping) else None
-        if syn_type in SYNAPSE_TYPES:
+        if syn_type in ("instantaneous", "conductance") and "v" not in getattr(cls.state_cls, "_fields", ("v",)):
+            add(("synapse", "type") if "synapse" in params else ("weight",), _needs_v(syn_type, pop.model))
+        elif syn_type in SYNAPSE_TYPES:
             dim = weight_dimension(syn_type, cls.input_unit)
             if dim is None:
                 add(("synapse", "type"), f"conductance synapses are unsupported onto {model_label(pop.model)} (its input "
@@ -712,6 +719,11 @@ def check_monitor(assembly: "Assembly", spec: "MonitorSpec") -> list[Issue]:
         elif spec.bin <= 0:
             add(("bin",), f"must be > 0 ms, got {spec.bin:g} ms")
     return out
+
+
+def _needs_v(syn_type: str, model: Any) -> str:
+    return (f"{syn_type} synapses act on the membrane potential 'v', and {model_label(model)} has no state "
+            f"variable 'v' (name its membrane potential v, or use exponential or alpha synapses, which drive I)")
 
 
 def _synapse_issues(synapse: Mapping, syn_type: str) -> list[Issue]:

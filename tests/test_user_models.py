@@ -180,3 +180,43 @@ def test_a_bad_named_model_points_at_the_models_section():
     problems = _problems(text)
     assert f"bad.yaml:{_line(text, 'tua')}: models.qif.equations[0]: unknown symbol 'tua'" in problems, problems
     assert problems.count("unknown symbol") == 1  # once, though two populations could use it
+
+
+def test_a_conductance_synapse_onto_a_model_without_v_is_refused():
+    text = """\
+kind: assembly
+populations:
+  p:
+    size: 2
+    model: {params: {tau: 10 ms}, state: {u: mV}, equations: ["du/dt = -u/tau"]}
+projections:
+  - {pre: p, post: p, connector: {type: all_to_all}, weight: 1 nS,
+     synapse: {type: conductance, tau: 5 ms, E_rev: 0 mV}}
+"""
+    problems = _problems(text)
+    assert "bad.yaml:8: projections[0].synapse.type: conductance synapses act on the membrane potential 'v'" \
+        in problems, problems
+
+
+def test_the_cobahh_config_runs_on_both_engines_alike():
+    """configs/cobahh.yaml (the Traub-Miles neuron as a user model, exponential Euler, conductance synapses) at 5 %
+    of its size for 30 ms, with a 5 ms current kick: both engines give the same spikes in float64 (the exp of the C library and of ATen may
+    differ in the last bit, which these 600 steps do not amplify into a different spike)."""
+    text = (ROOT / "configs" / "cobahh.yaml").read_text()
+    text = text.replace("size: 3200", "size: 160").replace("size: 800", "size: 40").replace("p: 0.02", "p: 0.2")
+    text = text.replace("duration: 1000 ms", "duration: 30 ms")
+    # a deterministic kick instead of the Poisson one (each engine draws Poisson inputs from its own generator)
+    kick = "  - {name: kick, type: poisson, target: exc, rate: 50 Hz, sources: 20, weight: 6 nS, stop: 20 ms,\n" \
+           "     synapse: *ampa}"
+    assert kick in text
+    text = text.replace(kick, "  - {name: kick, type: constant_current, target: exc, amplitude: 0.5 nA, stop: 5 ms}")
+    runs = {}
+    for backend in ("torch", "native"):
+        sim = Simulator(assembly_from_text(text.replace("dtype: float64", f"dtype: float64\nbackend: {backend}"),
+                                           str(ROOT / "configs" / "cobahh.yaml"))).run()
+        assert sim.engine == backend
+        runs[backend] = [sim.monitor(f"{p}_spikes") for p in ("exc", "inh")]
+    for a, b in zip(runs["torch"], runs["native"]):
+        assert a["t"].size > 20
+        np.testing.assert_array_equal(a["t"], b["t"])
+        np.testing.assert_array_equal(a["neuron"], b["neuron"])
