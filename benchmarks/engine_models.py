@@ -68,10 +68,15 @@ Workloads (``--workloads``):
     conductances (w_e 6 nS, tau_e 5 ms, E_e 0 mV; w_i 67 nS, tau_i 10 ms, E_i -80 mV), no external input;
     initial v ~ E_l + (5 randn - 5) mV, g_e ~ (1.5 randn + 4) 10 nS, g_i ~ (12 randn + 20) 10 nS, m = n = h = 0;
     ``exponential_euler``. The rate functions are written with ``exprel`` (the same functions as the example's
-    ``x / (exp(x) - 1)`` forms, without their removable singularities). **braincore: not supported yet** -
-    braincore's ``hh`` model is the squid axon; user-defined models written as equations are being added. The
-    braincore rows of this workload are a placeholder that reports "not supported yet"; the config we expect
-    to run is written out in the comment block marked ``PLACEHOLDER`` above :func:`braincore_cobahh`.
+    ``x / (exp(x) - 1)`` forms, without their removable singularities). **braincore**: ``configs/cobahh.yaml``,
+    whose neuron is a user model written as equations in the YAML (see :func:`braincore_cobahh` for how the
+    shared network is put in). One difference of the simulated models: Brian2 integrates g_e and g_i as state
+    variables of the neuron, so its exponential Euler step treats the synaptic conductances as part of v's
+    linear coefficient, ``dv/dt = A v + B`` with ``A = -(g_l + g_e + g_i + g_na m^3 h + g_kd n^4) / C_m``;
+    braincore's conductance synapses supply the current ``I = g_e (E_e - v) + g_i (E_i - v)`` from the old v,
+    held over the step (``A`` without g_e and g_i). Both are first-order accurate and the conductances decay
+    exactly in both; the trajectories differ by O(dt) per step and the network is chaotic, so the rates agree
+    statistically, not spike for spike.
 
 Simulators (``--sims``), as in ``sim_coba.py``: ``braincore-native`` is the assembly run with ``backend: auto``:
 when ``auto`` picks the native C engine it is timed (``compile_s``: a fresh compile of the C kernel), when it
@@ -130,8 +135,8 @@ WORKLOADS: tuple[str, ...] = ("coba_stdp", "izhikevich", "cobahh")
 SIMULATORS: tuple[str, ...] = ("braincore-native", "braincore-torch", "brian2-standalone", "brian2-cython")
 RESULT_MARK = "@@ENGINE_MODELS_RESULT "
 DT = 0.1  # ms
-#: workloads whose braincore side exists; cobahh waits for equation-defined neuron models (see COBAHH_PLACEHOLDER)
-BRAINCORE_SUPPORTED = {"coba_stdp": True, "izhikevich": True, "cobahh": False}
+#: workloads whose braincore side exists
+BRAINCORE_SUPPORTED = {"coba_stdp": True, "izhikevich": True, "cobahh": True}
 NOT_SUPPORTED = "not supported yet"
 
 
@@ -370,66 +375,61 @@ def brian2_cobahh(net, spec, mode) -> Measurement:
                       prefix="engine_models_brian2_")
 
 
-# PLACEHOLDER (braincore side of cobahh) --------------------------------------------------------------------
-# braincore cannot run this workload yet: its ``hh`` model is the classic squid axon, and user-defined neuron
-# models written as equations are being added. Until then the braincore rows of ``cobahh`` report
-# "not supported yet". The config we expect to run, in the intended syntax (``model: {equations, threshold,
-# params, state}``; ``I`` is the input current the simulator supplies: here the conductance synapses'
-# g (E_rev - v), in nA, so the synapses stay braincore's ``conductance`` kernels with the COBA weights):
-#
-#   kind: assembly
-#   name: cobahh
-#   dt: 0.1 ms
-#   duration: 1000 ms
-#   seed: 1
-#   dtype: float64
-#   populations:
-#     exc:
-#       size: 3200
-#       method: exponential_euler
-#       model: &traub_miles
-#         equations:
-#           - "dv/dt = (g_l*(E_l - v) - g_na*m**3*h*(v - E_na) - g_kd*n**4*(v - E_k) + I)/C_m"
-#           - "dm/dt = alpha_m*(1 - m) - beta_m*m"
-#           - "dn/dt = alpha_n*(1 - n) - beta_n*n"
-#           - "dh/dt = alpha_h*(1 - h) - beta_h*h"
-#           - "alpha_m = 0.32/mV*4*mV/exprel((13*mV - v + V_T)/(4*mV))/ms"
-#           - "beta_m = 0.28/mV*5*mV/exprel((v - V_T - 40*mV)/(5*mV))/ms"
-#           - "alpha_h = 0.128*exp((17*mV - v + V_T)/(18*mV))/ms"
-#           - "beta_h = 4/(1 + exp((40*mV - v + V_T)/(5*mV)))/ms"
-#           - "alpha_n = 0.032/mV*5*mV/exprel((15*mV - v + V_T)/(5*mV))/ms"
-#           - "beta_n = 0.5*exp((10*mV - v + V_T)/(40*mV))/ms"
-#         threshold: "v > -20*mV"
-#         refractory: 3 ms
-#         params: {C_m: 200 pF, g_l: 10 nS, E_l: -60 mV, E_k: -90 mV, E_na: 50 mV, g_na: 20 uS, g_kd: 6 uS,
-#                  V_T: -63 mV}        # area 20,000 um^2 times 1 uF/cm2, 5e-5 S/cm2, 100 and 30 mS/cm2
-#         state: {v: -60 mV, m: 0, n: 0, h: 0}
-#       init: {v: {dist: normal, mean: -65 mV, std: 5 mV}}
-#     inh: {size: 800, method: exponential_euler, model: *traub_miles,
-#           init: {v: {dist: normal, mean: -65 mV, std: 5 mV}}}
-#   projections:
-#     - {name: ee, pre: exc, post: exc, connector: {type: fixed_probability, p: 0.02}, weight: 6 nS,
-#        synapse: &ampa {type: conductance, tau: 5 ms, E_rev: 0 mV}, sign: excitatory}
-#     - {name: ei, pre: exc, post: inh, connector: {type: fixed_probability, p: 0.02}, weight: 6 nS,
-#        synapse: *ampa, sign: excitatory}
-#     - {name: ie, pre: inh, post: exc, connector: {type: fixed_probability, p: 0.02}, weight: 67 nS,
-#        synapse: &gaba {type: conductance, tau: 10 ms, E_rev: -80 mV}, sign: inhibitory}
-#     - {name: ii, pre: inh, post: inh, connector: {type: fixed_probability, p: 0.02}, weight: 67 nS,
-#        synapse: *gaba, sign: inhibitory}
-#   monitors:
-#     - {name: exc_spikes, type: spikes, target: exc}
-#     - {name: inh_spikes, type: spikes, target: inh}
-#
-# To benchmark it on the shared network: build this assembly with explicit connectors from the network file
-# (``net["pre"]``, ``net["post"]``, split by population as ``sim_coba.coba_assembly`` does), set the initial
-# v from ``net["v0"]`` and the initial conductances of the synaptic groups (``sim.groups``, kinds ``conductance``
-# with tau 5 ms and 10 ms) from ``net["ge0"]`` and ``net["gi0"]``, collect the spike counts, and set
-# ``BRAINCORE_SUPPORTED["cobahh"] = True``.
-COBAHH_PLACEHOLDER = NOT_SUPPORTED + " (braincore: equation-defined neuron models are not wired up; see the comment above)"
+# braincore side of cobahh: configs/cobahh.yaml (a user model written as equations in the YAML, the Traub-Miles
+# neuron of Brian2's example, exponential Euler) with the shared network of ``draw_cobahh`` put in: the file's
+# populations (model, size, method) and its projections' synapses, weights and signs, with explicit connectors
+# from ``net["pre"]``, ``net["post"]``; the initial v of every neuron and the initial conductances of the synaptic
+# groups (``sim.groups``: conductance kinds with tau 5 ms and 10 ms) from ``net["v0"]``, ``net["ge0"]``,
+# ``net["gi0"]``; the file's 20 ms Poisson kick (which stands in for the random initial conductances when the file
+# is run on its own) is left out, as are its random connectors and initial values.
+COBAHH_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cobahh.yaml"
+
+
+def cobahh_ranges() -> dict[str, tuple[int, int]]:
+    return {"exc": (0, HH_NE), "inh": (HH_NE, HH_N)}
 
 
 def braincore_cobahh(net, spec, backend) -> Measurement:
-    raise NotImplementedError(COBAHH_PLACEHOLDER)
+    import torch
+
+    ranges = cobahh_ranges()
+
+    def build():
+        from braincore.assembly_config import load_assembly
+        from braincore.graph import Assembly
+
+        config = load_assembly(COBAHH_CONFIG)
+        a = Assembly(name="cobahh")
+        for pop in config.populations():
+            lo, hi = ranges[pop.name]
+            assert pop.size == hi - lo, (pop.name, pop.size)
+            a.add_population(pop.name, pop.model, pop.size, pop.params, method=pop.method)
+        pre, post = net["pre"], net["post"]
+        for proj in config.projections():
+            (s_lo, s_hi), (t_lo, t_hi) = ranges[proj.pre], ranges[proj.post]
+            keep = (pre >= s_lo) & (pre < s_hi) & (post >= t_lo) & (post < t_hi)
+            connector = {"type": "explicit", "pre": pre[keep] - s_lo, "post": post[keep] - t_lo}
+            a.add_projection(proj.pre, proj.post, connector, proj.weight, proj.synapse, name=proj.name,
+                             sign=proj.sign)
+        for name in ranges:
+            a.add_monitor(f"{name}_spikes", "spikes", name)
+        a.set_run(duration=spec["duration"], dt=DT, seed=spec["seed"], dtype="float64", backend=backend)
+        return a
+
+    def init(sim):
+        for name, (lo, hi) in ranges.items():
+            pop = sim.populations[name]
+            pop.state.v.copy_(torch.as_tensor(net["v0"][lo:hi], dtype=torch.float64)[None])
+            for index in pop.groups:
+                group = sim.groups[index]
+                source = {5.0: "ge0", 10.0: "gi0"}[group.tau]
+                group.x.copy_(torch.as_tensor(net[source][lo:hi], dtype=torch.float64)[None])
+
+    def collect(sim):
+        return np.concatenate([sim.monitor(f"{name}_spikes")["counts"][0] for name in ranges]), {}
+
+    return run_braincore(build, collect, backend=backend, method="exponential_euler", init=init,
+                         run_fallback=spec["time_fallback"])
 
 
 # ================================================================================== workers
@@ -512,7 +512,7 @@ def unsupported_row(workload: str, sim: str, net: dict[str, np.ndarray], duratio
     return {"workload": workload, "simulator": sim, "status": NOT_SUPPORTED, "engine": None,
             "fallback_reason": None, "N": n, "synapses": int(pre.size), "method": "-", "duration_ms": duration,
             "dt_ms": DT, "repeats": 0, "build_s": None, "compile_s": None, "run_s": None,
-            "note": COBAHH_PLACEHOLDER if workload == "cobahh" else NOT_SUPPORTED}
+            "note": NOT_SUPPORTED}
 
 
 def table(rows: Sequence[dict[str, Any]], title: str = "") -> str:

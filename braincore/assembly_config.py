@@ -23,6 +23,20 @@ A full example (every key; all but ``kind`` and ``populations`` are optional)::
         params: {tau_m: 20 ms, v_th: -50 mV}
         init: {v: {dist: uniform, low: -65 mV, high: -50 mV}}
       inh: {model: izhikevich, preset: fast_spiking, size: 800, method: euler}
+      qif1: {model: qif, size: 10, params: {v_reset: -70 mV}}   # a user model of the models: section below
+      qif2:
+        size: 10
+        model:                        # or written inline (equal definitions share one class and C function)
+          params: {tau: 10 ms, v_r: -65 mV, v_c: -50 mV, R: 100 MOhm, v_peak: 30 mV, v_reset: -70 mV}
+          state: {v: {unit: mV, init: v_r}}     # or {v: mV} (initial value 0), or {v: -65 mV}
+          equations: ["dv/dt = ((v - v_r)*(v - v_c)/(v_c - v_r) + R*I) / tau"]
+          threshold: v >= v_peak
+          reset: [v = v_reset]
+          refractory: 1 ms
+          method: rk4
+
+    models:                           # user models written as equations (keys: braincore.neurons.defined.user_model)
+      qif: {params: ..., state: ..., equations: [...], threshold: ..., reset: [...], refractory: 1 ms}
 
     projections:                      # a list; pre/post name a population, a port (bg.in) or bg.<population>
       - name: ee                      # default "pre->post"
@@ -72,7 +86,9 @@ settings are ignored; its populations, projections, inputs and monitors are copi
 ports become ``prefix.port``). Include cycles are errors.
 
 Validation reports every problem at once as ``file:line: key.path: message``; problems inside an included
-file name that file and line. Running a config hands the validated :class:`~braincore.graph.Assembly` to
+file name that file and line. A user model's problems (unknown key or symbol, unit mismatch, a state variable never
+updated, a parameter that divides and is zero, an unknown method) point at the key inside the model mapping
+(``populations.qif2.model.equations[0]``, or ``models.qif.equations[0]`` for a named model). Running a config hands the validated :class:`~braincore.graph.Assembly` to
 ``braincore.simulator.run_assembly(assembly, options)``.
 """
 from __future__ import annotations
@@ -130,8 +146,29 @@ def _name_ok(name: Any, doc: Document, path: tuple, problems: list, what: str) -
     return True
 
 
+class ModelRef(Spec):
+    """A population's model: a registered name (``lif``), the name of an entry of the file's ``models:`` section,
+    or a user model written inline as a mapping (checked by :func:`braincore.validation.check_population`)."""
+
+    def __init__(self, required: bool = False, doc: str = ""):
+        self.required, self.doc, self.default = required, doc, None
+        self.description = "a model name or a mapping {equations: [...], params: {...}, state: {...}, ...}"
+
+    def check(self, value, doc, path, problems):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping):
+            return dict(value)
+        problems.append(doc.problem(path, f"expected {self.description}, got {value!r}"))
+        return None
+
+
+class _Absolute(tuple):
+    """A key path from the top of the document (not relative to the item), for provenance remaps."""
+
+
 POPULATION = Record({
-    "model": Text(required=True, doc="registered neuron model name"),
+    "model": ModelRef(required=True, doc="a registered model name, a name under models:, or a user model mapping"),
     "size": Integer(required=True, doc="number of neurons"),
     "params": AnyMapping(default=None, doc="parameter overrides, units allowed"),
     "preset": Text(doc="a named parameter set of the model"),
@@ -146,6 +183,27 @@ def _check_populations(value: Mapping, doc: Document, path: tuple, problems: lis
     for name, spec in value.items():
         if _name_ok(name, doc, path + (name,), problems, "population"):
             out[name] = POPULATION.check(spec, doc, path + (name,), problems)
+    return out
+
+
+def _check_models(value: Mapping, doc: Document, path: tuple, problems: list) -> dict:
+    """Named user models: each a mapping (its keys and equations are checked by the validation of the
+    populations, and here once for models no population uses)."""
+    from .neurons import MODELS
+
+    out = {}
+    for name, spec in value.items():
+        if not _name_ok(name, doc, path + (name,), problems, "model"):
+            continue
+        if name in MODELS:
+            problems.append(doc.problem(path + (name,), f"{name!r} is a built-in model; give the user model "
+                                                        f"another name"))
+            continue
+        if not isinstance(spec, Mapping):
+            problems.append(doc.problem(path + (name,), f"expected a user model mapping {{equations: [...], "
+                                                        f"params: {{...}}, state: {{...}}, ...}}, got {spec!r}"))
+            continue
+        out[name] = dict(spec)
     return out
 
 
@@ -227,6 +285,8 @@ SCHEMA = Record({
     "include": AnyMapping(_check_includes, default=None),
     "ports": AnyMapping(_check_ports, default=None),
     "modulators": AnyMapping(default=None, doc="neuromodulator channels: name -> {tau, baseline, value}"),
+    "models": AnyMapping(_check_models, default=None,
+                         doc="user models written as equations, by name, for populations to use (model: name)"),
 })
 
 RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch", "backend")
@@ -314,12 +374,26 @@ def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[A
             prov[("port", f"{prefix}.{port}")] = (doc, ("include", prefix, "ports", port))
         prov[("include", prefix)] = (doc, ("include", prefix))
 
+    models = config.get("models") or {}
+    used: set = set()
     for name, p in (config.get("populations") or {}).items():
         if p is None:
             continue
-        assembly.add_population(name, p.get("model"), p.get("size"), p.get("params"), preset=p.get("preset"),
+        model, remap = p.get("model"), {}
+        if isinstance(model, str) and model in models:
+            # a named user model: the population holds its mapping; its problems point at models.<name>
+            used.add(model)
+            remap = {"model": _Absolute(("models", model))}
+            model = {"name": model, **models[model]}
+        assembly.add_population(name, model, p.get("size"), p.get("params"), preset=p.get("preset"),
                                 method=p.get("method"), init=p.get("init"), region=p.get("region"))
-        prov[("population", name)] = (doc, ("populations", name))
+        prov[("population", name)] = (doc, ("populations", name), remap)
+    from .validation import user_model_issues
+
+    for name in models:
+        if name not in used:  # checked once here (a used one is checked with its populations)
+            for path, message in user_model_issues({"name": name, **models[name]}):
+                problems.append(doc.problem(("models", name) + path, message))
     for port, target in (config.get("ports") or {}).items():
         assembly.add_port(port, target)
         prov[("port", port)] = (doc, ("ports", port))
@@ -430,6 +504,8 @@ def _locate(issue: Issue, prov: dict, doc: Document) -> Problem:
     path = tuple(issue.path)
     remap = rest[0] if rest else {}
     if path and path[0] in remap:
+        if isinstance(remap[path[0]], _Absolute):
+            return where_doc.problem(tuple(remap[path[0]]) + path[1:], issue.message)
         path = remap[path[0]] + path[1:]
     return where_doc.problem(keypath + path, issue.message)
 

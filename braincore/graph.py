@@ -67,9 +67,16 @@ from .validation import (BACKENDS, CONNECTOR_TYPES, DISTRIBUTIONS, DTYPES, INIT_
 
 
 # ------------------------------------------------------------------------------------------ specs
+def _user_label(model: Any) -> str:
+    """A user model (a mapping) in summaries: ``qif (user)``."""
+    return f"{model.get('name', 'user') if isinstance(model, Mapping) else model} (user)"
+
+
 @dataclass(frozen=True)
 class PopulationSpec:
-    """A population of ``size`` neurons of one ``model`` (a name in :data:`braincore.neurons.MODELS`).
+    """A population of ``size`` neurons of one ``model``: a name in :data:`braincore.neurons.MODELS`, or a user model
+    mapping (``{equations: [...], params: {...}, state: {...}, threshold: ..., ...}``, see
+    :func:`braincore.neurons.defined.user_model`; equal mappings share one class).
 
     ``params`` are overrides (units allowed) on top of the ``preset`` (if any) and the model defaults;
     ``init`` maps state variables to a value or a distribution mapping; ``region`` is the qualified name of
@@ -77,7 +84,7 @@ class PopulationSpec:
     """
 
     name: str
-    model: str
+    model: Any
     size: int
     params: dict = field(default_factory=dict)
     preset: Optional[str] = None
@@ -217,7 +224,7 @@ class Assembly:
         self.run = dataclasses.replace(self.run, **changes)
         return self.run
 
-    def add_population(self, name: str, model: str, size: int, params: Optional[Mapping] = None, *,
+    def add_population(self, name: str, model: Any, size: int, params: Optional[Mapping] = None, *,
                        preset: Optional[str] = None, method: Optional[str] = None,
                        init: Optional[Mapping] = None, region: Optional[str] = None) -> PopulationSpec:
         """Add a population node; returns its spec. A duplicate name is reported by :meth:`validate`."""
@@ -465,7 +472,8 @@ class Assembly:
     # -------------------------------------------------------------------------------- summary
     def summary(self) -> dict:
         """Populations, neurons, projections with expected synapse counts (``None`` where not computable)."""
-        pops = {p.name: {"model": p.model, "size": p.size, "region": p.region} for p in self.populations()}
+        pops = {p.name: {"model": p.model if isinstance(p.model, str) else _user_label(p.model), "size": p.size,
+                         "region": p.region} for p in self.populations()}
         neurons = sum(p.size for p in self.populations() if isinstance(p.size, int) and not isinstance(p.size, bool))
         rows, total, complete = [], 0.0, True
         for spec in self.projections():

@@ -138,18 +138,55 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     return f"; did you mean {near[0]!r}?" if near else ""
 
 
-def _model_class(model: str):
-    return MODELS.get(model)
+def _model_class(model: Any):
+    """The class of a registered model name or of a user model mapping; ``None`` when there is none (the problem
+    is reported by :func:`check_population`)."""
+    if isinstance(model, Mapping):
+        try:
+            return get_model(model)
+        except ConfigError:
+            return None
+    return MODELS.get(model) if isinstance(model, str) else None
+
+
+def model_label(model: Any) -> str:
+    """How messages name a model: its registry name, or ``user model 'name'`` for a mapping."""
+    if isinstance(model, Mapping):
+        return f"user model {str(model.get('name', 'user'))!r}"
+    return str(model)
+
+
+def user_model_issues(model: Mapping) -> list[tuple[tuple, str]]:
+    """Problems ``(key path inside the mapping, message)`` of a user model mapping (every problem of its keys and
+    values, then the first one of its equations), ``[]`` when it builds."""
+    try:
+        get_model(model)
+    except ConfigError as err:
+        from .neurons.defined import key_path
+
+        return [(key_path(key), message) for key, message in (err.items or [(None, str(err))])]
+    return []
+
+
+def state_dimension(cls: Any, var: str) -> str:
+    """The dimension of state variable ``var`` of model class ``cls``: a user model's declared dimension, else
+    :data:`STATE_DIMENSIONS` (``dimensionless`` for the others)."""
+    if getattr(cls, "user_defined", False) and var in cls.definition.state:
+        dim = cls.definition.state[var][0]
+        return dim if dim in CANONICAL else "dimensionless"
+    return STATE_DIMENSIONS.get(var, "dimensionless")
 
 
 _STATE_FIELDS: dict = {}
 
 
-def state_variables(model: str) -> tuple[str, ...]:
+def state_variables(model: Any) -> tuple[str, ...]:
     """The state variables of a model (``initial_state(1)._fields`` of a one-neuron instance)."""
     cls = _model_class(model)
     if cls is None:
         return ()
+    if getattr(cls, "definition", None) is not None:
+        return tuple(cls.state_cls._fields)
     if cls not in _STATE_FIELDS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -372,25 +409,37 @@ def check_population(spec: "PopulationSpec") -> list[Issue]:
     add = lambda path, msg: out.append(Issue("population", spec.name, path, msg))  # noqa: E731
     if isinstance(spec.size, bool) or not isinstance(spec.size, int) or spec.size <= 0:
         add(("size",), f"size must be a positive integer, got {spec.size!r}")
+    if isinstance(spec.model, Mapping):
+        problems = user_model_issues(spec.model)
+        for path, message in problems:
+            add(("model",) + path, message)
+        if problems:
+            return out
+    elif not isinstance(spec.model, str):
+        add(("model",), f"expected a registered model name or a mapping {{equations: [...], params: ..., "
+                        f"state: ...}}, got {spec.model!r}")
+        return out
     try:
         cls = get_model(spec.model)
     except ConfigError as err:
         add(("model",), str(err))
         return out
+    label = model_label(spec.model)
     values: dict = {}
     if spec.preset is not None:
         if spec.preset not in cls.presets:
             known = ", ".join(cls.presets) or "none"
             add(("preset",), f"unknown preset {spec.preset!r}{_suggest(spec.preset, cls.presets)} for "
-                             f"{spec.model} (known: {known})")
+                             f"{label} (known: {known})")
         else:
             values.update(cls.presets[spec.preset])
+    record = None
     if not isinstance(spec.params, Mapping):
         add(("params",), f"expected a mapping of parameters, got {spec.params!r}")
     else:
         values.update(spec.params)
         try:
-            cls.params_cls.from_mapping(values)
+            record = cls.params_cls.from_mapping(values)
         except ConfigError as err:
             for key, message in err.items:
                 if key is not None and key in spec.params:
@@ -399,19 +448,37 @@ def check_population(spec: "PopulationSpec") -> list[Issue]:
                     add(("preset",), message)
                 else:
                     add(("params",), message)
-    if spec.method is not None and spec.method not in cls.methods:
-        add(("method",), f"unknown method {spec.method!r} for {spec.model} (expected one of: "
+    method_ok = spec.method is None or spec.method in cls.methods
+    if not method_ok:
+        add(("method",), f"unknown method {spec.method!r} for {label} (expected one of: "
                          f"{', '.join(cls.methods)})")
+    if record is not None and method_ok and getattr(cls, "definition", None) is not None:
+        # a parameter the equations divide by must not be zero (its own line, or the model's default)
+        from .neurons.defined import zero_divisors
+
+        try:
+            zero = zero_divisors(cls, record, spec.method)
+        except Exception as err:  # noqa: BLE001 - an analysis error of a registered model: report it, don't crash
+            zero = [(None, str(err))]
+        for key, message in zero:
+            if key is not None and key in spec.params:
+                add(("params", key), message)
+            elif key is not None and isinstance(spec.model, Mapping) and key in (spec.model.get("params") or {}):
+                add(("model", "params", key), message)
+            elif key == "t_ref" and isinstance(spec.model, Mapping) and "refractory" in spec.model:
+                add(("model", "refractory"), message)
+            else:
+                add(("params",) if spec.params else ("model",), message)
     if not isinstance(spec.init, Mapping):
         add(("init",), f"expected a mapping of state variables, got {spec.init!r}")
         return out
     fields = state_variables(spec.model)
     for var, value in spec.init.items():
         if var not in fields:
-            add(("init", var), f"{spec.model} has no state variable {var!r}{_suggest(var, fields)} "
+            add(("init", var), f"{label} has no state variable {var!r}{_suggest(var, fields)} "
                                f"(state: {', '.join(fields)})")
             continue
-        dim = STATE_DIMENSIONS.get(var, "dimensionless")
+        dim = state_dimension(cls, var)
         for sub, message in check_distribution(value, dim, distributions=INIT_DISTRIBUTIONS):
             add(("init", var) + sub, message)
     return out
@@ -486,10 +553,15 @@ def check_projection(assembly: "Assembly", spec: "ProjectionSpec") -> list[Issue
                     for i in _synapse_issues(synapse, syn_type)]
             if syn_type == "conductance" and post_cls is not None and \
                     weight_dimension("conductance", post_cls.input_unit) is None:
-                add(("synapse", "type"), f"conductance synapses are unsupported onto {pops['post'].model} "
+                add(("synapse", "type"), f"conductance synapses are unsupported onto {model_label(pops['post'].model)} "
                                          f"(its input is in {post_cls.input_unit!r}; conductances need a model "
                                          f"driven by a current in nA or a current density in uA/cm2)")
                 syn_type = None
+
+    if syn_type in ("instantaneous", "conductance") and post_cls is not None and \
+            "v" not in getattr(post_cls.state_cls, "_fields", ("v",)):
+        add(("synapse", "type"), _needs_v(syn_type, pops["post"].model))
+        syn_type = None
 
     # weight
     if spec.weight is None:
@@ -567,7 +639,7 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
         elif what == "input" and cls is not None:
             message = _check_value(value, input_dim)
             if message:
-                add((key,), f"{message} (the input of {pop.model} is in {cls.input_unit})")
+                add((key,), f"{message} (the input of {model_label(pop.model)} is in {cls.input_unit})")
         elif what == "values":
             if isinstance(value, str):
                 if not Path(value).is_file():
@@ -598,10 +670,12 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
     if "weight" in table and params.get("weight") is not None and cls is not None:
         synapse = params.get("synapse") or {"type": "instantaneous"}
         syn_type = synapse.get("type") if isinstance(synapse, Mapping) else None
-        if syn_type in SYNAPSE_TYPES:
+        if syn_type in ("instantaneous", "conductance") and "v" not in getattr(cls.state_cls, "_fields", ("v",)):
+            add(("synapse", "type") if "synapse" in params else ("weight",), _needs_v(syn_type, pop.model))
+        elif syn_type in SYNAPSE_TYPES:
             dim = weight_dimension(syn_type, cls.input_unit)
             if dim is None:
-                add(("synapse", "type"), f"conductance synapses are unsupported onto {pop.model} (its input "
+                add(("synapse", "type"), f"conductance synapses are unsupported onto {model_label(pop.model)} (its input "
                                          f"is in {cls.input_unit!r})")
             else:
                 for path, message in weight_problems(params["weight"], dim):
@@ -627,7 +701,7 @@ def check_monitor(assembly: "Assembly", spec: "MonitorSpec") -> list[Issue]:
         fields = state_variables(pop.model)
         for i, var in enumerate(spec.variables):
             if var not in fields:
-                add(("variables", i), f"{pop.model} has no state variable {var!r}{_suggest(var, fields)} "
+                add(("variables", i), f"{model_label(pop.model)} has no state variable {var!r}{_suggest(var, fields)} "
                                       f"(state: {', '.join(fields)})")
     if spec.neurons is not None:
         for message in _check_indices(spec.neurons, pop.size if pop is not None else None):
@@ -645,6 +719,11 @@ def check_monitor(assembly: "Assembly", spec: "MonitorSpec") -> list[Issue]:
         elif spec.bin <= 0:
             add(("bin",), f"must be > 0 ms, got {spec.bin:g} ms")
     return out
+
+
+def _needs_v(syn_type: str, model: Any) -> str:
+    return (f"{syn_type} synapses act on the membrane potential 'v', and {model_label(model)} has no state "
+            f"variable 'v' (name its membrane potential v, or use exponential or alpha synapses, which drive I)")
 
 
 def _synapse_issues(synapse: Mapping, syn_type: str) -> list[Issue]:

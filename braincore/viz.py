@@ -279,7 +279,8 @@ def plot_assembly_graph(assembly, path: PathLike, *, title: Optional[str] = None
         x, y = pos[p.name]
         ax.add_patch(Circle((x, y), radius_of[p.name], color=colour[g], zorder=3))
         short = p.name[len(p.region) + 1:] if p.region and p.name.startswith(p.region + ".") else p.name
-        ax.text(x, y, f"{short}\n{p.model} {p.size}", ha="center", va="center", fontsize=7, zorder=5,
+        model = p.model if isinstance(p.model, str) else (p.model or {}).get("name", "user model")
+        ax.text(x, y, f"{short}\n{model} {p.size}", ha="center", va="center", fontsize=7, zorder=5,
                 color="black", bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
     handles = [Line2D([], [], color=c, lw=2, label=s or "sign unknown") for s, c in _SIGN_COLOURS.items()]
     ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)

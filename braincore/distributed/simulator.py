@@ -714,7 +714,10 @@ def check_supported(assembly, dtype: Optional[str] = None) -> list[str]:
             out.append(f"population {spec.name!r}: {err}")
             continue
         if cls.name not in SUPPORTED_MODELS:
-            out.append(f"population {spec.name!r}: model {spec.model!r} is not supported (supported: "
+            from ..validation import model_label
+
+            label = repr(spec.model) if isinstance(spec.model, str) else model_label(spec.model)
+            out.append(f"population {spec.name!r}: model {label} is not supported (supported: "
                        f"{', '.join(SUPPORTED_MODELS)}); its step would evaluate exp() per neuron, whose last bit "
                        f"depends on the partition in PyTorch's SIMD/scalar kernels")
         for key, value in (spec.params or {}).items():

@@ -110,7 +110,7 @@ class NeuronDefinition:
     def fail(self, message: str, key: Optional[str]) -> EquationError:
         where = self.origin.get(key) if key else None
         prefix = f"{where}: " if where else ""
-        return EquationError(f"{prefix}model {self.name!r}: {key + ': ' if key else ''}{message}", key)
+        return EquationError(f"{prefix}model {self.name!r}: {key + ': ' if key else ''}{message}", key, message)
 
     def param_dims(self) -> dict[str, Dim]:
         out = {}

@@ -39,11 +39,14 @@ CUSTOM_FUNCTIONS = {"exprel": _exprel, "expm1": _expm1, "log1p": _log1p}
 
 
 class EquationError(ValueError):
-    """A bad equation or expression; ``key`` names the entry of the model definition it came from."""
+    """A bad equation or expression; ``key`` names the entry of the model definition it came from (``equations[0]``,
+    ``params.tau``, ``state.v``, ``threshold``, ``method`` ...) and ``detail`` is the message without the model's
+    name and the key (what a config loader prints after the file, line and key path)."""
 
-    def __init__(self, message: str, key: Optional[str] = None):
+    def __init__(self, message: str, key: Optional[str] = None, detail: Optional[str] = None):
         super().__init__(message)
         self.key = key
+        self.detail = detail if detail is not None else message
 
 
 def symbol(name: str) -> sympy.Symbol:

@@ -24,9 +24,17 @@ def register(cls: type[NeuronModel], *aliases: str) -> type[NeuronModel]:
     return cls
 
 
-def get_model(name: str) -> type[NeuronModel]:
-    """The model class registered as ``name``; a clear error with a suggestion otherwise."""
-    if name not in MODELS:
+def get_model(name) -> type[NeuronModel]:
+    """The model class registered as ``name``, or built from a user model mapping (``{equations: [...], params:
+    {...}, state: {...}, ...}``, :func:`braincore.neurons.defined.user_model`; equal mappings give one class); a
+    clear error with a suggestion otherwise."""
+    from collections.abc import Mapping
+
+    if isinstance(name, Mapping):
+        from .defined import user_model
+
+        return user_model(name)
+    if not isinstance(name, str) or name not in MODELS:
         near = difflib.get_close_matches(str(name), MODELS, n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ConfigError(f"unknown neuron model {name!r}{hint}; known models: {', '.join(sorted(MODELS))}")

@@ -79,13 +79,12 @@ class DefinedModel(NeuronModel):
         super().__init__(size, params, **kwargs)
         defn = self.definition
         try:
-            program = defn.program(self.method, self.option)
+            defn.program(self.method, self.option)
         except EquationError as err:
             raise ConfigError(str(err), [(err.key, str(err))]) from None
-        zero = [f"{name} must be non-zero (the equations divide by it), got {getattr(self.params, name)}"
-                for name in sorted(program.divisors) if bool((torch.as_tensor(getattr(self.params, name)) == 0).any())]
+        zero = zero_divisors(type(self), self.params, self.method)
         if zero:
-            raise ConfigError(f"{type(self).__name__}: " + "; ".join(zero))
+            raise ConfigError(f"{type(self).__name__}: " + "; ".join(m for _, m in zero), zero)
         self._step = torch_step(defn, self.method, self.option, self.state_cls)
         self.constants = constants(defn, self.method, self.option, self.params, self.dt)
 
@@ -117,8 +116,8 @@ def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_si
         text = spec[1] if len(spec) > 1 else "0"
         expr, dim = defn.parse(str(text), f"state.{name}")
         if expr != 0 and not dim.same_dimension(dims[name]):
-            raise ConfigError(f"model {defn.name!r}: state.{name}: the initial value is a {dim.describe()}, "
-                              f"expected a {dims[name].describe()}")
+            raise defn.fail(f"the initial value is a {dim.describe()}, expected a {dims[name].describe()}",
+                            f"state.{name}")
         expr = rescale(expr, dim, dims[name].scale)
         namespace = {"torch": _ScalarOrTensor(), "_exprel": _scalar_exprel}
         namespace.update(values)
@@ -181,77 +180,219 @@ def define_model(defn: NeuronDefinition, class_name: str, *, params_name: Option
     return type(class_name, (base,), attrs)
 
 
+#: the keys of a user model's mapping
+USER_KEYS = ("equations", "params", "state", "threshold", "reset", "after", "expressions", "refractory", "clamped",
+             "method", "methods", "input_unit", "voltage", "name")
+_USER_MODELS: dict[str, type] = {}
+
+
 def user_model(spec: Mapping[str, Any], name: str = "user", origin: Optional[Mapping[str, str]] = None) -> type:
     """A model class from a mapping written by a user (YAML ``model: {equations: ..., threshold: ...}``).
 
-    Keys: ``equations`` (list), ``params`` (``{name: value with unit}``: the unit fixes the dimension, a bare number
-    is dimensionless), ``state`` (``{name: "unit"}`` or ``{name: {unit: ..., init: ...}}``), ``threshold``,
-    ``reset`` (list), ``after`` (list), ``expressions`` (mapping), ``refractory`` (a time, e.g. ``2 ms``),
-    ``clamped`` (variables held while refractory; default the first state variable), ``method`` or ``methods``,
-    ``input_unit`` (default nA), ``voltage`` (the membrane potential, default ``v``). Every problem raises
-    :class:`~braincore.errors.ConfigError` naming the key (and, with ``origin``, its file and line).
+    Keys (:data:`USER_KEYS`): ``equations`` (list of ``dx/dt = ...``), ``params`` (``{name: value with unit}``: the
+    unit fixes the dimension, a bare number is dimensionless), ``state`` (``{name: unit}``, ``{name: initial value
+    with unit}`` such as ``-65 mV`` or ``0``, or ``{name: {unit: ..., init: expression}}``), ``threshold``, ``reset``
+    (list), ``after`` (list), ``expressions`` (mapping of named sub-expressions), ``refractory`` (a time, e.g.
+    ``2 ms``), ``clamped`` (variables held while refractory; default the voltage when ``refractory`` is given;
+    ``[]`` for none, as Brian2's refractoriness without ``(unless refractory)``), ``method`` or ``methods`` (the
+    first is the default), ``input_unit`` (default nA), ``voltage`` (the membrane potential, default ``v``),
+    ``name``.
+
+    Every value is held in the canonical unit of its dimension (mV for any voltage, nS for any conductance, ...),
+    as every braincore model does, so initial values, monitors and synapses read it without conversion.
+
+    The class is cached: equal mappings (same name, same text, same ``origin``) give the same class, so populations
+    with one definition share its generated PyTorch step and its compiled C code. Every problem raises
+    :class:`~braincore.errors.ConfigError` whose ``items`` are ``(key, message)`` pairs, ``key`` the entry of the
+    mapping at fault (``equations[0]``, ``params.tau``, ``state.w``, ``threshold``, ``method`` ...), so that a
+    config loader can point at its line; with ``origin`` (``{key: "file:line"}``) the message names it too.
     """
+    import json
+
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"a user model is a mapping with equations, params, state ... ; got {spec!r}",
+                          [(None, "expected a mapping")])
+    try:
+        cache_key = json.dumps([dict(spec), name, dict(origin or {})], sort_keys=True, default=repr)
+    except TypeError:  # keys that are not strings: reported by the build below
+        cache_key = None
+    if cache_key is not None and cache_key in _USER_MODELS:
+        return _USER_MODELS[cache_key]
+    cls = _build_user_model(spec, name, origin)
+    if cache_key is not None:
+        _USER_MODELS[cache_key] = cls
+    return cls
+
+
+def _quantity_text(value: Any) -> Optional[tuple[str, str]]:
+    """``("-65.0*mV", "voltage")`` for a quantity such as ``-65 mV`` (a number: dimensionless); None otherwise."""
+    from ..equations.dimensions import UNIT_NAMES
+    from ..units import CANONICAL, UnitError, parse_quantity
+
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return repr(float(value)), "dimensionless"
+    parts = str(value).strip().split(maxsplit=1)
+    try:
+        float(parts[0])
+    except (ValueError, IndexError):
+        return None
+    if len(parts) == 1:
+        return repr(float(parts[0])), "dimensionless"
+    try:
+        dim = _dimension_name(parts[1])
+        number = parse_quantity(value, dim)
+    except (UnitError, KeyError, ValueError):
+        return None
+    unit = CANONICAL[dim]
+    if dim == "dimensionless":
+        return repr(number), dim
+    if unit not in UNIT_NAMES:
+        return None
+    return f"({number!r})*{unit}", dim
+
+
+def _build_user_model(spec: Mapping[str, Any], name: str, origin: Optional[Mapping[str, str]]) -> type:
+    from ..equations.integrate import METHODS
     from ..units import UnitError, parse_quantity
 
-    known = {"equations", "params", "state", "threshold", "reset", "after", "expressions", "refractory", "clamped",
-             "method", "methods", "input_unit", "voltage", "name"}
     origin = dict(origin or {})
-    where = lambda key: f"{origin[key]}: " if key in origin else ""  # noqa: E731
-    unknown = [k for k in spec if k not in known]
-    if unknown:
-        import difflib
+    problems: list[tuple[str, str]] = []
 
-        key = unknown[0]
-        near = difflib.get_close_matches(str(key), sorted(known), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ConfigError(f"{where(key)}model: unknown key {key!r}{hint} (expected: {', '.join(sorted(known))})",
-                          [(key, f"unknown key {key!r}")])
+    def problem(key: str, message: str) -> None:
+        problems.append((key, message))
+
+    for key in spec:
+        if key not in USER_KEYS:
+            import difflib
+
+            near = difflib.get_close_matches(str(key), USER_KEYS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            problem(str(key), f"unknown key {key!r} of a user model{hint} (expected: {', '.join(USER_KEYS)})")
     params: dict[str, tuple] = {}
-    for key, value in dict(spec.get("params") or {}).items():
+    raw_params = spec.get("params") or {}
+    if not isinstance(raw_params, Mapping):
+        problem("params", f"expected a mapping {{name: value with unit}}, got {raw_params!r}")
+        raw_params = {}
+    for key, value in raw_params.items():
         if isinstance(value, str):
             parts = value.strip().split(maxsplit=1)
             try:
                 dim = _dimension_name(parts[1]) if len(parts) == 2 else "dimensionless"
                 params[key] = (parse_quantity(value, dim), dim, "")
-            except (UnitError, KeyError) as err:
-                raise ConfigError(f"{where('params.' + key)}model: params.{key}: {err}",
-                                  [(f"params.{key}", str(err))]) from None
+            except (UnitError, KeyError, IndexError) as err:
+                problem(f"params.{key}", str(err).strip("'\""))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             params[key] = (float(value), "dimensionless", "")
         else:
-            raise ConfigError(f"{where('params.' + key)}model: params.{key}: expected a number with a unit such as "
-                              f"'10 ms', got {value!r}", [(f"params.{key}", "expected a quantity")])
+            problem(f"params.{key}", f"expected a number with a unit such as '10 ms', got {value!r}")
     refractory = spec.get("refractory")
     if refractory is not None:
         try:
             params["t_ref"] = (parse_quantity(refractory, "time"), "time", "absolute refractory period")
         except UnitError as err:
-            raise ConfigError(f"{where('refractory')}model: refractory: {err}", [("refractory", str(err))]) from None
+            problem("refractory", str(err))
     state: dict[str, tuple] = {}
-    for key, value in dict(spec.get("state") or {}).items():
+    raw_state = spec.get("state") or {}
+    if not isinstance(raw_state, Mapping):
+        problem("state", f"expected a mapping {{variable: unit or initial value}}, got {raw_state!r}")
+        raw_state = {}
+    for key, value in raw_state.items():
         if isinstance(value, Mapping):
-            state[key] = (str(value.get("unit", "1")), str(value.get("init", 0)))
+            unit = value.get("unit", "1")
+            init = value.get("init", 0)
+            unknown = [k for k in value if k not in ("unit", "init")]
+            if unknown:
+                problem(f"state.{key}", f"unknown key {unknown[0]!r} (a state variable takes unit and init)")
+            try:
+                dim = _dimension_name(str(unit)) if str(unit) != "1" else "dimensionless"
+            except UnitError:
+                dim = str(unit)  # reported by the analysis as an unknown unit, naming state.<key>
+            quantity = _quantity_text(init)
+            state[key] = (dim, quantity[0] if quantity is not None else str(init))
         else:
-            state[key] = (str(value), "0")
-    if not state:
-        raise ConfigError(f"{where('state')}model: state: declare the state variables with their units, "
-                          f"e.g. state: {{v: mV}}", [("state", "missing")])
+            quantity = _quantity_text(value)
+            if quantity is not None:  # an initial value with its unit: -65 mV, 0
+                state[key] = (quantity[1], quantity[0])
+            else:  # a unit alone: mV
+                try:
+                    state[key] = (_dimension_name(str(value)), "0")
+                except UnitError:
+                    state[key] = (str(value), "0")
+    if not state and "state" not in [k for k, _ in problems]:
+        problem("state", "declare the state variables with their units, e.g. state: {v: mV}")
     methods = spec.get("methods") or [spec.get("method", "euler")]
-    voltage = spec.get("voltage", "v" if "v" in state else next(iter(state)))
-    clamped = tuple(spec.get("clamped", [voltage] if refractory is not None else []))
+    method_key = "methods" if "methods" in spec else "method"
+    if isinstance(methods, str):
+        methods = [methods]
+    for i, method in enumerate(methods):
+        if method not in METHODS:
+            problem(method_key + (f"[{i}]" if method_key == "methods" else ""),
+                    f"unknown method {method!r}; braincore integrates with {', '.join(METHODS)}")
+    voltage = spec.get("voltage", "v" if "v" in state else next(iter(state), "v"))
+    clamped = spec.get("clamped", [voltage] if refractory is not None else [])
     equations = spec.get("equations") or []
     if isinstance(equations, str):
         equations = [equations]
+    for key in ("reset", "after"):
+        if isinstance(spec.get(key), str):
+            problem(key, f"expected a list of statements such as ['v = v_reset'], got {spec[key]!r}")
+    if problems:
+        raise _user_error(spec.get("name", name), problems, origin)
     defn = NeuronDefinition(
         name=str(spec.get("name", name)), params=params, state=state, equations=tuple(equations),
         threshold=spec.get("threshold"), reset=tuple(spec.get("reset") or ()), after=tuple(spec.get("after") or ()),
         expressions=dict(spec.get("expressions") or {}), refractory="t_ref" if refractory is not None else None,
-        clamped=clamped, methods=tuple(methods), input_unit=str(spec.get("input_unit", "nA")), voltage=voltage,
-        origin=origin)
+        clamped=tuple(clamped), methods=tuple(methods), input_unit=str(spec.get("input_unit", "nA")),
+        voltage=voltage, origin=origin)
     try:
+        if voltage not in state:
+            raise defn.fail(f"{voltage!r} is not a state variable (state: {', '.join(state)})", "voltage")
         defn.check()
         initial_state(defn, params_class(defn, "P")(), state_class(defn, "S"), 1, 1)
     except EquationError as err:
-        raise ConfigError(str(err), [(err.key, str(err))]) from None
-    return define_model(defn, f"UserModel_{defn.name}", doc=f"User-defined model {defn.name!r}: "
-                        + "; ".join(equations))
+        key = err.key
+        if key == "method" and method_key == "methods":
+            key = "methods"
+        raise _user_error(defn.name, [(key, err.detail)], origin) from None
+    cls = define_model(defn, f"UserModel_{defn.name}", doc=f"User-defined model {defn.name!r}: "
+                       + "; ".join(equations))
+    cls.user_defined = True
+    cls.spec = dict(spec)
+    return cls
+
+
+def _user_error(name: str, problems: list, origin: Mapping[str, str]) -> ConfigError:
+    lines = [f"{origin[key] + ': ' if key in origin else ''}model {name!r}: {key}: {message}"
+             for key, message in problems]
+    return ConfigError("\n".join(lines), list(problems))
+
+
+def key_path(key: Optional[str]) -> tuple:
+    """A user model's error key as a key path: ``"equations[0]"`` -> ``("equations", 0)``, ``"params.tau"`` ->
+    ``("params", "tau")``, ``"reset.value[1]"`` -> ``("reset", "value", 1)``."""
+    import re
+
+    if not key:
+        return ()
+    out: list = []
+    for part in str(key).split("."):
+        m = re.fullmatch(r"([^\[]*)((?:\[\d+\])*)", part)
+        if m is None:
+            out.append(part)
+            continue
+        if m.group(1):
+            out.append(m.group(1))
+        out += [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))]
+    return tuple(out)
+
+
+def zero_divisors(cls: type, params: Any, method: Optional[str] = None) -> list[tuple[str, str]]:
+    """``(parameter, message)`` for each parameter of ``params`` that divides in the equations of ``cls`` and is zero
+    (for some neuron, where it is per-neuron)."""
+    defn = cls.definition
+    option = getattr(params, defn.reset_choice) if defn.reset_choice else None
+    program = defn.program(method or defn.methods[0], option)
+    return [(name, f"{name} must be non-zero (the equations divide by it), got {getattr(params, name)}")
+            for name in sorted(program.divisors) if bool((torch.as_tensor(getattr(params, name)) == 0).any())]

@@ -552,8 +552,11 @@ def compile_assembly(assembly: Assembly, *, dt: Optional[float] = None, inputs: 
     problems: list[str] = []
     for name in simulated:
         spec = specs[name]
-        if spec.model not in SUPPORTED_MODELS:
-            problems.append(f"population {name!r}: model {spec.model!r} is not supported (the compiler maps the "
+        if not isinstance(spec.model, str) or spec.model not in SUPPORTED_MODELS:
+            from ..validation import model_label
+
+            label = repr(spec.model) if isinstance(spec.model, str) else model_label(spec.model)
+            problems.append(f"population {name!r}: model {label} is not supported (the compiler maps the "
                             f"current-based {' and '.join(SUPPORTED_MODELS)} models, whose update is linear "
                             f"between spikes; give it as an input population if its spikes are given)")
         for var, value in (spec.init or {}).items():
