@@ -250,9 +250,12 @@ def test_rstdp_in_the_simulator_dense_equals_sparse_and_resumes_exactly(tmp_path
     Simulator(rewarded_network("sparse")).load_state_dict(state)
 
 
-def test_auto_backend_falls_back_to_torch_for_rstdp():
+def test_auto_backend_runs_rstdp_natively():
+    """rstdp is generated into the native engine (tests/test_native_plasticity.py checks it against PyTorch)."""
     sim = Simulator(rewarded_network(backend="auto"))
-    assert sim.engine == "torch" and "plasticity" in sim.fallback_reason
+    assert sim.engine == "native" and sim.fallback_reason == ""
+    start(sim).run(50.0)
+    assert sim.spike_counts()["out"] > 0
 
 
 def test_validation_reports_misspelt_parameters_and_unknown_receptor():

@@ -117,7 +117,7 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
         return out
 
     clip_events = program.clip and any(s.target == "w" for s in program.on_pre + program.on_post)
-    clip_line = "w[s] = fmin(fmax(w[s], p_w_min), p_w_max);"
+    clip_line = "w[s] = bc_clip(w[s], p_w_min, p_w_max);"
 
     def bump(s: str, flag: str, n: str) -> None:
         names = [name for name in traces if side[name] == s]
@@ -178,7 +178,7 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
         L += statements(program.each_step, "s", "i", "j", "1", "            ")
         L.append("        }")
         if program.clip:
-            L.append(f"        for (int64_t s = 0; s < S; s++) w[s] = fmin(fmax(w[s], p_w_min), p_w_max);")
+            L.append(f"        for (int64_t s = 0; s < S; s++) {clip_line}")
         L.append("    }")
     # 7. the events clipped what they changed (a synapse with both a pre and a post spike after both updates,
     # as the PyTorch executor clips once per step); on the first step of a run everything is clipped, as the

@@ -245,6 +245,9 @@ static void external_current(Net *net, Pop *P, REAL *drive) {
 /* (REAL)(exp(x) - 1) / x, continuous at 0: the series 1 + x/2 below |x| = 1e-6 (as the PyTorch step's _exprel) */
 static inline REAL bc_exprel(REAL x) { return fabs(x) < 1e-6 ? (REAL)1.0 + (REAL)0.5 * x : expm1(x) / x; }
 
+/* min(max(x, lo), hi) as torch.clamp: a NaN stays NaN (fmin/fmax would drop it, and are not inlined) */
+static inline REAL bc_clip(REAL x, REAL lo, REAL hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
 /* ---- plasticity helpers ----------------------------------------------------------------------------------- */
 /* Flag this step's spikes of P per trial ([B*n]) and list the neurons that spiked in some trial. */
 static void mark_spikes(Net *net, const Pop *P, uint8_t *flag, int32_t *act, uint8_t *seen, int32_t *n_act) {
@@ -299,7 +302,7 @@ static void builtin_rule(Net *net, Rule *R) {
             REAL factor = (REAL)1 + k * ((r_target - sum * invB) / r_target);
             tmp[j] = factor < 0 ? (REAL)0 : factor;
         }
-        for (int64_t s = 0; s < S; s++) w[s] = fmin(fmax(w[s] * tmp[J->post[s]], w_min), w_max);
+        for (int64_t s = 0; s < S; s++) w[s] = bc_clip(w[s] * tmp[J->post[s]], w_min, w_max);
         return;
     }
     /* RULE_NORMALIZE: sums per post (by 0) or pre (by 1) neuron, in synapse order; w *= total / sum where sum and
