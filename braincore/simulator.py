@@ -595,8 +595,8 @@ class Simulator:
         """Set the rate of the Poisson input ``name`` (per source) from the next step on: stimuli that change
         between :meth:`run` calls (a cue on, then off; an agent's observation).
 
-        ``rate``: one rate for every neuron and trial (units allowed: ``"40 Hz"``; bare numbers in Hz), on either
-        engine; or, on the torch engine, an array or tensor of rates in Hz, ``[n]`` (one per target neuron, every
+        ``rate``: one rate for every neuron and trial (units allowed: ``"40 Hz"``; bare numbers in Hz); or an
+        array or tensor of rates in Hz, ``[n]`` (one per target neuron, every
         trial) or ``[B, n]`` (one per trial and neuron), ``n`` being the input's target neurons (its ``neurons``
         list, else the whole population): the closed-loop input of a batch of environments. Checkpoints do not
         hold input rates: set them again after a :meth:`load`."""
@@ -615,8 +615,6 @@ class Simulator:
             raise ConfigError(f"input {name}: rate must be >= 0 Hz, got {hz:g}")
         inp.rate_per_step = hz * self.dt / 1000.0 * sources
         inp.rate_map = None
-        if self._engine is not None:
-            self._engine.inputs[q].lam = inp.rate_per_step
 
     def _set_rate_map(self, inp: InputRuntime, hz: Tensor, sources: int) -> None:
         n = len(inp.neurons) if inp.neurons is not None else self.populations[inp.target].model.size
@@ -625,8 +623,6 @@ class Simulator:
                              f"neurons), got {tuple(hz.shape)}")
         if not bool(torch.isfinite(hz).all()) or bool((hz < 0).any()):
             raise ValueError(f"input {inp.name}: rates must be finite and >= 0 Hz")
-        if self.native_engine() is not None:
-            raise ConfigError(f"input {inp.name}: per-neuron rates need the torch engine (backend: torch)")
         lam = hz.to(device=self.device, dtype=self.dtype) * (self.dt / 1000.0 * sources)
         inp.rate_map = lam.expand(self.batch, n).contiguous()
 

@@ -158,3 +158,57 @@ def test_float32_plasticity_runs_natively_close_to_torch():
     # float32: the same operations, but the libraries may round exp() differently in the neuron step; the
     # weights stay within a few float32 ulps of the trace increments (A ~ 0.05, so 1e-5 is ~100 ulps)
     assert np.abs(wa - wb).max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def test_spike_file_input_runs_natively_with_the_torch_engines_spikes_and_resumes(tmp_path):
+    """Spike-file events (unsorted, repeated) give identical float64 spikes on both engines, across run calls."""
+    rng = np.random.default_rng(4)
+    times = rng.uniform(0.0, 80.0, 600)
+    path = tmp_path / "events.npz"
+    np.savez(path, times=times, neurons=rng.integers(0, 30, 600))
+
+    def network() -> Assembly:
+        a = Assembly(name="replay")
+        a.add_population("p", "lif", 30)
+        a.add_input("file", "spike_file", "p", path=str(path), weight="2 nA",
+                    synapse={"type": "exponential", "tau": "3 ms"})
+        a.add_projection("p", "p", {"type": "fixed_probability", "p": 0.2}, "1 mV",
+                         plasticity={"rule": "stdp", "A_plus": 0.1}, storage="sparse")
+        a.add_monitor("spikes", "spikes", "p")
+        a.set_run(duration=80.0, dt=0.1, seed=1, dtype="float64", batch=2)
+        return a
+
+    sims = {}
+    for backend in ("torch", "native"):
+        sim = Simulator(network(), backend=backend)
+        sim.run(33.3)
+        sim.run(46.7)
+        sims[backend] = sim
+    assert sims["native"].engine == "native"
+    a, b = sims["torch"].monitor("spikes"), sims["native"].monitor("spikes")
+    assert len(a["t"]) > 50
+    for key in ("step", "trial", "neuron"):
+        assert np.array_equal(a[key], b[key])
+
+
+def test_per_neuron_poisson_rates_run_natively():
+    """set_poisson_rate with a [B, n] map on the native engine: each trial's neurons fire at their own rates
+    (counts of a Poisson process: mean rate * T, checked to 5 standard deviations)."""
+    a = Assembly(name="rates")
+    a.add_population("p", "lif", 40, {"t_ref": "0 ms"})
+    a.add_input("drive", "poisson", "p", rate="0 Hz", weight="30 mV")  # each input spike fires its neuron
+    a.add_monitor("spikes", "spikes", "p")
+    a.set_run(duration=1000.0, dt=0.1, seed=5, dtype="float64", batch=2)
+    sim = Simulator(a, backend="native")
+    rates = torch.zeros(2, 40, dtype=torch.float64)
+    rates[0, :20], rates[1, 20:] = 50.0, 100.0
+    sim.set_poisson_rate("drive", rates)
+    sim.run()
+    assert sim.engine == "native"
+    counts = sim.monitors[0].counts.reshape(2, 40).double()
+    for b, (lo, hi, rate) in enumerate(((0, 20, 50.0), (20, 40, 100.0))):
+        total = float(counts[b, lo:hi].sum())
+        expected = rate * 1.0 * 20
+        assert abs(total - expected) < 5 * expected ** 0.5, (b, total, expected)
+        assert float(counts[b].sum()) == total  # the other half of the trial is silent

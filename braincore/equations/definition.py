@@ -77,6 +77,14 @@ class Program:
     divisors: frozenset = frozenset()
 
 
+def definition_error(kind: str, name: str, origin: dict, message: str, key: Optional[str]) -> EquationError:
+    """An :class:`EquationError` for entry ``key`` of the ``kind`` (model or rule) ``name``, prefixed with the file
+    and line the key was written at when ``origin`` knows it."""
+    where = origin.get(key) if key else None
+    prefix = f"{where}: " if where else ""
+    return EquationError(f"{prefix}{kind} {name!r}: {key + ': ' if key else ''}{message}", key, message)
+
+
 def _param_dimension(spec) -> str:
     return spec[1] if len(spec) > 1 else "dimensionless"
 
@@ -108,9 +116,7 @@ class NeuronDefinition:
 
     # -- names and dimensions --------------------------------------------------------------------------
     def fail(self, message: str, key: Optional[str]) -> EquationError:
-        where = self.origin.get(key) if key else None
-        prefix = f"{where}: " if where else ""
-        return EquationError(f"{prefix}model {self.name!r}: {key + ': ' if key else ''}{message}", key, message)
+        return definition_error("model", self.name, self.origin, message, key)
 
     def param_dims(self) -> dict[str, Dim]:
         out = {}

@@ -53,7 +53,7 @@ from typing import Any, Callable, Optional, Union
 
 import sympy
 
-from .definition import Statement, _Hoister, _param_dimension
+from .definition import Statement, _Hoister, _param_dimension, definition_error
 from .dimensions import DIMENSIONS, ONE, Dim, dimension_named
 from .parse import EquationError, parse_expression, rescale, symbol
 
@@ -112,9 +112,7 @@ class RuleDefinition:
     origin: dict = field(default_factory=dict)
 
     def fail(self, message: str, key: Optional[str]) -> EquationError:
-        where = self.origin.get(key) if key else None
-        prefix = f"{where}: " if where else ""
-        return EquationError(f"{prefix}rule {self.name!r}: {key + ': ' if key else ''}{message}", key)
+        return definition_error("rule", self.name, self.origin, message, key)
 
     def numeric_params(self) -> dict[str, Dim]:
         out = {}
@@ -218,8 +216,6 @@ def _analyse(defn: RuleDefinition, variant: Optional[str]) -> RuleProgram:
     statements = on_pre + on_post + each_step
     uses_m = any(symbol("M") in s.expr.free_symbols for s in statements) or (
         when is not None and symbol("M") in when.free_symbols)
-    if uses_m and not defn.modulator:
-        raise defn.fail("M is used but the rule names no modulator parameter", "modulator")
 
     hoist = _Hoister(set(params) | {"dt"})
     decay_names = {}

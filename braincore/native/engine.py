@@ -35,7 +35,7 @@ from .build import NativeUnavailable, load_generated
 c_int32, c_int64, c_double, c_void_p = ctypes.c_int32, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
 P_int32, P_int64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64)
 SYNAPSE_CODES = {"instantaneous": 0, "exponential": 1, "alpha": 2, "conductance": 3}
-INPUT_CODES = {"poisson": 0, "constant_current": 1, "step_current": 1, "time_varying_current": 2}
+INPUT_CODES = {"poisson": 0, "constant_current": 1, "step_current": 1, "time_varying_current": 2, "spike_file": 3}
 SPIKE_BUFFER_MIN = 1 << 18  # triples per spike monitor between flushes (at least B * N)
 
 
@@ -62,7 +62,8 @@ class Input(ctypes.Structure):
     _fields_ = [("type", c_int32), ("group", c_int32), ("pop", c_int32), ("n_neurons", c_int32),
                 ("scale", c_double), ("lam", c_double), ("amplitude", c_double),
                 ("start", c_int64), ("stop", c_int64), ("T", c_int64),
-                ("neurons", P_int64), ("values", c_void_p), ("ncols", c_int64)]
+                ("neurons", P_int64), ("values", c_void_p), ("ncols", c_int64), ("lams", c_void_p),
+                ("ev_steps", P_int64), ("ev_neurons", P_int64), ("n_events", c_int64), ("cursor", c_int64)]
 
 
 class Rec(ctypes.Structure):
@@ -259,7 +260,7 @@ class NativeEngine:
             G.dt_over_tau = sim.dt / group.tau if group.tau > 0 else 0.0
             G.E_rev = group.E_rev if group.E_rev is not None else 0.0
             G.factor = group.factor
-            G.has_poisson = int(any(inp.type == "poisson" and inp.group == g for inp in sim.inputs))
+            G.has_poisson = int(any(inp.type in ("poisson", "spike_file") and inp.group == g for inp in sim.inputs))
 
         self.projs = (Proj * max(1, len(sim.projections)))()
         for j, proj in enumerate(sim.projections):
@@ -287,6 +288,15 @@ class NativeEngine:
                 Q.scale = inp.weight * (math.e if kind == "alpha" else 1.0)
                 Q.lam = inp.rate_per_step
                 Q.start, Q.stop = inp.start, inp.stop if inp.stop is not None else -1
+            elif inp.type == "spike_file":  # events sorted by step (stable: a file's order within a step is kept)
+                order = np.argsort(inp.spike_steps.cpu().numpy(), kind="stable")
+                steps = np.ascontiguousarray(inp.spike_steps.cpu().numpy()[order], dtype=np.int64)
+                neurons = np.ascontiguousarray(inp.spike_neurons.cpu().numpy()[order], dtype=np.int64)
+                self._keep += [steps, neurons]
+                Q.ev_steps, Q.ev_neurons, Q.n_events = _ptr(steps, ctypes.c_int64), _ptr(neurons, ctypes.c_int64), len(steps)
+                Q.scale = inp.weight * (math.e if sim.groups[inp.group].kind == "alpha" else 1.0)
+                self._event_steps = getattr(self, "_event_steps", {})
+                self._event_steps[q] = steps
             elif inp.type in ("constant_current", "step_current"):
                 Q.amplitude = float(inp.amplitude)
                 Q.start, Q.stop = inp.start, inp.stop if inp.stop is not None else -1
@@ -392,6 +402,13 @@ class NativeEngine:
                                 _tensor_ptr(group.ring, dtype))
         for j, proj in enumerate(sim.projections):
             self.projs[j].w = _tensor_ptr(proj.weight, dtype)
+        for q, inp in enumerate(sim.inputs):
+            Q = self.inputs[q]
+            if inp.type == "poisson":  # rates may have changed between runs (Simulator.set_poisson_rate)
+                Q.lam = inp.rate_per_step
+                Q.lams = _tensor_ptr(inp.rate_map, dtype) if inp.rate_map is not None else None
+            elif inp.type == "spike_file":  # the first event at or after this step (runs may resume anywhere)
+                Q.cursor = int(np.searchsorted(self._event_steps[q], sim.step_count, side="left"))
 
     def run(self, steps: int, bar=None) -> None:
         """Advance ``steps`` steps, flushing spike buffers into the simulator's monitors as they fill. State

@@ -22,7 +22,7 @@
 #endif
 
 enum { SYN_INSTANT = 0, SYN_EXP = 1, SYN_ALPHA = 2, SYN_COND = 3 };
-enum { IN_POISSON = 0, IN_CURRENT = 1, IN_TV_CURRENT = 2 };
+enum { IN_POISSON = 0, IN_CURRENT = 1, IN_TV_CURRENT = 2, IN_SPIKE_FILE = 3 };
 enum { REC_SPIKES = 0, REC_RATE = 1, REC_STATE = 2 };
 
 typedef struct {
@@ -39,7 +39,7 @@ typedef struct {
 } Pop;
 
 typedef struct {
-    int32_t kind, post, n, has_poisson;  /* has_poisson: Poisson inputs add to this group */
+    int32_t kind, post, n, has_poisson;  /* has_poisson: Poisson or spike-file inputs add to this group */
     double decay, dt_over_tau, E_rev, factor;
     void *x, *h, *ring;                /* x, h [B*n]; ring [L*B*n] */
 } Group;
@@ -58,6 +58,9 @@ typedef struct {
     int64_t *neurons;                  /* NULL: all neurons */
     void *values;                      /* time-varying current [T*ncols] */
     int64_t ncols;
+    void *lams;                        /* Poisson: per trial and target neuron mean counts [B*m], or NULL */
+    int64_t *ev_steps, *ev_neurons;    /* spike file: events sorted by step */
+    int64_t n_events, cursor;          /* cursor: first event not yet delivered */
 } Input;
 
 typedef struct {
@@ -145,14 +148,21 @@ static inline REAL *ring_row(Net *net, Group *G, int32_t b) {
 static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
     for (int32_t q = 0; q < net->n_inputs; q++) {
         Input *in = &net->inputs[q];
-        if (in->type != IN_POISSON || in->pop != pop) continue;
-        if (net->k < in->start || (in->stop >= 0 && net->k >= in->stop)) continue;  /* outside its window */
+        if ((in->type != IN_POISSON && in->type != IN_SPIKE_FILE) || in->pop != pop) continue;
         Group *G = &net->groups[in->group];
         REAL *row = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x) + (int64_t)b * G->n;
         const REAL scale = (REAL)in->scale;
+        if (in->type == IN_SPIKE_FILE) {  /* this step's events, each adding the weight in every trial */
+            int64_t e = in->cursor;
+            for (; e < in->n_events && in->ev_steps[e] == net->k; e++) row[in->ev_neurons[e]] += scale;
+            if (b == net->B - 1) in->cursor = e;
+            continue;
+        }
+        if (net->k < in->start || (in->stop >= 0 && net->k >= in->stop)) continue;  /* outside its window */
         const int64_t m = in->neurons ? in->n_neurons : G->n;
+        const REAL *lams = in->lams ? (const REAL *)in->lams + (int64_t)b * m : NULL;
         for (int64_t j = 0; j < m; j++) {
-            int64_t count = poisson(net->rng, in->lam);
+            int64_t count = poisson(net->rng, lams ? (double)lams[j] : in->lam);
             if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
         }
     }
