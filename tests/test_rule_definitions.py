@@ -97,3 +97,80 @@ def test_a_user_rule_runs_on_both_engines_with_identical_float64_weights():
     assert np.array_equal(wt, wn)
     st, sn = (sims[b].projections[0].rule_state for b in ("torch", "native"))
     assert all(torch.equal(st[k], sn[k]) for k in st)
+
+
+# ------------------------------------------------------------------------------------------ YAML
+YAML_RULE = """\
+kind: assembly
+name: yaml_rule
+populations:
+  inp: {model: lif, size: 30, params: {tau_m: 10 ms}}
+  out: {model: lif, size: 20}
+inputs:
+  - {name: drive, type: constant_current, target: inp, amplitude: 2.5 nA}
+projections:
+  - pre: inp
+    post: out
+    connector: {type: fixed_probability, p: 0.6}
+    weight: {dist: uniform, low: 0.5, high: 1.5}
+    synapse: {type: exponential, tau: 4 ms}
+    storage: sparse
+    plasticity:
+      rule:
+        name: my_stdp
+        params: {tau_x: 20 ms, tau_y: 20 ms, a: 0.01, w_min: 0, w_max: 2}
+        traces: {x: [pre, tau_x], y: [post, tau_y]}
+        on_pre: ["w -= 1.05*a*y"]
+        on_post: ["w += a*x"]
+        clip: true
+      a: 0.02
+monitors:
+  - {name: spikes, type: spikes, target: out}
+duration: 60 ms
+dt: 0.1 ms
+seed: 1
+dtype: float64
+"""
+
+
+def test_a_yaml_rule_equals_the_built_in_stdp_it_spells_out():
+    """The YAML rule above is pair STDP with A_minus = 1.05 A_plus: same weights as ``rule: stdp`` bit for bit."""
+    from braincore.assembly_config import assembly_from_text
+
+    builtin = YAML_RULE.replace("""      rule:
+        name: my_stdp
+        params: {tau_x: 20 ms, tau_y: 20 ms, a: 0.01, w_min: 0, w_max: 2}
+        traces: {x: [pre, tau_x], y: [post, tau_y]}
+        on_pre: ["w -= 1.05*a*y"]
+        on_post: ["w += a*x"]
+        clip: true
+      a: 0.02""", """      {rule: stdp, A_plus: 0.02, A_minus: 0.021, w_max: 2}""")
+    results = []
+    for text in (YAML_RULE, builtin):
+        for backend in ("torch", "native"):
+            sim = Simulator(assembly_from_text(text, "rule.yaml"), backend=backend).run()
+            results.append(sim.weights("inp->out")["weight"])
+    assert np.abs(results[0] - Simulator(assembly_from_text(YAML_RULE, "r.yaml")).weights("inp->out")["weight"]
+                  ).max() > 1e-3
+    assert np.array_equal(results[0], results[1])  # the user rule: torch = native
+    assert np.allclose(results[0], results[2], rtol=1e-12, atol=1e-14)  # = the built-in rule (1.05*a vs 0.021)
+    assert np.array_equal(results[2], results[3])
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ('on_pre: ["w -= 1.05*a*y"]', 'on_pre: ["w -= 1.05*a*z"]', "on_pre"),
+    ("traces: {x: [pre, tau_x], y: [post, tau_y]}", "traces: {x: [pre, tau_x], y: [post, a]}", "traces"),
+    ("        clip: true", "        clip: true\n        colour: red", "colour"),
+    ("params: {tau_x: 20 ms,", "params: {tau_x: 20 mV,", "traces"),
+])
+def test_a_bad_yaml_rule_is_reported_with_file_line_and_key(old, new, key):
+    from braincore.assembly_config import assembly_from_text
+    from braincore.config import ConfigProblems
+
+    text = YAML_RULE.replace(old, new)
+    assert text != YAML_RULE
+    with pytest.raises(ConfigProblems) as info:
+        assembly_from_text(text, "bad.yaml")
+    message = str(info.value)
+    line = next(i + 1 for i, row in enumerate(text.splitlines()) if row.strip().startswith(key))
+    assert f"bad.yaml:{line}: projections[0].plasticity.rule.{key}" in message, message

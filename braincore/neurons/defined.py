@@ -253,6 +253,32 @@ def _quantity_text(value: Any) -> Optional[tuple[str, str]]:
     return f"({number!r})*{unit}", dim
 
 
+def user_params(raw: Any, problem: Callable[[str, str], None]) -> dict[str, tuple]:
+    """``{name: (value, dimension, "")}`` from a user's ``params:`` mapping (``{tau: "10 ms", a: 0.02}``: the unit
+    fixes the dimension, a bare number is dimensionless); each problem is reported as ``problem(key, message)``.
+    Shared by user models and user plasticity rules."""
+    from ..units import UnitError, parse_quantity
+
+    params: dict[str, tuple] = {}
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        problem("params", f"expected a mapping {{name: value with unit}}, got {raw!r}")
+        return params
+    for key, value in raw.items():
+        if isinstance(value, str):
+            parts = value.strip().split(maxsplit=1)
+            try:
+                dim = _dimension_name(parts[1]) if len(parts) == 2 else "dimensionless"
+                params[key] = (parse_quantity(value, dim), dim, "")
+            except (UnitError, KeyError, IndexError) as err:
+                problem(f"params.{key}", str(err).strip("'\""))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            params[key] = (float(value), "dimensionless", "")
+        else:
+            problem(f"params.{key}", f"expected a number with a unit such as '10 ms', got {value!r}")
+    return params
+
+
 def _build_user_model(spec: Mapping[str, Any], name: str, origin: Optional[Mapping[str, str]]) -> type:
     from ..equations.integrate import METHODS
     from ..units import UnitError, parse_quantity
@@ -270,23 +296,7 @@ def _build_user_model(spec: Mapping[str, Any], name: str, origin: Optional[Mappi
             near = difflib.get_close_matches(str(key), USER_KEYS, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             problem(str(key), f"unknown key {key!r} of a user model{hint} (expected: {', '.join(USER_KEYS)})")
-    params: dict[str, tuple] = {}
-    raw_params = spec.get("params") or {}
-    if not isinstance(raw_params, Mapping):
-        problem("params", f"expected a mapping {{name: value with unit}}, got {raw_params!r}")
-        raw_params = {}
-    for key, value in raw_params.items():
-        if isinstance(value, str):
-            parts = value.strip().split(maxsplit=1)
-            try:
-                dim = _dimension_name(parts[1]) if len(parts) == 2 else "dimensionless"
-                params[key] = (parse_quantity(value, dim), dim, "")
-            except (UnitError, KeyError, IndexError) as err:
-                problem(f"params.{key}", str(err).strip("'\""))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            params[key] = (float(value), "dimensionless", "")
-        else:
-            problem(f"params.{key}", f"expected a number with a unit such as '10 ms', got {value!r}")
+    params = user_params(spec.get("params"), problem)
     refractory = spec.get("refractory")
     if refractory is not None:
         try:

@@ -8,6 +8,9 @@ towards a target rate, Turrigiano et al. 1998); three-factor (:mod:`.three_facto
 :mod:`braincore.modulators`, Izhikevich 2007; Fremaux & Gerstner 2016). Each rule's module docstring gives
 its equations, units, paper and the step convention (what happens when pre and post spike in the same step).
 
+A rule may also be written in place as equations, ``plasticity: {rule: {params: ..., traces: ..., on_pre: ...,
+on_post: ...}}`` (:func:`.defined.user_rule`; the language: :mod:`braincore.equations.rule`); it runs on both engines.
+
 Several rules on one projection (say STDP with weight normalisation, as in Diehl & Cook 2015) are a list,
 ``plasticity: [{rule: stdp, ...}, {rule: normalize, total: 78}]``: each step they run in the listed order
 (:class:`RuleChain`).
@@ -20,6 +23,7 @@ from ..errors import ConfigError
 from .base import Plasticity, SynapseView
 from .stdp import STDP, TripletSTDP
 from .three_factor import RSTDP
+from .defined import user_rule
 from .homeostasis import Normalize, SynapticScaling, diehl_cook_threshold_params
 
 RULES: dict[str, type] = {"stdp": STDP, "triplet_stdp": TripletSTDP}
@@ -28,7 +32,10 @@ RULES.update({"normalize": Normalize, "synaptic_scaling": SynapticScaling})
 
 
 class RuleChain(Plasticity):
-    """Several rules on one projection, stepped in order; each keeps its own state (keys ``"<i>.<name>"``)."""
+    """A rule may also be written in place as equations, ``plasticity: {rule: {params: ..., traces: ..., on_pre: ...,
+on_post: ...}}`` (:func:`.defined.user_rule`; the language: :mod:`braincore.equations.rule`); it runs on both engines.
+
+Several rules on one projection, stepped in order; each keeps its own state (keys ``"<i>.<name>"``)."""
 
     name = "chain"
 
@@ -58,9 +65,24 @@ class RuleChain(Plasticity):
             state.update({prefix + key: value for key, value in own.items()})
 
 
+def _key_path(key: str) -> tuple:
+    """``"on_pre[0]"`` -> ``("on_pre", 0)``, ``"traces.x"`` -> ``("traces", "x")``: a key of a rule definition as
+    a path into the YAML mapping (so the config loader finds its line)."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", str(key)))
+
+
 def _make_one(spec: Mapping) -> Plasticity:
     values = dict(spec)
     name = values.pop("rule", None)
+    if isinstance(name, Mapping):  # a rule written by the user as equations
+        try:
+            cls = user_rule(name)
+        except ConfigError as err:
+            raise ConfigError(str(err), [(("rule", *_key_path(key)) if key else "rule", message)
+                                         for key, message in (err.items or [(None, str(err))])]) from None
+        return cls(values)
     if name not in RULES:
         import difflib
 

@@ -17,7 +17,7 @@ State keys are the definition's trace names (``[B, N_pre]``, ``[B, N_post]``, an
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 
@@ -226,4 +226,98 @@ def define_rule(defn: RuleDefinition, class_name: str, *, params_name: Optional[
     return type(class_name, (DefinedRule,), attrs)
 
 
-__all__ = ["DefinedRule", "define_rule"]
+#: the keys of a user rule mapping (YAML ``plasticity: {rule: {traces: ..., on_pre: ...}}``)
+USER_RULE_KEYS = ("name", "params", "traces", "on_pre", "on_post", "each_step", "each_step_when", "clip", "pairing",
+                  "modulator")
+_USER_RULES: dict[str, type] = {}
+
+
+def user_rule(spec: Mapping[str, Any]) -> type:
+    """A rule class from a mapping written by a user, e.g. in YAML::
+
+        plasticity:
+          rule:
+            name: my_stdp
+            params: {tau_x: 20 ms, tau_y: 20 ms, a: 0.01, w_min: 0, w_max: 1}
+            traces: {x: [pre, tau_x], y: [post, tau_y]}      # side and decay parameter
+            on_pre: ["w -= a*y"]
+            on_post: ["w += a*x"]
+            clip: true
+          a: 0.02                                            # parameters may be overridden beside it
+
+    Keys (:data:`USER_RULE_KEYS`): ``params`` (``{name: value with unit}``), ``traces``, ``on_pre``, ``on_post``,
+    ``each_step`` (lists of ``target += expr`` / ``target -= expr``), ``each_step_when``, ``clip``, ``pairing``
+    (``all_to_all``, the default, or ``nearest``), ``modulator`` (a channel name, read as ``M``), ``name``. The
+    meaning of each is :mod:`braincore.equations.rule`'s. Equal mappings give the same class (one generated C
+    function). Every problem is a :class:`~braincore.errors.ConfigError` whose items name the key at fault.
+    """
+    import json
+
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"a user rule is a mapping with params, traces, on_pre, on_post ...; got {spec!r}",
+                          [(None, "expected a mapping")])
+    key = json.dumps(dict(spec), sort_keys=True, default=repr)
+    if key not in _USER_RULES:
+        _USER_RULES[key] = _build_user_rule(spec)
+    return _USER_RULES[key]
+
+
+def _build_user_rule(spec: Mapping[str, Any]) -> type:
+    from ..equations.rule import PAIRINGS
+    from ..neurons.defined import user_params
+
+    problems: list[tuple[str, str]] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append((key, message))
+
+    for key in spec:
+        if key not in USER_RULE_KEYS:
+            import difflib
+
+            near = difflib.get_close_matches(str(key), USER_RULE_KEYS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            problem(str(key), f"unknown key {key!r} of a user rule{hint} (expected: {', '.join(USER_RULE_KEYS)})")
+    params = user_params(spec.get("params"), problem)
+    traces = {}
+    for name, value in dict(spec.get("traces") or {}).items():
+        if isinstance(value, Mapping):
+            value = (value.get("side"), value.get("tau"))
+        if not (isinstance(value, (list, tuple)) and len(value) == 2):
+            problem(f"traces.{name}", f"expected [side, tau parameter] such as [pre, tau_x], got {value!r}")
+            continue
+        traces[name] = tuple(value)
+    choices = {}
+    pairing = spec.get("pairing", "all_to_all")
+    if pairing not in PAIRINGS:
+        problem("pairing", f"expected one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    else:
+        params["pairing"] = (pairing, "choice", "how a spike enters its neuron's traces")
+        choices["pairing"] = PAIRINGS
+    modulator = spec.get("modulator")
+    if modulator is not None:
+        params["modulator"] = (str(modulator), "choice", "the neuromodulator channel read as M")
+    lists = {}
+    for field_name in ("on_pre", "on_post", "each_step"):
+        value = spec.get(field_name) or []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            problem(field_name, f"expected a list of statements such as ['w += a*x'], got {value!r}")
+            value = []
+        lists[field_name] = tuple(value)
+    if problems:
+        raise ConfigError("\n".join(f"user rule: {key}: {message}" for key, message in problems), problems)
+    defn = RuleDefinition(name=str(spec.get("name", "user_rule")), params=params, traces=traces,
+                          on_pre=lists["on_pre"], on_post=lists["on_post"], each_step=lists["each_step"],
+                          each_step_when=spec.get("each_step_when"), clip=bool(spec.get("clip", False)),
+                          pairing="pairing", modulator="modulator" if modulator is not None else None,
+                          choices=choices)
+    try:
+        defn.check()
+    except EquationError as err:
+        raise ConfigError(str(err), [(err.key, str(err))]) from None
+    return define_rule(defn, "UserRule")
+
+
+__all__ = ["DefinedRule", "define_rule", "user_rule", "USER_RULE_KEYS"]
