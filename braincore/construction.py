@@ -131,18 +131,28 @@ def distinct_per_row(seed: int, stream: int, rows: Tensor, counts: Tensor, m: in
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
     row, key_of_row, slot = _rows(rows, counts)
     values = rng.randint(seed, m, stream, key_of_row, 0, slot)
+    values = torch.sort(row * m + values).values - row * m  # sort within rows (row-major flat layout)
+    where = None  # positions of the rows still being worked on (None: all)
     r = 0
     while True:
-        key = torch.sort(row * m + values).values  # sort within rows (row-major flat layout)
-        values = key - row * m
-        dup = torch.zeros_like(values, dtype=torch.bool)
-        if values.numel() > 1:
-            dup[1:] = (values[1:] == values[:-1]) & (row[1:] == row[:-1])
+        sub_row = row if where is None else row[where]
+        sub = values if where is None else values[where]
+        dup = torch.zeros_like(sub, dtype=torch.bool)
+        if sub.numel() > 1:
+            dup[1:] = (sub[1:] == sub[:-1]) & (sub_row[1:] == sub_row[:-1])
         todo = dup.nonzero().squeeze(1)
         if todo.numel() == 0:
             return values
         r += 1
-        values[todo] = rng.randint(seed, m, stream, key_of_row[todo], r, slot[todo])
+        at = todo if where is None else where[todo]
+        values[at] = rng.randint(seed, m, stream, key_of_row[at], r, slot[at])
+        # re-sort only the rows that were redrawn (the others are sorted and free of repeats)
+        flagged = torch.zeros(rows.numel(), dtype=torch.bool)
+        flagged[row[at]] = True
+        keep = flagged[sub_row]
+        where = keep.nonzero().squeeze(1) if where is None else where[keep]
+        sub_row = row[where]
+        values[where] = torch.sort(sub_row * m + values[where]).values - sub_row * m
 
 
 def _by_post(pre: Tensor, post: Tensor, n_pre: int, n_post: int) -> Incoming:

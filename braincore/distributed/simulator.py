@@ -24,26 +24,33 @@ so buffering changes nothing: the schedule is that of :class:`braincore.simulato
 
 Bit-identical results for every partition (1, 2, 3 ... ranks):
 
-- every random number (connectivity, weights, initial states, Poisson input counts) is a counter-based draw
-  keyed by the global index of the neuron or synapse (:mod:`.rng`, :mod:`.connectivity`);
-- a post neuron's synaptic variable sums its inputs in an order that does not depend on the partition: ring
-  slot contributions by (projection, emission step, pre neuron), sequentially (``index_add_`` on the CPU adds
-  one source element after the other); then the ring slot, then the Poisson counts ``n w``;
-- elementwise float operations (``+ - * /``, comparisons) are exactly rounded in SIMD and scalar code alike;
-  nothing in the loop evaluates a transcendental function per element (the decays ``exp(-dt/tau)`` are Python
-  floats), and no fused ``a + alpha b`` kernel is used (its SIMD body uses FMA, its scalar tail may not).
+- every random number (connectivity, weights, delays, initial states, Poisson input counts) is a counter-based
+  draw keyed by the global index of the neuron or synapse (:mod:`braincore.construction`,
+  :mod:`braincore.counter_rng`);
+- a post neuron's synaptic variable sums its inputs in an order that does not depend on the partition, the
+  Simulator's: ring slot contributions by (emission step, projection, pre neuron, synapse), sequentially
+  (``index_add_`` on the CPU adds one source element after the other); then the ring slot, then the Poisson counts
+  ``n w``;
+- elementwise float operations (``+ - * /``, comparisons) are exactly rounded in SIMD and scalar code alike, and
+  PyTorch's unary functions (``exp``, ``log`` ...) treat a tensor's tail with the SIMD kernel; the per-element
+  operation that is not position-independent, ``torch.pow`` with a non-integer exponent, is refused
+  (:func:`partition_hazards`); the decays ``exp(-dt/tau)`` are Python floats, and no fused ``a + alpha b`` kernel
+  is used (its SIMD body uses FMA, its scalar tail may not).
 
-What "single-process run" means: this engine with one rank (it needs no ``torch.distributed`` then). It does not
-reproduce :class:`~braincore.simulator.Simulator`'s numbers, which draw from one sequential generator; given the
-same network, state and no Poisson input, the two compute the same floats (a test checks this).
+One description, one network: :class:`~braincore.simulator.Simulator` builds its network with the same
+construction, so with no Poisson input this engine on any number of ranks and the Simulator (PyTorch and native
+engines) compute the same spikes and states in float64 (``tests/test_distributed.py``). Poisson input differs:
+this engine's counts come from the counter-based stream ``(seed, "poisson/<input>", neuron, step)``, the
+Simulator's from ``torch.poisson`` (PyTorch engine) or the native engine's generator.
 
-Supported (anything else raises :class:`ConfigError` naming it and why): ``lif`` and ``if`` populations (the
-simulator's own step functions, scalar parameters), batch 1, CPU tensors (gloo; NCCL and CUDA tensors would
-need a deterministic ``index_add_``); synapses ``instantaneous``, ``exponential``, ``alpha``, ``conductance``;
-connectors of :data:`.connectivity.DISTRIBUTED_CONNECTORS`; one constant delay per projection (>= 1 step);
-weights constant, uniform, normal or lognormal (with clip); inputs ``poisson`` (one stream per neuron: the sum
-of its ``sources`` trains, a Poisson count of mean ``rate dt sources`` per step), ``constant_current`` and
-``step_current``; ``spikes`` monitors; no plasticity. ``storage`` is ignored (always CSR).
+Supported (anything else raises :class:`ConfigError` naming it and why): every model with an equation definition
+(:func:`model_problems`: each steps with its generated ``model.step``), scalar parameters, batch 1, CPU tensors
+(gloo; NCCL and CUDA tensors would need a deterministic ``index_add_``); synapses ``instantaneous``,
+``exponential``, ``alpha``, ``conductance``; every connector (``fixed_outdegree``, ``fixed_total``, ``explicit``
+and ``file`` are drawn whole on every rank); every delay (the exchange interval is the smallest delay of the
+network, per-synapse delays otherwise) and weight distribution, explicit weight lists; inputs ``poisson`` (one
+stream per neuron: the sum of its ``sources`` trains, a Poisson count of mean ``rate dt sources`` per step),
+``constant_current`` and ``step_current``; ``spikes`` monitors; no plasticity. ``storage`` is ignored (always CSR).
 
 Checkpoints are per rank (:meth:`DistributedSimulator.save`): each writes its own file, atomically, and a
 resumed run (same world size and partition) is bit-identical to an uninterrupted one.
