@@ -130,8 +130,14 @@ def distinct_per_row(seed: int, stream: int, rows: Tensor, counts: Tensor, m: in
             out.append(torch.sort(chosen, dim=1).values.reshape(-1))
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
     row, key_of_row, slot = _rows(rows, counts)
-    values = rng.randint(seed, m, stream, key_of_row, 0, slot)
-    values = torch.sort(row * m + values).values - row * m  # sort within rows (row-major flat layout)
+    # the key (seed, stream, row key, 0, slot), its shared part hashed once per row
+    first = rng.hash_keys(seed, stream, rows, 0)[row]
+    values = torch.clamp((rng.uniform_of(rng.extend_hash(first, slot)) * m).to(torch.int64), max=m - 1)
+    k = int(counts[0]) if counts.numel() else 0
+    if k and bool((counts == k).all()):  # one length for all rows: sort each row (faster than one global sort)
+        values = torch.sort(values.view(-1, k), dim=1).values.reshape(-1)
+    else:  # sort within rows (row-major flat layout)
+        values = torch.sort(row * m + values).values - row * m
     where = None  # positions of the rows still being worked on (None: all)
     r = 0
     while True:
@@ -369,12 +375,16 @@ def build_projection(spec, n_pre: int, n_post: int, *, kind: str, dimension: str
         weight = _draw(parsed, seed, f"weight/{spec.name}", syn.post, syn.slot)
     weight = signed_weights(weight, spec.sign, kind)
     delay_spec = spec.delay if spec.delay is not None else default_delay
-    if delay_spec is None:
-        delay = torch.ones(syn.pre.numel(), dtype=torch.long)
+    parsed_delay = None if delay_spec is None else parse_delay(delay_spec, where)
+    if parsed_delay is None or parsed_delay["dist"] == "constant":
+        from .synapses.delays import delay_steps
+
+        steps = 1 if parsed_delay is None else int(delay_steps(torch.tensor([parsed_delay["value"]], dtype=torch.float64), dt)[0])
+        delay = torch.full((syn.pre.numel(),), steps, dtype=torch.long)
     else:
         from .synapses.delays import delay_steps
 
-        delay = delay_steps(_draw(parse_delay(delay_spec, where), seed, f"delay/{spec.name}", syn.post, syn.slot), dt)
+        delay = delay_steps(_draw(parsed_delay, seed, f"delay/{spec.name}", syn.post, syn.slot), dt)
     # CSR order: by pre, then post, then slot (stable: a post's multapses keep their order)
     order = torch.sort(syn.pre * n_post + syn.post, stable=True).indices
     return BuiltProjection(syn.pre[order], syn.post[order], syn.slot[order], weight[order], delay[order])

@@ -59,10 +59,30 @@ def _srl(z: Tensor, s: int) -> Tensor:
 
 def mix64(z: Tensor) -> Tensor:
     """splitmix64's output function on an int64 tensor (bijective on 64-bit words)."""
-    z = z + _GOLDEN
-    z = (z ^ _srl(z, 30)) * _M1
-    z = (z ^ _srl(z, 27)) * _M2
-    return z ^ _srl(z, 31)
+    z = z + _GOLDEN  # a new tensor: the steps below work in place on it
+    if z.dim() == 0:
+        z = (z ^ _srl(z, 30)) * _M1
+        z = (z ^ _srl(z, 27)) * _M2
+        return z ^ _srl(z, 31)
+    for shift, mult in ((30, _M1), (27, _M2)):
+        z ^= _srl(z, shift)
+        z *= mult
+    z ^= _srl(z, 31)
+    return z
+
+
+def extend_hash(h: Tensor, *keys: IntLike) -> Tensor:
+    """``hash_keys(seed, *a, *keys)`` from ``h = hash_keys(seed, *a)`` (the chain goes on): lets a caller hash the
+    shared part of many keys once, e.g. per row, and extend it per element."""
+    for key in keys:
+        k = key.to(torch.int64) if isinstance(key, Tensor) else torch.tensor(int(key), dtype=torch.int64)
+        h = mix64(h ^ k)
+    return h
+
+
+def uniform_of(h: Tensor) -> Tensor:
+    """The float64 uniform in (0, 1) of a hash (what :func:`uniform` returns for its keys)."""
+    return (_srl(h, 11).to(torch.float64) + 0.5) * _TWO_M53
 
 
 def stream_id(name: str) -> int:
@@ -145,5 +165,5 @@ def inverse_cdf(table: Tensor, u: Tensor) -> Tensor:
     return torch.searchsorted(table, u, right=False)
 
 
-__all__ = ["mix64", "stream_id", "hash_keys", "uniform", "randint", "normal", "lognormal_exp",
+__all__ = ["mix64", "extend_hash", "uniform_of", "stream_id", "hash_keys", "uniform", "randint", "normal", "lognormal_exp",
            "cdf_table_binomial", "cdf_table_poisson", "inverse_cdf"]
