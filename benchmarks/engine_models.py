@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Engine benchmark beyond LIF: braincore (native C engine and PyTorch engine) side by side with Brian2 (C++
-standalone and Cython runtime) on three workloads the native engine does not run yet, each 1 s of biological
-time at dt = 0.1 ms, float64, one thread.
+standalone and Cython runtime) on three workloads beyond the LIF network (a plasticity rule, a nonlinear model, a
+user model written as equations), each 1 s of biological time at dt = 0.1 ms, float64, one thread. All three run
+on the native engine, generated from their definitions.
 
 Workloads (``--workloads``):
 

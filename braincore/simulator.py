@@ -27,9 +27,10 @@ conductance with reversal potential ``E_rev``, weight in nS, or in mS/cm2 onto H
 Projections that target the same population with the same kernel, ``tau`` and ``E_rev`` share one synaptic
 variable (their effects add linearly).
 
-Reproducibility: connectivity, weights, delays and initial states are drawn from a CPU generator seeded with
-``seed`` (so they are the same on every device); run-time noise comes from a generator on the simulation
-device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``; :meth:`Simulator.save` and
+Reproducibility: connectivity, weights, delays and initial states are counter-based draws keyed by ``seed``
+and the index of each neuron or synapse (:mod:`braincore.construction`), so every engine -- PyTorch, native,
+the distributed engine on any number of processes -- builds the same network on every device; run-time noise
+comes from a generator on the simulation device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``; :meth:`Simulator.save` and
 :meth:`Simulator.load` checkpoint everything (neuron and synaptic state, ring buffers, weights, step counter,
 RNG state, monitors, plasticity traces, neuromodulators) so that a resumed run is bit-identical to an
 uninterrupted one.
@@ -226,7 +227,8 @@ class Simulator:
     def __init__(self, assembly, *, batch: Optional[int] = None, device: Optional[str] = None,
                  dtype: Optional[str] = None, seed: Optional[int] = None, dt: Optional[float] = None,
                  backend: Optional[str] = None):
-        from .synapses import build_connectivity, init_delays, init_weights, to_csr
+        from .construction import build_projection, initial_values
+        from .synapses import to_csr
 
         require_valid(assembly)
         run = assembly.run
@@ -266,9 +268,9 @@ class Simulator:
             model = (cls.from_preset(spec.preset, spec.size, params=spec.params, **kwargs) if spec.preset
                      else cls(spec.size, spec.params, **kwargs)).to(dev)
             state = model.initial_state(B, device=dev, dtype=dt_)
-            for var, init in (spec.init or {}).items():
-                value = draw_initial(init, (B, spec.size), build_rng, dt_).to(dev)
-                state = state._replace(**{var: value})
+            for var, init in (spec.init or {}).items():  # counter-based: the same on every engine and partition
+                value = initial_values(init, self.seed, f"init/{spec.name}/{var}", torch.arange(spec.size), B, dt_)
+                state = state._replace(**{var: value.to(dev)})
             self.populations[spec.name] = PopulationRuntime(spec.name, model, state)
 
         # projections and the synaptic groups they feed
@@ -280,17 +282,10 @@ class Simulator:
             pre, post = self.populations[spec.pre], self.populations[spec.post]
             gi = self._group_for(spec.synapse, post, group_index, where=f"projection {spec.name}")
             group = self.groups[gi]
-            conn = build_connectivity(spec.connector, pre.model.size, post.model.size, generator=build_rng,
-                                      same_population=spec.pre == spec.post)
+            conn = build_projection(spec, pre.model.size, post.model.size, kind=group.kind, seed=self.seed,
+                                    dimension=weight_dimension(group.kind, post.model.input_unit), dt=self.dt)
             n_syn = int(conn.pre.numel())
-            dim = weight_dimension(group.kind, post.model.input_unit)
-            weight = init_weights(spec.weight, n_syn, generator=build_rng, dtype=dt_, dimension=dim)
-            if spec.sign == "inhibitory":
-                weight = weight.abs() if group.kind == "conductance" else -weight.abs()
-            elif spec.sign == "excitatory":
-                weight = weight.clamp(min=0.0)
-            delay = init_delays(spec.delay if spec.delay is not None else self.dt, n_syn, self.dt,
-                                generator=build_rng)
+            weight, delay = conn.weight.to(dt_), conn.delay
             max_delay = max(max_delay, int(delay.max()) if n_syn else 1)
             uniform = int(delay[0]) if n_syn and bool((delay == delay[0]).all()) else (1 if not n_syn else None)
             indptr = to_csr(conn.pre, conn.post, pre.model.size)

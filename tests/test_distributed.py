@@ -126,7 +126,9 @@ def test_every_neuron_has_exactly_one_owner(scheme):
                                        {"type": "fixed_indegree", "k": 150},   # dense selection (k > m/4)
                                        {"type": "fixed_probability", "p": 0.05, "allow_self": False},
                                        {"type": "fixed_probability", "p": 0.4},  # Bernoulli per pair
-                                       {"type": "all_to_all", "allow_self": False}, {"type": "one_to_one"}])
+                                       {"type": "all_to_all", "allow_self": False}, {"type": "one_to_one"},
+                                       {"type": "fixed_outdegree", "k": 20, "allow_self": False},  # drawn whole
+                                       {"type": "fixed_total", "n": 4000}])
 def test_incoming_synapses_do_not_depend_on_the_partition(connector):
     n = 300
     opts = connector_options(connector, n, n, True, "test")
@@ -205,13 +207,10 @@ def test_run_segments_and_one_process_resume_are_exact(network, single, tmp_path
         assert torch.equal(s.gather_state("exc", "v"), single["states"]["exc.v"])
 
 
-def test_same_floats_as_the_sequential_simulator_given_the_same_network():
-    """With no Poisson input, the sequential Simulator fed this engine's synapses and initial state computes the
-    same spikes and potentials: the two schedules are the same (only the random draws differ)."""
-    from braincore.simulator import Simulator
-
+def _coba_small() -> Assembly:
+    """COBA-like (conductance LIF, 240 + 60 neurons, p = 0.1), driven by a constant current: no Poisson input."""
     a = Assembly("coba_small")
-    a.set_run(dt=0.1, duration=100.0, seed=2, dtype="float64", backend="torch")
+    a.set_run(dt=0.1, duration=150.0, seed=2, dtype="float64")
     cell = {"tau_m": "20 ms", "R_m": "100 MOhm", "v_rest": "-60 mV", "v_reset": "-60 mV", "v_th": "-50 mV",
             "t_ref": "5 ms"}
     a.add_population("exc", "lif", 240, params=cell, init={"v": {"dist": "normal", "mean": "-55 mV", "std": "5 mV"}})
@@ -227,22 +226,160 @@ def test_same_floats_as_the_sequential_simulator_given_the_same_network():
     a.add_input("drive_i", "constant_current", "inh", params={"amplitude": "0.25 nA"})
     a.add_monitor("exc_spikes", "spikes", "exc")
     a.add_monitor("inh_spikes", "spikes", "inh")
-    dsim = DistributedSimulator(a)
-    ref = Simulator(a, backend="torch")
-    for proj, mine in zip(ref.projections, dsim.projections):
-        proj.indptr, proj.post_idx, proj.weight = mine.indptr, mine.post_local, mine.weight
-        proj.delay = torch.full_like(mine.post_local, mine.delay)
-        proj.uniform_delay = mine.delay
-    for name, pop in ref.populations.items():
-        pop.state = dsim.populations[name].state
-    dsim.run()
-    ref.run()
-    got = dsim.gather_monitors()
-    assert sum(len(ref.monitor(name)["step"]) for name in ("exc_spikes", "inh_spikes")) > 300
-    for name in ("exc_spikes", "inh_spikes"):
-        want = ref.monitor(name)
-        assert np.array_equal(got[name]["step"], want["step"]) and np.array_equal(got[name]["neuron"], want["neuron"])
-    assert torch.equal(dsim.populations["exc"].state.v, ref.populations["exc"].state.v)
+    return a
+
+
+def _mixed() -> Assembly:
+    """Every other construction path: AdEx and Izhikevich populations (exp and v**2 in their steps), the
+    whole-projection connectors (fixed_outdegree, fixed_total), fixed_indegree, all_to_all with an explicit weight
+    list, lognormal / normal-with-clip / uniform weights, uniform and normal delay distributions (so projections of
+    different delays feed one synaptic variable), exponential and alpha kernels; constant-current drive."""
+    a = Assembly("mixed")
+    a.set_run(dt=0.1, duration=150.0, seed=5, dtype="float64")
+    a.add_population("exc", "adex", 160, init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-55 mV"}})
+    a.add_population("inh", "izhikevich", 40, preset="fast_spiking",
+                     init={"v": {"dist": "normal", "mean": "-65 mV", "std": "3 mV"}})
+    fast, slow = {"type": "exponential", "tau": "5 ms"}, {"type": "exponential", "tau": "10 ms"}
+    a.add_projection("exc", "exc", connector={"type": "fixed_outdegree", "k": 8, "allow_self": False},
+                     weight={"dist": "lognormal", "mean": "0.05 nA", "std": "0.02 nA"}, synapse=fast,
+                     delay={"dist": "uniform", "low": "0.5 ms", "high": "2 ms"}, name="ee", sign="excitatory")
+    a.add_projection("exc", "inh", connector={"type": "fixed_total", "n": 600},
+                     weight={"dist": "normal", "mean": 1.0, "std": 0.3, "clip": [0, None]},
+                     synapse={"type": "alpha", "tau": "3 ms"}, name="ei", sign="excitatory",
+                     delay={"dist": "normal", "mean": "1 ms", "std": "0.3 ms", "clip": ["0.3 ms", "3 ms"]})
+    a.add_projection("inh", "exc", connector={"type": "fixed_indegree", "k": 10},
+                     weight={"dist": "uniform", "low": "0.05 nA", "high": "0.15 nA"}, synapse=slow, delay="1 ms",
+                     name="ie", sign="inhibitory")
+    a.add_projection("exc", "exc", connector={"type": "fixed_probability", "p": 0.05}, weight="0.02 nA",
+                     synapse=fast, delay="0.7 ms", name="ee2", sign="excitatory")
+    a.add_projection("inh", "inh", connector={"type": "all_to_all", "allow_self": False},
+                     weight=[0.5 + 0.001 * i for i in range(40 * 39)], synapse=slow, delay="0.8 ms", name="ii",
+                     sign="inhibitory")
+    a.add_input("drive_e", "constant_current", "exc", params={"amplitude": "0.8 nA"})
+    a.add_input("drive_i", "constant_current", "inh", params={"amplitude": 5})
+    a.add_monitor("exc_spikes", "spikes", "exc")
+    a.add_monitor("inh_spikes", "spikes", "inh")
+    return a
+
+
+def _native_available() -> bool:
+    try:
+        from braincore import native
+
+        native.load_library("float64")
+        return True
+    except Exception:  # no C compiler on this machine
+        return False
+
+
+@pytest.mark.parametrize("build", [_coba_small, _mixed], ids=["coba_small", "mixed"])
+def test_one_network_on_every_engine(build, tmp_path):
+    """One description, one network: the Simulator (PyTorch and native engines) and the distributed engine on 1 and
+    2 processes build the same synapses and initial state (counter-based draws) and, with no Poisson input,
+    compute the same spikes and membrane potentials in float64, bit for bit."""
+    from braincore.simulator import Simulator
+
+    network = build()
+    backends = ["torch"] + (["native"] if _native_available() else [])
+    runs = {}
+    for backend in backends:
+        sim = Simulator(network, backend=backend)
+        assert sim.engine == backend
+        sim.run()
+        runs[backend] = ({n: (np.asarray(sim.monitor(n)["step"]), np.asarray(sim.monitor(n)["neuron"]))
+                          for n in ("exc_spikes", "inh_spikes")}, sim.populations["exc"].state.v[0].clone())
+    for world in (1, 2):
+        got = spawn_run(network, world, {"states": [("exc", "v")]}, workdir=tmp_path / str(world))
+        runs[f"distributed x{world}"] = ({n: (m["step"], m["neuron"]) for n, m in got["monitors"].items()},
+                                         got["states"]["exc.v"])
+    spikes, v = runs["torch"]
+    assert len(spikes["exc_spikes"][0]) > 200 and len(spikes["inh_spikes"][0]) > 50, {
+        n: len(s[0]) for n, s in spikes.items()}
+    for engine, (other, other_v) in runs.items():
+        for name in spikes:
+            assert np.array_equal(other[name][0], spikes[name][0]), (engine, name, "step")
+            assert np.array_equal(other[name][1], spikes[name][1]), (engine, name, "neuron")
+        assert other_v.dtype == torch.float64 and torch.equal(other_v, v), engine
+
+
+def test_the_simulator_holds_the_union_of_the_ranks_synapses():
+    """The Simulator's synapses are the distributed engine's, slice for slice (same pre, post, weight, delay)."""
+    from braincore.construction import build_projection
+    from braincore.simulator import Simulator
+
+    network = _mixed()
+    sim = Simulator(network, backend="torch")
+    for spec, proj in zip(network.projections(), sim.projections):
+        n_pre, n_post = proj.n_pre, proj.n_post
+        kind = sim.groups[proj.group].kind
+        from braincore.validation import weight_dimension
+
+        dim = weight_dimension(kind, sim.populations[spec.post].model.input_unit)
+        pieces = [build_projection(spec, n_pre, n_post, kind=kind, dimension=dim, seed=sim.seed, dt=sim.dt,
+                                   posts=torch.arange(r, n_post, 3)) for r in range(3)]
+        pre = torch.cat([p.pre for p in pieces])
+        post = torch.cat([p.post for p in pieces])
+        order = torch.sort(pre * n_post + post, stable=True).indices
+        counts = torch.bincount(pre, minlength=n_pre)
+        assert torch.equal(proj.indptr[1:] - proj.indptr[:-1], counts)
+        assert torch.equal(post[order], proj.post_idx)
+        assert torch.equal(torch.cat([p.weight for p in pieces])[order], proj.weight)
+        assert torch.equal(torch.cat([p.delay for p in pieces])[order], proj.delay)
+
+
+def test_connectivity_statistics():
+    """fixed_probability: fan-in ~ Binomial(m, p) (mean and variance), every pair equally likely; fixed_indegree,
+    fixed_outdegree, fixed_total: exact counts, no repeated pair, no self-connection when excluded."""
+    from braincore.construction import connector_options, incoming
+
+    n, p = 2000, 0.02
+    m = n - 1
+    opts = connector_options({"type": "fixed_probability", "p": p, "allow_self": False}, n, n, True, "t")
+    syn = incoming(opts, n, torch.arange(n), 11, "fp")
+    fan_in = torch.bincount(syn.post, minlength=n).double()
+    mean, var = m * p, m * p * (1 - p)
+    # the sample mean of n fan-ins has sd sqrt(var / n) = 0.14; the sample variance's sd is about var sqrt(2 / n)
+    assert abs(float(fan_in.mean()) - mean) < 4 * (var / n) ** 0.5
+    assert abs(float(fan_in.var()) - var) < 4 * var * (2 / n) ** 0.5
+    fan_out = torch.bincount(syn.pre, minlength=n).double()
+    assert abs(float(fan_out.mean()) - mean) < 4 * (var / n) ** 0.5
+    assert not bool((syn.pre == syn.post).any())
+    assert torch.unique(syn.post * n + syn.pre).numel() == syn.pre.numel()
+    # pre neurons are uniform within a row: the chosen indices' mean is (m - 1) / 2 (+ self-skip shift)
+    assert abs(float(syn.pre.double().mean()) - (n - 1) / 2) < 4 * (n / (12 ** 0.5)) / syn.pre.numel() ** 0.5
+    # dense Bernoulli regime (p > 1/4)
+    opts = connector_options({"type": "fixed_probability", "p": 0.4}, 300, 200, False, "t")
+    fan_in = torch.bincount(incoming(opts, 300, torch.arange(200), 3, "fpd").post, minlength=200).double()
+    assert abs(float(fan_in.mean()) - 120) < 4 * (72 / 200) ** 0.5
+    assert abs(float(fan_in.var()) - 72) < 4 * 72 * (2 / 200) ** 0.5
+    for spec, check in (
+            ({"type": "fixed_indegree", "k": 25, "allow_self": False},
+             lambda s: bool((torch.bincount(s.post, minlength=n) == 25).all())),
+            ({"type": "fixed_indegree", "k": 900},
+             lambda s: bool((torch.bincount(s.post, minlength=n) == 900).all())),
+            ({"type": "fixed_outdegree", "k": 30, "allow_self": False},
+             lambda s: bool((torch.bincount(s.pre, minlength=n) == 30).all())),
+            ({"type": "fixed_total", "n": 12345, "allow_self": False}, lambda s: s.pre.numel() == 12345),
+            ({"type": "fixed_total", "n": 3_000_000}, lambda s: s.pre.numel() == 3_000_000)):
+        opts = connector_options(spec, n, n, True, "t")
+        syn = incoming(opts, n, torch.arange(n), 5, "x")
+        assert check(syn), spec
+        assert torch.unique(syn.post * n + syn.pre).numel() == syn.pre.numel(), spec
+        if spec.get("allow_self") is False:
+            assert not bool((syn.pre == syn.post).any()), spec
+    opts = connector_options({"type": "fixed_total", "n": 5000, "multapses": True}, 30, 30, True, "t")
+    syn = incoming(opts, 30, torch.arange(30), 5, "x")
+    assert syn.pre.numel() == 5000 and torch.unique(syn.post * 30 + syn.pre).numel() < 900
+
+
+def test_unary_functions_give_the_same_bits_wherever_the_neuron_sits():
+    """What partition_hazards relies on: exp, log, ... of a neuron do not depend on its position in the tensor."""
+    x = torch.linspace(-3.0, 3.0, 10007, dtype=torch.float64)
+    for f in (torch.exp, torch.expm1, torch.tanh, torch.sin, torch.cos, lambda z: torch.log(z.abs() + 0.1),
+              lambda z: torch.log1p(z.abs()), lambda z: torch.sqrt(z.abs())):
+        whole = f(x)
+        for lo, n in ((0, 1), (1, 3), (3, 5), (5, 7), (7, 9), (1, 17), (2, 33), (5, 1001)):
+            assert torch.equal(f(x[lo:lo + n].clone()), whole[lo:lo + n])
 
 
 # ------------------------------------------------------------------------------------------ configs, errors
@@ -286,14 +423,20 @@ def _small(**changes) -> Assembly:
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"model": "izhikevich"}, "model 'izhikevich' is not supported"),
-    ({"connector": {"type": "fixed_outdegree", "k": 2}}, "connector 'fixed_outdegree' is not supported"),
-    ({"delay": {"dist": "uniform", "low": "1 ms", "high": "2 ms"}}, "delay distributions are not supported"),
+    ({"model": "pow_cell"}, "model 'pow_cell' is not supported: its step computes"),
     ({"plasticity": {"rule": "stdp"}}, "plasticity is not supported"),
     ({"monitors": [("state", {"variables": ["v"]})]}, "only spike monitors are supported"),
     ({"run": {"batch": 2}}, "runs one trial (batch 1)"),
 ])
-def test_unsupported_pieces_raise_a_clear_error(changes, message):
+def test_unsupported_pieces_raise_a_clear_error(changes, message, monkeypatch):
+    from braincore.neurons import MODELS
+    from braincore.neurons.defined import user_model
+
+    # a model whose step raises v to a non-integer power (torch.pow: its bits depend on the partition)
+    monkeypatch.setitem(MODELS, "pow_cell", user_model({
+        "params": {"tau_m": "20 ms", "v_th": "1", "k": "0.1"}, "state": {"v": {"unit": "1", "init": "0"}},
+        "equations": ["dv/dt = (I - k*abs(v)**1.5) / tau_m"], "threshold": "v >= v_th", "reset": ["v = 0"],
+        "input_unit": "1"}, name="pow_cell"))
     with pytest.raises(ConfigError, match="distributed engine does not support") as err:
         DistributedSimulator(_small(**changes))
     assert message in str(err.value)

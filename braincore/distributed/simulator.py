@@ -24,26 +24,33 @@ so buffering changes nothing: the schedule is that of :class:`braincore.simulato
 
 Bit-identical results for every partition (1, 2, 3 ... ranks):
 
-- every random number (connectivity, weights, initial states, Poisson input counts) is a counter-based draw
-  keyed by the global index of the neuron or synapse (:mod:`.rng`, :mod:`.connectivity`);
-- a post neuron's synaptic variable sums its inputs in an order that does not depend on the partition: ring
-  slot contributions by (projection, emission step, pre neuron), sequentially (``index_add_`` on the CPU adds
-  one source element after the other); then the ring slot, then the Poisson counts ``n w``;
-- elementwise float operations (``+ - * /``, comparisons) are exactly rounded in SIMD and scalar code alike;
-  nothing in the loop evaluates a transcendental function per element (the decays ``exp(-dt/tau)`` are Python
-  floats), and no fused ``a + alpha b`` kernel is used (its SIMD body uses FMA, its scalar tail may not).
+- every random number (connectivity, weights, delays, initial states, Poisson input counts) is a counter-based
+  draw keyed by the global index of the neuron or synapse (:mod:`braincore.construction`,
+  :mod:`braincore.counter_rng`);
+- a post neuron's synaptic variable sums its inputs in an order that does not depend on the partition, the
+  Simulator's: ring slot contributions by (emission step, projection, pre neuron, synapse), sequentially
+  (``index_add_`` on the CPU adds one source element after the other); then the ring slot, then the Poisson counts
+  ``n w``;
+- elementwise float operations (``+ - * /``, comparisons) are exactly rounded in SIMD and scalar code alike, and
+  PyTorch's unary functions (``exp``, ``log`` ...) treat a tensor's tail with the SIMD kernel; the per-element
+  operation that is not position-independent, ``torch.pow`` with a non-integer exponent, is refused
+  (:func:`partition_hazards`); the decays ``exp(-dt/tau)`` are Python floats, and no fused ``a + alpha b`` kernel
+  is used (its SIMD body uses FMA, its scalar tail may not).
 
-What "single-process run" means: this engine with one rank (it needs no ``torch.distributed`` then). It does not
-reproduce :class:`~braincore.simulator.Simulator`'s numbers, which draw from one sequential generator; given the
-same network, state and no Poisson input, the two compute the same floats (a test checks this).
+One description, one network: :class:`~braincore.simulator.Simulator` builds its network with the same
+construction, so with no Poisson input this engine on any number of ranks and the Simulator (PyTorch and native
+engines) compute the same spikes and states in float64 (``tests/test_distributed.py``). Poisson input differs:
+this engine's counts come from the counter-based stream ``(seed, "poisson/<input>", neuron, step)``, the
+Simulator's from ``torch.poisson`` (PyTorch engine) or the native engine's generator.
 
-Supported (anything else raises :class:`ConfigError` naming it and why): ``lif`` and ``if`` populations (the
-simulator's own step functions, scalar parameters), batch 1, CPU tensors (gloo; NCCL and CUDA tensors would
-need a deterministic ``index_add_``); synapses ``instantaneous``, ``exponential``, ``alpha``, ``conductance``;
-connectors of :data:`.connectivity.DISTRIBUTED_CONNECTORS`; one constant delay per projection (>= 1 step);
-weights constant, uniform, normal or lognormal (with clip); inputs ``poisson`` (one stream per neuron: the sum
-of its ``sources`` trains, a Poisson count of mean ``rate dt sources`` per step), ``constant_current`` and
-``step_current``; ``spikes`` monitors; no plasticity. ``storage`` is ignored (always CSR).
+Supported (anything else raises :class:`ConfigError` naming it and why): every model with an equation definition
+(:func:`model_problems`: each steps with its generated ``model.step``), scalar parameters, batch 1, CPU tensors
+(gloo; NCCL and CUDA tensors would need a deterministic ``index_add_``); synapses ``instantaneous``,
+``exponential``, ``alpha``, ``conductance``; every connector (``fixed_outdegree``, ``fixed_total``, ``explicit``
+and ``file`` are drawn whole on every rank); every delay (the exchange interval is the smallest delay of the
+network, per-synapse delays otherwise) and weight distribution, explicit weight lists; inputs ``poisson`` (one
+stream per neuron: the sum of its ``sources`` trains, a Poisson count of mean ``rate dt sources`` per step),
+``constant_current`` and ``step_current``; ``spikes`` monitors; no plasticity. ``storage`` is ignored (always CSR).
 
 Checkpoints are per rank (:meth:`DistributedSimulator.save`): each writes its own file, atomically, and a
 resumed run (same world size and partition) is bit-identical to an uninterrupted one.
@@ -62,20 +69,17 @@ import torch
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..neurons import get_model
 from ..errors import ConfigError
-from ..simulator import (DTYPES, _any_quantity, _quantity, deliver_arriving, synapse_factor, synapse_kind,
-                         synaptic_drive)
+from ..construction import build_projection, initial_values, parse_delay
+from ..simulator import DTYPES, _quantity, deliver_arriving, synapse_factor, synapse_kind, synaptic_drive
 from ..synapses.csr import outgoing_rows, to_csr
-from ..synapses.delays import _parse as _parse_delay, delay_steps
-from ..synapses.weights import _parse_spec, lognormal_parameters
+from ..synapses.delays import delay_steps
 from ..units import dimension_of
 from ..validation import require_valid, weight_dimension
 from . import rng
-from .connectivity import connector_options, incoming
 from .partition import PARTITION_SCHEMES, partition_table
 
 Tensor = torch.Tensor
 
-SUPPORTED_MODELS = ("lif", "if")
 SUPPORTED_INPUTS = ("poisson", "constant_current", "step_current")
 
 
@@ -148,11 +152,12 @@ class LocalProjection:
     pre: str
     post: str
     group: int
-    delay: int
+    delay: Optional[int]  # steps, when every synapse has it (None: see delays)
     indptr: Tensor  # [N_pre + 1]
     post_local: Tensor  # [S] positions in the owned post neurons
     weight: Tensor  # [S]
     n_synapses: int
+    delays: Optional[Tensor] = None  # [S] steps, when they differ
 
 
 @dataclass
@@ -253,8 +258,8 @@ class DistributedSimulator:
             state = model.initial_state(1, dtype=dt_)
             state = type(state)(*(f[:, :n].contiguous() for f in state))
             for var, init in (spec.init or {}).items():
-                value = draw_initial_keyed(init, self.seed, f"init/{spec.name}/{var}", owned, dt_)
-                state = state._replace(**{var: value[None, :]})
+                value = initial_values(init, self.seed, f"init/{spec.name}/{var}", owned, 1, dt_)
+                state = state._replace(**{var: value})
             self.populations[spec.name] = LocalPopulation(spec.name, model, state, owned, offset, spec.size)
             offset += spec.size
 
@@ -262,34 +267,33 @@ class DistributedSimulator:
         self.groups: list[LocalGroup] = []
         index: dict = {}
         self.projections: list[LocalProjection] = []
-        delays = []
+        local_delays = []
         for spec in assembly.projections():
             pre, post = self.populations[spec.pre], self.populations[spec.post]
             where = f"projection {spec.name}"
             gi = self._group_for(spec.synapse, post, index, where)
             group = self.groups[gi]
-            opts = connector_options(spec.connector, pre.size, post.size, spec.pre == spec.post, where)
-            syn = incoming(opts, pre.size, post.owned, self.seed, spec.name)
-            dim = weight_dimension(group.kind, post.model.input_unit)
-            weight = draw_weights_keyed(spec.weight, dim, self.seed, f"weight/{spec.name}", syn.post, syn.slot,
-                                        where).to(dt_)
-            if spec.sign == "inhibitory":
-                weight = weight.abs() if group.kind == "conductance" else -weight.abs()
-            elif spec.sign == "excitatory":
-                weight = weight.clamp(min=0.0)
-            delay = projection_delay(spec.delay, self.dt, where)
-            delays.append(delay)
-            # CSR by pre: sort the (post, pre)-ordered synapses by (pre, post) -- a post neuron's rows stay ascending
-            post_local = torch.searchsorted(post.owned, syn.post)
-            order = torch.sort(syn.pre * max(post.owned.numel(), 1) + post_local).indices
-            pre_sorted = syn.pre[order]
-            self.projections.append(LocalProjection(spec.name, spec.pre, spec.post, gi, delay,
-                                                    to_csr(pre_sorted, post_local[order], pre.size),
-                                                    post_local[order], weight[order], int(order.numel())))
+            built = build_projection(spec, pre.size, post.size, kind=group.kind, seed=self.seed, dt=self.dt,
+                                     dimension=weight_dimension(group.kind, post.model.input_unit), posts=post.owned)
+            # CSR by pre over the owned post neurons (the Simulator's order restricted to them)
+            post_local = torch.searchsorted(post.owned, built.post)
+            delay = built.delay
+            local_delays.append(delay)
+            uniform = int(delay[0]) if delay.numel() and bool((delay == delay[0]).all()) else None
+            self.projections.append(LocalProjection(spec.name, spec.pre, spec.post, gi, uniform,
+                                                    to_csr(built.pre, post_local, pre.size), post_local,
+                                                    built.weight.to(dt_), int(built.pre.numel()),
+                                                    delays=None if uniform is not None else delay))
             pre.exchanged = True
+        # the minimum and maximum delays over the whole network (every rank holds a share of the synapses)
+        bounds = [(int(d.min()), int(d.max())) for d in local_delays if d.numel()]
+        every = [b for mine in self.comm.all_gather_object(bounds) for b in mine]
         #: the minimum delay D (steps): spikes are exchanged once every D steps
-        self.min_delay = min(delays) if delays else 1
-        self.max_delay = max(delays) if delays else 1
+        self.min_delay = min(b[0] for b in every) if every else 1
+        self.max_delay = max(b[1] for b in every) if every else 1
+        for proj in self.projections:  # a projection with no synapse here
+            if proj.delay is None and proj.delays is None:
+                proj.delay = self.min_delay
         self.ring_length = self.max_delay + 1
         for group in self.groups:
             n = self.populations[group.post].owned.numel()
@@ -493,7 +497,8 @@ class DistributedSimulator:
             codes = torch.sort(codes.long()).values  # by (step, global index): codes are unique
             offset, gid = codes // self.n_total, codes % self.n_total
             L = self.ring_length
-            for proj in self.projections:
+            per_group: dict[int, list] = {}
+            for p, proj in enumerate(self.projections):
                 pre = self.populations[proj.pre]
                 mask = (gid >= pre.offset) & (gid < pre.offset + pre.size)
                 if not bool(mask.any()):
@@ -501,9 +506,21 @@ class DistributedSimulator:
                 syn, row = outgoing_rows(proj.indptr, gid[mask] - pre.offset)
                 if syn.numel() == 0:
                     continue
-                slot = (t0 + offset[mask][row] + proj.delay) % L
-                ring = self.groups[proj.group].ring
-                ring.view(-1).index_add_(0, slot * ring.shape[1] + proj.post_local[syn], proj.weight[syn])
+                step = offset[mask][row]
+                delay = proj.delay if proj.delays is None else proj.delays[syn]
+                slot = (t0 + step + delay) % L
+                n = self.groups[proj.group].ring.shape[1]
+                per_group.setdefault(proj.group, []).append((step * len(self.projections) + p,
+                                                             slot * n + proj.post_local[syn], proj.weight[syn]))
+            # the Simulator's order of additions: by emission step, then projection (assembly order), then pre
+            # neuron and synapse -- so that a slot fed by several projections sums in the same order
+            for gi, parts in per_group.items():
+                index = torch.cat([part[1] for part in parts]) if len(parts) > 1 else parts[0][1]
+                weight = torch.cat([part[2] for part in parts]) if len(parts) > 1 else parts[0][2]
+                if len(parts) > 1 and self.min_delay > 1:
+                    order = torch.sort(torch.cat([part[0] for part in parts]), stable=True).indices
+                    index, weight = index[order], weight[order]
+                self.groups[gi].ring.view(-1).index_add_(0, index, weight)
         self.stats.deliver_s += time.perf_counter() - t1
 
     # -- results --------------------------------------------------------------------------------------
@@ -640,64 +657,75 @@ class DistributedSimulator:
 
 # ------------------------------------------------------------------------------------------ keyed draws
 def draw_initial_keyed(spec: Any, seed: int, stream: str, neurons: Tensor, dtype) -> Tensor:
-    """Initial values of the given neurons (population indices): a constant, ``{dist: uniform, low, high}`` or
-    ``{dist: normal, mean, std}``, each neuron's draw keyed by ``(seed, stream, neuron)``."""
-    n = neurons.numel()
-    if not isinstance(spec, dict):
-        return torch.full((n,), _any_quantity(spec), dtype=dtype)
-    dist = spec.get("dist", "constant")
-    sid = rng.stream_id(stream)
-    if dist == "constant":
-        return torch.full((n,), _any_quantity(spec["value"]), dtype=dtype)
-    if dist == "uniform":
-        low, high = _any_quantity(spec["low"]), _any_quantity(spec["high"])
-        return (low + (high - low) * rng.uniform(seed, sid, neurons)).to(dtype)
-    if dist == "normal":
-        mean, std = _any_quantity(spec["mean"]), _any_quantity(spec["std"])
-        return (mean + std * rng.normal(seed, sid, neurons)).to(dtype)
-    raise ConfigError(f"unknown initial-value distribution {dist!r}; use constant, uniform or normal")
-
-
-def draw_weights_keyed(spec: Any, dimension: str, seed: int, stream: str, post: Tensor, slot: Tensor,
-                       where: str) -> Tensor:
-    """float64 weights of the synapses ``(post, slot)`` (keyed by them): constant, uniform, normal, lognormal,
-    with ``clip``, as :func:`braincore.synapses.init_weights` (explicit lists are refused)."""
-    parsed, problems = _parse_spec(spec, dimension)
-    if parsed is None:
-        raise ConfigError("\n".join(f"{where}: {message}" for _, message in problems))
-    dist, sid = parsed["dist"], rng.stream_id(stream)
-    if dist == "explicit":
-        raise ConfigError(f"{where}: explicit weight lists are not supported by the distributed engine (they are "
-                          f"in the order of a whole network's synapses, which no rank builds)")
-    if dist == "constant":
-        values = torch.full((post.numel(),), parsed["value"], dtype=torch.float64)
-    elif dist == "uniform":
-        values = parsed["low"] + (parsed["high"] - parsed["low"]) * rng.uniform(seed, sid, post, slot)
-    elif dist == "normal":
-        values = parsed["mean"] + parsed["std"] * rng.normal(seed, sid, post, slot)
-    else:
-        mu, sigma = lognormal_parameters(parsed["mean"], parsed["std"])
-        values = rng.lognormal_exp(mu + sigma * rng.normal(seed, sid, post, slot))
-    if parsed["clip"] is not None:
-        lo, hi = parsed["clip"]
-        values = torch.clamp(values, min=lo, max=hi)
-    return values
+    """Initial values of the given neurons, trial 0 (:func:`braincore.construction.initial_values`)."""
+    return initial_values(spec, seed, stream, neurons, 1, dtype)[0]
 
 
 def projection_delay(spec: Any, dt: float, where: str) -> int:
-    """A projection's one delay in steps (``None``: one step); distributions are refused."""
+    """A constant delay in steps (``None``: one step); distributions are drawn per synapse by
+    :func:`braincore.construction.build_projection` instead."""
     if spec is None:
         return 1
-    parsed, problems = _parse_delay(spec)
-    if parsed is None:
-        raise ConfigError("\n".join(f"{where}: {message}" for _, message in problems))
+    parsed = parse_delay(spec, where)
     if parsed["dist"] != "constant":
-        raise ConfigError(f"{where}: delay distributions are not supported by the distributed engine (one delay "
-                          f"per projection; the exchange interval is the smallest delay)")
+        raise ConfigError(f"{where}: a delay distribution has no single delay (drawn per synapse)")
     return int(delay_steps(torch.tensor([parsed["value"]], dtype=torch.float64), dt)[0])
 
 
 # ------------------------------------------------------------------------------------------ checks
+def partition_hazards(program) -> list[str]:
+    """The per-neuron operations of a model's analysed program (:class:`braincore.equations.definition.Program`)
+    whose last bit may depend on the partition: powers ``b ** e`` other than integers up to 8 and 1/2, which the
+    PyTorch printer (:mod:`braincore.equations.printers`) turns into ``torch.pow`` -- a binary kernel whose SIMD
+    body and scalar tail round differently, so a neuron's result depends on its position in the rank's tensor.
+    Elementwise ``+ - * /``, comparisons, ``min``/``max`` and the unary functions (``exp``, ``log``, ``sin``,
+    ``cos``, ``tanh``, ``sqrt``, ``expm1``, ``log1p``: PyTorch's vectorised map treats the tail with the SIMD
+    kernel) give the same bits wherever the neuron sits (``tests/test_distributed.py`` checks this)."""
+    import sympy
+
+    exprs = [e for _, e in program.temporaries] + [e for _, e in program.updates] + [program.distance]
+    exprs += list(program.gates) + [st.expr for st in tuple(program.resets) + tuple(program.after)]
+    found = []
+    for expr in exprs:
+        if not isinstance(expr, sympy.Basic):
+            continue
+        for node in sympy.preorder_traversal(expr):
+            if isinstance(node, sympy.Pow):
+                e = node.exp
+                if (e.is_Integer and 0 < abs(int(e)) <= 8) or e == sympy.Rational(1, 2) or e == -1:
+                    continue
+                text = f"{node}"
+                if text not in found:
+                    found.append(text)
+    return found
+
+
+def model_problems(spec, dt: float) -> list[str]:
+    """Why the distributed engine cannot run a population's model (empty when it can), derived from the model's
+    definition: every defined model steps with its generated ``model.step``; refused are models without a
+    definition (a hand-written step the engine cannot check), per-neuron operations whose bits depend on the
+    partition (:func:`partition_hazards`), and parameters that cannot be built."""
+    try:
+        cls = get_model(spec.model)
+    except ConfigError as err:
+        return [str(err)]
+    definition = getattr(cls, "definition", None)
+    if definition is None:
+        return [f"model {spec.model!r} has no equation definition (a hand-written step): the distributed engine "
+                f"runs defined models only, whose per-neuron operations it can check"]
+    try:
+        kwargs = {"dt": float(dt), "method": spec.method}
+        model = (cls.from_preset(spec.preset, 1, params=spec.params, **kwargs) if spec.preset
+                 else cls(1, spec.params, **kwargs))
+        hazards = partition_hazards(model.program)
+    except (ConfigError, ValueError, TypeError) as err:
+        return [f"model {spec.model!r}: {err}"]
+    if hazards:
+        return [f"model {spec.model!r} is not supported: its step computes {', '.join(hazards)} per neuron "
+                f"(torch.pow, whose last bit depends on the neuron's position in the tensor, i.e. on the partition)"]
+    return []
+
+
 def check_supported(assembly, dtype: Optional[str] = None) -> list[str]:
     """Every part of ``assembly`` the distributed engine does not run, one line each with the reason."""
     out = []
@@ -708,18 +736,7 @@ def check_supported(assembly, dtype: Optional[str] = None) -> list[str]:
         out.append(f"device {run.device!r}: the distributed engine runs on CPU tensors (gloo); on GPUs the "
                    f"atomic index_add_ would break the fixed summation order")
     for spec in assembly.populations():
-        try:
-            cls = get_model(spec.model)
-        except ConfigError as err:
-            out.append(f"population {spec.name!r}: {err}")
-            continue
-        if cls.name not in SUPPORTED_MODELS:
-            from ..validation import model_label
-
-            label = repr(spec.model) if isinstance(spec.model, str) else model_label(spec.model)
-            out.append(f"population {spec.name!r}: model {label} is not supported (supported: "
-                       f"{', '.join(SUPPORTED_MODELS)}); its step would evaluate exp() per neuron, whose last bit "
-                       f"depends on the partition in PyTorch's SIMD/scalar kernels")
+        out.extend(f"population {spec.name!r}: {line}" for line in model_problems(spec, run.dt))
         for key, value in (spec.params or {}).items():
             if isinstance(value, (list, tuple, dict)):
                 out.append(f"population {spec.name!r}: parameter {key!r}: per-neuron parameters are not supported "
@@ -727,16 +744,6 @@ def check_supported(assembly, dtype: Optional[str] = None) -> list[str]:
     for spec in assembly.projections():
         if spec.plasticity:
             out.append(f"projection {spec.name!r}: plasticity is not supported by the distributed engine")
-        ctype = (spec.connector or {}).get("type")
-        from .connectivity import DISTRIBUTED_CONNECTORS
-
-        if ctype not in DISTRIBUTED_CONNECTORS:
-            out.append(f"projection {spec.name!r}: connector {ctype!r} is not supported (supported: "
-                       f"{', '.join(DISTRIBUTED_CONNECTORS)}): it is not aligned with the post-synaptic neuron")
-        if isinstance(spec.delay, dict) and spec.delay.get("dist", "constant") != "constant":
-            out.append(f"projection {spec.name!r}: delay distributions are not supported (one delay per projection)")
-        if isinstance(spec.weight, (list, tuple)):
-            out.append(f"projection {spec.name!r}: explicit weight lists are not supported")
     for spec in assembly.inputs:
         if spec.type not in SUPPORTED_INPUTS:
             out.append(f"input {spec.name!r}: type {spec.type!r} is not supported (supported: "
@@ -751,4 +758,4 @@ def check_supported(assembly, dtype: Optional[str] = None) -> list[str]:
 
 
 __all__ = ["DistributedSimulator", "Comm", "ExchangeStats", "check_supported", "draw_initial_keyed",
-           "draw_weights_keyed", "projection_delay", "SUPPORTED_MODELS", "SUPPORTED_INPUTS"]
+           "model_problems", "partition_hazards", "projection_delay", "SUPPORTED_INPUTS"]

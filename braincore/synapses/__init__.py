@@ -13,6 +13,10 @@ network on every machine), vectorised for large networks (no Python loop over ne
     indptr = to_csr(conn.pre, conn.post, n)
     syn = outgoing(indptr, spiking)      # the synapses of the neurons that spiked
 
+The engines do not draw their networks with these generator-based functions: they use the counter-based
+construction of :mod:`braincore.construction` (the same network on every engine and number of processes), which
+reuses the validation and parsing here. These stay a library for user code.
+
 Modules: :mod:`~braincore.synapses.connectors`, :mod:`~braincore.synapses.weights`,
 :mod:`~braincore.synapses.delays`, :mod:`~braincore.synapses.csr`.
 """
