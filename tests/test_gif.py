@@ -226,10 +226,11 @@ def test_matches_brian2_spike_for_spike(method):
     total = 0
     for i, (mine, theirs) in enumerate(zip(ours.spike_times, times)):
         assert len(mine) == len(theirs), (i, mine, theirs)
-        assert np.max(np.abs(mine - theirs), initial=0.0) <= DT + 1e-9, i
+        # the same steps (measured: times equal to 6e-14 ms, the rounding of t), far inside one step
+        assert np.max(np.abs(mine - theirs), initial=0.0) <= 1e-6, i
         total += len(mine)
     assert total >= 30
-    np.testing.assert_allclose(ours.v, traces["v"] * 1e3, rtol=0, atol=1e-6)  # V -> mV
+    np.testing.assert_allclose(ours.v, traces["v"] * 1e3, rtol=0, atol=1e-9)  # V -> mV (measured 3e-13)
     np.testing.assert_allclose(ours.traces["eta_1"], traces["eta_1"] * 1e9, rtol=0, atol=1e-9)  # A -> nA
     np.testing.assert_allclose(ours.traces["gamma_1"], traces["gamma_1"] * 1e3, rtol=0, atol=1e-6)
 
