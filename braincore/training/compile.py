@@ -118,8 +118,6 @@ Tensor = torch.Tensor
 __all__ = ["compile_assembly", "CompiledNetwork", "export_weights", "simulate_with_input_spikes",
            "SUPPORTED_MODELS", "SUPPORTED_SYNAPSES", "LinearForm", "linear_form"]
 
-#: neuron models the compiler maps (registry names), derived from their definitions (:func:`linear_form`)
-SUPPORTED_MODELS: tuple = ()  # filled below, once linear_form is defined
 #: synaptic kernels the compiler maps
 SUPPORTED_SYNAPSES = ("instantaneous", "exponential", "alpha")
 #: deterministic external inputs reproduced exactly
@@ -217,6 +215,8 @@ def _model_form(cls: type, method: Optional[str], option: Optional[str]) -> tupl
 
 
 def _supported_models() -> tuple:
+    """The registry names whose definitions compile for every method and reset option (computed when asked: it
+    analyses every registered model's programs, which are cached)."""
     from ..neurons import MODELS
 
     out = []
@@ -228,7 +228,12 @@ def _supported_models() -> tuple:
     return tuple(out)
 
 
-SUPPORTED_MODELS = _supported_models()
+def __getattr__(name: str) -> Any:
+    """``SUPPORTED_MODELS``: the neuron models the compiler maps (registry names), derived from their definitions
+    (:func:`linear_form`), not listed."""
+    if name == "SUPPORTED_MODELS":
+        return _supported_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _evaluate(expr: Any, K: Mapping[str, Any], n: int, dtype) -> Tensor:
@@ -682,7 +687,7 @@ def compile_assembly(assembly: Assembly, *, dt: Optional[float] = None, inputs: 
         if why:
             problems.append(f"population {name!r}: model {spec.model!r} is not supported: {'; '.join(why)} (the "
                             f"compiler maps models whose only state is the membrane potential, updated linearly "
-                            f"between spikes, such as {' and '.join(SUPPORTED_MODELS)}; give it as an input "
+                            f"between spikes, such as {' and '.join(_supported_models())}; give it as an input "
                             f"population if its spikes are given)")
         for var, value in (spec.init or {}).items():
             if var != "v":
