@@ -29,8 +29,11 @@ trained by its likelihood, a different method. ``Delta_V`` and ``lambda_0`` are 
 
 Integration: ``exponential_euler`` (default), ``euler``, ``rk4``. ``exponential_euler`` integrates ``V`` exactly
 over a step with the input and the currents ``eta_k`` held at their values at the start of the step, and the
-``eta_k`` and ``gamma_k`` exactly (pure decays, ``x <- x exp(-dt/tau)``): this is NEST's ``gif_psc_exp`` update
-(``V <- P30 (I - stc) + P33 V + P31 E_L`` with ``stc`` the sum of the ``eta_k`` at the start of the step). Its
+``eta_k`` and ``gamma_k`` exactly (pure decays, ``x <- x exp(-dt/tau)``): the membrane update is NEST's
+``gif_psc_exp`` one (``V <- P30 (I - stc) + P33 V + P31 E_L`` with ``stc`` the sum of the ``eta_k`` at the start
+of the step). One difference in the schedule: NEST compares the updated ``V`` with the threshold at the start of
+the step, braincore (like Brian2) with the threshold of the updated ``gamma_k`` (the step convention of
+:mod:`braincore.neurons.base`). Its
 error comes only from holding ``eta_k`` over the step: first order in ``dt``, at most about
 ``sum_k |eta_k| dt / (2 tau_eta_k g_L)`` in ``V`` (``tests/test_gif.py``). ``exact`` is not offered: ``V`` is
 coupled to the integrated ``eta_k``, and braincore's ``exact`` covers uncoupled equations only
