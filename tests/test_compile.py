@@ -281,3 +281,62 @@ def test_ignored_inputs_and_forced_fusion():
     a.add_projection("in", "slow", {"type": "all_to_all"}, "1 mV")
     with pytest.raises(ConfigError, match="slow: reset to a value; slow: refractory"):
         compile_assembly(a, ignore_inputs=["noise"], fused=True)
+
+
+# ------------------------------------------------------------------------------------------ the rule, derived
+CONDUCTANCE_LIF = {  # a LIF written by a user in conductance form: C dV/dt = g_L (E_L - V) + I
+    "params": {"C": "200 pF", "g_L": "10 nS", "E_L": "-65 mV", "V_th": "-52 mV", "V_r": "-60 mV"},
+    "state": {"v": {"unit": "mV", "init": "E_L"}},
+    "equations": ["dv/dt = (g_L*(E_L - v) + I) / C"],
+    "threshold": "v >= V_th", "reset": ["v = V_r"], "refractory": "1 ms", "methods": ["exact", "euler"]}
+
+
+def test_what_compiles_is_derived_from_the_definition():
+    from braincore.neurons import MODELS
+    from braincore.neurons.defined import user_model
+    from braincore.training.compile import SUPPORTED_MODELS, linear_form
+
+    assert set(SUPPORTED_MODELS) == {"lif", "if"}  # of the built-in models, exactly the one-variable linear ones
+    defn = user_model(CONDUCTANCE_LIF, name="clif").definition
+    for method in ("exact", "euler"):
+        form, why = linear_form(defn, method, None)
+        assert why == [] and (form.threshold, form.reset_to, str(form.rest)) == ("V_th", "V_r", "E_L")
+    qif = dict(CONDUCTANCE_LIF, equations=["dv/dt = (g_L*(v - E_L)*(v - V_th)/(V_th - E_L) + I) / C"],
+               methods=["euler"])
+    _, why = linear_form(user_model(qif, name="qif").definition, "euler", None)
+    assert any("not linear" in w for w in why), why
+    _, why = linear_form(MODELS["gif"].definition, "exponential_euler", None)
+    assert any("eta_1" in w for w in why), why
+
+
+def _user_model_network(with_gif: bool) -> Assembly:
+    a = Assembly("clif")
+    a.add_population("in", "lif", 10)
+    a.add_population("hid", "clif_test", 8, init={"v": "-60 mV"})
+    a.add_projection("in", "hid", {"type": "all_to_all"}, {"dist": "normal", "mean": "0.4 nA", "std": "0.4 nA"},
+                     {"type": "exponential", "tau": "4 ms"}, name="in_hid")
+    a.add_projection("hid", "hid", {"type": "fixed_probability", "p": 0.4},
+                     {"dist": "normal", "mean": "0 mV", "std": "2 mV"}, name="hid_hid")
+    if with_gif:
+        a.add_population("adapting", "gif", 2)
+        a.add_projection("hid", "adapting", {"type": "all_to_all"}, "1 mV")
+    a.set_run(dt=0.5, dtype="float64", seed=3)
+    return a
+
+
+def test_a_user_model_linear_between_spikes_compiles_and_matches_the_simulator():
+    from braincore.neurons import MODELS, register
+    from braincore.neurons.defined import user_model
+
+    register(user_model(CONDUCTANCE_LIF, name="clif_test"))
+    try:
+        with pytest.raises(ConfigError, match="'adapting'.*'gif' is not supported.*eta_1"):
+            compile_assembly(_user_model_network(with_gif=True))
+        a = _user_model_network(with_gif=False)
+        x = {"in": input_spikes(10, seed=2, p=0.3)}
+        reference = simulate_with_input_spikes(a, x)
+        net = compile_assembly(a)
+        assert net.schedule[0][:2] == (["hid"], "stepped")
+        assert_rasters_equal(net(x), reference)
+    finally:
+        MODELS.pop("clif_test", None)

@@ -32,3 +32,16 @@ def test_brain_simulation_example_runs_and_writes_its_outputs(tmp_path):
     assert rates["v1.exc"] > rates["v2.exc"]
     data = np.load(out / "cortex_spikes.npz")
     assert data["v1.exc_spikes/t"].size == data["v1.exc_spikes/neuron"].size > 0
+
+
+def test_gif_example_runs_and_writes_its_outputs(tmp_path):
+    pytest.importorskip("matplotlib")
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "gif.py"), "--iterations", "3", "--out",
+                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "GIF under 0.2 nA: 10 spikes" in done.stdout
+    assert (tmp_path / "gif.png").stat().st_size > 0
+    result = json.loads((tmp_path / "gif.json").read_text())
+    assert len(result["losses"]) == 3 and result["losses"][-1] < result["losses"][0]
+    isi = np.diff(result["spike_times_ms"])
+    assert isi[-1] > 2 * isi[0]  # adaptation

@@ -1,10 +1,17 @@
-"""Neuron models. Each family lives in its own module with a parameter record, a state record, a pure step
-function and a thin :class:`~braincore.neurons.base.NeuronModel` wrapper; :data:`MODELS` maps registry names
-(used in YAML ``model:`` keys and on the command line) to the classes."""
+"""Neuron models. Each model lives in its own module: its definition as equations
+(:class:`~braincore.equations.NeuronDefinition`) and the class :func:`~braincore.neurons.defined.define_model` makes
+from it. :data:`MODELS` maps registry names (used in YAML ``model:`` keys and on the command line) to the classes.
+
+Adding a model takes one file: every module of this package that holds a definition together with the class made
+from it is found and registered when the package is imported (:func:`_discover`), under the definition's name and
+the class's ``aliases``. :func:`register` adds classes defined elsewhere."""
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 
+from ..equations import NeuronDefinition
 from ..errors import ConfigError
 from ..params import NeuronParams
 from .base import NeuronModel, RunResult
@@ -15,6 +22,9 @@ from .izhikevich import Izhikevich, IzhikevichParams, IzhikevichState, izhikevic
 from .lif import IF, LIF, LIFParams, LIFState, IFParams, if_step, lif_step
 
 MODELS: dict[str, type[NeuronModel]] = {}
+
+#: modules of this package that hold machinery, not models
+_NOT_MODELS = ("base", "defined", "injection")
 
 
 def register(cls: type[NeuronModel], *aliases: str) -> type[NeuronModel]:
@@ -41,12 +51,28 @@ def get_model(name) -> type[NeuronModel]:
     return MODELS[name]
 
 
-register(IF)
-register(LIF)
-register(ALIF, "adaptive_lif")
-register(Izhikevich)
-register(AdEx)
-register(HodgkinHuxley, "hodgkin_huxley")
+def _discover() -> None:
+    """Register the model classes of every module in this package (modules in name order): a class counts when
+    the module also holds its definition (``cls.definition``), so a class one model file imports from another is
+    registered once, by its own file. Two models claiming one registry name are an error."""
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name in _NOT_MODELS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        definitions = [v for v in vars(module).values() if isinstance(v, NeuronDefinition)]
+        for value in list(vars(module).values()):
+            if not (isinstance(value, type) and issubclass(value, NeuronModel)):
+                continue
+            if not any(getattr(value, "definition", None) is d for d in definitions):
+                continue
+            for key in (value.name, *value.aliases):
+                if key in MODELS and MODELS[key] is not value:
+                    raise ConfigError(f"neuron model name {key!r} is claimed by both {MODELS[key].__name__} and "
+                                      f"{value.__name__} (braincore.neurons.{info.name})")
+            register(value, *value.aliases)
+
+
+_discover()
 
 from .injection import ClampResult, inject_current  # noqa: E402
 

@@ -50,7 +50,7 @@ ALIF_DEFINITION = NeuronDefinition(
     input_unit="nA",
 )
 
-ALIF = define_model(ALIF_DEFINITION, "ALIF",
+ALIF = define_model(ALIF_DEFINITION, "ALIF", aliases=("adaptive_lif",),
                     doc="Adaptive-threshold LIF (Bellec et al. 2018; Yin et al. 2021). Equations: see :mod:`.alif`.")
 ALIFParams, ALIFState = ALIF.params_cls, ALIF.state_cls
 alif_step = pure_step(ALIF)

@@ -103,6 +103,8 @@ class NeuronModel(torch.nn.Module):
 
     #: registry name, e.g. ``"lif"``
     name: ClassVar[str] = ""
+    #: further registry names, e.g. ``("adaptive_lif",)``
+    aliases: ClassVar[tuple[str, ...]] = ()
     params_cls: ClassVar[type] = NeuronParams
     state_cls: ClassVar[type] = tuple
     #: integration methods, the first being the default

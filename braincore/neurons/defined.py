@@ -170,12 +170,16 @@ def pure_step(model_cls: type) -> Callable:
 
 def define_model(defn: NeuronDefinition, class_name: str, *, params_name: Optional[str] = None,
                  state_name: Optional[str] = None, check: Optional[Callable[[Any], list]] = None,
-                 doc: str = "", base: type = DefinedModel) -> type:
-    """The model class of ``defn`` (with its generated parameter and state records)."""
+                 doc: str = "", base: type = DefinedModel, aliases: tuple = ()) -> type:
+    """The model class of ``defn`` (with its generated parameter and state records).
+
+    ``aliases``: further registry names. A module of :mod:`braincore.neurons` that holds a definition and the
+    class made from it here is registered automatically (under ``defn.name`` and ``aliases``)."""
     params_cls = params_class(defn, params_name or f"{class_name}Params", check)
     state_cls = state_class(defn, state_name or f"{class_name}State")
     attrs = {"definition": defn, "name": defn.name, "params_cls": params_cls, "state_cls": state_cls,
              "methods": tuple(defn.methods), "input_unit": defn.input_unit, "presets": dict(defn.presets),
+             "aliases": tuple(aliases),
              "__doc__": doc or defn.doc, "__module__": base.__module__}
     return type(class_name, (base,), attrs)
 

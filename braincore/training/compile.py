@@ -11,10 +11,16 @@ direction changes the assembly it is given (DESIGN.md, "description apart from e
 
 Supported subset, and why
 -------------------------
-- **Populations**: current-based ``lif`` (``exact`` or ``euler``) and ``if``, every parameter the simulator
-  takes (reset to a value or by subtraction, refractory period, per-model ``v_rest``/``v_reset``/``v_th``), with
-  the resting state or a constant ``init: {v: ...}`` (the same for every trial). Other models (Izhikevich,
-  AdEx, ALIF, Hodgkin-Huxley) are not mapped: their dynamics are not the linear LIF update below. Random initial
+- **Populations**: models whose update is linear between spikes, a rule read from each model's definition
+  (:func:`linear_form`): the membrane potential is the only state variable, its step under the population's
+  method is affine in ``v`` and ``I`` with coefficients over parameters and ``dt``, the threshold is
+  ``v >= parameter``, the reset ``v = parameter`` or ``v = v - (threshold - parameter)``, and the model has a
+  refractory period. Of the built-in models ``lif`` (``exact`` or ``euler``) and ``if`` qualify
+  (:data:`SUPPORTED_MODELS` is derived, not listed), and so does a user model written that way (e.g. a LIF in
+  conductance form). Every parameter the simulator takes is honoured (reset to a value or by subtraction,
+  refractory period), with the resting state or a constant ``init: {v: ...}`` (the same for every trial). Models
+  with further state (Izhikevich, AdEx, ALIF, GIF, Hodgkin-Huxley) are refused naming the variables; train them
+  with :class:`~braincore.training.DefinedLayer`. Random initial
   states are refused: the simulator draws them per trial from its seed, which a module fed arbitrary batches
   cannot reproduce.
 - **Input populations** (``inputs``, default: the populations no projection targets) are spike sources: the
@@ -50,6 +56,7 @@ Per post population and synaptic kernel, with ``d_p`` the delay of projection ``
     I_k = I_ext,k + sum of the exponential and alpha drives        (nA, held over the step)
     v'  = v_{k-1} + J_k                                            (refractory neurons too)
     v_k = a v' + (1 - a) v_rest + b I_k    if not refractory, else v'
+          a, b and v_rest (the potential without input) are read from the model's generated step, e.g.
           lif exact: a = exp(-dt/tau_m), b = R_m (1 - a); lif euler: a = 1 - dt/tau_m, b = R_m dt/tau_m;
           if: a = 1, b = 1000 dt / C_m  (nA/pF in mV/ms)
     s_k = H(v_k - v_th) (non-refractory only), then reset: v_k <- v_reset, or v_k <- v_k - (v_th - v_reset)
@@ -102,17 +109,15 @@ from ..graph import Assembly
 from ..neurons import get_model
 from ..errors import ConfigError
 from ..neurons.base import NeuronModel, refractory_steps
-from ..neurons.lif import NA_PER_PF_IN_MV_PER_MS, LIFState
 from ..surrogate import Surrogate, get_surrogate
+from ..equations.parse import symbol as sympy_symbol
 from .fused_lif import lif_sequence
 
 Tensor = torch.Tensor
 
 __all__ = ["compile_assembly", "CompiledNetwork", "export_weights", "simulate_with_input_spikes",
-           "SUPPORTED_MODELS", "SUPPORTED_SYNAPSES"]
+           "SUPPORTED_MODELS", "SUPPORTED_SYNAPSES", "LinearForm", "linear_form"]
 
-#: neuron models the compiler maps (registry names)
-SUPPORTED_MODELS = ("lif", "if")
 #: synaptic kernels the compiler maps
 SUPPORTED_SYNAPSES = ("instantaneous", "exponential", "alpha")
 #: deterministic external inputs reproduced exactly
@@ -120,11 +125,133 @@ CURRENT_INPUTS = ("constant_current", "step_current", "time_varying_current")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+# ------------------------------------------------------------------------------------------ what compiles
+@dataclass(frozen=True)
+class LinearForm:
+    """What the compiler needs of a neuron model, read from its analysed program (one method and reset option):
+    the step ``v_k = a v' + c + b I_k`` (``a``, ``b``, ``c`` sympy expressions over the program's parameters and
+    per-step constants; ``rest``, the fixed point ``c / (1 - a)`` without input, or None where ``a = 1``), the
+    threshold ``v >= threshold`` and the reset ``v <- reset_to`` (``subtract``: ``v <- v - (threshold -
+    reset_to)``), and the refractory parameter."""
+
+    a: Any
+    b: Any
+    rest: Any
+    threshold: str
+    reset_to: str
+    subtract: bool
+    refractory: str
+
+
+def linear_form(defn: Any, method: str, option: Optional[str]) -> tuple[Optional[LinearForm], list[str]]:
+    """``(form, [])`` when the model compiles, else ``(None, reasons)``.
+
+    The rule: the model is its membrane potential alone (one state variable, plus the refractory counter), and
+    under ``method`` its step is affine in ``v`` and ``I`` with coefficients over parameters and ``dt`` only (linear
+    between spikes: the ``exact`` or ``euler`` LIF, the perfect integrator); the threshold is ``v >= p`` and the
+    reset ``v = p'`` or ``v = v - (p - p')`` for parameters ``p``, ``p'``; the model has a refractory period and no
+    after-step statement. This is what the fused sequence and the recurrent coupling ``diag(a) W^T`` assume."""
+    import sympy
+
+    from ..equations import NeuronDefinition
+    from ..equations.parse import symbol
+
+    if not isinstance(defn, NeuronDefinition):
+        return None, ["it is not defined as equations"]
+    program = defn.program(method, option)
+    v = defn.voltage
+    reasons = []
+    others = [name for name in program.state if name != v]
+    if others:
+        reasons.append(f"besides {v} it has the state variable(s) {', '.join(others)}, so its step is not the "
+                       f"one-variable linear update")
+    if not program.refractory:
+        reasons.append("it has no refractory period")
+    if program.after:
+        reasons.append("it has after-step statements")
+    if program.distance is None:
+        reasons.append("it has no threshold")
+    if reasons:
+        return None, reasons
+    unhoist = {symbol(name): expr for name, expr in program.constants}
+    params = {symbol(name) for name in program.params} | {symbol("dt")} | set(unhoist)
+    f = dict(program.updates)[v]
+    for name, expr in reversed(program.temporaries):
+        f = f.xreplace({symbol(name): expr})
+    vs, I = symbol(v), symbol("I")
+    a, b = sympy.diff(f, vs), sympy.diff(f, I)
+    c = sympy.expand(f).xreplace({vs: 0, I: 0})
+    if not (a.free_symbols | b.free_symbols | c.free_symbols) <= params:
+        reasons.append(f"under {method!r} its step is not linear in {v} and I with constant coefficients")
+    distance = sympy.expand(program.distance.xreplace(unhoist))
+    threshold = -(distance - vs)
+    if program.strict or program.gates or not (threshold.is_Symbol and threshold.name in program.params):
+        reasons.append(f"its threshold is not '{v} >= parameter'")
+    resets = [st for st in program.resets if st.target == v]
+    reset_to, subtract = None, False
+    if len(program.resets) != 1 or len(resets) != 1 or resets[0].boolean:
+        reasons.append(f"its reset is not '{v} = parameter' or '{v} = {v} - (threshold - parameter)' alone")
+    elif resets[0].increment:
+        target = sympy.expand(resets[0].expr.xreplace(unhoist) + threshold)
+        subtract, reset_to = True, target
+    else:
+        reset_to = resets[0].expr.xreplace(unhoist)
+    if reset_to is not None and not (reset_to.is_Symbol and reset_to.name in program.params):
+        reasons.append(f"its reset is not '{v} = parameter' or '{v} = {v} - (threshold - parameter)'")
+    if reasons:
+        return None, reasons
+    a_full, c_full = a.xreplace(unhoist), c.xreplace(unhoist)
+    rest = None if sympy.simplify(a_full - 1) == 0 else sympy.simplify(sympy.cancel(c_full / (1 - a_full)))
+    if rest is None and c != 0:
+        return None, [f"its step is v + {c} without input and without leak"]
+    return LinearForm(a, b, rest, threshold.name, reset_to.name, subtract, program.refractory), []
+
+
+def _model_form(cls: type, method: Optional[str], option: Optional[str]) -> tuple[Optional[LinearForm], list[str]]:
+    defn = getattr(cls, "definition", None)
+    if defn is None:
+        return None, ["it is not defined as equations"]
+    return linear_form(defn, method or defn.methods[0], option)
+
+
+def _supported_models() -> tuple:
+    """The registry names whose definitions compile for every method and reset option (computed when asked: it
+    analyses every registered model's programs, which are cached)."""
+    from ..neurons import MODELS
+
+    out = []
+    for key, cls in MODELS.items():
+        defn = getattr(cls, "definition", None)
+        options = list(defn.reset) if defn is not None and isinstance(defn.reset, dict) else [None]
+        if defn is not None and all(_model_form(cls, m, o)[0] is not None for m in defn.methods for o in options):
+            out.append(key)
+    return tuple(out)
+
+
+def __getattr__(name: str) -> Any:
+    """``SUPPORTED_MODELS``: the neuron models the compiler maps (registry names), derived from their definitions
+    (:func:`linear_form`), not listed."""
+    if name == "SUPPORTED_MODELS":
+        return _supported_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _evaluate(expr: Any, K: Mapping[str, Any], n: int, dtype) -> Tensor:
+    """A sympy expression over a model's parameters and constants, evaluated with its values ``K``, as ``[N]``."""
+    from ..equations.printers import Printer
+    from ..equations.torch_step import _ScalarOrTensor, _scalar_exprel
+
+    namespace = {"torch": _ScalarOrTensor(), "_exprel": _scalar_exprel}
+    namespace.update(K)
+    value = eval(Printer("torch", lambda name: name)(expr), namespace)  # noqa: S307 - printed from the definition
+    return _per_neuron(value, n, "cpu", dtype)
+
+
 # ------------------------------------------------------------------------------------------ records
 @dataclass
 class _Population:
-    """A simulated population: its model (with the surrogate), the coefficients of the linear update, its
-    initial potential ``v0 [N]`` (mV) and why it cannot be fused (``None`` if it can)."""
+    """A simulated population: its model (with the surrogate), the coefficients of the linear update (from its
+    :class:`LinearForm`), its initial potential ``v0 [N]`` (mV) and why it cannot be fused (``None`` if it can)."""
 
     name: str
     size: int
@@ -133,6 +260,9 @@ class _Population:
     b: Tensor  # [N] mV per nA held over a step
     v0: Tensor  # [N]
     not_fusable: Optional[str]
+    rest: Optional[Tensor] = None  # [N] the potential without input (None: no leak, a = 1)
+    v_reset: Optional[Tensor] = None  # [N]
+    v_th: Optional[Tensor] = None  # [N]
 
 
 @dataclass
@@ -352,10 +482,8 @@ class CompiledNetwork(nn.Module):
         currents, betas, thetas = [], [], []
         for p in pops:
             a, b = p.a.to(device=device, dtype=dtype), p.b.to(device=device, dtype=dtype)
-            params = p.model.params
-            v_rest, v_reset, v_th = (_per_neuron(params.v_rest, p.size, device, dtype),
-                                     _per_neuron(params.v_reset, p.size, device, dtype),
-                                     _per_neuron(params.v_th, p.size, device, dtype))
+            v_reset, v_th = p.v_reset.to(device=device, dtype=dtype), p.v_th.to(device=device, dtype=dtype)
+            v_rest = v_reset if p.rest is None else p.rest.to(device=device, dtype=dtype)  # (1 - a) = 0 if None
             drive, jump = outside[p.name]
             current = ((1.0 - a) * (v_rest - v_reset)).expand(T, B, p.size)
             if drive is not None:
@@ -386,7 +514,7 @@ class CompiledNetwork(nn.Module):
         for n in block.populations:
             p = self._populations[n]
             v = p.v0.to(device=device, dtype=dtype).expand(B, p.size)
-            states[n] = LIFState(v, torch.zeros_like(v))
+            states[n] = p.model.state_cls(v, torch.zeros_like(v))
         weights = {name: self.weight(name) for name in block.internal}
         groups: dict[tuple, dict] = {}  # (post, kind, tau) -> {"x": .., "h": ..} for the block's own projections
         for name in block.internal:
@@ -552,13 +680,18 @@ def compile_assembly(assembly: Assembly, *, dt: Optional[float] = None, inputs: 
     problems: list[str] = []
     for name in simulated:
         spec = specs[name]
-        if not isinstance(spec.model, str) or spec.model not in SUPPORTED_MODELS:
+        cls = get_model(spec.model)
+        probe = cls.from_preset(spec.preset, 1, params=dict(spec.params), method=spec.method) if spec.preset \
+            else cls(1, dict(spec.params), method=spec.method)
+        _, why = _model_form(cls, probe.method, getattr(probe, "option", None))
+        if why:
             from ..validation import model_label
 
             label = repr(spec.model) if isinstance(spec.model, str) else model_label(spec.model)
-            problems.append(f"population {name!r}: model {label} is not supported (the compiler maps the "
-                            f"current-based {' and '.join(SUPPORTED_MODELS)} models, whose update is linear "
-                            f"between spikes; give it as an input population if its spikes are given)")
+            problems.append(f"population {name!r}: model {label} is not supported: {'; '.join(why)} (the "
+                            f"compiler maps models whose only state is the membrane potential, updated linearly "
+                            f"between spikes, such as {' and '.join(_supported_models())}; give it as an input "
+                            f"population if its spikes are given)")
         for var, value in (spec.init or {}).items():
             if var != "v":
                 problems.append(f"population {name!r}: init of {var!r} is not supported (only a constant v)")
@@ -594,14 +727,20 @@ def compile_assembly(assembly: Assembly, *, dt: Optional[float] = None, inputs: 
         model_rt = sim.populations[name].model
         cls = get_model(specs[name].model)
         model = cls(specs[name].size, model_rt.params, method=model_rt.method, dt=dt, surrogate=spike_fn)
-        a, b = _coefficients(model, dt, tdtype)
+        form, _ = _model_form(cls, model.method, getattr(model, "option", None))
+        n, K = specs[name].size, model.constants
+        a, b = _evaluate(form.a, K, n, tdtype), _evaluate(form.b, K, n, tdtype)
+        rest = None if form.rest is None else _evaluate(form.rest, K, n, tdtype)
         why = []
-        if model.params.reset != "subtract":
+        if not form.subtract:
             why.append(f"{name}: reset to a value")
-        if refractory_steps(model.params.t_ref, dt) > 1:
-            why.append(f"{name}: refractory for {refractory_steps(model.params.t_ref, dt)} steps")
-        pops[name] = _Population(name, specs[name].size, model, a, b, sim.populations[name].state.v[0].clone(),
-                                 "; ".join(why) or None)
+        ref = refractory_steps(getattr(model.params, form.refractory), dt)
+        if ref > 1:
+            why.append(f"{name}: refractory for {ref} steps")
+        v0 = getattr(sim.populations[name].state, model.definition.voltage)[0].clone()
+        pops[name] = _Population(name, n, model, a, b, v0, "; ".join(why) or None, rest,
+                                 _evaluate(sympy_symbol(form.reset_to), K, n, tdtype),
+                                 _evaluate(sympy_symbol(form.threshold), K, n, tdtype))
 
     projs: dict[str, _Projection] = {}
     weights: dict[str, Tensor] = {}
@@ -638,20 +777,6 @@ def compile_assembly(assembly: Assembly, *, dt: Optional[float] = None, inputs: 
     return CompiledNetwork(assembly.copy(), dt, input_names, output_names,
                            {n: specs[n].size for n in input_names}, pops, projs, blocks, weights, masks,
                            currents, spike_fn)
-
-
-def _coefficients(model: NeuronModel, dt: float, dtype) -> tuple[Tensor, Tensor]:
-    """``(a, b)`` ``[N]`` of ``v_k = a v' + (1 - a) v_rest + b I_k`` for the model and method."""
-    p, n = model.params, model.size
-    if model.name == "if":
-        a = torch.ones(n, dtype=dtype)
-        b = dt * NA_PER_PF_IN_MV_PER_MS / _per_neuron(p.C_m, n, "cpu", dtype)
-        return a, b
-    tau, R = _per_neuron(p.tau_m, n, "cpu", dtype), _per_neuron(p.R_m, n, "cpu", dtype)
-    if model.method == "exact":
-        a = torch.exp(-dt / tau)
-        return a, R * (1.0 - a)
-    return 1.0 - dt / tau, R * dt / tau  # euler
 
 
 def _blocks(names: list[str], input_names: list[str], projs: Mapping[str, _Projection],
