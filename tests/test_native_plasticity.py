@@ -212,3 +212,28 @@ def test_per_neuron_poisson_rates_run_natively():
         expected = rate * 1.0 * 20
         assert abs(total - expected) < 5 * expected ** 0.5, (b, total, expected)
         assert float(counts[b].sum()) == total  # the other half of the trial is silent
+
+
+@pytest.mark.parametrize("rate_hz, steps", [(20.0, 1000), (450.0, 200), (2000.0, 100)])
+def test_native_poisson_counts_are_poisson(rate_hz, steps):
+    """The kernel's Poisson inputs (rare counts drawn by skipping the zeros below 0.1 per step, multiplication of
+    uniforms above): a non-leaky IF neuron with a huge threshold sums its input's counts, which over ``steps``
+    steps are Poisson(lam T). Mean and variance within 5 standard errors, P(0) within 5 binomial standard
+    errors, and neighbouring neurons uncorrelated (|r| < 5 / sqrt(n))."""
+    n = 4000
+    a = Assembly(name="poisson")
+    a.add_population("p", "if", n, {"v_th": "1e9 mV"})
+    a.add_input("drive", "poisson", "p", rate=f"{rate_hz} Hz", weight="1 mV")
+    a.set_run(duration=steps * 0.1, dt=0.1, seed=3, dtype="float64")
+    sim = Simulator(a, backend="native")
+    v0 = sim.populations["p"].state.v.clone()
+    sim.run()
+    counts = (sim.populations["p"].state.v - v0).numpy().ravel()
+    assert sim.engine == "native" and np.array_equal(counts, np.round(counts))
+    lam = rate_hz * 0.1e-3 * steps
+    assert abs(counts.mean() - lam) < 5 * np.sqrt(lam / n)
+    assert abs(counts.var() - lam) < 5 * np.sqrt((2 * lam * lam + lam) / n)  # var of the sample variance
+    p0 = np.exp(-lam)
+    assert abs(np.mean(counts == 0) - p0) < 5 * np.sqrt(p0 * (1 - p0) / n) + 1e-12
+    r = np.corrcoef(counts[:-1], counts[1:])[0, 1]
+    assert abs(r) < 5 / np.sqrt(n)

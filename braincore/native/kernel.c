@@ -113,12 +113,13 @@ static inline uint64_t next_u64(uint64_t *s) {
 }
 static inline double uniform01(uint64_t *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
 
-/* Poisson deviate: multiplication of uniforms below lam = 10, else Hoermann's (1993) transformed rejection
+/* Poisson deviate (exp(-lam) given, so that a rate shared by many neurons computes it once per step): multiplication
+ * of uniforms below lam = 10, else Hoermann's (1993) transformed rejection
  * with squeeze (PTRS). */
-static int64_t poisson(uint64_t *s, double lam) {
+static int64_t poisson(uint64_t *s, double lam, double limit) {  /* limit: exp(-lam), computed by the caller */
     if (lam <= 0.0) return 0;
     if (lam < 10.0) {
-        double limit = exp(-lam), prod = uniform01(s);
+        double prod = uniform01(s);
         int64_t k = 0;
         while (prod > limit) { prod *= uniform01(s); k++; }
         return k;
@@ -145,6 +146,25 @@ static inline REAL *ring_row(Net *net, Group *G, int32_t b) {
     return (REAL *)G->ring + (net->k % net->L) * ((int64_t)net->B * G->n) + (int64_t)b * G->n;
 }
 
+/* Independent Poisson(lam) counts for m neurons with one small rate, drawn without visiting the zeros: the neurons
+ * with a non-zero count follow each other at geometric gaps (each neuron is non-zero with probability
+ * q = 1 - exp(-lam), independently: P(gap = g) = exp(-lam)^g q), and a non-zero count is Poisson(lam) conditioned on
+ * >= 1 (inversion). The joint law is that of m independent Poisson(lam) draws; the cost is one or two uniforms per
+ * non-zero count instead of one per neuron. */
+#define SKIP_BELOW 0.1
+static inline int64_t next_nonzero(uint64_t *s, double lam, int64_t j) {
+    const double u = 1.0 - uniform01(s);                   /* (0, 1] */
+    const double gap = floor(-log(u) / lam);                /* failures before the next success */
+    return gap > 9.0e15 ? INT64_MAX : j + 1 + (int64_t)gap;
+}
+static inline int64_t truncated_poisson(uint64_t *s, double lam) {
+    double u = uniform01(s) * -expm1(-lam);                 /* P(count >= 1) = 1 - exp(-lam) */
+    double p = lam * exp(-lam);                              /* P(count = 1) */
+    int64_t k = 1;
+    while (u > p && k < 1000) { u -= p; k++; p *= lam / (double)k; }
+    return k;
+}
+
 static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
     for (int32_t q = 0; q < net->n_inputs; q++) {
         Input *in = &net->inputs[q];
@@ -161,8 +181,17 @@ static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
         if (net->k < in->start || (in->stop >= 0 && net->k >= in->stop)) continue;  /* outside its window */
         const int64_t m = in->neurons ? in->n_neurons : G->n;
         const REAL *lams = in->lams ? (const REAL *)in->lams + (int64_t)b * m : NULL;
+        if (!lams && in->lam > 0.0 && in->lam < SKIP_BELOW) {  /* one rate, rarely a count: skip the zeros */
+            for (int64_t j = next_nonzero(net->rng, in->lam, -1); j < m; j = next_nonzero(net->rng, in->lam, j)) {
+                int64_t count = truncated_poisson(net->rng, in->lam);
+                row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
+            }
+            continue;
+        }
+        const double shared_limit = exp(-in->lam);
         for (int64_t j = 0; j < m; j++) {
-            int64_t count = poisson(net->rng, lams ? (double)lams[j] : in->lam);
+            const double lam = lams ? (double)lams[j] : in->lam;
+            int64_t count = poisson(net->rng, lam, lams ? exp(-lam) : shared_limit);
             if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
         }
     }
