@@ -262,6 +262,26 @@ def _mixed() -> Assembly:
     return a
 
 
+def _gif() -> Assembly:
+    """GIF neurons (braincore/neurons/gif.py: spike-triggered current and moving threshold, exponential Euler) with a
+    LIF inhibitory population: a model added as one file runs on every engine."""
+    a = Assembly("gif_net")
+    a.set_run(dt=0.1, duration=150.0, seed=7, dtype="float64")
+    a.add_population("exc", "gif", 160, init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-55 mV"}})
+    a.add_population("inh", "lif", 40, init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-52 mV"}})
+    a.add_projection("exc", "exc", connector={"type": "fixed_probability", "p": 0.1}, weight="0.02 nA",
+                     synapse={"type": "exponential", "tau": "5 ms"}, delay="1 ms", name="ee", sign="excitatory")
+    a.add_projection("exc", "inh", connector={"type": "fixed_indegree", "k": 20}, weight="1 mV", delay="0.5 ms",
+                     name="ei", sign="excitatory")
+    a.add_projection("inh", "exc", connector={"type": "fixed_indegree", "k": 10}, weight="0.05 nA",
+                     synapse={"type": "exponential", "tau": "10 ms"}, delay="1 ms", name="ie", sign="inhibitory")
+    a.add_input("drive_e", "constant_current", "exc", params={"amplitude": "0.4 nA"})
+    a.add_input("drive_i", "constant_current", "inh", params={"amplitude": "0.05 nA"})
+    a.add_monitor("exc_spikes", "spikes", "exc")
+    a.add_monitor("inh_spikes", "spikes", "inh")
+    return a
+
+
 def _native_available() -> bool:
     try:
         from braincore import native
@@ -272,7 +292,7 @@ def _native_available() -> bool:
         return False
 
 
-@pytest.mark.parametrize("build", [_coba_small, _mixed], ids=["coba_small", "mixed"])
+@pytest.mark.parametrize("build", [_coba_small, _mixed, _gif], ids=["coba_small", "mixed", "gif"])
 def test_one_network_on_every_engine(build, tmp_path):
     """One description, one network: the Simulator (PyTorch and native engines) and the distributed engine on 1 and
     2 processes build the same synapses and initial state (counter-based draws) and, with no Poisson input,
