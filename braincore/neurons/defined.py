@@ -102,7 +102,9 @@ class DefinedModel(NeuronModel):
         return initial_state(self.definition, self.params, self.state_cls, batch_size, self.size, device, dtype)
 
     def step(self, state, current: Tensor):
-        return self._step(state, current, self.constants, self.spike_fn)
+        # without gradients the surrogate changes nothing but costs an autograd call: the plain threshold instead
+        spike_fn = self.spike_fn if torch.is_grad_enabled() else None
+        return self._step(state, current, self.constants, spike_fn)
 
 
 def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_size: int, size: int,
