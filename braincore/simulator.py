@@ -139,31 +139,6 @@ def _quantity(value: Any, dimension: str, where: str) -> float:
         raise ConfigError(f"{where}: {err}") from None
 
 
-def _any_quantity(value: Any) -> float:
-    """A number, or a string whose own unit decides its dimension (for initial state values)."""
-    if isinstance(value, str):
-        parts = value.strip().split(maxsplit=1)
-        if len(parts) == 2:
-            return parse_quantity(value, dimension_of(parts[1]))
-    return parse_quantity(value, "dimensionless")
-
-
-def draw_initial(spec: Any, shape: tuple, generator: torch.Generator, dtype) -> Tensor:
-    """A constant, or ``{dist: uniform, low, high}`` / ``{dist: normal, mean, std}`` (units allowed)."""
-    if not isinstance(spec, dict):
-        return torch.full(shape, _any_quantity(spec), dtype=dtype)
-    dist = spec.get("dist", "constant")
-    if dist == "constant":
-        return torch.full(shape, _any_quantity(spec["value"]), dtype=dtype)
-    if dist == "uniform":
-        low, high = _any_quantity(spec["low"]), _any_quantity(spec["high"])
-        return low + (high - low) * torch.rand(shape, generator=generator, dtype=dtype)
-    if dist == "normal":
-        mean, std = _any_quantity(spec["mean"]), _any_quantity(spec["std"])
-        return mean + std * torch.randn(shape, generator=generator, dtype=dtype)
-    raise ConfigError(f"unknown initial-value distribution {dist!r}; use constant, uniform or normal")
-
-
 def synapse_factor(kind: str, input_unit: str, post: str) -> float:
     """How a synaptic variable becomes the model's input: conductance unit conversion (1 for currents)."""
     if kind != "conductance":

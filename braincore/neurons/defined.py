@@ -259,6 +259,17 @@ def _quantity_text(value: Any) -> Optional[tuple[str, str]]:
     return f"({number!r})*{unit}", dim
 
 
+def unknown_keys(spec: Mapping[str, Any], known: tuple, what: str, problem: Callable[[str, str], None]) -> None:
+    """Report each key of ``spec`` not in ``known`` as ``problem(key, message)``, with the nearest known key."""
+    import difflib
+
+    for key in spec:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            problem(str(key), f"unknown key {key!r} of {what}{hint} (expected: {', '.join(known)})")
+
+
 def user_params(raw: Any, problem: Callable[[str, str], None]) -> dict[str, tuple]:
     """``{name: (value, dimension, "")}`` from a user's ``params:`` mapping (``{tau: "10 ms", a: 0.02}``: the unit
     fixes the dimension, a bare number is dimensionless); each problem is reported as ``problem(key, message)``.
@@ -295,13 +306,7 @@ def _build_user_model(spec: Mapping[str, Any], name: str, origin: Optional[Mappi
     def problem(key: str, message: str) -> None:
         problems.append((key, message))
 
-    for key in spec:
-        if key not in USER_KEYS:
-            import difflib
-
-            near = difflib.get_close_matches(str(key), USER_KEYS, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            problem(str(key), f"unknown key {key!r} of a user model{hint} (expected: {', '.join(USER_KEYS)})")
+    unknown_keys(spec, USER_KEYS, "a user model", problem)
     params = user_params(spec.get("params"), problem)
     refractory = spec.get("refractory")
     if refractory is not None:

@@ -264,20 +264,14 @@ def user_rule(spec: Mapping[str, Any]) -> type:
 
 def _build_user_rule(spec: Mapping[str, Any]) -> type:
     from ..equations.rule import PAIRINGS
-    from ..neurons.defined import user_params
+    from ..neurons.defined import unknown_keys, user_params
 
     problems: list[tuple[str, str]] = []
 
     def problem(key: str, message: str) -> None:
         problems.append((key, message))
 
-    for key in spec:
-        if key not in USER_RULE_KEYS:
-            import difflib
-
-            near = difflib.get_close_matches(str(key), USER_RULE_KEYS, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            problem(str(key), f"unknown key {key!r} of a user rule{hint} (expected: {', '.join(USER_RULE_KEYS)})")
+    unknown_keys(spec, USER_RULE_KEYS, "a user rule", problem)
     params = user_params(spec.get("params"), problem)
     traces = {}
     for name, value in dict(spec.get("traces") or {}).items():
