@@ -459,8 +459,9 @@ class Simulator:
             spikes, pop.state = pop.model.step(state, drive)
             spikes_of[pop.name] = spikes
         # 4. propagate, then plasticity (which sees this step's pre and post spikes)
+        fired_of: dict = {}  # (trial, neuron) of each population's spikes, found once for all its projections
         for proj in self.projections:
-            self._propagate(proj, spikes_of[proj.pre], k)
+            self._propagate(proj, spikes_of[proj.pre], k, fired_of)
         self.modulators.step(self.dt)
         for proj in self.projections:
             if proj.rule is not None:
@@ -527,22 +528,26 @@ class Simulator:
             for b in range(self.batch):
                 target[b].index_add_(0, hits, ones)
 
-    def _propagate(self, proj: ProjectionRuntime, spikes: Tensor, k: int) -> None:
+    def _propagate(self, proj: ProjectionRuntime, spikes: Tensor, k: int, fired_of: Optional[dict] = None) -> None:
         ring = self.groups[proj.group].ring
         if proj.dense is not None:
             if bool(spikes.any()):
                 ring[(k + proj.uniform_delay) % self.ring_length].addmm_(spikes, proj.dense)
             return
-        fired = spikes.nonzero()
+        fired = fired_of.get(proj.pre) if fired_of is not None else None
+        if fired is None:
+            fired = spikes.nonzero()
+            if fired_of is not None:
+                fired_of[proj.pre] = fired
         if fired.numel() == 0:
             return
         trial, neuron = fired[:, 0], fired[:, 1]
         syn, row = outgoing_rows(proj.indptr, neuron)  # all outgoing synapses of the spiking neurons
         if syn.numel() == 0:
             return
-        trial = trial[row]
         n_post = proj.n_post
-        flat = trial * n_post + proj.post_idx[syn]
+        # one trial: every spike is in trial 0, so the flat index is the postsynaptic neuron
+        flat = proj.post_idx[syn] if self.batch == 1 else trial[row] * n_post + proj.post_idx[syn]
         if proj.uniform_delay is not None:
             ring[(k + proj.uniform_delay) % self.ring_length].view(-1).index_add_(0, flat, proj.weight[syn])
         else:
