@@ -174,3 +174,50 @@ def test_a_bad_yaml_rule_is_reported_with_file_line_and_key(old, new, key):
     message = str(info.value)
     line = next(i + 1 for i, row in enumerate(text.splitlines()) if row.strip().startswith(key))
     assert f"bad.yaml:{line}: projections[0].plasticity.rule.{key}" in message, message
+
+
+def test_a_modulated_user_rule_with_a_synapse_trace_runs_on_both_engines():
+    """A user's three-factor rule (eligibility trace per synapse, dopamine-gated weight change) written as a mapping:
+    identical float64 weights and traces on both engines, and it learns only while the modulator is on."""
+    from braincore.plasticity.defined import user_rule
+
+    spec = {"name": "my_rstdp", "modulator": "dopamine",
+            "params": {"tau_x": "20 ms", "tau_y": "20 ms", "tau_e": "200 ms", "a": 0.5, "eta": 0.002,
+                       "w_min": 0.0, "w_max": 3.0},
+            "traces": {"x": ["pre", "tau_x"], "y": ["post", "tau_y"], "e": ["synapse", "tau_e"]},
+            "on_pre": ["e -= a*y"], "on_post": ["e += a*x"],
+            "each_step": ["w += (dt/ms)*eta*M*e"], "each_step_when": "M != 0", "clip": True}
+    assert user_rule(spec) is user_rule(dict(spec))  # equal mappings share one class
+
+    def network() -> Assembly:
+        a = Assembly(name="modulated")
+        a.add_population("inp", "lif", 30, {"tau_m": "10 ms"},
+                         init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-52 mV"}})
+        a.add_population("out", "lif", 20, init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-52 mV"}})
+        values = np.random.default_rng(3).random((1500, 30)) * 5.0
+        a.add_input("noise", "time_varying_current", "inp", values=values.tolist())
+        a.add_projection("inp", "out", {"type": "fixed_probability", "p": 0.6}, {"dist": "uniform", "low": 0.5,
+                         "high": 1.5}, {"type": "exponential", "tau": "4 ms"}, "1 ms", storage="sparse",
+                         plasticity={"rule": spec})
+        a.add_modulator("dopamine", tau="50 ms")
+        a.add_monitor("spikes", "spikes", "out")
+        a.set_run(duration=150.0, dt=0.1, seed=2, dtype="float64", batch=1)
+        return a
+
+    sims = {}
+    for backend in ("torch", "native"):
+        sim = Simulator(network(), backend=backend)
+        sim.run(60.0)
+        before = sim.weights("inp->out")["weight"].copy()
+        sim.modulators.pulse("dopamine", 1.0)
+        sim.run(90.0)
+        sims[backend] = (sim, before)
+    (st, bt), (sn, bn) = sims["torch"], sims["native"]
+    assert sn.engine == "native"
+    w0 = Simulator(network(), backend="torch").weights("inp->out")["weight"]
+    assert np.array_equal(bt, w0)  # no modulator, no weight change (the eligibility trace builds up only)
+    wt, wn = st.weights("inp->out")["weight"], sn.weights("inp->out")["weight"]
+    assert np.abs(wt - w0).max() > 1e-3
+    assert np.array_equal(wt, wn)
+    assert all(torch.equal(st.projections[0].rule_state[k], sn.projections[0].rule_state[k])
+               for k in st.projections[0].rule_state)
