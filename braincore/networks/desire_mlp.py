@@ -15,6 +15,15 @@ Fashion-MNIST uses 1000 -> 100). Weights ``W[l]`` are ``[N_post, N_pre]``, initi
 drives a non-leaky integrate-and-fire neuron: ``u += p``; spike when ``u >= 1``; ``u -= 1``. A pixel therefore
 fires about ``floor(p T)`` regularly spaced spikes.
 
+**Why layer-wise tensor code, not an Assembly.** Desire backpropagation sets a per-neuron "desire" from the layer
+above's error, once per sample, and applies STDP-like updates gated by it to whole weight matrices; forward passes
+are batched matrix products over ``T = 20`` steps with no delays (or one uniform layer delay). The simulator's
+event-driven projections and trace-based rules do not express the backward desire pass, so the network keeps its
+own loop (:mod:`braincore.plasticity.desire` holds the rule). The neuron is the discrete-time form of the
+authors' code, ``v <- beta v + input`` without a ``dt`` or membrane resistance; the ``lif`` definition's exact
+update (``v_rest + (v - v_rest) beta + R_m I (1 - beta)``) scales the input by ``1 - beta``, so reusing it would
+change the published network (issue 15 leaves this open).
+
 **Neurons** (LIF, discrete time, threshold ``v_th = 1``, leak ``beta = 1 - 2^-2 = 0.75``, reset by
 subtraction)::
 

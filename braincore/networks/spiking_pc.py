@@ -22,6 +22,14 @@ predicts class probabilities, ``mu_y = softmax(W_out a_L)`` (``label_output: sof
 a squared-error label layer pushes the outputs of absent classes to zero and forgets most earlier tasks
 (task-aware average 55 % vs 96-97 % with softmax).
 
+**Why layer-wise tensor code, not an Assembly.** The learning rule needs each layer's error units ``e_k`` and
+the transposed feedback ``E_k^T`` every step, computed between whole layers; the network has no synaptic delays,
+no ring buffers and no per-synapse state, and it runs batches of samples as matrix products. The simulator's
+event-driven projections and trace-based rules (:mod:`braincore.equations.rule`) do not express error units, so this
+module keeps its own loop. Its neuron is not yet one of :mod:`braincore.neurons`' definitions either: the paper's
+unit holds ``v`` at 0 while refractory (after a reset by subtraction), whereas a definition's refractory clamp
+holds the value the reset left; expressing it needs a clamp-to-value option in the definitions (issue 15).
+
 **LIF units** (the paper's form: an electrical current ``j`` integrating the error drive, a membrane potential
 ``v`` integrating the current; forward Euler with step ``dt``)::
 
