@@ -28,7 +28,6 @@ unit per unit of ``x``), recurrent weights in ``+-sqrt(1/n_out) * recurrent_gain
 """
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 from typing import Any, Mapping, Optional, Sequence
 
@@ -40,6 +39,7 @@ from ..errors import ConfigError
 from ..neurons import get_model
 from ..neurons.defined import DefinedModel, initial_state
 from ..surrogate import Surrogate, get_surrogate
+from .layers import init_connections
 
 Tensor = torch.Tensor
 
@@ -89,14 +89,7 @@ class DefinedLayer(nn.Module):
             name: nn.Parameter(torch.zeros(n_out) + torch.as_tensor(getattr(self.cell.params, name),
                                                                    dtype=torch.float32))
             for name in self.learn})
-        bound = math.sqrt(1.0 / n_in) * init_gain
-        self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
-        self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
-        if recurrent:
-            rb = math.sqrt(1.0 / n_out) * recurrent_gain
-            self.recurrent = nn.Parameter(torch.empty(n_out, n_out).uniform_(-rb, rb, generator=generator))
-        else:
-            self.register_parameter("recurrent", None)
+        init_connections(self, n_in, n_out, bias, recurrent, init_gain, recurrent_gain, generator)
 
     @property
     def definition(self):

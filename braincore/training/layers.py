@@ -64,6 +64,21 @@ def _input_current(x: Tensor, weight: Tensor, bias: Optional[Tensor], sparse_inp
     return current.reshape(T, B, -1)
 
 
+def init_connections(layer: nn.Module, n_in: int, n_out: int, bias: bool, recurrent: bool, init_gain: float,
+                     recurrent_gain: float, generator: Optional[torch.Generator]) -> None:
+    """``layer.weight`` ``[n_out, n_in]`` uniform in ``+-init_gain / sqrt(n_in)`` (PyTorch's ``nn.Linear`` bound
+    times a gain), ``layer.bias`` (zeros, or None) and ``layer.recurrent`` ``[n_out, n_out]`` uniform in
+    ``+-recurrent_gain / sqrt(n_out)`` (or None): shared by every spiking layer."""
+    bound = math.sqrt(1.0 / n_in) * init_gain
+    layer.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
+    layer.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
+    if recurrent:
+        rb = math.sqrt(1.0 / n_out) * recurrent_gain
+        layer.recurrent = nn.Parameter(torch.empty(n_out, n_out).uniform_(-rb, rb, generator=generator))
+    else:
+        layer.register_parameter("recurrent", None)
+
+
 class _SpikingLayer(nn.Module):
     """What LIF and ALIF layers share: the checks, the input (and optional recurrent) weights, bias, threshold,
     dropout held over time, and the forward skeleton ``x -> I = x W^T + b -> spikes``; a subclass supplies
@@ -87,14 +102,7 @@ class _SpikingLayer(nn.Module):
         self.surrogate = get_surrogate(surrogate)
         self.detach_reset, self.dropout = bool(detach_reset), float(dropout)
         self.sparse_input = None if sparse_input is None else bool(sparse_input)
-        bound = math.sqrt(1.0 / n_in) * init_gain
-        self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
-        self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
-        if recurrent:
-            rb = math.sqrt(1.0 / n_out) * recurrent_gain
-            self.recurrent = nn.Parameter(torch.empty(n_out, n_out).uniform_(-rb, rb, generator=generator))
-        else:
-            self.register_parameter("recurrent", None)
+        init_connections(self, n_in, n_out, bias, recurrent, init_gain, recurrent_gain, generator)
         self.threshold = nn.Parameter(torch.full((n_out,), float(threshold))) if learn_threshold else None
         if not learn_threshold:
             self.register_buffer("threshold_fixed", torch.tensor(float(threshold)))
