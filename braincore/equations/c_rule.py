@@ -119,7 +119,7 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
     clip_events = program.clip and any(s.target == "w" for s in program.on_pre + program.on_post)
     clip_line = "w[s] = bc_clip(w[s], p_w_min, p_w_max);"
 
-    def bump(s: str, flag: str, n: str) -> None:
+    def bump(s: str, n: str) -> None:
         names = [name for name in traces if side[name] == s]
         if not names:
             return
@@ -146,7 +146,7 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
                 L.append(f"            {clip_line}")
         L.append("        }")
         L.append("    }")
-    bump("pre", "R->flag_pre", "na")
+    bump("pre", "na")
     # 4. on_post over the incoming synapses of the postsynaptic neurons that spiked
     if program.on_post:
         L.append("    for (int32_t a = 0; a < R->n_act_post; a++) {")
@@ -159,7 +159,7 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
             L.append(f"            {clip_line}")
         L.append("        }")
         L.append("    }")
-    bump("post", "R->flag_post", "nb")
+    bump("post", "nb")
     # 6. each_step, when its condition holds in some trial
     w_changed_by_events = any(s.target == "w" for s in program.on_pre + program.on_post)
     if program.each_step:

@@ -274,6 +274,7 @@ class NativeEngine:
             J.indptr, J.post, J.delay = _ptr(indptr, ctypes.c_int64), _ptr(post, ctypes.c_int32), _ptr(delay, ctypes.c_int32)
 
         self.inputs = (Input * max(1, len(sim.inputs)))()
+        self._event_steps: dict[int, np.ndarray] = {}  # spike-file inputs: event steps, sorted (cursor search)
         for q, inp in enumerate(sim.inputs):
             Q = self.inputs[q]
             Q.type = INPUT_CODES[inp.type]
@@ -295,7 +296,6 @@ class NativeEngine:
                 self._keep += [steps, neurons]
                 Q.ev_steps, Q.ev_neurons, Q.n_events = _ptr(steps, ctypes.c_int64), _ptr(neurons, ctypes.c_int64), len(steps)
                 Q.scale = inp.weight * (math.e if sim.groups[inp.group].kind == "alpha" else 1.0)
-                self._event_steps = getattr(self, "_event_steps", {})
                 self._event_steps[q] = steps
             elif inp.type in ("constant_current", "step_current"):
                 Q.amplitude = float(inp.amplitude)

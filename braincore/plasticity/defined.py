@@ -56,6 +56,8 @@ class DefinedRule(Plasticity):
         self._code = {key: [(s.target, _compile(s.expr, f"{defn.name}.{key}")) for s in getattr(p, key)]
                       for key in ("on_pre", "on_post", "each_step")}
         self._when = _compile(p.when, f"{defn.name}.each_step_when") if p.when is not None else None
+        #: whether on_pre / on_post change the weights (then they are clipped every step, as in c_rule)
+        self._events_change_w = any(s.target == "w" for s in p.on_pre + p.on_post)
         self.modulators = None  # a braincore.modulators.Modulators, set by the simulator for modulated rules
 
     @property
@@ -107,8 +109,7 @@ class DefinedRule(Plasticity):
         if p.on_post:
             self._events(view, state, K, m, post, "post", self._code["on_post"])
         self._bump(state, "post", post)
-        changed = bool(p.on_pre and any(s.target == "w" for s in p.on_pre)) or \
-            bool(p.on_post and any(s.target == "w" for s in p.on_post))
+        changed = self._events_change_w
         if p.each_step and self._due(view, state, K, m):
             self._everywhere(view, state, K, m, self._code["each_step"])
             changed = True
