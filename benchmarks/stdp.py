@@ -9,8 +9,8 @@ subprocess with one thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``)
 
 Engines:
 
-- ``braincore-native``: :class:`braincore.networks.diehl_cook.DiehlCookNetwork` with the C engine, one sample
-  after the other (the paper's sequential learning);
+- ``braincore-native``: :class:`braincore.networks.diehl_cook.DiehlCookNetwork` (the network as an Assembly)
+  on the generic native engine, one sample after the other (the paper's sequential learning);
 - ``braincore-parallel``: the C engine on ``--workers`` threads (one core each): each worker learns online on its
   share of a batch of ``--parallel-batch`` samples from the batch-start state, the workers' changes averaged at
   the batch end (the task's ``workers`` option); wall time per sample, so it counts the cores used;
@@ -131,11 +131,11 @@ def work_braincore(spec: dict) -> dict:
     params = DiehlCookParams.from_mapping({"n_exc": n_exc, "dt": dt})
     native = engine in ("braincore-native", "braincore-parallel")
     net = DiehlCookNetwork(params, seed=0, backend="native" if native else "torch",
-                           dtype=torch.float64 if native else torch.float32)
+                           dtype=torch.float64 if native else torch.float32, steps=steps,
+                           batch=batch if engine == "braincore-batch" else 1)
     spikes = []
 
-    def learn_one(model, rows) -> int:
-        model.normalize()
+    def learn_one(model, rows) -> int:  # normalised on the last step of each presentation
         return int(model.present(rows, steps, learn=True).sum())
 
     def step(i: int) -> None:

@@ -42,7 +42,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -247,6 +247,8 @@ class Simulator:
                 value = initial_values(init, self.seed, f"init/{spec.name}/{var}", torch.arange(spec.size), B, dt_)
                 state = state._replace(**{var: value.to(dev)})
             self.populations[spec.name] = PopulationRuntime(spec.name, model, state)
+        #: each population's state after construction, for :meth:`rest`
+        self._initial_states = {name: tuple(t.clone() for t in pop.state) for name, pop in self.populations.items()}
 
         # projections and the synaptic groups they feed
         self.groups: list[SynapticGroup] = []
@@ -299,6 +301,43 @@ class Simulator:
             group.ring = torch.zeros(self.ring_length, B, n, device=dev, dtype=dt_)
 
         self.monitors = [self._build_monitor(spec) for spec in assembly.monitors]
+
+    # -- trials ---------------------------------------------------------------------------------------
+    def rest(self, keep: Optional[Mapping[str, Sequence[str]]] = None) -> "Simulator":
+        """Return the network to its state after construction, keeping what it has learned: between the
+        trials of a protocol (one image after another), as Brian2's ``restore`` of a state stored at the start.
+
+        Every population's state variables take their initial values again, except those named in ``keep``
+        (``{population: [variable, ...]}``, e.g. an adaptive threshold that learns across trials); synaptic
+        variables and the spikes in flight are cleared; plasticity traces restart from their initial values.
+        Kept: the weights, the step count, the random streams, the input rates, the monitors, the neuromodulator
+        channels, and a homeostatic rule's step counter (so its phase). Returns ``self``."""
+        keep = {name: set(variables) for name, variables in (keep or {}).items()}
+        for name, variables in keep.items():
+            if name not in self.populations:
+                raise KeyError(f"rest: no population named {name!r}; populations: {', '.join(self.populations)}")
+            unknown = variables - set(self.populations[name].state._fields)
+            if unknown:
+                raise KeyError(f"rest: population {name!r} has no state variable {', '.join(sorted(unknown))}; "
+                               f"it has {', '.join(self.populations[name].state._fields)}")
+        with torch.no_grad():
+            for name, pop in self.populations.items():
+                kept = keep.get(name, set())
+                pop.state = type(pop.state)(*[value if field_name in kept else initial.clone() for field_name, value,
+                                              initial in zip(pop.state._fields, pop.state, self._initial_states[name])])
+            for group in self.groups:
+                group.x.zero_()
+                group.ring.zero_()
+                if group.h is not None:
+                    group.h.zero_()
+            for proj in self.projections:
+                if proj.rule is None:
+                    continue
+                fresh = proj.rule.init_state(proj.view, self.batch, self.device, self.dtype)
+                for key, value in proj.rule_state.items():
+                    if not (value.dtype == torch.int64 and value.dim() == 0):  # step counters keep their phase
+                        value.copy_(fresh[key])
+        return self
 
     # -- construction helpers -------------------------------------------------------------------------
     def _group_for(self, synapse: dict, post: PopulationRuntime, index: dict, where: str) -> int:

@@ -181,3 +181,42 @@ def test_explicit_weights_and_the_weights_accessor():
                      {"type": "exponential", "tau": "5 ms"})
     with pytest.raises(Exception, match="3 explicit values for 4 synapses"):
         Simulator(b)
+
+
+def test_rest_returns_to_the_initial_state_and_keeps_what_was_learned():
+    # a trial protocol: after rest() a second trial starts from exactly the first one's initial state (same
+    # spikes when the input repeats), except the kept variable and the weights, which carry on
+    a = Assembly(name="trials")
+    a.add_population("pre", "lif", 20, params={"t_ref": "2 ms"})
+    a.add_population("post", "alif", 10)
+    a.add_projection("pre", "post", connector={"type": "all_to_all"}, weight="0.5 nA",
+                     synapse={"type": "exponential", "tau": "5 ms"}, name="ff", storage="sparse",
+                     plasticity=[{"rule": "stdp", "A_plus": 0.01, "w_max": 2.0},
+                                 {"rule": "normalize", "total": 8.0, "every": 7}])
+    a.add_input("drive", "constant_current", "pre", params={"amplitude": "2 nA"})
+    a.add_monitor("post_spikes", "spikes", "post")
+    a.set_run(duration=30.0, dt=DT, dtype="float64", seed=1)
+    sim = Simulator(a)
+    initial = {f: getattr(sim.populations["post"].state, f).clone() for f in sim.populations["post"].state._fields}
+    sim.run()
+    counter = int(sim.projections[0].rule_state["1.n"])
+    learned = sim.projections[0].weight.clone()
+    a_kept = sim.populations["post"].state.a.clone()
+    after = sim.populations["post"].state
+    assert any(not torch.equal(getattr(after, f), initial[f]) for f in ("v", "refrac")) and float(a_kept.sum()) > 0
+    sim.rest(keep={"post": ["a"]})
+    state = sim.populations["post"].state
+    for f in state._fields:
+        if f != "a":
+            assert torch.equal(getattr(state, f), initial[f])
+    assert torch.equal(state.a, a_kept)
+    assert torch.equal(sim.projections[0].weight, learned)
+    assert int(sim.projections[0].rule_state["1.n"]) == counter  # the normalisation keeps its phase
+    for key, trace in sim.projections[0].rule_state.items():
+        if key != "1.n":
+            assert float(trace.abs().sum()) == 0.0
+    assert all(float(g.x.abs().sum()) == 0.0 and float(g.ring.abs().sum()) == 0.0 for g in sim.groups)
+    with pytest.raises(KeyError, match="no state variable b"):
+        sim.rest(keep={"post": ["b"]})
+    with pytest.raises(KeyError, match="no population named 'nope'"):
+        sim.rest(keep={"nope": ["v"]})

@@ -34,6 +34,7 @@ from .build import NativeUnavailable, load_generated
 
 c_int32, c_int64, c_double, c_void_p = ctypes.c_int32, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
 P_int32, P_int64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64)
+P_double = ctypes.POINTER(ctypes.c_double)
 SYNAPSE_CODES = {"instantaneous": 0, "exponential": 1, "alpha": 2, "conductance": 3}
 INPUT_CODES = {"poisson": 0, "constant_current": 1, "step_current": 1, "time_varying_current": 2, "spike_file": 3}
 SPIKE_BUFFER_MIN = 1 << 18  # triples per spike monitor between flushes (at least B * N)
@@ -55,6 +56,7 @@ class Group(ctypes.Structure):
 
 class Proj(ctypes.Structure):
     _fields_ = [("pre", c_int32), ("group", c_int32), ("uniform_delay", c_int32), ("n_post", c_int32),
+                ("full", c_int32), ("pad", c_int32),
                 ("indptr", P_int64), ("post", P_int32), ("delay", P_int32), ("w", c_void_p)]
 
 
@@ -63,6 +65,7 @@ class Input(ctypes.Structure):
                 ("scale", c_double), ("lam", c_double), ("amplitude", c_double),
                 ("start", c_int64), ("stop", c_int64), ("T", c_int64),
                 ("neurons", P_int64), ("values", c_void_p), ("ncols", c_int64), ("lams", c_void_p),
+                ("limits", P_double),
                 ("ev_steps", P_int64), ("ev_neurons", P_int64), ("n_events", c_int64), ("cursor", c_int64)]
 
 
@@ -176,6 +179,8 @@ class NativeEngine:
         self.real = np.float64 if sim.dtype == torch.float64 else np.float32
         self._static()
         self.rng_state = np.zeros(4, dtype=np.uint64)
+        self._limits: dict = {}  # input index -> (rate map, its version, exp(-rate map) in float64)
+        self._clipped: dict = {}  # rule index -> (weight tensor, its version) after the last run
         self.lib.bc_seed(self.rng_state.ctypes.data, ctypes.c_uint64((sim.seed + 1) & 0xFFFFFFFFFFFFFFFF))
 
     def source(self) -> str:
@@ -271,6 +276,9 @@ class NativeEngine:
             self._keep += [indptr, post, delay]
             J.pre, J.group, J.n_post = self.pop_index[proj.pre], proj.group, proj.n_post
             J.uniform_delay = proj.uniform_delay if proj.uniform_delay is not None else -1
+            J.full = int(len(post) == proj.n_pre * proj.n_post and bool(
+                (indptr == np.arange(proj.n_pre + 1, dtype=np.int64) * proj.n_post).all()) and bool(
+                (post.reshape(proj.n_pre, proj.n_post) == np.arange(proj.n_post, dtype=np.int32)).all()))
             J.indptr, J.post, J.delay = _ptr(indptr, ctypes.c_int64), _ptr(post, ctypes.c_int32), _ptr(delay, ctypes.c_int32)
 
         self.inputs = (Input * max(1, len(sim.inputs)))()
@@ -368,7 +376,11 @@ class NativeEngine:
         self._trace_ptrs = []
         for r, (j, proj, rule, prefix) in enumerate(self.rule_entries):
             R = self.rules[r]
-            R.first = 1
+            # clip every weight on the first step only when Python may have set weights out of bounds: a new
+            # tensor, or one modified in place since the last run (torch counts in-place edits; the kernel's
+            # own writes through the pointer are not counted)
+            seen = self._clipped.get(r)
+            R.first = int(seen is None or seen[0] is not proj.weight or seen[1] != proj.weight._version)
             state = proj.rule_state
             if hasattr(rule, "definition"):
                 names = [prefix + name for name, _, _ in rule.program.traces]
@@ -389,6 +401,26 @@ class NativeEngine:
         self._chans = chans
         return chans, len(channels)
 
+    def _spike_buffer(self, r: int, cap: int) -> np.ndarray:
+        """A reusable ``[cap, 3]`` buffer for monitor ``r``'s spike triples (the kernel writes before Python reads)."""
+        buffers = self.__dict__.setdefault("_spike_buffers", {})
+        buf = buffers.get(r)
+        if buf is None or buf.shape[0] < cap:
+            buf = buffers[r] = np.empty((cap, 3), dtype=np.int64)
+        return buf
+
+    def _poisson_limits(self, q: int, rate_map: Optional[torch.Tensor]):
+        """``exp(-lam)`` of a Poisson rate map in float64 (the deviate's stopping product), computed once per
+        map rather than per neuron and step; ``None`` without a map."""
+        if rate_map is None:
+            self._limits.pop(q, None)
+            return None
+        cached = self._limits.get(q)
+        if cached is None or cached[0] is not rate_map or cached[1] != rate_map._version:
+            limits = np.ascontiguousarray(np.exp(-rate_map.detach().cpu().double().numpy()))
+            self._limits[q] = cached = (rate_map, rate_map._version, limits)
+        return cached[2].ctypes.data_as(P_double)
+
     # -- per call: tensors may have been replaced (checkpoint loads, weight edits) -------------------------
     def _bind(self) -> None:
         sim, dtype = self.sim, self.sim.dtype
@@ -407,6 +439,7 @@ class NativeEngine:
             if inp.type == "poisson":  # rates may have changed between runs (Simulator.set_poisson_rate)
                 Q.lam = inp.rate_per_step
                 Q.lams = _tensor_ptr(inp.rate_map, dtype) if inp.rate_map is not None else None
+                Q.limits = self._poisson_limits(q, inp.rate_map)
             elif inp.type == "spike_file":  # the first event at or after this step (runs may resume anywhere)
                 Q.cursor = int(np.searchsorted(self._event_steps[q], sim.step_count, side="left"))
 
@@ -429,8 +462,9 @@ class NativeEngine:
             n = sim.populations[m.target].model.size
             if isinstance(m, SpikeMonitor):
                 R.type = 0
-                R.cap = max(SPIKE_BUFFER_MIN, 4 * B * n)
-                buf = np.zeros((R.cap, 3), dtype=np.int64)
+                # room for what the monitor may still store (spikes past its max_spikes are only counted)
+                R.cap = max(1, min(max(SPIKE_BUFFER_MIN, 4 * B * n), m.max_spikes - m.stored))
+                buf = self._spike_buffer(r, R.cap)
                 R.triples = _ptr(buf, ctypes.c_int64)
                 R.counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
             elif isinstance(m, StateMonitor):
@@ -469,6 +503,9 @@ class NativeEngine:
             sim.step_count = int(net.k)
             if bar is not None:
                 bar.update(done)
+        if steps > 0:  # the weights are within bounds now (until Python edits them)
+            for r, (_, proj, _, _) in enumerate(self.rule_entries):
+                self._clipped[r] = (proj.weight, proj.weight._version)
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def rng_tensor(self) -> torch.Tensor:

@@ -11,11 +11,23 @@
  * (xoshiro256**), seeded from the simulator seed, so they differ from the PyTorch engine's stream.
  *
  * Compiled by braincore/native/build.py twice: with REAL=double and REAL=float. No -ffast-math and
- * -ffp-contract=off: the order and rounding of every operation is that of the source.
+ * -ffp-contract=off: the order and rounding of every operation is that of the source. One exception, on x86:
+ * bc_run flushes subnormal numbers to zero (FTZ and DAZ, restored on return). Decaying conductances and traces
+ * that receive no input reach the subnormal range (below 1.2e-38 in float32, 2.2e-308 in float64) after a few
+ * hundred steps, and arithmetic on subnormals is about 100x slower on x86: they made a quiet synaptic group the
+ * most expensive loop of a step. A value that small added to a membrane potential or a weight changes nothing.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#define BC_FTZ_ON() const unsigned int bc_saved_csr = _mm_getcsr(); _mm_setcsr(bc_saved_csr | 0x8040u)
+#define BC_FTZ_OFF() _mm_setcsr(bc_saved_csr)
+#else
+#define BC_FTZ_ON() do { } while (0)
+#define BC_FTZ_OFF() do { } while (0)
+#endif
 
 #ifndef REAL
 #define REAL double
@@ -46,6 +58,7 @@ typedef struct {
 
 typedef struct {
     int32_t pre, group, uniform_delay, n_post;   /* uniform_delay < 0: per-synapse delays */
+    int32_t full, pad;                 /* full: all-to-all in order (synapse s of pre i is post s - indptr[i]) */
     int64_t *indptr;
     int32_t *post, *delay;             /* 32-bit: half the memory traffic of the delivery loop */
     void *w;
@@ -59,6 +72,7 @@ typedef struct {
     void *values;                      /* time-varying current [T*ncols] */
     int64_t ncols;
     void *lams;                        /* Poisson: per trial and target neuron mean counts [B*m], or NULL */
+    const double *limits;              /* with lams: exp(-lams) [B*m], computed once when the rates are set */
     int64_t *ev_steps, *ev_neurons;    /* spike file: events sorted by step */
     int64_t n_events, cursor;          /* cursor: first event not yet delivered */
 } Input;
@@ -181,6 +195,7 @@ static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
         if (net->k < in->start || (in->stop >= 0 && net->k >= in->stop)) continue;  /* outside its window */
         const int64_t m = in->neurons ? in->n_neurons : G->n;
         const REAL *lams = in->lams ? (const REAL *)in->lams + (int64_t)b * m : NULL;
+        const double *limits = lams ? in->limits + (int64_t)b * m : NULL;
         if (!lams && in->lam > 0.0 && in->lam < SKIP_BELOW) {  /* one rate, rarely a count: skip the zeros */
             for (int64_t j = next_nonzero(net->rng, in->lam, -1); j < m; j = next_nonzero(net->rng, in->lam, j)) {
                 int64_t count = truncated_poisson(net->rng, in->lam);
@@ -191,7 +206,7 @@ static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
         const double shared_limit = exp(-in->lam);
         for (int64_t j = 0; j < m; j++) {
             const double lam = lams ? (double)lams[j] : in->lam;
-            int64_t count = poisson(net->rng, lam, lams ? exp(-lam) : shared_limit);
+            int64_t count = poisson(net->rng, lam, limits ? limits[j] : shared_limit);
             if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
         }
     }
@@ -351,13 +366,27 @@ static void builtin_rule(Net *net, Rule *R) {
     const REAL total = (REAL)R->K[0];
     const int32_t n = R->by ? Pa->n : nb;
     for (int32_t q = 0; q < n; q++) tmp[q] = 0;
-    for (int64_t s = 0; s < S; s++) {
-        const int32_t q = R->by ? R->pre_of[s] : J->post[s];
-        tmp[q] = tmp[q] + w[s];
+    if (J->full && !R->by) {  /* the same sums in the same order, without the index: vectorised */
+        for (int32_t i = 0; i < Pa->n; i++) {
+            const REAL *restrict row = w + (int64_t)i * nb;
+            for (int32_t j = 0; j < nb; j++) tmp[j] = tmp[j] + row[j];
+        }
+    } else {
+        for (int64_t s = 0; s < S; s++) {
+            const int32_t q = R->by ? R->pre_of[s] : J->post[s];
+            tmp[q] = tmp[q] + w[s];
+        }
     }
     /* total / sum as the PyTorch engine evaluates a number over a tensor: (1 / sum) * total */
     for (int32_t q = 0; q < n; q++) tmp[q] = tmp[q] * total > 0 ? ((REAL)1 / tmp[q]) * total : (REAL)1;
-    for (int64_t s = 0; s < S; s++) w[s] = w[s] * tmp[R->by ? R->pre_of[s] : J->post[s]];
+    if (J->full && !R->by) {
+        for (int32_t i = 0; i < Pa->n; i++) {
+            REAL *restrict row = w + (int64_t)i * nb;
+            for (int32_t j = 0; j < nb; j++) row[j] = row[j] * tmp[j];
+        }
+    } else {
+        for (int64_t s = 0; s < S; s++) w[s] = w[s] * tmp[R->by ? R->pre_of[s] : J->post[s]];
+    }
 }
 
 static void step_modulators(Net *net) {
@@ -405,8 +434,13 @@ static void propagate(Net *net, Proj *J) {
         for (int32_t f = 0; f < P->n_fired[b]; f++) {
             const int32_t i = fired[f];
             if (J->uniform_delay >= 0) {
-                REAL *row = ring + ((net->k + J->uniform_delay) % L) * plane + (int64_t)b * J->n_post;
-                for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += w[s];
+                REAL *restrict row = ring + ((net->k + J->uniform_delay) % L) * plane + (int64_t)b * J->n_post;
+                if (J->full) {  /* the same additions, without the index: vectorised */
+                    const REAL *restrict ws = w + J->indptr[i];
+                    for (int32_t j = 0; j < J->n_post; j++) row[j] += ws[j];
+                } else {
+                    for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += w[s];
+                }
             } else {
                 for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++)
                     ring[((net->k + J->delay[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += w[s];
@@ -451,6 +485,7 @@ static void record(Net *net, int64_t local_step) {
 
 /* Run up to `steps` steps; returns how many ran (fewer when a spike buffer needs emptying first). */
 int64_t bc_run(Net *net, int64_t steps) {
+    BC_FTZ_ON();  /* subnormals to zero (see the top of this file) */
     int64_t done = 0;
     for (; done < steps; done++) {
         if (recorders_full(net)) break;
@@ -461,6 +496,7 @@ int64_t bc_run(Net *net, int64_t steps) {
         record(net, done);
         net->k++;
     }
+    BC_FTZ_OFF();
     return done;
 }
 
@@ -474,4 +510,4 @@ void bc_seed(uint64_t *state, uint64_t seed) {
     }
 }
 
-int32_t bc_abi_version(void) { return 5; }
+int32_t bc_abi_version(void) { return 6; }

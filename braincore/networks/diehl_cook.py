@@ -9,56 +9,63 @@ numbers are the defaults here.
 weights ``w`` in ``[0, w_max]``) -> one inhibitory partner each (one-to-one, ``w_ei``), which inhibits every
 other excitatory neuron (``w_ie``): a soft winner-take-all.
 
-**Neurons** (conductances ``g`` are dimensionless, in units of the leak conductance; mV, ms)::
+**The network is an Assembly** (:func:`diehl_cook_assembly`), run by braincore's generic engines like any
+other: the native C engine on the CPU (generated from the definitions below), the PyTorch engine elsewhere.
+Populations: ``input`` (``n_in`` relay neurons, each firing in a step where its Poisson input has an event),
+``exc`` (the model :data:`EXCITATORY_MODEL`), ``inh`` (braincore's ``lif``, Euler). Conductances are
+dimensionless, in units of the leak conductance (``g_L = 1 nS``: a weight of 1 nS is one leak conductance); mV,
+ms::
 
     excitatory:  tau_e dv/dt = (v_rest_e - v) + g_e (E_exc_e - v) + g_i (E_inh_e - v)
                  spike when v > v_th_e + theta and timer > t_hold;  v <- v_reset_e, clamped for t_ref_e,
                  theta <- theta + theta_plus, timer <- 0;  dtheta/dt = -theta / tau_theta;  dtimer/dt = timer_rate
     inhibitory:  tau_i du/dt = (v_rest_i - u) + g_e (E_exc_i - u) + g_i (E_inh_i - u)
-                 spike when u > v_th_i (not refractory);  u <- v_reset_i, clamped for t_ref_i
-    synapses:    dg_e/dt = -g_e / tau_ge,  dg_i/dt = -g_i / tau_gi;  a spike adds its weight to g
+                 spike when u >= v_th_i (not refractory);  u <- v_reset_i, clamped for t_ref_i
+    synapses:    conductance kernels: dg/dt = -g / tau (exact decay); a spike adds its weight to g one step later
 
 ``v_th_e`` is the paper's ``v_thresh_e - offset`` = -52 - 20 = -72 mV with ``theta`` starting at 20 mV. The
 timer reproduces the original code's ``dtimer/dt = 100 ms/s`` (``timer_rate = 0.1``): with ``t_hold = 5 ms``
-an excitatory neuron can fire again only 50 ms after a spike.
+an excitatory neuron can fire again only 50 ms after a spike. Membrane equations are integrated with forward
+Euler, as the authors' Brian 1 code did.
 
-**STDP** on the input weights (the code's "pre-and-post" rule: nearest-spike traces set to 1 at a spike)::
+**Projections:** ``input -> exc`` all-to-all, plastic, initial weights ``U(0.003, 0.303)`` (the code's
+``(U(0, 1) + 0.01) * 0.3``); ``exc -> inh`` one-to-one, ``w_ei``; ``inh -> exc`` all-to-all without the
+partner, ``w_ie``.
 
-    input spike i:       pre_i <- 1;   w_ij <- max(0, w_ij - nu_pre post1_j)                 for all j
-    excitatory spike j:  w_ij <- min(w_max, w_ij + nu_post pre_i post2_j);  post1_j, post2_j <- 1
-    traces decay exactly: pre (tau_pre 20 ms), post1 (tau_post1 20 ms), post2 (tau_post2 40 ms)
+**STDP** on the input weights (the code's "pre-and-post" rule: nearest-spike traces set to 1 at a spike) is
+braincore's ``triplet_stdp`` rule with nearest pairing, ``A2_plus = 0``, ``A3_plus = nu_post``, ``A2_minus =
+nu_pre``, ``A3_minus = 0``, ``tau_plus = tau_pre``, ``tau_minus = tau_post1``, ``tau_y = tau_post2``::
 
-``post2`` is read before its own reset (the code's ``post2before``). This is braincore's ``triplet_stdp`` with
-nearest pairing, ``A2_plus = 0``, ``A3_plus = nu_post``, ``A2_minus = nu_pre``, ``A3_minus = 0``,
-``tau_plus = tau_pre``, ``tau_minus = tau_post1``, ``tau_y = tau_post2``.
+    input spike i:       pre_i <- 1;   w_ij <- w_ij - nu_pre post1_j                        for all j
+    excitatory spike j:  w_ij <- w_ij + nu_post pre_i post2_j;  post1_j, post2_j <- 1
+    then w clipped to [0, w_max]; traces decay exactly: pre (tau_pre), post1 (tau_post1), post2 (tau_post2)
 
-**Step order** (dt = 0.5 ms), as in Brian: (1) forward Euler for every neuron variable from the previous step's
-conductances (the original Brian 1 code integrated these non-linear equations with Euler), exact decay of the
-STDP traces; (2) thresholds; (3) synapses: input spikes, then excitatory, then inhibitory spikes, each adding to
-conductances that act from the next step (zero synaptic delay), with the STDP updates; (4) resets.
+``post2`` is read before its own reset (the code's ``post2before``). Weight normalisation (braincore's
+``normalize`` rule, ``total = norm_total``) runs in the same rule chain on the last step of every training
+presentation, so each presentation starts from normalised weights, as in the paper (and once at construction).
 
-**Protocol** (one presentation): the state starts at rest (``v = v_rest``, conductances and traces zero; the
-original code instead simulates a 150 ms pause, over which these relax most of the way; theta, whose time
-constant is 10^4 s, is kept); input ``i`` spikes with probability ``rate_i dt`` per step, ``rate_i = pixel_i /
-8 * intensity`` Hz (intensity 2: at most 63.75 Hz). Before each training presentation the input weights of each
-excitatory neuron are scaled to sum to ``norm_total`` (78 for 784 inputs). With fewer than ``min_spikes``
-excitatory spikes, the sample is shown again with the intensity raised by one.
+**Protocol** (one presentation, :meth:`DiehlCookNetwork.present`): the network rests
+(:meth:`braincore.simulator.Simulator.rest`: ``v = v_rest``, conductances, traces and spikes in flight cleared;
+``theta`` and the weights kept; the original code instead simulates a 150 ms pause, over which these relax most
+of the way; theta, whose time constant is 10^4 s, is kept); input ``i`` fires in a step with probability
+``1 - exp(-rate_i dt)`` (the code: ``rate_i dt``; they differ by at most 5e-4 at 63.75 Hz and 0.5 ms),
+``rate_i = pixel_i / 8 * intensity`` Hz. With fewer than ``min_spikes`` excitatory spikes, the task shows the
+sample again with the intensity raised by one. Learning uses one simulator (STDP, normalisation, theta rising
+and decaying) and testing another (no plasticity, theta frozen), sharing the weights and thresholds.
 
-**Engines.** ``native`` (C, one sample at a time, float64: exactly the paper's sequential learning) and
-``torch`` (any device and dtype, a batch of ``B`` samples in parallel: every trial sees the same weights and the
-weight and theta changes are averaged over the batch; for ``B = 1`` it is the same computation as the native
-engine).
+**Batches** of ``B`` samples run as ``B`` trials of one simulation: every trial sees the same weights, the weight
+changes are averaged over the trials (the generic engines' rule), and so are the threshold changes (theta is
+averaged over the trials after each presentation). ``B = 1`` is the paper's sequential learning.
 
 **Divergence from the paper:** the random input delays (0-10 ms) of the original code are left out, as in
-BindsNET's version; the pause between samples is a reset (see Protocol).
+BindsNET's version; the pause between samples is a reset (see Protocol); conductances decay exactly rather than
+by Euler steps (at dt = 0.5 ms and tau = 1 ms Euler halves ``g`` per step, exact decay keeps 61 %: the same
+weight carries 27 % more charge, which the learned weights and thresholds absorb).
 """
 from __future__ import annotations
 
-import ctypes
 import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -112,56 +119,103 @@ class DiehlCookParams(NeuronParams):
     norm_total: Any = param(78.0, "dimensionless", "sum of each neuron's input weights (0: no normalisation)")
 
 
-_C_FIELDS = ("dt", "v_rest_e", "v_reset_e", "v_th_e", "tau_e", "E_exc_e", "E_inh_e", "tau_ge_e", "tau_gi_e",
-             "t_ref_e", "t_hold", "timer_rate", "theta_plus", "tau_theta", "v_rest_i", "v_reset_i", "v_th_i", "tau_i",
-             "E_exc_i", "E_inh_i", "tau_ge_i", "tau_gi_i", "t_ref_i", "w_ei", "w_ie", "tau_pre", "tau_post1",
-             "tau_post2", "nu_pre", "nu_post", "w_max")
+
+#: The excitatory neuron as a user model: one definition, from which braincore generates the PyTorch step and the
+#: native engine's C step. Defaults are the paper's; :func:`diehl_cook_assembly` sets them from the parameters.
+EXCITATORY_MODEL: dict = {
+    "name": "diehl_cook_exc",
+    "params": {"v_rest": "-65 mV", "v_reset": "-65 mV", "v_th": "-72 mV", "tau": "100 ms", "g_L": "1 nS",
+               "t_hold": "5 ms", "timer_rate": 0.1, "theta_plus": "0.05 mV", "tau_theta": "1e7 ms"},
+    "state": {"v": {"unit": "mV", "init": "v_rest"}, "theta": "20 mV", "timer": {"unit": "ms", "init": "t_hold + 1*ms"}},
+    "equations": ["dv/dt = ((v_rest - v) + I/g_L) / tau",
+                  "dtheta/dt = -theta / tau_theta",
+                  "dtimer/dt = timer_rate"],
+    "threshold": "v > v_th + theta and timer > t_hold",
+    "reset": ["v = v_reset", "theta = theta + theta_plus", "timer = 0*ms"],
+    "refractory": "5 ms",
+    "method": "euler",
+}
 
 
-class _DCNet(ctypes.Structure):
-    _fields_ = ([(name, ctypes.c_int32) for name in ("n_in", "n_exc", "T", "learn", "adapt", "pad")]
-                + [(name, ctypes.c_double) for name in _C_FIELDS]
-                + [("w", ctypes.c_void_p), ("theta", ctypes.c_void_p), ("rng", ctypes.c_void_p)])
+def _q(value: Any, unit: str) -> str:
+    return f"{float(value)!r} {unit}"
 
 
-@lru_cache(maxsize=None)
-def _library() -> ctypes.CDLL:
-    from ..native.build import NativeUnavailable, compile_and_load
+def diehl_cook_assembly(params: Optional[DiehlCookParams] = None, *, learn: bool = True, steps: int = 700,
+                        seed: int = 0, relay_weight: float = 1.0) -> "Any":
+    """The Diehl & Cook network as an :class:`~braincore.graph.Assembly` (see the module docstring).
 
-    lib = compile_and_load(Path(__file__).resolve().parent.parent / "native" / "diehl_cook.c", "diehl_cook")
-    lib.dc_abi_version.restype = ctypes.c_int32
-    if lib.dc_abi_version() != 1:
-        raise NativeUnavailable("diehl_cook.c: unexpected ABI version")
-    lib.dc_present.restype = ctypes.c_int64
-    lib.dc_present.argtypes = [ctypes.c_void_p] * 5
-    lib.dc_normalize.restype = None
-    lib.dc_normalize.argtypes = [ctypes.c_void_p, ctypes.c_double]
-    lib.dc_seed.restype = None
-    lib.dc_seed.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
-    return lib
+    ``learn``: STDP, normalisation (on the last of every ``steps`` steps) and rising, decaying thresholds; without,
+    the weights and ``theta`` stay as they are (the test phase). The Poisson input ``pixels`` (rates set with
+    ``Simulator.set_poisson_rate``) drives the ``input`` relay neurons; monitors ``exc_spikes`` and
+    ``inh_spikes`` count spikes (no spike times are stored)."""
+    from ..graph import Assembly
+
+    p = params or DiehlCookParams()
+    n_in, n_exc = int(p.n_in), int(p.n_exc)
+    a = Assembly("diehl_cook", dt=_q(p.dt, "ms"), duration=_q(p.dt * steps, "ms"), seed=int(seed))
+    # relays: a Poisson event lifts v by relay_weight mV above the 0.5 mV threshold at once; no refractoriness
+    a.add_population("input", "lif", n_in, {"tau_m": "20 ms", "R_m": "100 MOhm", "v_rest": "0 mV",
+                                            "v_reset": "0 mV", "v_th": "0.5 mV", "t_ref": "0 ms"})
+    a.add_input("pixels", "poisson", "input", rate="0 Hz", weight=_q(relay_weight, "mV"))
+    a.add_population("exc", EXCITATORY_MODEL, n_exc, {
+        "v_rest": _q(p.v_rest_e, "mV"), "v_reset": _q(p.v_reset_e, "mV"), "v_th": _q(p.v_th_e, "mV"),
+        "tau": _q(p.tau_e, "ms"), "t_ref": _q(p.t_ref_e, "ms"), "t_hold": _q(p.t_hold, "ms"),
+        "timer_rate": float(p.timer_rate), "theta_plus": _q(p.theta_plus if learn else 0.0, "mV"),
+        "tau_theta": _q(p.tau_theta, "ms") if learn else math.inf},
+        init={"theta": _q(p.theta_init, "mV")})
+    a.add_population("inh", "lif", n_exc, {
+        "tau_m": _q(p.tau_i, "ms"), "R_m": "1000 MOhm", "v_rest": _q(p.v_rest_i, "mV"),
+        "v_reset": _q(p.v_reset_i, "mV"), "v_th": _q(p.v_th_i, "mV"), "t_ref": _q(p.t_ref_i, "ms")},
+        method="euler", init={"v": _q(p.v_rest_i, "mV")})
+    excitatory = lambda tau: {"type": "conductance", "tau": _q(tau, "ms"), "E_rev": _q(p.E_exc_e, "mV")}  # noqa: E731
+    rules = None
+    if learn:
+        rules = [{"rule": "triplet_stdp", "pairing": "nearest", "tau_plus": _q(p.tau_pre, "ms"),
+                  "tau_minus": _q(p.tau_post1, "ms"), "tau_x": _q(p.tau_pre, "ms"), "tau_y": _q(p.tau_post2, "ms"),
+                  "A2_plus": 0.0, "A3_plus": float(p.nu_post), "A2_minus": float(p.nu_pre), "A3_minus": 0.0,
+                  "w_min": 0.0, "w_max": float(p.w_max)}]
+        if float(p.norm_total) > 0:
+            rules.append({"rule": "normalize", "total": float(p.norm_total), "every": int(steps)})
+    a.add_projection("input", "exc", {"type": "all_to_all"},
+                     {"dist": "uniform", "low": 0.01 * float(p.w_init_max), "high": 1.01 * float(p.w_init_max)},
+                     excitatory(p.tau_ge_e), name="input_exc", sign="excitatory", storage="sparse",
+                     plasticity=rules)
+    a.add_projection("exc", "inh", {"type": "one_to_one"}, _q(p.w_ei, "nS"),
+                     {"type": "conductance", "tau": _q(p.tau_ge_i, "ms"), "E_rev": _q(p.E_exc_i, "mV")},
+                     name="exc_inh", sign="excitatory")
+    a.add_projection("inh", "exc", {"type": "all_to_all", "allow_self": False}, _q(p.w_ie, "nS"),
+                     {"type": "conductance", "tau": _q(p.tau_gi_e, "ms"), "E_rev": _q(p.E_inh_e, "mV")},
+                     name="inh_exc", sign="inhibitory")
+    a.add_monitor("exc_spikes", "spikes", "exc", max_spikes=0)
+    a.add_monitor("inh_spikes", "spikes", "inh", max_spikes=0)
+    return a
 
 
 def native_available() -> Optional[str]:
     """``None`` when the native engine can be used, else the reason it cannot."""
-    from ..native.build import NativeUnavailable
+    from ..native.build import NativeUnavailable, load_library
 
     try:
-        _library()
+        load_library("float64")
         return None
     except NativeUnavailable as err:
         return str(err)
 
 
 class DiehlCookNetwork:
-    """The network's learnable state (``w [n_in, n_exc]``, ``theta [n_exc]`` mV) and its two engines.
+    """The network's learnable state and its protocol, on braincore's generic engines.
 
-    ``present(rates_hz, ...)`` shows a batch of inputs ``[B, n_in]`` (Hz) for ``steps`` steps and returns the
-    excitatory spike counts ``[B, n_exc]``. ``backend``: ``"native"`` (CPU, float64, one sample after the
-    other), ``"torch"`` (batched, any device/dtype) or ``"auto"`` (native when available on the CPU).
+    Two simulators of :func:`diehl_cook_assembly` share the weights ``w`` and thresholds ``theta``: one learns,
+    one tests (built when first needed). ``present(rates_hz, learn=...)`` shows a batch ``[B, n_in]`` (Hz) for
+    ``steps`` steps from rest and returns the excitatory spike counts ``[B, n_exc]``.
+
+    ``backend``: ``"native"`` (the C engine; CPU), ``"torch"`` (any device) or ``"auto"`` (native when the
+    machine can build it and the device is the CPU). ``dtype``: float64 by default on both engines.
     """
 
     def __init__(self, params: Optional[DiehlCookParams] = None, *, seed: int = 0, backend: str = "auto",
-                 device: Any = "cpu", dtype: torch.dtype = torch.float64):
+                 device: Any = "cpu", dtype: torch.dtype = torch.float64, steps: int = 700, batch: int = 1):
         self.p = params or DiehlCookParams()
         self.n_in, self.n_exc = int(self.p.n_in), int(self.p.n_exc)
         if self.n_in < 1 or self.n_exc < 1 or (self.n_in, self.n_exc) != (self.p.n_in, self.p.n_exc):
@@ -169,164 +223,141 @@ class DiehlCookNetwork:
                               f"{self.p.n_exc}")
         if backend not in ("auto", "native", "torch"):
             raise ConfigError(f"diehl_cook: unknown backend {backend!r}; use auto, native or torch")
+        if int(steps) < 1 or int(batch) < 1:
+            raise ConfigError(f"diehl_cook: steps and batch must be >= 1, got {steps}, {batch}")
         self.device = torch.device(device)
         reason = native_available() if self.device.type == "cpu" else "the native engine runs on the CPU only"
         if backend == "native" and reason:
             raise ConfigError(f"diehl_cook: backend 'native' is unavailable: {reason}")
         self.backend = "native" if backend in ("auto", "native") and reason is None else "torch"
-        self.dtype = torch.float64 if self.backend == "native" else dtype
-        p = self.p
-        gen = torch.Generator().manual_seed(seed)
-        w = (torch.rand(self.n_in, self.n_exc, generator=gen, dtype=torch.float64) + 0.01) * p.w_init_max
-        self.w = w.to(self.device, self.dtype).contiguous()
-        self.theta = torch.full((self.n_exc,), float(p.theta_init), dtype=self.dtype, device=self.device)
-        self.torch_rng = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.native_rng = np.zeros(4, dtype=np.uint64)
-        if self.backend == "native":
-            _library().dc_seed(self.native_rng.ctypes.data, ctypes.c_uint64(seed + 1))
+        self.dtype = dtype
+        self.steps, self.batch, self.seed = int(steps), int(batch), int(seed)
+        self._sims: dict = {}
+        self._current: Optional[bool] = None  # which simulator holds the up-to-date weights and thresholds
+        train = self._sim(True)
+        self._current = True
+        self._normalize_now(train)
 
-    # ---------------------------------------------------------------------------------------------- weights
+    # ---------------------------------------------------------------------------------------------- simulators
+    def _sim(self, learn: bool):
+        """The learning or the testing simulator (built once)."""
+        if learn not in self._sims:
+            from ..simulator import Simulator
+
+            assembly = diehl_cook_assembly(self.p, learn=learn, steps=self.steps, seed=self.seed)
+            dtype = "float64" if self.dtype == torch.float64 else "float32"
+            sim = Simulator(assembly, batch=self.batch, device=str(self.device), dtype=dtype,
+                            backend=self.backend, seed=self.seed + (0 if learn else 1))
+            self._sims[learn] = sim
+        return self._sims[learn]
+
+    def _activate(self, learn: bool):
+        """The simulator for ``learn``, holding the current weights and thresholds."""
+        sim = self._sim(learn)
+        if self._current is not None and self._current != learn:
+            source = self._sims[self._current]
+            sim.projections[0].weight.copy_(source.projections[0].weight)
+            sim.populations["exc"].state.theta.copy_(source.populations["exc"].state.theta)
+        self._current = learn
+        return sim
+
+    @property
+    def simulator(self):
+        """The simulator that holds the current weights and thresholds."""
+        return self._sims[self._current]
+
+    def _normalize_now(self, sim) -> None:
+        from ..plasticity import Normalize
+
+        if float(self.p.norm_total) > 0:
+            Normalize({"total": float(self.p.norm_total)}).apply(sim.projections[0].view)
+
+    # ---------------------------------------------------------------------------------------------- state
+    @property
+    def w(self) -> torch.Tensor:
+        """The input weights as a matrix ``[n_in, n_exc]`` (leak units; a copy)."""
+        proj = self.simulator.projections[0]
+        pre = torch.repeat_interleave(torch.arange(proj.n_pre, device=proj.indptr.device), proj.indptr.diff())
+        dense = torch.zeros(self.n_in, self.n_exc, dtype=proj.weight.dtype, device=proj.weight.device)
+        dense[pre, proj.post_idx] = proj.weight
+        return dense
+
+    @property
+    def theta(self) -> torch.Tensor:
+        """The adaptive thresholds ``[n_exc]`` (mV; one per neuron, equal across trials)."""
+        return self.simulator.populations["exc"].state.theta[0].clone()
+
     def normalize(self) -> None:
-        """Scale each excitatory neuron's input weights to sum to ``norm_total`` (no-op when it is 0)."""
-        total = float(self.p.norm_total)
-        if total <= 0:
-            return
-        sums = self.w.sum(dim=0)
-        scale = torch.where(sums > 0, total / sums, torch.ones_like(sums))
-        self.w.mul_(scale)
+        """Scale each excitatory neuron's input weights to sum to ``norm_total`` now (no-op when it is 0). The
+        learning simulator also does it on the last step of every presentation."""
+        self._normalize_now(self.simulator)
 
     # ---------------------------------------------------------------------------------------------- running
-    def present(self, rates_hz: Tensor, steps: int, *, learn: bool, adapt: Optional[bool] = None,
-                input_spikes: Optional[Tensor] = None, return_inhibitory: bool = False):
-        """Show ``rates_hz [B, n_in]`` for ``steps`` steps from rest; returns spike counts ``[B, n_exc]``.
-
-        ``learn``: STDP on; ``adapt`` (default: ``learn``): theta rises and decays. ``input_spikes
-        [steps, B, n_in]`` replaces the Poisson draw (for tests and replays).
-        """
-        adapt = learn if adapt is None else adapt
+    def present(self, rates_hz: torch.Tensor, steps: Optional[int] = None, *, learn: bool,
+                return_inhibitory: bool = False):
+        """Show ``rates_hz [B, n_in]`` (``B`` at most the network's ``batch``) for ``steps`` steps (the
+        network's) from rest; returns the excitatory spike counts ``[B, n_exc]`` (and the inhibitory ones).
+        With fewer samples than trials the spare trials get no input (no spikes, no weight changes, but the
+        mean over the trials still divides by ``batch``)."""
+        if steps is not None and int(steps) != self.steps:
+            raise ValueError(f"diehl_cook: this network presents for {self.steps} steps (its normalisation phase); "
+                             f"got steps={steps}: build it with steps={steps}")
         rates_hz = torch.as_tensor(rates_hz)
-        if rates_hz.dim() != 2 or rates_hz.shape[1] != self.n_in:
-            raise ValueError(f"diehl_cook: rates must be [B, {self.n_in}] Hz, got {tuple(rates_hz.shape)}")
-        if input_spikes is not None and tuple(input_spikes.shape) != (steps, *rates_hz.shape):
-            raise ValueError(f"diehl_cook: input_spikes must be [{steps}, {rates_hz.shape[0]}, {self.n_in}], "
-                             f"got {tuple(input_spikes.shape)}")
-        if self.backend == "native":
-            return self._present_native(rates_hz, steps, learn, adapt, input_spikes, return_inhibitory)
-        return self._present_torch(rates_hz, steps, learn, adapt, input_spikes, return_inhibitory)
-
-    def _present_native(self, rates_hz, steps, learn, adapt, input_spikes, return_inhibitory):
-        p, lib = self.p, _library()
-        net = _DCNet(n_in=self.n_in, n_exc=self.n_exc, T=steps, learn=int(learn), adapt=int(adapt), pad=0,
-                     **{name: float(getattr(p, name)) for name in _C_FIELDS})
-        net.w, net.theta, net.rng = self.w.data_ptr(), self.theta.data_ptr(), self.native_rng.ctypes.data
-        probs = np.ascontiguousarray((rates_hz.detach().cpu().double() * (p.dt / 1000.0)).numpy())
-        B = probs.shape[0]
-        counts = np.zeros((B, self.n_exc), dtype=np.int64)
-        inh = np.zeros((B, self.n_exc), dtype=np.int64)
-        spikes = None
-        if input_spikes is not None:
-            spikes = np.ascontiguousarray(input_spikes.detach().cpu().numpy().astype(np.uint8).transpose(1, 0, 2))
-        for b in range(B):
-            explicit = spikes[b].ctypes.data if spikes is not None else None
-            lib.dc_present(ctypes.byref(net), explicit, probs[b].ctypes.data, counts[b].ctypes.data,
-                           inh[b].ctypes.data)
-        counts_t = torch.from_numpy(counts)
-        return (counts_t, torch.from_numpy(inh)) if return_inhibitory else counts_t
-
-    def _present_torch(self, rates_hz, steps, learn, adapt, input_spikes, return_inhibitory):
-        p, dev, dt_ = self.p, self.device, self.dtype
-        B, n = rates_hz.shape[0], self.n_exc
-        prob = (rates_hz.to(dev, dt_) * (p.dt / 1000.0))
-        dt = float(p.dt)
-        full = lambda value: torch.full((B, n), float(value), dtype=dt_, device=dev)  # noqa: E731
-        zeros = lambda: torch.zeros(B, n, dtype=dt_, device=dev)  # noqa: E731
-        v_e, v_i = full(p.v_rest_e), full(p.v_rest_i)
-        ge_e, gi_e, ge_i, gi_i, ref_e, ref_i = (zeros() for _ in range(6))
-        timer = full(p.t_hold + 1.0)
-        post1, post2 = zeros(), zeros()
-        pre = torch.zeros(B, self.n_in, dtype=dt_, device=dev)
-        counts, inh_counts = zeros(), zeros()
-        d_pre, d_p1, d_p2 = (math.exp(-dt / t) for t in (p.tau_pre, p.tau_post1, p.tau_post2))
-        a_ge_e, a_gi_e, a_ge_i, a_gi_i = (1.0 - dt / t for t in (p.tau_ge_e, p.tau_gi_e, p.tau_ge_i, p.tau_gi_i))
-        theta_keep = 1.0 - dt / p.tau_theta
-        w, theta = self.w, self.theta
-        for k in range(steps):
-            # (1) forward Euler from the previous step's values
-            dv = ((p.v_rest_e - v_e) + ge_e * (p.E_exc_e - v_e) + gi_e * (p.E_inh_e - v_e)) / p.tau_e
-            refractory = ref_e > 0
-            v_e = torch.where(refractory, v_e, v_e + dt * dv)
-            ref_e = torch.where(refractory, ref_e - dt, ref_e)
-            ge_e, gi_e = ge_e * a_ge_e, gi_e * a_gi_e
-            if adapt:
-                theta.mul_(theta_keep)
-            timer = timer + dt * p.timer_rate
-            du = ((p.v_rest_i - v_i) + ge_i * (p.E_exc_i - v_i) + gi_i * (p.E_inh_i - v_i)) / p.tau_i
-            refractory_i = ref_i > 0
-            v_i = torch.where(refractory_i, v_i, v_i + dt * du)
-            ref_i = torch.where(refractory_i, ref_i - dt, ref_i)
-            ge_i, gi_i = ge_i * a_ge_i, gi_i * a_gi_i
-            post1, post2, pre = post1 * d_p1, post2 * d_p2, pre * d_pre
-            # (2) thresholds
-            fired_e = ((v_e > p.v_th_e + theta) & (timer > p.t_hold)).to(dt_)
-            fired_i = ((v_i > p.v_th_i) & (ref_i <= 0)).to(dt_)
-            # (3) synapses: inputs (with depression), excitatory (with potentiation), inhibitory
-            if input_spikes is not None:
-                s_in = input_spikes[k].to(dev, dt_)
-            else:
-                s_in = (torch.rand(B, self.n_in, generator=self.torch_rng, device=dev, dtype=dt_) < prob).to(dt_)
-            ge_e = ge_e + s_in @ w
-            if learn:
-                rows = s_in.any(dim=0).nonzero().squeeze(1)
-                if rows.numel():
-                    pre = torch.where(s_in > 0, torch.ones_like(pre), pre)
-                    w[rows] = (w[rows] - p.nu_pre * (s_in[:, rows].t() @ post1) / B).clamp_(min=0.0)
-            ge_i = ge_i + p.w_ei * fired_e
-            counts += fired_e
-            if learn:
-                cols = fired_e.any(dim=0).nonzero().squeeze(1)
-                if cols.numel():
-                    gain = fired_e[:, cols] * post2[:, cols] * p.nu_post
-                    w[:, cols] = (w[:, cols] + (pre.t() @ gain) / B).clamp_(max=p.w_max)
-                    post1 = torch.where(fired_e > 0, torch.ones_like(post1), post1)
-                    post2 = torch.where(fired_e > 0, torch.ones_like(post2), post2)
-            gi_e = gi_e + p.w_ie * (fired_i.sum(dim=1, keepdim=True) - fired_i)
-            inh_counts += fired_i
-            # (4) resets
-            spiked, spiked_i = fired_e > 0, fired_i > 0
-            v_e = torch.where(spiked, torch.full_like(v_e, p.v_reset_e), v_e)
-            ref_e = torch.where(spiked, torch.full_like(ref_e, p.t_ref_e), ref_e)
-            timer = torch.where(spiked, torch.zeros_like(timer), timer)
-            if adapt:
-                theta.add_(fired_e.mean(dim=0), alpha=p.theta_plus)
-            v_i = torch.where(spiked_i, torch.full_like(v_i, p.v_reset_i), v_i)
-            ref_i = torch.where(spiked_i, torch.full_like(ref_i, p.t_ref_i), ref_i)
-        counts = counts.round().long().cpu()
-        return (counts, inh_counts.round().long().cpu()) if return_inhibitory else counts
+        if rates_hz.dim() != 2 or rates_hz.shape[1] != self.n_in or not 1 <= rates_hz.shape[0] <= self.batch:
+            raise ValueError(f"diehl_cook: rates must be [B, {self.n_in}] Hz with 1 <= B <= {self.batch}, got "
+                             f"{tuple(rates_hz.shape)}")
+        n = rates_hz.shape[0]
+        sim = self._activate(learn)
+        sim.rest(keep={"exc": ["theta"]})
+        full = torch.zeros(self.batch, self.n_in, dtype=torch.float64)
+        full[:n] = rates_hz.detach().to("cpu", torch.float64)
+        sim.set_poisson_rate("pixels", full)
+        monitors = {m.name: m for m in sim.monitors}
+        for m in monitors.values():
+            m.reset_counts()
+        sim.run(self.steps * float(self.p.dt))
+        if learn and self.batch > 1:  # one threshold per neuron: the trials' changes averaged
+            theta = sim.populations["exc"].state.theta
+            theta.copy_(theta.mean(dim=0, keepdim=True).expand_as(theta))
+        counts = monitors["exc_spikes"].counts[:n].cpu().clone()
+        if return_inhibitory:
+            return counts, monitors["inh_spikes"].counts[:n].cpu().clone()
+        return counts
 
     # ---------------------------------------------------------------------------------------------- workers
     def worker(self, seed: int) -> "DiehlCookNetwork":
-        """A copy for a parallel worker: its own weights, thresholds and random stream (seeded by ``seed``),
-        the same parameters and engine. Learn on it, then :meth:`merge` the workers back."""
-        clone = object.__new__(DiehlCookNetwork)
-        clone.__dict__.update(self.__dict__)
-        clone.w, clone.theta = self.w.clone(), self.theta.clone()
-        clone.torch_rng = torch.Generator(device=self.device).manual_seed(int(seed))
-        clone.native_rng = np.zeros(4, dtype=np.uint64)
-        if self.backend == "native":
-            _library().dc_seed(clone.native_rng.ctypes.data, ctypes.c_uint64(int(seed)))
+        """A copy for a parallel worker: its own simulators and random streams (seeded by ``seed``), this
+        network's weights and thresholds, the same parameters and engine. Learn on it, then :meth:`merge`."""
+        clone = DiehlCookNetwork(self.p, seed=int(seed), backend=self.backend, device=self.device,
+                                 dtype=self.dtype, steps=self.steps, batch=1)
+        clone.copy_from(self)
         return clone
+
+    def copy_from(self, other: "DiehlCookNetwork") -> None:
+        """Take ``other``'s weights and thresholds (same shapes)."""
+        sim, src = self.simulator, other.simulator
+        sim.projections[0].weight.copy_(src.projections[0].weight)
+        theta = sim.populations["exc"].state.theta
+        theta.copy_(src.populations["exc"].state.theta[:1].expand_as(theta))
 
     def run_parallel(self, n_items: int, work: Callable[["DiehlCookNetwork", np.ndarray], Any],
                      seeds: Sequence[int], learn: bool) -> list:
         """Split ``range(n_items)`` into ``len(seeds)`` contiguous shares and call ``work(worker, share)`` for
-        each on its own :meth:`worker` copy (seeded by ``seeds[k]``) in parallel threads (the native engine
-        releases the GIL); with ``learn`` the workers' changes are then averaged in (:meth:`merge`). Returns
-        the results of ``work`` in share order."""
+        each on its own worker (reseeded with ``seeds[k]``, starting from this network's state) in parallel
+        threads (the native engine releases the GIL); with ``learn`` the workers' changes are then averaged in
+        (:meth:`merge`). Workers are built once and reused. Returns the results of ``work`` in share order."""
         from concurrent.futures import ThreadPoolExecutor
 
         k_workers = max(1, min(len(seeds), n_items))
         shares = np.array_split(np.arange(n_items), k_workers)
-        workers = [self.worker(seed) for seed in seeds[:k_workers]]
+        pool_of = getattr(self, "_workers", None) or []
+        while len(pool_of) < k_workers:
+            pool_of.append(self.worker(seeds[len(pool_of)]))
+        self._workers = pool_of
+        workers = pool_of[:k_workers]
+        for worker, seed in zip(workers, seeds):
+            worker.copy_from(self)
+            worker.reseed(seed)
         with ThreadPoolExecutor(max_workers=k_workers) as pool:
             results = list(pool.map(work, workers, shares))
         if learn:
@@ -334,29 +365,81 @@ class DiehlCookNetwork:
         return results
 
     def merge(self, workers: Sequence["DiehlCookNetwork"]) -> None:
-        """Average the workers' changes into this network: ``w <- w + mean_k (w_k - w)``, same for ``theta``
-        (model averaging; the workers started from this network's state)."""
+        """Average the workers' weights and thresholds into this network (model averaging; the workers started
+        from this network's state, so this adds the mean of their changes)."""
         if not workers:
             return
-        self.w.copy_(torch.stack([k.w for k in workers]).mean(dim=0))
-        self.theta.copy_(torch.stack([k.theta for k in workers]).mean(dim=0))
+        sim = self.simulator
+        sim.projections[0].weight.copy_(torch.stack([k.simulator.projections[0].weight for k in workers]).mean(0))
+        theta = sim.populations["exc"].state.theta
+        theta.copy_(torch.stack([k.theta for k in workers]).mean(0).expand_as(theta))
 
-    # ---------------------------------------------------------------------------------------------- state
+    def reseed(self, seed: int) -> None:
+        """Restart both simulators' random streams from ``seed`` (testing from ``seed + 1``)."""
+        for learn, sim in self._sims.items():
+            _reseed(sim, int(seed) + (0 if learn else 1))
+
+    # ---------------------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        return {"w": self.w.detach().cpu().clone(), "theta": self.theta.detach().cpu().clone(),
-                "torch_rng": self.torch_rng.get_state() if self.device.type == "cpu" else torch.zeros(0),
-                "native_rng": torch.from_numpy(self.native_rng.view(np.int64).copy()),
-                "params": torch.tensor([float(getattr(self.p, f)) for f in ("n_in", "n_exc")])}
+        sim = self.simulator
+        out = {"w": sim.projections[0].weight.detach().cpu().clone(), "theta": self.theta.cpu(),
+               "learning": torch.tensor(int(bool(self._current))), "n": torch.tensor([self.n_in, self.n_exc])}
+        for learn, s in self._sims.items():
+            tag = "train" if learn else "test"
+            out[f"{tag}_rng"] = _rng_state(s)
+            for proj in s.projections:
+                for key, value in (proj.rule_state or {}).items():
+                    if value.dtype == torch.int64 and value.dim() == 0:
+                        out[f"{tag}_counter/{key}"] = value.detach().cpu().clone()
+        return out
 
     def load_state_dict(self, state: dict) -> None:
-        if tuple(state["w"].shape) != tuple(self.w.shape):
-            raise ValueError(f"diehl_cook: checkpoint weights {tuple(state['w'].shape)} do not fit this network "
-                             f"{tuple(self.w.shape)}")
-        self.w.copy_(state["w"].to(self.w))
-        self.theta.copy_(state["theta"].to(self.theta))
-        if state["torch_rng"].numel() and self.device.type == "cpu":
-            self.torch_rng.set_state(state["torch_rng"])
-        self.native_rng[:] = state["native_rng"].numpy().view(np.uint64)
+        if tuple(state["n"].tolist()) != (self.n_in, self.n_exc):
+            raise ValueError(f"diehl_cook: checkpoint of a {tuple(state['n'].tolist())} network does not fit this "
+                             f"network {(self.n_in, self.n_exc)}")
+        learning = bool(int(state["learning"]))
+        sim = self._sim(learning)
+        self._current = learning
+        sim.projections[0].weight.copy_(state["w"].to(sim.projections[0].weight))
+        theta = sim.populations["exc"].state.theta
+        theta.copy_(state["theta"].to(theta).expand_as(theta))
+        for learn in (True, False):
+            tag = "train" if learn else "test"
+            if f"{tag}_rng" not in state:
+                continue
+            s = self._sim(learn)
+            _load_rng_state(s, state[f"{tag}_rng"])
+            for proj in s.projections:
+                for key in list((proj.rule_state or {}).keys()):
+                    saved = state.get(f"{tag}_counter/{key}")
+                    if saved is not None:
+                        proj.rule_state[key].copy_(saved)
 
     def params_dict(self) -> dict:
         return asdict(self.p)
+
+
+def _rng_state(sim) -> torch.Tensor:
+    """The simulator's random stream as one int64 tensor: the native generator's words or torch's state."""
+    engine = sim.native_engine()
+    if engine is not None:
+        return engine.rng_tensor()
+    return sim.rng.get_state().to(torch.int64) if sim.device.type == "cpu" else torch.zeros(0, dtype=torch.int64)
+
+
+def _load_rng_state(sim, state: torch.Tensor) -> None:
+    engine = sim.native_engine()
+    if engine is not None:
+        engine.load_rng_tensor(state)
+    elif state.numel() and sim.device.type == "cpu":
+        sim.rng.set_state(state.to(torch.uint8))
+
+
+def _reseed(sim, seed: int) -> None:
+    engine = sim.native_engine()
+    if engine is not None:
+        engine.lib.bc_seed(engine.rng_state.ctypes.data, __import__("ctypes").c_uint64((seed + 1) & (2 ** 64 - 1)))
+    sim.rng.manual_seed(seed + 1)
+
+
+__all__ = ["DiehlCookNetwork", "DiehlCookParams", "EXCITATORY_MODEL", "diehl_cook_assembly", "native_available"]

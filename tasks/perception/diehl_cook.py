@@ -48,8 +48,8 @@ SCHEMA = Record({
     "network": params_field(DiehlCookParams, "DiehlCookParams overrides, units allowed"),
     "backend": Text("auto", choices=("auto", "native", "torch")),
     "device": Text("cpu"),
-    "batch": Integer(1, minimum=1, doc="samples per presentation (torch engine; updates averaged), or per merge of "
-                                       "the parallel workers (native engine with workers > 1)"),
+    "batch": Integer(1, minimum=1, doc="samples per presentation, as trials of one simulation (updates averaged), "
+                                       "or per merge of the parallel workers (with workers > 1)"),
     "workers": Integer(1, minimum=1, doc="native engine: threads that each learn online on their share of a batch "
                                          "from the batch-start state; their changes are averaged at the batch end"),
     "present": Quantity("time", 350.0, exclusive_minimum=0.0, doc="presentation time per sample"),
@@ -71,18 +71,14 @@ def rates_of(images: torch.Tensor, intensity: float) -> torch.Tensor:
 def present_with_retries(net: DiehlCookNetwork, images: torch.Tensor, steps: int, intensity: float,
                          min_spikes: int, learn: bool) -> tuple[torch.Tensor, int]:
     """Show ``images`` (a batch) until each evokes ``min_spikes`` spikes, raising the intensity by one per retry
-    (the weights are normalised before every training presentation). Returns counts ``[B, n_exc]`` and the
-    number of retries."""
-    if learn:
-        net.normalize()
+    (the learning simulator normalises the weights at the end of every presentation, so each one starts from
+    normalised weights). Returns counts ``[B, n_exc]`` and the number of retries."""
     counts = net.present(rates_of(images, intensity), steps, learn=learn)
     retries = 0
     low = counts.sum(dim=1) < min_spikes
     while bool(low.any()) and retries < MAX_INTENSITY_RAISES:
         retries += 1
         again = low.nonzero().squeeze(1)
-        if learn:
-            net.normalize()
         counts[again] = net.present(rates_of(images[again], intensity + retries), steps, learn=learn)
         low = counts.sum(dim=1) < min_spikes
     return counts, retries
@@ -112,7 +108,7 @@ def classify(responses: np.ndarray, assignments: np.ndarray, n_classes: int = 10
 def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarray:
     if net.backend == "native" and config["workers"] > 1 and not learn:
         return _respond_parallel(net, images, steps, config, bar_desc, progress)
-    batch = config["batch"] if net.backend == "torch" else 1
+    batch = net.batch
     out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
     with progress_bar(images.shape[0], bar_desc, progress, unit="image") as bar:
         for start in range(0, images.shape[0], batch):
@@ -176,10 +172,19 @@ def run(config: dict, options: dict) -> dict:
     tr = config["training"]
     train_idx, val_idx = train_validation_split(len(train.labels), tr["validation"], seed)
     per_epoch = min(tr["samples"] or len(train_idx), len(train_idx))
-    net = DiehlCookNetwork(params, seed=seed, backend=config["backend"], device=config["device"])
     steps = int(round(config["present"] / params.dt))
+    def build(batch: int) -> DiehlCookNetwork:
+        return DiehlCookNetwork(params, seed=seed, backend=config["backend"], device=config["device"], steps=steps,
+                                batch=batch)
+
+    want_parallel = config["workers"] > 1
+    net = build(1 if want_parallel else config["batch"])
+    parallel = want_parallel and net.backend == "native"
+    if want_parallel and not parallel:  # worker threads need the native engine; the batch runs as trials instead
+        net = build(config["batch"])
     print(f"diehl_cook: {net.n_in} inputs -> {net.n_exc} excitatory + {net.n_exc} inhibitory LIF, "
-          f"{config['present']:g} ms per sample ({steps} steps of {params.dt:g} ms), engine {net.backend}; "
+          f"{config['present']:g} ms per sample ({steps} steps of {params.dt:g} ms), engine {net.backend} (generic "
+          f"Assembly, batch {net.batch}); "
           f"training {tr['epochs']} epoch(s) x {per_epoch} samples, validation {len(val_idx)}")
 
     ckpt_path = out_dir / f"{config['name']}.ckpt"
@@ -196,8 +201,7 @@ def run(config: dict, options: dict) -> dict:
                                     "train_seconds": seconds})
 
     total = tr["epochs"] * per_epoch
-    parallel = net.backend == "native" and config["workers"] > 1
-    batch = config["batch"] if net.backend == "torch" or parallel else 1
+    batch = config["batch"]
     spikes_sum, retries_sum, shown = 0, 0, 0
     if position < total:
         with progress_bar(total, "training", progress, unit="sample", initial=position) as bar:
