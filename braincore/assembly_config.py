@@ -96,7 +96,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Union
 
-import yaml
 
 from .config import (AnyMapping, ConfigProblems, Document, Integer, Kind, ListOf, Problem, Quantity, Record, Spec,
                      Text, load_file, load_text, register_kind, validate)
@@ -293,33 +292,16 @@ RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch", "backend")
 
 
 # ------------------------------------------------------------------------------------------ building
-def _duplicate_keys(doc: Document) -> list[Problem]:
-    """YAML silently keeps the last of two equal keys; report them (only for documents read from a file)."""
-    path = Path(doc.file)
-    if not path.is_file():
-        return []
-    try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return []
-    out: list[Problem] = []
+#: the deepest chain of included files (a includes b includes c ...)
+MAX_INCLUDE_DEPTH = 32
 
-    def walk(node: Any, keypath: tuple) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if key in seen:
-                    out.append(Problem(doc.file, key_node.start_mark.line + 1, keypath + (key,),
-                                       "duplicate key (YAML would keep only the last one)"))
-                seen.add(key)
-                walk(value_node, keypath + (key,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, keypath + (i,))
 
-    walk(node, ())
-    return out
+def _include_problem(err: ConfigError, doc: Document, where: tuple, name: str) -> list[Problem]:
+    """The problems of an included file that cannot be read: located in that file when they have a line, else
+    at the ``include`` key of the including file (``cannot include 'x.png': ...``)."""
+    if isinstance(err, ConfigProblems):
+        return list(err.problems)
+    return [doc.problem(where, f"cannot include {name!r}: {err}")]
 
 
 def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[Assembly, dict]:
@@ -348,21 +330,31 @@ def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[A
             chain = " -> ".join(p.name for p in stack[stack.index(path):] + (path,))
             problems.append(doc.problem(where, f"include cycle: {chain}"))
             continue
+        if len(stack) > MAX_INCLUDE_DEPTH:
+            problems.append(doc.problem(where, f"includes nested more than {MAX_INCLUDE_DEPTH} files deep "
+                                               f"({stack[0].name} -> ... -> {path.name})"))
+            continue
+        if path.is_dir():
+            problems.append(doc.problem(where, f"{inc['file']!r} is a folder, not a config file ({path})"))
+            continue
         if not path.is_file():
             problems.append(doc.problem(where, f"no such file {inc['file']!r} (looked for {path})"))
             continue
         try:
             sub_doc = load_file(base / inc["file"])  # named as the including file names it
-        except ConfigProblems as err:
-            problems.extend(err.problems)
+        except ConfigError as err:  # unreadable, binary, too large, bad YAML
+            problems.extend(_include_problem(err, doc, where, inc["file"]))
             continue
         data = sub_doc.data
+        if data is None:
+            problems.append(doc.problem(where, f"{inc['file']!r} is empty (expected a 'kind: assembly' config)"))
+            continue
         if not isinstance(data, Mapping) or data.get("kind") != "assembly":
             kind = data.get("kind") if isinstance(data, Mapping) else None
             problems.append(doc.problem(where, f"{inc['file']!r} is not a 'kind: assembly' config "
                                                f"(kind: {kind!r})"))
             continue
-        problems.extend(_duplicate_keys(sub_doc))
+        problems.extend(sub_doc.duplicates)
         sub_config = SCHEMA.check(data, sub_doc, (), problems)
         if sub_config is None:
             continue
@@ -529,7 +521,7 @@ def _reported_paths(problems: list) -> dict:
 
 def _semantic_check(config: dict, doc: Document, problems: list) -> None:
     """Build the assembly (includes resolved) and point each of its issues at its file, line and key path."""
-    found: list[Problem] = _duplicate_keys(doc)
+    found: list[Problem] = []  # the file's duplicate keys are among ``problems`` already (validate)
     top = Path(doc.file).resolve() if Path(doc.file).is_file() else Path(doc.file).absolute()
     assembly, prov = _build(config, doc, found, (top,))
     reported = _reported_paths(problems + found)

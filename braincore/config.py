@@ -12,9 +12,16 @@ before anything runs::
 
     configs/gallery.yaml:12: panels[1].params.tau_m: '20 mV' is a voltage, expected a time (canonical unit ms)
     configs/gallery.yaml:7: panels[0].modle: unknown key; did you mean 'model'?
+
+Reading a file never ends in a traceback: a file that is missing, a folder, binary (an image, a checkpoint),
+not UTF-8, larger than :data:`MAX_CONFIG_BYTES`, nested deeper than :data:`MAX_DEPTH`, or whose aliases expand it
+by more than :data:`MAX_ALIAS_EXPANSION` values (a "billion laughs" alias bomb) is refused with a
+:class:`~braincore.errors.ConfigError` naming the file (and the line, where one is known); a key written twice in
+one mapping is a problem of every kind (YAML itself would silently keep the last one).
 """
 from __future__ import annotations
 
+import codecs
 import difflib
 import importlib
 from dataclasses import dataclass, field
@@ -23,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import yaml
 
+from .data.files import check_regular_file, human_size, sniff
 from .errors import ConfigError
 from .units import CANONICAL, UnitError, parse_quantity
 
@@ -51,6 +59,14 @@ class Problem:
         return f"{where}: {format_keypath(self.keypath)}: {self.message}"
 
 
+class FileProblem(Problem):
+    """A problem of the file as a whole at a line (its encoding, its nesting, its aliases): no key path."""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
 class ConfigProblems(ConfigError):
     """All the problems of one config; ``str()`` lists them one per line."""
 
@@ -66,6 +82,8 @@ class Document:
     data: Any
     file: str
     lines: dict = field(default_factory=dict)
+    #: keys written twice in one mapping (reported by :func:`validate` with the other problems)
+    duplicates: list = field(default_factory=list)
 
     def line(self, path: KeyPath) -> Optional[int]:
         """The 1-based line of ``path``, or of its nearest ancestor that has one."""
@@ -93,28 +111,212 @@ def _collect_lines(node: yaml.Node, path: KeyPath, lines: dict) -> None:
             _collect_lines(item, path + (index,), lines)
 
 
-def load_text(text: str, file: str = "<string>") -> Document:
-    """Parse YAML text safely; syntax errors become a :class:`ConfigProblems` with the line."""
+#: the largest config file read, in bytes (a config holds settings; bulk data belongs in the .npy/.npz files
+#: it names)
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+#: the deepest nesting of mappings and lists read (configs need a handful of levels)
+MAX_DEPTH = 100
+#: how many values YAML aliases (``*name``) may add to a document beyond those written in it
+MAX_ALIAS_EXPANSION = 1_000_000
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A document refused by a limit (not a syntax error): its message is used as it is."""
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (so only plain data is ever built) that composes with limits: a nesting depth, no
+    recursive aliases, and a count of the aliases and of the nodes written, for the expansion check."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth, self.written, self.aliases, self._open = 0, 0, [], set()
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise _Refused(None, None, f"recursive alias *{event.anchor} (used inside its own anchor "
+                                           f"&{event.anchor}); a config cannot contain itself", event.start_mark)
+            self.aliases.append(event)
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Refused(None, None, f"nested more than {MAX_DEPTH} levels deep; refusing to read further "
+                                       f"(a config needs a handful of levels)", event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self._open.add(anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+            self._open.discard(anchor)
+        self.written += 1
+        return node
+
+
+def _construct_timestamp(loader, node):
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError) as err:  # 2024-13-45 matches the date pattern but is no date
+        raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date ({err}); quote "
+                                                            f"it to keep it as text", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def _children(node: yaml.Node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _expanded(root: yaml.Node) -> tuple[int, int]:
+    """``(values, depth)`` of the node graph with every alias expanded: what a reader walking the loaded data
+    sees. Counted without expanding (each shared node once), so an alias bomb costs no more than its text."""
+    size: dict = {}
+    depth: dict = {}
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in size:
+            continue
+        kids = _children(node)
+        if not ready:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in kids if id(kid) not in size)
+        else:
+            size[id(node)] = 1 + sum(size[id(kid)] for kid in kids)
+            depth[id(node)] = 1 + max((depth[id(kid)] for kid in kids), default=0)
+    return size[id(root)], depth[id(root)]
+
+
+def _duplicates(root: yaml.Node, file: str) -> list:
+    """A :class:`Problem` for every key written twice in one mapping (each node walked once)."""
+    out: list = []
+    seen_nodes: set = set()
+    stack = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: dict = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = (key_node.tag, key_node.value)
+                    if key in keys:
+                        out.append(Problem(file, key_node.start_mark.line + 1, path + (key_node.value,),
+                                           f"duplicate key (also at line {keys[key]}; YAML would keep only the "
+                                           f"last one)"))
+                    else:
+                        keys[key] = key_node.start_mark.line + 1
+                    stack.append((value_node, path + (key_node.value,)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, path + (i,)) for i, item in enumerate(node.value))
+    return sorted(out, key=lambda p: p.line or 0)
+
+
+def load_text(text: str, file: str = "<string>") -> Document:
+    """Parse YAML text safely (``yaml.safe_load`` semantics: plain data only), with the line of every key.
+
+    Syntax errors, and documents refused by a limit (:data:`MAX_CONFIG_BYTES`, :data:`MAX_DEPTH`,
+    :data:`MAX_ALIAS_EXPANSION`, recursive aliases), become a :class:`ConfigProblems` naming ``file`` and the
+    line; keys written twice are kept in ``Document.duplicates`` for :func:`validate` to report."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{file}: {human_size(len(text))} is too large for a config (limit "
+                          f"{human_size(MAX_CONFIG_BYTES)}); put bulk data in .npy/.npz files that the config names")
+    try:
+        loader = _Loader(text)  # the reader refuses control characters here
+        try:
+            node = loader.get_single_node()
+            if node is not None and loader.aliases:
+                values, depth = _expanded(node)
+                line = loader.aliases[0].start_mark.line + 1
+                if values - loader.written > MAX_ALIAS_EXPANSION:
+                    raise ConfigProblems([FileProblem(
+                        file, line, (), f"YAML aliases expand this document to {values:,} values from "
+                                        f"{loader.written:,} written ({len(loader.aliases)} aliases); refusing "
+                                        f"more than {MAX_ALIAS_EXPANSION:,} added values (an alias bomb?)")])
+                if depth > MAX_DEPTH:
+                    raise ConfigProblems([FileProblem(
+                        file, line, (), f"YAML aliases nest this document {depth} levels deep; refusing more "
+                                        f"than {MAX_DEPTH}")])
+            # lines and duplicates from the tree as written: constructing merges '<<' keys into their mappings
+            lines: dict = {}
+            duplicates: list = []
+            if node is not None:
+                _collect_lines(node, (), lines)
+                duplicates = _duplicates(node, file)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except _Refused as err:
+        mark = err.problem_mark
+        raise ConfigProblems([FileProblem(file, mark.line + 1 if mark else None, (), err.problem)]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        reason = getattr(err, "problem", None) or str(err)
-        raise ConfigProblems([Problem(file, line, (), f"YAML syntax error: {reason}")]) from None
-    lines: dict = {}
-    if node is not None:
-        _collect_lines(node, (), lines)
-    return Document(data, file, lines)
+        if isinstance(err, yaml.reader.ReaderError):  # a control character: located by its position
+            line = text.count("\n", 0, err.position) + 1
+        reason = getattr(err, "problem", None) or str(err).splitlines()[0]
+        what = "YAML error" if isinstance(err, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ConfigProblems([Problem(file, line, (), f"{what}: {reason}")]) from None
+    except RecursionError:  # a limit above should come first; never a traceback
+        raise ConfigError(f"{file}: nested too deeply to read (more than {MAX_DEPTH} levels?)") from None
+    return Document(data, file, lines, duplicates)
+
+
+def _decode(raw: bytes, file: str) -> str:
+    """The text of a config file: UTF-8 (a byte-order mark allowed) or UTF-16 with its byte-order mark."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        if encoding == "utf-16":
+            message = f"not valid UTF-16 text ({err.reason} at byte {err.start}); save the file as UTF-8"
+        else:
+            message = (f"not UTF-8 text: byte 0x{raw[err.start]:02x} at column {column} cannot be decoded "
+                       f"(Latin-1 or Windows-1252?); save the file as UTF-8")
+        raise ConfigProblems([FileProblem(file, line, (), message)]) from None
+
+
+def read_config_text(path: Union[str, Path], what: str = "config file") -> str:
+    """The text of a YAML file, or a :class:`ConfigError` naming it: missing, a folder, unreadable, larger than
+    :data:`MAX_CONFIG_BYTES`, binary (an image, an archive, a checkpoint...) or not UTF-8/UTF-16 text."""
+    path = Path(path)
+    size = check_regular_file(path, what)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {human_size(size)} is too large for a {what} (limit "
+                          f"{human_size(MAX_CONFIG_BYTES)}); put bulk data in .npy/.npz files that the config names")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    if len(raw) > MAX_CONFIG_BYTES:  # a special file that reports no size
+        raise ConfigError(f"{path}: larger than {human_size(MAX_CONFIG_BYTES)}, the limit for a {what}")
+    kind = sniff(raw[:8192])
+    if kind is not None:
+        raise ConfigError(f"{path}: not a YAML text file: it looks like {kind} (a {what} is YAML text)")
+    return _decode(raw, str(path))
 
 
 def load_file(path: Union[str, Path]) -> Document:
-    """Read and parse a YAML file; a missing file is a one-line :class:`ConfigError`."""
+    """Read and parse a YAML file; a file that cannot be read as YAML text is a one-line :class:`ConfigError`
+    naming it (:func:`read_config_text`), a YAML problem a :class:`ConfigProblems` with its line."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    return load_text(path.read_text(encoding="utf-8"), str(path))
+    return load_text(read_config_text(path), str(path))
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -327,17 +529,21 @@ def load_all_kinds() -> dict[str, Kind]:
 def validate(doc: Document) -> tuple[Kind, dict]:
     """Check a loaded document against its kind's schema; raise :class:`ConfigProblems` listing everything."""
     data = doc.data
+    if data is None:
+        raise ConfigProblems([FileProblem(doc.file, None, (), "empty config (no YAML content); expected a mapping "
+                                                               "with a 'kind' key")])
     if not isinstance(data, Mapping):
         raise ConfigProblems([doc.problem((), "a config must be a YAML mapping with a 'kind' key")])
     kind_name = data.get("kind")
-    kind = get_kind(kind_name)
+    kind = get_kind(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
         load_all_kinds()
         near = difflib.get_close_matches(str(kind_name), KINDS, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         what = "missing 'kind'" if kind_name is None else f"unknown kind {kind_name!r}{hint}"
-        raise ConfigProblems([doc.problem(("kind",), f"{what} (expected one of: {', '.join(sorted(KINDS))})")])
-    problems: list[Problem] = []
+        raise ConfigProblems(list(doc.duplicates) + [doc.problem(("kind",), f"{what} (expected one of: "
+                                                                           f"{', '.join(sorted(KINDS))})")])
+    problems: list[Problem] = list(doc.duplicates)
     config = kind.schema.check(data, doc, (), problems)
     if config is not None and kind.semantic_check is not None:
         # runs even after schema problems, so that every problem is reported at once; values that failed
@@ -384,13 +590,65 @@ def bundled_config_dir() -> Path:
     return Path(str(resources.files("braincore.configs")))
 
 
+def bundled_configs() -> list[tuple[str, str]]:
+    """Every bundled config as ``(name, description)``, sorted by name: the name relative to the bundled folder
+    (``rl/cartpole.yaml``, what ``braincore run`` accepts) and the first comment line of the file."""
+    base = bundled_config_dir()
+    out = []
+    for path in sorted(base.rglob("*.yaml")):
+        if not path.is_file():
+            continue
+        description = ""
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for number, line in enumerate(handle):
+                    if line.lstrip().startswith("#"):
+                        description = line.strip().lstrip("#").strip()
+                        break
+                    if number >= 50:
+                        break
+        except OSError:
+            pass
+        out.append((path.relative_to(base).as_posix(), description))
+    return out
+
+
+def _bundled_candidates(path: Path) -> list[Path]:
+    """Names to try in the bundled folder for a relative ``path``: as given, and without a leading ``configs/``
+    (a path written from the repository root), each also with ``.yaml`` added."""
+    names = [path]
+    if len(path.parts) > 1 and path.parts[0] == "configs":
+        names.append(Path(*path.parts[1:]))
+    out = []
+    for name in names:
+        out.append(name)
+        if name.suffix not in (".yaml", ".yml"):
+            out.append(name.with_name(name.name + ".yaml"))
+    return out
+
+
 def resolve_config_path(name: Union[str, Path]) -> Path:
-    """A config path as given, or a bundled config by relative name (``gallery.yaml`` or ``gallery``)."""
-    path = Path(name)
+    """The file a config path names: the path itself (relative to the current folder, or absolute) when that is
+    a file, else a bundled config of that relative name (``lif_family``, ``lif_family.yaml``,
+    ``configs/lif_family.yaml`` or ``configs/rl/cartpole.yaml`` from any folder). A path that is neither is a
+    :class:`ConfigError` that names it (and the nearest bundled names)."""
+    raw = str(name)
+    if not raw.strip():
+        raise ConfigError("no config file given (an empty path)")
+    path = Path(raw).expanduser()
     if path.is_file():
         return path
     bundled = bundled_config_dir()
-    for candidate in (bundled / path, bundled / path.with_suffix(".yaml")):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"{name}: no such config file (nor a bundled config of that name in {bundled})")
+    if not path.is_absolute():
+        root = bundled.resolve()
+        for candidate in _bundled_candidates(path):
+            full = bundled / candidate
+            if full.is_file() and full.resolve().is_relative_to(root):
+                return full
+    if path.is_dir():
+        raise ConfigError(f"{name}: is a folder, not a config file")
+    names = [n for n, _ in bundled_configs()]
+    stripped = _bundled_candidates(path)[-1].as_posix() if not path.is_absolute() else path.name
+    near = difflib.get_close_matches(stripped, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(near)}?" if near else "; `braincore configs` lists them"
+    raise ConfigError(f"{name}: no such config file (nor a bundled config of that name in {bundled}){hint}")

@@ -22,4 +22,10 @@ class ConfigError(ValueError):
         self.items = items or []
 
 
-__all__ = ["ConfigError"]
+class CheckpointError(ConfigError):
+    """A checkpoint that cannot be used: missing, not a braincore checkpoint (empty, truncated, another file
+    type, refused pickled code), of another format version, or written by a different network or config. The
+    message names the file and what to do (:func:`braincore.checkpoint.load_checkpoint`)."""
+
+
+__all__ = ["ConfigError", "CheckpointError"]

@@ -47,7 +47,8 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import restore_checkpoint, save_checkpoint
+from .data.spikes import load_spike_file, load_values_file
 from .modulators import Modulators
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
@@ -387,10 +388,10 @@ class Simulator:
                 if params.get("stop") is not None:
                     inp.stop = int(round(_quantity(params["stop"], "time", f"{where}: stop") / self.dt))
             else:
-                data = np.load(Path(params["path"]))
-                steps = np.round(np.asarray(data["times"], dtype=float) / self.dt).astype(np.int64)
+                times, cells = load_spike_file(params["path"], pop.model.size, target=f"population {pop.name}")
+                steps = np.round(times / self.dt).astype(np.int64)
                 inp.spike_steps = torch.as_tensor(steps, device=self.device)
-                inp.spike_neurons = torch.as_tensor(np.asarray(data["neurons"], dtype=np.int64), device=self.device)
+                inp.spike_neurons = torch.as_tensor(cells, device=self.device)
         elif spec.type in ("constant_current", "step_current"):
             inp.amplitude = torch.as_tensor(_quantity(params.get("amplitude", 0.0), unit_dim, f"{where}: amplitude"),
                                             device=self.device, dtype=self.dtype)
@@ -400,7 +401,7 @@ class Simulator:
         elif spec.type == "time_varying_current":
             values = params.get("values")
             if isinstance(values, str):
-                values = np.load(values)
+                values = load_values_file(values, len(neurons) if neurons is not None else pop.model.size)
             array = torch.as_tensor(np.asarray(values, dtype=float), dtype=self.dtype, device=self.device)
             inp.values = array[:, None] if array.ndim == 1 else array
         else:
@@ -737,7 +738,7 @@ class Simulator:
 
     def load(self, path) -> "Simulator":
         """Restore a checkpoint written by :meth:`save` into this (identically built) simulator."""
-        self.load_state_dict(load_checkpoint(path)["simulator"])
+        restore_checkpoint(path, self.load_state_dict, "simulator", what="assembly")
         return self
 
 

@@ -106,7 +106,7 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
     path = Path(path)
     if not (resume and path.is_file()):
         return None
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, hint="delete it, choose another --out, or set resume: false")
     if state.get("config_key") != key:
         raise ConfigError(f"{path}: a checkpoint of another configuration; delete it or set resume: false")
     return state

@@ -5,6 +5,7 @@ data are looked for.
 from .datasets import (
     ENV_VAR,
     SPLITS,
+    DataNotFoundError,
     Dataset,
     DatasetError,
     default_data_root,
@@ -14,15 +15,17 @@ from .datasets import (
     resolve_data_dir,
     train_validation_split,
 )
-from .idx import IDX_TYPES, IDXError, parse_idx, read_idx, write_idx
+from .idx import IDX_TYPES, IDXError, IDXNotFoundError, parse_idx, read_idx, write_idx
 
 __all__ = [
     "ENV_VAR",
     "SPLITS",
+    "DataNotFoundError",
     "Dataset",
     "DatasetError",
     "IDX_TYPES",
     "IDXError",
+    "IDXNotFoundError",
     "default_data_root",
     "find_idx_file",
     "load_dataset",

@@ -25,10 +25,12 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
+from ..errors import ConfigError
 from .idx import read_idx
 
 __all__ = [
     "DatasetError",
+    "DataNotFoundError",
     "Dataset",
     "ENV_VAR",
     "SPLITS",
@@ -49,8 +51,13 @@ ENV_VAR = "BRAINCORE_DATA"
 SPLITS = {"train": "train", "test": "t10k"}
 
 
-class DatasetError(ValueError):
-    """The IDX files of a dataset are readable but do not form a valid dataset (counts, shapes, labels)."""
+class DatasetError(ConfigError):
+    """The IDX files of a dataset are readable but do not form a valid dataset (counts, shapes, labels), or a
+    dataset argument is wrong. A :class:`~braincore.errors.ConfigError`, hence a ``ValueError``."""
+
+
+class DataNotFoundError(DatasetError, FileNotFoundError):
+    """A data folder or file that does not exist (both a :class:`DatasetError` and a ``FileNotFoundError``)."""
 
 
 @dataclass
@@ -115,24 +122,25 @@ def resolve_data_dir(configured: Optional[PathLike] = None, name: str = "mnist")
         The resolved absolute directory (``~`` expanded).
 
     Raises:
-        FileNotFoundError: an explicit or ``$BRAINCORE_DATA`` path that is not a folder, or nothing found;
+        DataNotFoundError: (a ``FileNotFoundError``) an explicit or ``$BRAINCORE_DATA`` path that is not a
+            folder, or nothing found;
             the message lists what was searched and how to point braincore at the data.
     """
     if configured is not None:
         base = Path(configured).expanduser()
         if not base.is_dir():
-            raise FileNotFoundError(f"{name} data directory {base} (given explicitly) does not exist")
+            raise DataNotFoundError(f"{name} data directory {base} (given explicitly) does not exist")
         return _pick(base, name).resolve()
     env = os.environ.get(ENV_VAR, "")
     if env:
         base = Path(env).expanduser()
         if not base.is_dir():
-            raise FileNotFoundError(f"${ENV_VAR}={env} is not a directory (looking for the {name} data)")
+            raise DataNotFoundError(f"${ENV_VAR}={env} is not a directory (looking for the {name} data)")
         return _pick(base, name).resolve()
     shared = default_data_root() / name
     if shared.is_dir():
         return shared.resolve()
-    raise FileNotFoundError(
+    raise DataNotFoundError(
         f"{name} data not found. Searched: no explicit directory given; ${ENV_VAR} not set; {shared} does "
         f"not exist. Put the IDX files (e.g. train-images-idx3-ubyte.gz) in a folder and pass it explicitly, "
         f"or set {ENV_VAR} to that folder or to its parent containing {name}/. Nothing is downloaded."
@@ -146,14 +154,15 @@ def find_idx_file(directory: PathLike, split: str, kind: str) -> Path:
     where ``prefix`` is ``train`` or ``t10k`` and ``D`` is 3 for images and 1 for labels.
 
     Raises:
-        ValueError: unknown ``split`` or ``kind``.
-        FileNotFoundError: none of the candidate names exists (the message lists them).
+        DatasetError: unknown ``split`` or ``kind``.
+        DataNotFoundError: (a ``FileNotFoundError``) none of the candidate names exists (the message lists
+            them), or ``directory`` is no folder.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        raise DatasetError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     rank = {"images": 3, "labels": 1}.get(kind)
     if rank is None:
-        raise ValueError(f"kind must be 'images' or 'labels', got {kind!r}")
+        raise DatasetError(f"kind must be 'images' or 'labels', got {kind!r}")
     directory = Path(directory)
     prefix = SPLITS[split]
     names = []
@@ -163,7 +172,9 @@ def find_idx_file(directory: PathLike, split: str, kind: str) -> Path:
     for n in names:
         if (directory / n).is_file():
             return directory / n
-    raise FileNotFoundError(f"no {split} {kind} file in {directory}; tried: {', '.join(names)}")
+    if not directory.is_dir():
+        raise DataNotFoundError(f"{directory}: no such data folder (looking for the {split} {kind} file)")
+    raise DataNotFoundError(f"no {split} {kind} file in {directory}; tried: {', '.join(names)}")
 
 
 def load_idx_dataset(
@@ -186,7 +197,7 @@ def load_idx_dataset(
         ``int64 [N]`` class indices.
 
     Raises:
-        FileNotFoundError: a file is missing. IDXError: a file is malformed. DatasetError: wrong rank or
+        DataNotFoundError: a file is missing. IDXError: a file is malformed. DatasetError: wrong rank or
             dtype, image and label counts differ, or a label is out of range.
     """
     images_path = find_idx_file(directory, split, "images")

@@ -37,7 +37,10 @@ from typing import Dict, Union
 
 import numpy as np
 
-__all__ = ["IDXError", "IDX_TYPES", "read_idx", "parse_idx", "write_idx"]
+from ..errors import ConfigError
+from .files import check_regular_file
+
+__all__ = ["IDXError", "IDXNotFoundError", "IDX_TYPES", "read_idx", "parse_idx", "write_idx"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -56,14 +59,25 @@ _CODES: Dict[str, int] = {dt.newbyteorder("=").str[1:]: code for code, dt in IDX
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class IDXError(ValueError):
-    """A file is not a valid IDX file (bad magic, unknown type code, wrong length, empty, broken gzip)."""
+class IDXError(ConfigError):
+    """A file is not a valid IDX file (bad magic, unknown type code, wrong length, empty, broken gzip, a folder,
+    unreadable). A :class:`~braincore.errors.ConfigError`, hence a ``ValueError``."""
+
+
+class IDXNotFoundError(IDXError, FileNotFoundError):
+    """An IDX file that does not exist (both an :class:`IDXError` and a ``FileNotFoundError``)."""
 
 
 def _read_bytes(path: Path) -> bytes:
     """Raw content of ``path``, gunzipped when it starts with the gzip magic bytes."""
-    with open(path, "rb") as fh:
-        raw = fh.read()
+    if not path.exists():
+        raise IDXNotFoundError(f"{path}: no such IDX file")
+    check_regular_file(path, "IDX file", IDXError)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise IDXError(f"{path}: cannot read the IDX file ({exc.strerror or exc})") from None
     if not raw:
         raise IDXError(f"{path}: empty file (0 bytes)")
     if raw[:2] != _GZIP_MAGIC:
@@ -138,8 +152,9 @@ def read_idx(path: PathLike) -> np.ndarray:
         training images.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        IDXError: the content is not a valid IDX file (see :func:`parse_idx`) or the gzip stream is broken.
+        IDXNotFoundError: ``path`` does not exist (an :class:`IDXError` and a ``FileNotFoundError``).
+        IDXError: a folder or unreadable, the content is not a valid IDX file (see :func:`parse_idx`) or the
+            gzip stream is broken.
     """
     path = Path(path)
     return parse_idx(_read_bytes(path), source=str(path))

@@ -23,6 +23,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..checkpoint import read_torch_file
+
 
 def run_plan(assembly, plan: dict) -> dict:
     """Build, (load,) run, (save,) gather: the body every rank executes. Returns the gathered results (full
@@ -110,7 +112,7 @@ def spawn_run(assembly, world_size: int, plan: Optional[dict] = None, *, workdir
     out_dir.mkdir()
     mp.spawn(_worker, args=(world_size, str(init_file), assembly.to_dict(), plan, str(out_dir)),
              nprocs=world_size, join=True)
-    per_rank = [_from_plain(torch.load(out_dir / f"result.rank{r}.pt", weights_only=True))
+    per_rank = [_from_plain(read_torch_file(out_dir / f"result.rank{r}.pt", "rank result", hint="rerun"))
                 for r in range(world_size)]
     return {**per_rank[0], "per_rank": per_rank}
 

@@ -66,7 +66,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import restore_checkpoint, save_checkpoint
 from ..neurons import get_model
 from ..errors import ConfigError
 from ..construction import build_projection, initial_values, parse_delay
@@ -651,7 +651,7 @@ class DistributedSimulator:
             if others:
                 raise ConfigError(f"{path}: no file for rank {self.rank} of {self.world_size} ({mine.name}); the "
                                   f"checkpoint holds {', '.join(others)}: resume with the world size that wrote it")
-        self.load_state_dict(load_checkpoint(mine)["distributed_simulator"])
+        restore_checkpoint(mine, self.load_state_dict, "distributed_simulator", what="assembly and world size")
         return self
 
 

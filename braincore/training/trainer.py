@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import restore_checkpoint, save_checkpoint
 from ..progress import progress_bar
 from . import distributed as dist_utils
 from .losses import LossResult
@@ -474,7 +474,7 @@ class Trainer:
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None or not path.is_file():
             return False
-        self.load_state_dict(load_checkpoint(path))
+        restore_checkpoint(path, self.load_state_dict, what="model and trainer")
         return True
 
     # -------------------------------------------------------------------------------- running
