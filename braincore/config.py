@@ -102,6 +102,8 @@ def _collect_lines(node: yaml.Node, path: KeyPath, lines: dict) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # a list or mapping as a key: refused when built
+                continue
             key = key_node.value
             lines[path + (key,)] = key_node.start_mark.line + 1
             _collect_lines(value_node, path + (key,), lines)
@@ -131,6 +133,11 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream):
         super().__init__(stream)
         self.depth, self.written, self.aliases, self._open = 0, 0, [], set()
+        self.building = None  # the node being constructed, to locate a value that cannot be built
+
+    def construct_object(self, node, deep=False):
+        self.building = node
+        return super().construct_object(node, deep=deep)
 
     def compose_node(self, parent, index):
         event = self.peek_event()
@@ -159,7 +166,7 @@ class _Loader(yaml.SafeLoader):
 def _construct_timestamp(loader, node):
     try:
         return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
-    except (ValueError, OverflowError) as err:  # 2024-13-45 matches the date pattern but is no date
+    except (ValueError, OverflowError, AttributeError) as err:  # 2024-13-45, or !!timestamp on no date
         raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date ({err}); quote "
                                                             f"it to keep it as text", node.start_mark) from None
 
@@ -253,7 +260,14 @@ def load_text(text: str, file: str = "<string>") -> Document:
             if node is not None:
                 _collect_lines(node, (), lines)
                 duplicates = _duplicates(node, file)
-            data = loader.construct_document(node) if node is not None else None
+            try:
+                data = loader.construct_document(node) if node is not None else None
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as err:
+                # a value its tag cannot build (!!int zz, !!timestamp 99999-1-1): located at that value
+                where = loader.building.start_mark.line + 1 if loader.building is not None else None
+                tag = loader.building.tag.replace("tag:yaml.org,2002:", "!!") if loader.building is not None else ""
+                raise ConfigProblems([FileProblem(file, where, (), f"YAML error: cannot build a {tag} value "
+                                                                   f"({err})")]) from None
         finally:
             loader.dispose()
     except _Refused as err:
@@ -265,6 +279,9 @@ def load_text(text: str, file: str = "<string>") -> Document:
         if isinstance(err, yaml.reader.ReaderError):  # a control character: located by its position
             line = text.count("\n", 0, err.position) + 1
         reason = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if isinstance(err, yaml.composer.ComposerError) and context:  # duplicate anchor, a second document
+            reason = f"{context}{f' at line {context_mark.line + 1}' if context_mark else ''}, {reason}"
         what = "YAML error" if isinstance(err, yaml.constructor.ConstructorError) else "YAML syntax error"
         raise ConfigProblems([Problem(file, line, (), f"{what}: {reason}")]) from None
     except RecursionError:  # a limit above should come first; never a traceback

@@ -151,6 +151,23 @@ def test_invalid_date_and_control_character_are_located():
           "bell.yaml:2:", "unacceptable character")
 
 
+@pytest.mark.parametrize("text, line, message", [
+    ("kind: x\na: !!int zz\n", 2, "cannot build a !!int value"),
+    ("kind: x\na: !!float x\n", 2, "cannot build a !!float value"),
+    ("kind: x\na: !!timestamp 99999-1-1\n", 2, "is not a valid date"),
+    ("kind: x\na: !!bool maybe\n", 2, "cannot build a !!bool value"),
+    ("kind: x\n? [a, b]\n: 1\n", 2, "found unhashable key"),
+    ("kind: x\n[a]: 1\n", 2, "found unhashable key"),
+    ("kind: x\na: !foo 1\n", 2, "could not determine a constructor for the tag '!foo'"),
+    ("kind: x\na: &x 1\nb: &x 2\n", 3, "found duplicate anchor 'x'; first occurrence at line 2"),
+    ("kind: x\n--- b\n", 2, "expected a single document in the stream at line 1, but found another document"),
+    ("kind: x\na: *nope\n", 2, "found undefined alias 'nope'"),
+])
+def test_values_that_yaml_cannot_build_are_located(text, line, message):
+    err = fails(lambda: load_text(text, "v.yaml"), ConfigProblems, message)
+    assert [p.line for p in err.problems] == [line]
+
+
 def test_unhashable_kind_is_a_problem_not_a_type_error():
     fails(lambda: validate(load_text("kind: [a, b]\n", "k.yaml")), ConfigProblems, "k.yaml:1:", "unknown kind")
 
@@ -268,6 +285,21 @@ def test_include_loops_are_located(tmp_path):
                                                                     "a.yaml -> b.yaml -> a.yaml")
     write(tmp_path / "self.yaml", NETWORK + "include:\n  me: {file: self.yaml}\n")
     fails(lambda: load_config(tmp_path / "self.yaml"), ConfigProblems, "self.yaml:6:", "include cycle")
+
+
+def test_include_chains_deeper_than_the_limit_are_located(tmp_path):
+    from braincore.assembly_config import MAX_INCLUDE_DEPTH
+
+    count = MAX_INCLUDE_DEPTH + 5
+    for i in range(count):
+        tail = f"include:\n  next: {{file: f{i + 1}.yaml}}\n" if i + 1 < count else ""
+        write(tmp_path / f"f{i}.yaml", NETWORK + tail)
+    fails(lambda: load_config(tmp_path / "f0.yaml"), ConfigProblems,
+          f"f{MAX_INCLUDE_DEPTH}.yaml:6: include.next.file: includes nested more than {MAX_INCLUDE_DEPTH} files deep")
+    # a chain within the limit builds
+    write(tmp_path / "f5.yaml", NETWORK)
+    kind, config = load_config(tmp_path / "f0.yaml")
+    assert "next.next.next.next.next.p" in config["_assembly"].graph
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
