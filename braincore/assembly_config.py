@@ -563,8 +563,11 @@ def assembly_from_document(doc: Document) -> Assembly:
 
 
 def load_assembly(path: Union[str, Path]) -> Assembly:
-    """Load, compose and validate a ``kind: assembly`` YAML file: ``a = load_assembly("net.yaml")``."""
-    return assembly_from_document(load_file(path))
+    """Load, compose and validate a ``kind: assembly`` YAML file: ``a = load_assembly("net.yaml")``. The path is
+    resolved as the ``braincore`` command resolves it (the current folder, then the bundled configs by name)."""
+    from .config import resolve_config_path
+
+    return assembly_from_document(load_file(resolve_config_path(path)))
 
 
 def assembly_from_text(text: str, file: str = "<string>") -> Assembly:
