@@ -790,12 +790,20 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
             if message:
                 add((key,), f"{message} (the input of {model_label(pop.model)} is in {cls.input_unit})")
         elif what == "values":
+            width = _input_width(params, pop)
             if isinstance(value, str):
                 if not Path(value).is_file():
                     add((key,), f"no such file {value!r}")
+                else:
+                    message = _npy_values_problem(value, width)
+                    if message:
+                        add((key,), message)
             elif not _numbers_table(value):
                 add((key,), f"expected a list of finite numbers in {cls.input_unit if cls else 'the input unit'} "
                             f"(one per step, or one row of N per step) or an .npy file, got {_short(value)}")
+            elif isinstance(value[0], list) and width is not None and len(value[0]) not in (1, width):
+                add((key,), f"rows of {len(value[0])} values, but the input drives {width} neurons (one value per "
+                            f"neuron in each row, or a single column)")
         elif what == "count":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 add((key,), f"expected an integer >= 1, got {value!r}")
@@ -807,6 +815,10 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
                 add((key,), f"expected a file name, got {value!r}")
             elif not Path(value).is_file():
                 add((key,), f"no such file {value!r}")
+            else:
+                message = _spike_file_problem(value, pop.size if pop is not None else None)
+                if message:
+                    add((key,), message)
         elif what == "synapse":
             t = value.get("type") if isinstance(value, Mapping) else value
             if not isinstance(value, Mapping) or t not in SYNAPSE_TYPES:
@@ -899,6 +911,60 @@ def _synapse_issues(synapse: Mapping, syn_type: str) -> list[Issue]:
                 if not isinstance(synapse[key], Mapping) else [((), f"expected a {dim}, got {synapse[key]!r}")]:
             out.append(Issue("synapse", None, (key,) + path, message))
     return out
+
+
+def _input_width(params: Mapping, pop: Optional["PopulationSpec"]) -> Optional[int]:
+    """How many neurons an input drives: its ``neurons`` list, else its target's size (``None`` when unknown)."""
+    neurons = params.get("neurons")
+    if isinstance(neurons, list):
+        return len(neurons)
+    size = pop.size if pop is not None else None
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def _npy_values_problem(path: str, width: Optional[int]) -> Optional[str]:
+    """Why an ``.npy`` file of per-step input values cannot drive ``width`` neurons (``None`` when it can): it must
+    hold a finite numeric array ``[T]`` or ``[T, width]`` (or ``[T, 1]``)."""
+    import numpy as np
+
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        return f"cannot read {path!r} as an .npy array: {err}"
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf" or array.ndim not in (1, 2) or \
+            array.shape[0] == 0:
+        shape = getattr(array, "shape", None)
+        return f"{path!r} must hold a non-empty numeric array [T] or [T, N] (one row per step), got shape {shape}"
+    if array.ndim == 2 and width is not None and array.shape[1] not in (1, width):
+        return f"{path!r} has {array.shape[1]} columns, but the input drives {width} neurons"
+    if array.dtype.kind == "f" and not bool(np.isfinite(array).all()):
+        return f"{path!r} holds NaN or infinite values"
+    return None
+
+
+def _spike_file_problem(path: str, size: Optional[int]) -> Optional[str]:
+    """Why a spike file cannot be read as input (``None`` when it can): an ``.npz`` with numeric arrays ``times``
+    (ms, finite, >= 0) and ``neurons`` (integer indices below the target's ``size``) of one length."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in ("times", "neurons") if name not in data.files]
+            if missing:
+                return (f"{path!r} must be an .npz with arrays 'times' (ms) and 'neurons'; missing "
+                        f"{', '.join(map(repr, missing))}")
+            times, neurons = data["times"], data["neurons"]
+    except (OSError, ValueError, EOFError, AttributeError) as err:
+        return f"cannot read {path!r} as an .npz archive with arrays 'times' and 'neurons': {err}"
+    if times.dtype.kind not in "biuf" or neurons.dtype.kind not in "biu" or times.ndim != 1 or neurons.ndim != 1:
+        return f"{path!r}: 'times' must be a 1-D array of numbers and 'neurons' a 1-D array of integers"
+    if times.shape != neurons.shape:
+        return f"{path!r}: 'times' ({times.size}) and 'neurons' ({neurons.size}) differ in length"
+    if times.size and (not bool(np.isfinite(times).all()) or float(times.min()) < 0):
+        return f"{path!r}: spike times must be finite and >= 0 ms"
+    if neurons.size and (int(neurons.min()) < 0 or (size is not None and int(neurons.max()) >= size)):
+        return f"{path!r}: neuron indices must be in 0..{'N-1' if size is None else size - 1}"
+    return None
 
 
 def _input_dimension(input_unit: str) -> str:
