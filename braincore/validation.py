@@ -574,6 +574,15 @@ def check_population(spec: "PopulationSpec") -> list[Issue]:
         else:
             values.update(cls.presets[spec.preset])
     record = None
+    # a user model's own parameter values (its defaults) must be finite numbers: NaN and infinity have no meaning
+    # there (an infinite time constant is given as a population's parameter, where it means no decay)
+    model_params = spec.model.get("params") if isinstance(spec.model, Mapping) else None
+    model_params = model_params if isinstance(model_params, Mapping) else {}
+    bad_defaults = set()
+    for key, value in model_params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            add(("model", "params", key), f"expected a finite number, got {value}")
+            bad_defaults.add(key)
     if not isinstance(spec.params, Mapping):
         add(("params",), f"expected a mapping of parameters, got {spec.params!r}")
     else:
@@ -582,10 +591,18 @@ def check_population(spec: "PopulationSpec") -> list[Issue]:
             record = cls.params_cls.from_mapping(values)
         except ConfigError as err:
             for key, message in err.items:
+                if key is None and message.startswith(f"{cls.params_cls.__name__}: "):
+                    # a range problem of a value not given here (a default): its field starts the message
+                    field = message.split(": ", 1)[1].split(" ", 1)[0]
+                    key = field if field in model_params else None
                 if key is not None and key in spec.params:
                     add(("params", key), message)
+                elif key in bad_defaults:
+                    continue
                 elif key is not None and spec.preset:
                     add(("preset",), message)
+                elif key is not None and key in model_params:
+                    add(("model", "params", key), message)
                 else:
                     add(("params",), message)
     method_ok = spec.method is None or spec.method in cls.methods
