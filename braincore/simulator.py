@@ -505,8 +505,8 @@ class Simulator:
                 continue
             bad = _non_finite(weight)
             if bad:
-                cause = (f"its plasticity rule let the weights grow without bound (lower the learning rate, or bound "
-                         f"them with w_max)" if proj.rule is not None else
+                cause = ("its plasticity rule let the weights grow without bound (lower the learning rate, or bound "
+                         "them with w_max)" if proj.rule is not None else
                          "the weights were set to non-finite values (check the values given or assigned)")
                 problems.append(f"projection {proj.name!r}: weights became {bad}; likely cause: {cause}")
             else:

@@ -166,6 +166,13 @@ def check_split_at_run(config: dict, n_train: int, what: str, path: tuple = ("tr
         raise config_error(config, path, message)
 
 
+def seed_problem(config: dict, doc: Document, problems: list) -> None:
+    """A ``seed`` beyond 64 bits (torch and numpy seed generators with it) is reported at its line."""
+    seed = config.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 2 ** 63:
+        problems.append(doc.problem(("seed",), f"expected an integer from 0 to 2**63 - 1, got {seed}"))
+
+
 def device_problem(config: dict, doc: Document, problems: list, path: tuple = ("device",)) -> None:
     """Report a device this machine does not have (``cuda`` without a GPU ...) at its line."""
     from braincore.validation import _DEVICE, device_unavailable
@@ -250,5 +257,5 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
 
 __all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
            "params_field", "training_field", "epoch_batch", "load_resumable", "remember_document", "config_error",
-           "idx_shape", "split_problem", "check_validation_split", "check_split_at_run", "device_problem",
+           "idx_shape", "seed_problem", "split_problem", "check_validation_split", "check_split_at_run", "device_problem",
            "memory_problem", "assembly_memory_problems", "layered_needs", "OutputName"]

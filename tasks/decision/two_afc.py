@@ -41,7 +41,7 @@ from braincore.graph import Assembly
 from braincore.errors import ConfigError
 from braincore.simulator import Simulator
 from regions.prefrontal import build as build_prefrontal
-from tasks.common import OutputName, assembly_memory_problems, device_problem, run_setup
+from tasks.common import OutputName, assembly_memory_problems, device_problem, run_setup, seed_problem
 
 #: the decision circuit's defaults (Wang 2002's proportions: each pool 15 % of the excitatory cells)
 NETWORK_DEFAULTS = {"pools": 2, "pool_size": 80, "nonselective_size": 400, "inhibitory_size": 100}
@@ -105,6 +105,7 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
         if c is not None and c > 1:
             problems.append(doc.problem(("coherences", i), f"a coherence is a fraction in [0, 1], got {c:g}"))
     device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
     stimulus, dt = config.get("stimulus") or {}, config.get("dt")
     if dt is not None and stimulus.get("duration") is not None and dt > stimulus["duration"]:
         problems.append(doc.problem(("dt",), f"the time step ({dt:g} ms) is longer than the stimulus "

@@ -32,7 +32,7 @@ from braincore.simulator import Simulator
 from braincore.units import parse_quantity
 from regions.hippocampus import build as build_hippocampus
 from regions.hippocampus import overlap, random_patterns, store_patterns
-from tasks.common import OutputName, assembly_memory_problems
+from tasks.common import OutputName, assembly_memory_problems, seed_problem
 from tasks.decision.two_afc import region_params_field
 
 SCHEMA = Record({
@@ -60,6 +60,7 @@ SCHEMA = Record({
 
 
 def _semantic_check(config: dict, doc, problems: list) -> None:
+    seed_problem(config, doc, problems)
     frac = config.get("cue_fraction")
     if frac is not None and frac > 1:
         problems.append(doc.problem(("cue_fraction",), f"a fraction in (0, 1], got {frac:g}"))

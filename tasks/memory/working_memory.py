@@ -38,7 +38,7 @@ from braincore.errors import ConfigError
 from braincore.graph import Assembly
 from braincore.simulator import Simulator
 from regions.prefrontal import build as build_prefrontal
-from tasks.common import OutputName, assembly_memory_problems
+from tasks.common import OutputName, assembly_memory_problems, seed_problem
 from tasks.decision.two_afc import region_params_field
 
 NETWORK_DEFAULTS = {"pools": 4}
@@ -72,6 +72,7 @@ SCHEMA = Record({
 
 
 def _semantic_check(config: dict, doc, problems: list) -> None:
+    seed_problem(config, doc, problems)
     net = config.get("network")
     if net is not None and net.get("pools", NETWORK_DEFAULTS["pools"]) is not None:
         pools = net.get("pools", NETWORK_DEFAULTS["pools"])

@@ -56,11 +56,9 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.desire_mlp import DesireMLP, DesireParams
 from braincore.errors import ConfigError
 from tasks.common import (
-    OutputName, check_split_at_run, check_validation_split, config_error, device_problem, idx_shape, layered_needs,
-    memory_problem, remember_document,
-    epoch_batch, run_setup,
-    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
-    training_field)
+    OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_error, config_key, data_field,
+    device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
+    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
 
 
 SCHEMA = Record({
@@ -213,6 +211,7 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
     otherwise the run checks them when it loads the data), and the memory of the layers."""
     remember_document(config, doc)
     device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
     try:
         params = DesireParams.from_mapping(config.get("network") or {})
     except ConfigError:

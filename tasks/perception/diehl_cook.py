@@ -33,11 +33,9 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 from braincore.errors import ConfigError
 from tasks.common import (
-    OutputName, assembly_memory_problems, check_split_at_run, check_validation_split, config_error, device_problem,
-    idx_shape, remember_document,
-    epoch_batch, run_setup,
-    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
-    training_field)
+    OutputName, assembly_memory_problems, check_split_at_run, check_validation_split, checkpoint_fields,
+    config_error, config_key, data_field, device_problem, epoch_batch, evaluation_field, idx_shape, load_resumable,
+    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
 
 MAX_INTENSITY_RAISES = 32  # a blank image never evokes spikes: stop raising the intensity after this many
 
@@ -301,6 +299,7 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
     when the data can be found now; otherwise the run checks them when it loads the data) and the memory."""
     remember_document(config, doc)
     device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
     try:
         params = DiehlCookParams.from_mapping(config.get("network") or {})
     except ConfigError:

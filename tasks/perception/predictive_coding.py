@@ -108,11 +108,9 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
 from braincore.errors import ConfigError
 from tasks.common import (
-    OutputName, check_split_at_run, check_validation_split, device_problem, idx_shape, layered_needs, memory_problem,
-    remember_document,
-    epoch_batch, run_setup,
-    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
-    training_field)
+    OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_key, data_field,
+    device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
+    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
 
 SPLIT_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 EVAL_BATCH = 500
@@ -374,6 +372,7 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
     now; otherwise the run checks it when it loads the data), and the memory of the layers."""
     remember_document(config, doc)
     device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
     for i, task in enumerate((config.get("split") or {}).get("tasks") or []):
         for j, label in enumerate(task or []):
             if isinstance(label, int) and label >= 10:

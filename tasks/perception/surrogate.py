@@ -71,7 +71,8 @@ from braincore.training.models import LAYER_KINDS, READOUT_KINDS, build_classifi
 from braincore.training.trainer import (
     OPTIMIZERS, SCHEDULES, LRSchedule, TensorData, Trainer, resolve_device, seed_everything)
 from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
-                          idx_shape, layered_needs, load_resumable, memory_problem, remember_document, run_setup)
+                          idx_shape, layered_needs, load_resumable, memory_problem, remember_document, run_setup,
+                          seed_problem)
 
 ENCODERS = ("rate", "poisson", "latency", "current", "rows", "spikes")
 SOURCES = ("idx", "spike_patterns")
@@ -205,6 +206,7 @@ def _data_checks(config: dict, doc, problems: list) -> None:
     memory of the layers over a training batch."""
     remember_document(config, doc)
     device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
     data, enc, net = config.get("data") or {}, config.get("encoder") or {}, config.get("network") or {}
     patterns = data.get("patterns") or {}
     shape = None
