@@ -447,6 +447,8 @@ def assembly_issues(assembly: "Assembly") -> list[Issue]:
         out += check_input(assembly, spec)
     for spec in assembly.monitors:
         out += check_monitor(assembly, spec)
+    if assembly.run.backend == "native":
+        out += native_issues(assembly)
     out += resource_issues(assembly)
     unique: dict[str, Issue] = {}
     for issue in out:
@@ -518,6 +520,40 @@ def device_unavailable(device: str) -> Optional[str]:
         if mps is None or not mps.is_available():
             return "device 'mps' is not available on this machine (use cpu)"
     return None
+
+
+def native_issues(assembly: "Assembly") -> list[Issue]:
+    """What ``backend: native`` cannot run, known from the description (the run would refuse it): a device other
+    than the CPU, models not written as equations, plasticity rules without a native form, plasticity on dense
+    storage. (Per-neuron parameter arrays and a missing C compiler are found when the engine is built.)"""
+    from .plasticity.defined import DefinedRule
+    from .plasticity.homeostasis import Normalize, SynapticScaling
+
+    out: list[Issue] = []
+    if isinstance(assembly.run.device, str) and assembly.run.device not in ("cpu", "auto"):
+        out.append(Issue("run", None, ("backend",), f"the native engine runs on the CPU, not on device "
+                                                    f"{assembly.run.device!r} (use backend: torch, or device: cpu)"))
+    for spec in assembly.populations():
+        cls = _model_class(spec.model)
+        if cls is not None and getattr(cls, "definition", None) is None:
+            out.append(Issue("population", spec.name, ("model",), f"backend native: {model_label(spec.model)} is not "
+                                                                  f"defined as equations (use backend: auto or torch)"))
+    for spec in assembly.projections():
+        if not spec.plasticity:
+            continue
+        if spec.storage == "dense":
+            out.append(Issue("projection", spec.name, ("storage",), "backend native: plasticity on dense storage "
+                                                                    "(use storage: sparse or auto)"))
+        try:
+            rule = make_rule(spec.plasticity)
+        except ConfigError:
+            continue  # reported by check_projection
+        for r in getattr(rule, "rules", None) or [rule]:
+            if not isinstance(r, (DefinedRule, Normalize, SynapticScaling)):
+                out.append(Issue("projection", spec.name, ("plasticity",), f"backend native: the rule "
+                                                                           f"{getattr(r, 'name', r)!r} has no native "
+                                                                           f"form (use backend: auto or torch)"))
+    return out
 
 
 def check_modulators(modulators: Mapping[str, Mapping]) -> list[Issue]:
