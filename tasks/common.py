@@ -152,6 +152,11 @@ def check_validation_split(config: dict, doc: Document, problems: list, n_train:
     if n_train is not None:
         message = split_problem(node, n_train, what)
         if message:
+            given = doc.data
+            for key in path:
+                given = given.get(key) if isinstance(given, dict) else None
+            if given is None:  # the default: say so, the file has no such line
+                message = message.replace(" samples for validation", " samples for validation (the default)", 1)
             problems.append(doc.problem(path, message))
 
 

@@ -467,3 +467,21 @@ def test_finite_runs_are_not_disturbed():
     sim = Simulator(config["_assembly"])
     sim.run()
     assert sim.step_count == 2500 and sim._finite_step == 2500
+
+
+def test_what_the_native_backend_cannot_run_is_refused_by_validate():
+    text = textwrap.dedent("""\
+        kind: assembly
+        backend: native
+        device: {device}
+        populations:
+          a: {{model: lif, size: 4}}
+        projections:
+          - {{pre: a, post: a, connector: {{type: all_to_all}}, weight: 0.1 mV, storage: dense,
+             plasticity: {{rule: stdp}}}}
+        """)
+    message = problems_of(text.format(device="cpu"), "native.yaml")
+    assert "native.yaml:7: projections[0].storage: backend native: plasticity on dense storage" in message
+    if torch.cuda.is_available():
+        message = problems_of(text.format(device="cuda"), "native.yaml")
+        assert "native.yaml:2: backend: the native engine runs on the CPU" in message
