@@ -101,7 +101,7 @@ from .config import (AnyMapping, ConfigProblems, Document, Integer, Kind, ListOf
                      Text, load_file, load_text, register_kind, validate)
 from .errors import ConfigError
 from .graph import Assembly
-from .validation import Issue
+from .validation import Issue, OutputName
 
 
 class Value(Spec):
@@ -141,6 +141,9 @@ def _name_ok(name: Any, doc: Document, path: tuple, problems: list, what: str) -
     if "." in name:
         problems.append(doc.problem(path, f"{what} name {name!r} may not contain '.' (dots separate include "
                                           f"prefixes from names)"))
+        return False
+    if "/" in name or "\\" in name or "\0" in name:
+        problems.append(doc.problem(path, f"{what} name {name!r} may not contain a path separator ('/' or '\\')"))
         return False
     return True
 
@@ -238,7 +241,7 @@ def _check_input(value: Mapping, doc: Document, path: tuple, problems: list) -> 
 
 
 MONITOR = Record({
-    "name": Text(), "type": Text(required=True), "target": Text(required=True),
+    "name": OutputName(), "type": Text(required=True), "target": Text(required=True),
     "variables": ListOf(Text(), default=None), "neurons": ListOf(Integer(), default=None),
     "max_spikes": Integer(), "bin": Quantity("time"),
 })
@@ -271,7 +274,7 @@ def _check_ports(value: Mapping, doc: Document, path: tuple, problems: list) -> 
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text(doc="default: the file name"),
+    "name": OutputName(doc="default: the file name; names the output files <out>/<name>.npz and _raster.png"),
     "description": Text(),
     # range checks of the run settings are the Assembly's (so that each problem is reported once)
     "dt": Quantity("time", 0.1), "duration": Quantity("time", 1000.0), "seed": Integer(0),
@@ -487,7 +490,7 @@ def _relative_to(base: Path, name: str) -> str:
 
 
 def _locate(issue: Issue, prov: dict, doc: Document) -> Problem:
-    if issue.kind == "run":
+    if issue.kind in ("run", "assembly", "resources"):
         return doc.problem(issue.path, issue.message)
     place = prov.get((issue.kind, issue.name))
     if place is None:

@@ -2,7 +2,8 @@
 
 :class:`ConfigError` is the one user-facing configuration error: every module that checks a parameter, a
 config file, a graph or a command-line option raises it (a ``ValueError`` subclass), so callers catch a single
-type. It lives here, at the bottom of the import graph, so that any module may raise it without importing the
+type; :class:`NumericalError` is the one a run raises when its numbers blow up (NaN or infinite state or
+weights). They live here, at the bottom of the import graph, so that any module may raise it without importing the
 neuron models.
 """
 from __future__ import annotations
@@ -28,4 +29,16 @@ class CheckpointError(ConfigError):
     message names the file and what to do (:func:`braincore.checkpoint.load_checkpoint`)."""
 
 
-__all__ = ["ConfigError", "CheckpointError"]
+
+class NumericalError(ConfigError):
+    """A run blew up: a state variable or a weight became NaN or infinite. The message names the population (or
+    projection), the variable, the steps between which it happened and the likely cause (weights or inputs too
+    large, ``dt`` too large for the integration method, a plasticity rule without bounds). A
+    :class:`ConfigError` (a ``ValueError``), since the remedy is in the configuration."""
+
+    def __init__(self, message: str, items: Optional[list] = None, *, step: Optional[int] = None):
+        super().__init__(message, items)
+        self.step = step
+
+
+__all__ = ["ConfigError", "CheckpointError", "NumericalError"]

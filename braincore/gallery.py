@@ -25,6 +25,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .config import AnyMapping, Document, Kind, ListOf, Quantity, Raw, Record, Text, register_kind
+from .validation import OutputName
 from .neurons import MODELS, ClampResult, get_model, inject_current
 from .errors import ConfigError
 from .units import UnitError, dimension_of, parse_quantity
@@ -47,7 +48,7 @@ SCHEMA = Record({
                         "offset": Quantity("time", None, minimum=0.0)}, default={"onset": 20.0, "offset": None}),
     "panels": ListOf(PANEL, required=True, min_items=1),
     "columns": Quantity("dimensionless", 2, exclusive_minimum=0.0),
-    "output": Text("gallery.png", doc="PNG file name, relative to the output folder"),
+    "output": OutputName("gallery.png", subfolders=True, doc="PNG file name, relative to the output folder"),
 })
 
 

@@ -5,6 +5,12 @@ description and, for options, the allowed choices); :class:`NeuronParams` is the
 parses a mapping such as ``{"tau_m": "20 ms"}`` into canonical units, rejects unknown keys with a suggestion and
 reports every range problem at once in one :class:`~braincore.errors.ConfigError`.
 
+Every numeric value must be finite (:meth:`NeuronParams.check`): ``NaN`` never is accepted, and an infinity only
+where it has a documented meaning (:func:`infinity_allowed`): a time constant (``tau`` or ``tau_*``) of ``+inf``
+means no decay (Diehl & Cook's frozen ``tau_theta``, ``alif``'s ``tau_a`` in
+:func:`~braincore.plasticity.homeostasis.diehl_cook_threshold_params`), a field whose default is infinite (an
+unbounded ``w_max``), or a field declared with ``param(..., allow_inf=True)``.
+
 Despite its historical name the record is not specific to neurons: neuron models, synapse and network
 configurations and plasticity rules all declare their parameters with it. :data:`ParamRecord` is the neutral
 alias to use in new code.
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -25,13 +32,27 @@ Tensor = torch.Tensor
 
 
 def param(default: Any, dimension: str = "dimensionless", doc: str = "",
-          choices: Optional[tuple] = None) -> Any:
+          choices: Optional[tuple] = None, allow_inf: bool = False) -> Any:
     """A parameter field: its default, its physical dimension (see :mod:`braincore.units`) and a description.
 
     ``dimension="choice"`` marks an option (such as ``reset``) that is passed through unparsed; with
-    ``choices`` :meth:`NeuronParams.check` rejects any other value.
+    ``choices`` :meth:`NeuronParams.check` rejects any other value. ``allow_inf`` lets the value be infinite (say
+    what infinity means in ``doc``); see :func:`infinity_allowed` for the fields that may be without it.
     """
-    return field(default=default, metadata={"dimension": dimension, "doc": doc, "choices": choices})
+    return field(default=default, metadata={"dimension": dimension, "doc": doc, "choices": choices,
+                                            "allow_inf": allow_inf})
+
+
+def infinity_allowed(f: "dataclasses.Field") -> bool:
+    """Whether parameter field ``f`` may hold an infinity: declared with ``allow_inf``, a default that is itself
+    infinite (an unbounded ``w_max``), or a time constant (``tau``, ``tau_*`` of dimension time), where ``inf``
+    means no decay (``exp(-dt / inf) = 1``). ``NaN`` is never allowed."""
+    if f.metadata.get("allow_inf"):
+        return True
+    default = f.default
+    if isinstance(default, float) and math.isinf(default):
+        return True
+    return f.metadata.get("dimension") == "time" and (f.name == "tau" or f.name.startswith("tau_"))
 
 
 @dataclass(frozen=True)
@@ -76,7 +97,7 @@ class NeuronParams:
                 parsed[key] = raw
                 continue
             try:
-                parsed[key] = parse_quantity(raw, dim)
+                parsed[key] = parse_quantity(raw, dim, allow_inf=infinity_allowed(known[key]))
             except UnitError as err:
                 problems.append((key, f"parameter {key!r}: {err}"))
         # range checks on every value that parsed, so that all problems are reported at once
@@ -97,6 +118,11 @@ class NeuronParams:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             dim = f.metadata.get("dimension")
+            if dim != "choice":
+                bad = _non_finite(value, infinity_allowed(f))
+                if bad:
+                    problems.append(f"{f.name} must be a finite number, got {bad}")
+                    continue
             positive = f.name.startswith("tau") or dim in ("capacitance", "capacitance_density")
             if positive and _any_le(value, 0.0):
                 problems.append(f"{f.name} must be > 0 {CANONICAL.get(dim, '')}, got {_show(value)}".replace(" ,", ","))
@@ -110,6 +136,24 @@ class NeuronParams:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _non_finite(value: Any, allow_inf: bool) -> Optional[str]:
+    """``"NaN"`` / ``"inf"`` / ``"-inf"`` when a number (or any entry of a tensor) is not finite (infinities pass
+    with ``allow_inf``); ``None`` when it is, or is no number at all."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if math.isnan(number):
+            return "NaN"
+        return None if allow_inf or math.isfinite(number) else repr(number)
+    if isinstance(value, Tensor) and value.is_floating_point():
+        if bool(torch.isnan(value).any()):
+            return "NaN"
+        if not allow_inf and bool(torch.isinf(value).any()):
+            return "inf"
+    return None
 
 
 def _any_le(value: Any, bound: float) -> bool:

@@ -53,7 +53,7 @@ from .modulators import Modulators
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
 from .neurons import get_model
-from .errors import ConfigError
+from .errors import ConfigError, NumericalError
 from .neurons.base import NeuronModel
 from .units import UnitError, dimension_of, parse_quantity
 from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, weight_dimension
@@ -133,6 +133,27 @@ class PopulationRuntime:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+#: the PyTorch loop checks that every state variable and weight is finite once per this many steps (and at the
+#: end of each run); the native engine after each run
+FINITE_CHECK_EVERY = 1000
+#: the native engine runs in chunks of at most this many steps, each followed by the same check
+NATIVE_CHECK_EVERY = 10_000
+
+
+def _non_finite(value: Tensor) -> Optional[str]:
+    """``"NaN"``, ``"infinite"`` or ``None`` (finite, or not a floating-point tensor): one reduction, no copy of
+    the tensor kept."""
+    if not value.is_floating_point() or value.numel() == 0:
+        return None
+    if bool(torch.isfinite(value).all()):
+        return None
+    nan = int(torch.isnan(value).sum())
+    inf = int(torch.isinf(value).sum())
+    total = value.numel()
+    parts = ([f"NaN ({nan} of {total} values)"] if nan else []) + ([f"infinite ({inf} of {total} values)"] if inf else [])
+    return " and ".join(parts)
+
+
 def _quantity(value: Any, dimension: str, where: str) -> float:
     try:
         return parse_quantity(value, dimension)
@@ -226,6 +247,8 @@ class Simulator:
         #: why ``backend: auto`` runs on PyTorch (empty when the native engine runs)
         self.fallback_reason = ""
         self.step_count = 0
+        self._finite_step = 0  # the step of the last check that found every state and weight finite
+        self._finite_weights: dict = {}  # projection -> (tensor id, version) of weights found finite
         build_rng = torch.Generator().manual_seed(self.seed)
         self.rng = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         dev, dt_, B = self.device, self.dtype, self.batch
@@ -443,17 +466,68 @@ class Simulator:
             bar = tqdm(total=steps, unit="step", desc=f"simulating ({self.engine})", mininterval=0.5,
                        leave=False)
         engine = self.native_engine()
-        with torch.no_grad():
-            if engine is not None:
-                engine.run(steps, bar)  # advances the modulator channels too, step by step
-            else:
-                for i in range(steps):
-                    self._step()
-                    if bar is not None and (i & 255) == 255:
-                        bar.update(256)
-        if bar is not None:
-            bar.close()
+        try:
+            with torch.no_grad():
+                if engine is not None:  # in chunks, each checked (run(a); run(b) equals run(a + b))
+                    left = steps
+                    while True:
+                        chunk = min(left, NATIVE_CHECK_EVERY)
+                        engine.run(chunk, bar)  # advances the modulator channels too, step by step
+                        left -= chunk
+                        if left <= 0:
+                            break
+                        self.check_finite()
+                else:
+                    for i in range(steps):
+                        self._step()
+                        if bar is not None and (i & 255) == 255:
+                            bar.update(256)
+                        if (i + 1) % FINITE_CHECK_EVERY == 0:
+                            self.check_finite()
+                self.check_finite()
+        finally:
+            if bar is not None:
+                bar.close()
         return self
+
+    def check_finite(self) -> None:
+        """Raise :class:`~braincore.errors.NumericalError` when a population's state variable or a projection's
+        weight is NaN or infinite, naming it, the steps since the last check (the run checks every
+        :data:`FINITE_CHECK_EVERY` steps on the PyTorch engine, every :data:`NATIVE_CHECK_EVERY` steps on the
+        native one, and at the end of each run) and the likely
+        cause. Weights that no rule changes are checked again only after they were edited."""
+        since, now = self._finite_step, self.step_count
+        problems = []
+        for proj in self.projections:
+            weight = proj.view.weight if proj.view is not None else (proj.dense if proj.dense is not None
+                                                                      else proj.weight)
+            stamp = (id(weight), weight._version)
+            if proj.rule is None and self._finite_weights.get(proj.name) == stamp:
+                continue
+            bad = _non_finite(weight)
+            if bad:
+                cause = ("its plasticity rule let the weights grow without bound (lower the learning rate, or bound "
+                         "them with w_max)" if proj.rule is not None else
+                         "the weights were set to non-finite values (check the values given or assigned)")
+                problems.append(f"projection {proj.name!r}: weights became {bad}; likely cause: {cause}")
+            else:
+                self._finite_weights[proj.name] = stamp
+        for name, pop in self.populations.items():
+            for var, value in zip(pop.state._fields, pop.state):
+                bad = _non_finite(value) if isinstance(value, Tensor) else None
+                if bad:
+                    method = getattr(pop.model, "method", None)
+                    problems.append(
+                        f"population {name!r}: state variable {var!r} became {bad}; likely causes: weights or "
+                        f"inputs too large for the model, dt = {self.dt:g} ms too large for its integration "
+                        f"method{f' {method!r}' if isinstance(method, str) else ''}, or equations that diverge (try "
+                        f"smaller weights or dt, or a more stable method such as exponential_euler)")
+        if problems:
+            when = (f"at step {now}" if now - since <= 1 else f"between step {since} and step {now} "
+                    f"(t = {since * self.dt:g} to {now * self.dt:g} ms)")
+            raise NumericalError(f"the run of {self.assembly.name!r} blew up {when}:\n" + "\n".join(problems),
+                                 step=now)
+        self._finite_step = now
 
     @property
     def engine(self) -> str:
@@ -705,6 +779,8 @@ class Simulator:
         if len(state["groups"]) != len(self.groups) or set(state["populations"]) != set(self.populations):
             raise ConfigError("checkpoint does not match this assembly (different populations or synapses)")
         self.step_count = int(state["step_count"])
+        self._finite_step = self.step_count
+        self._finite_weights.clear()
         self.rng.set_state(state["rng"])
         dev = self.device
         for name, fields in state["populations"].items():

@@ -20,12 +20,16 @@ dimensionless          1            (a bare number)
 =====================  ===========  ==================================================
 
 A bare number means the canonical unit of the expected dimension. Strings are parsed as
-``<number> <unit>``; ``cm2``, ``cm^2`` and ``cm**2`` are the same. The canonical units are mutually
+``<number> <unit>``; ``cm2``, ``cm^2`` and ``cm**2`` are the same. Values must be finite: ``NaN`` (YAML ``.nan``) is
+always refused, and an infinity (``.inf``, or a string such as ``1e400 ms`` that overflows) too, unless the caller
+passes ``allow_inf=True`` for a parameter whose documentation gives infinity a meaning (a time constant of
+``inf``: no decay). The canonical units are mutually
 consistent for the membrane equations used here: nS * mV / pF = mV/ms, MOhm * nA = mV, and
 uA/cm2 / (uF/cm2) = mV/ms.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Union
 
@@ -91,8 +95,8 @@ def dimension_of(unit: str) -> str:
     return UNITS[symbol][0]
 
 
-def parse_quantity(value: Union[str, Number], dimension: str = "dimensionless") -> float:
-    """Convert ``value`` to a float in the canonical unit of ``dimension``.
+def parse_quantity(value: Union[str, Number], dimension: str = "dimensionless", *, allow_inf: bool = False) -> float:
+    """Convert ``value`` to a finite float in the canonical unit of ``dimension``.
 
     >>> parse_quantity("20 ms", "time")
     20.0
@@ -101,14 +105,18 @@ def parse_quantity(value: Union[str, Number], dimension: str = "dimensionless") 
     >>> parse_quantity(-65, "voltage")   # bare numbers are canonical
     -65.0
 
-    Raises :class:`UnitError` naming what was expected when the unit is unknown or of another dimension.
+    Raises :class:`UnitError` naming what was expected when the unit is unknown or of another dimension, and
+    when the value is not finite: ``NaN`` always, ``inf`` / ``-inf`` unless ``allow_inf``.
     """
     if dimension not in CANONICAL:
         raise UnitError(f"unknown dimension {dimension!r}; known: {', '.join(CANONICAL)}")
     if isinstance(value, bool):
         raise UnitError(f"expected a {dimension} in {CANONICAL[dimension]}, got a boolean {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return _finite(float(value), value, dimension, allow_inf)
+        except OverflowError:  # an int too large for a float
+            raise UnitError(f"expected a finite number, got {_short(value)}, which is too large for a float") from None
     if not isinstance(value, str):
         raise UnitError(f"expected a {dimension} such as '1.5 {CANONICAL[dimension]}', got {value!r}")
     match = _QUANTITY.match(value)
@@ -116,7 +124,7 @@ def parse_quantity(value: Union[str, Number], dimension: str = "dimensionless") 
         raise UnitError(f"cannot read {value!r} as a {dimension}; write e.g. '1.5 {CANONICAL[dimension]}'")
     number, unit = float(match.group(1)), match.group(2)
     if unit == "":
-        return number
+        return _finite(number, value, dimension, allow_inf)
     symbol = _normalise_symbol(unit)
     if symbol not in UNITS:
         raise UnitError(
@@ -128,7 +136,34 @@ def parse_quantity(value: Union[str, Number], dimension: str = "dimensionless") 
         raise UnitError(
             f"{value!r} is a {found}, expected a {dimension} (canonical unit {CANONICAL[dimension]})"
         )
-    return number * factor
+    return _finite(number * factor, value, dimension, allow_inf)
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _finite(number: float, value: object, dimension: str, allow_inf: bool) -> float:
+    """``number`` when it is finite (or infinite and ``allow_inf``), else a :class:`UnitError`."""
+    what = "a number" if dimension == "dimensionless" else f"a {dimension}"
+    if math.isnan(number):
+        raise UnitError(f"expected a finite number ({what}), got NaN")
+    if math.isinf(number) and not allow_inf:
+        if isinstance(value, float) and math.isinf(value):
+            raise UnitError(f"expected a finite number ({what}), got {value}")
+        raise UnitError(f"expected a finite number ({what}), got {_short(value)}, which overflows to infinity")
+    return number
+
+
+def is_finite_number(value: object) -> bool:
+    """Whether ``value`` is an int or float (not a bool) that is finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def format_quantity(value: float, dimension: str) -> str:

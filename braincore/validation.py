@@ -25,19 +25,22 @@ given, the issues found while building); it never imports :mod:`braincore.graph`
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
 
+from .config import Text
 from .errors import ConfigError
 from .neurons import MODELS, get_model
 from .plasticity import make_rule
 from .synapses.connectors import CONNECTOR_OPTIONS, connector_problems
 from .synapses.delays import delay_spec_problems
 from .synapses.weights import weight_spec_problems
-from .units import CANONICAL, UnitError, dimension_of, parse_quantity
+from .units import CANONICAL, UnitError, dimension_of, is_finite_number, parse_quantity
 
 if TYPE_CHECKING:  # only for annotations: graph imports this module
     from .graph import Assembly, InputSpec, MonitorSpec, PopulationSpec, ProjectionSpec, RunSpec
@@ -95,6 +98,51 @@ INPUT_PARAMS: dict[str, dict[str, tuple[str, bool]]] = {
 STATE_DIMENSIONS = {"v": "voltage", "w": "current", "u": "voltage"}
 
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
+#: the most steps one run may take (``duration / dt``): a run beyond it would not finish, and the step count must
+#: stay exact in the float64 times ``k * dt``
+MAX_STEPS = 10 ** 12
+
+
+# ------------------------------------------------------------------------------------------ output names
+def output_name_problem(name: Any, what: str = "a name", *, subfolders: bool = False) -> Optional[str]:
+    """Why ``name`` cannot name a file inside the output folder (``None`` when it can): it is written as
+    ``<out>/<name>...``, so it must not contain a path separator (unless ``subfolders``), ``..``, a NUL byte, or be
+    absolute; the files a run writes stay inside the folder the user gave."""
+    if not isinstance(name, str) or not name.strip():
+        return f"expected {what} (a non-empty string), got {name!r}"
+    if "\0" in name:
+        return f"{what} may not contain a NUL byte, got {name!r}"
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or Path(name).is_absolute():
+        return f"{what} must be relative to the output folder, got the absolute path {name!r}"
+    parts = re.split(r"[/\\]", name)
+    if not subfolders and len(parts) > 1:
+        return (f"{what} may not contain a path separator ('/' or '\\'), got {name!r}: it names a file in the "
+                f"output folder")
+    if ".." in name:
+        return f"{what} may not contain '..', got {name!r}: the files of a run stay in its output folder"
+    return None
+
+
+class OutputName(Text):
+    """A config schema field for a name that becomes a file name in the output folder (a task's or an assembly's
+    ``name``, a gallery's ``output``): a string that :func:`output_name_problem` accepts (``subfolders``: a
+    relative path inside the folder, such as ``plots/gallery.png``)."""
+
+    def __init__(self, default: Any = None, *, required: bool = False, subfolders: bool = False, doc: str = ""):
+        super().__init__(default, required=required, doc=doc)
+        self.subfolders = subfolders
+        self.description = "a file name inside the output folder" if subfolders else \
+            "a name without path separators (it names files in the output folder)"
+
+    def check(self, value, doc, path, problems):
+        value = super().check(value, doc, path, problems)
+        if isinstance(value, str):
+            message = output_name_problem(value, "the file name" if self.subfolders else "the name",
+                                          subfolders=self.subfolders)
+            if message:
+                problems.append(doc.problem(path, message))
+                return None
+        return value
 
 
 # ------------------------------------------------------------------------------------------ issues
@@ -224,14 +272,18 @@ def _check_value(value: Any, dimension: Optional[str]) -> Optional[str]:
     if isinstance(value, str):
         parts = value.strip().split(None, 1)
         try:
-            float(parts[0]) if parts else float("x")
+            number = float(parts[0]) if parts else float("x")
         except ValueError:
             return f"cannot read {value!r} as a number with a unit"
+        if not math.isfinite(number):
+            return f"expected a finite number, got {value!r}"
         if len(parts) == 2:
             try:
-                dimension_of(parts[1])
+                parse_quantity(value, dimension_of(parts[1]))
             except UnitError as err:
                 return str(err)
+    elif not is_finite_number(value):
+        return f"expected a finite number, got {value!r}"
     return None
 
 
@@ -316,6 +368,50 @@ def delay_problems(value: Any) -> list[tuple]:
     return [(_key_path(key, value), _strip_what(message, "delay")) for key, message in delay_spec_problems(value)]
 
 
+def _parsed_delay(value: Any) -> Optional[dict]:
+    from .synapses.delays import _parse
+
+    parsed, _ = _parse(value)
+    return parsed
+
+
+def delay_step_problems(value: Any, dt: float) -> list[tuple]:
+    """Problems ``(subpath, message)`` of a valid delay spec at the time step ``dt`` (ms): a constant delay, a
+    uniform ``low`` or a normal ``mean`` shorter than one step (a spike needs at least one step to arrive; the
+    engines would silently lengthen it to one step)."""
+    parsed = _parsed_delay(value)
+    if parsed is None:
+        return []
+    key = {"constant": "value", "uniform": "low", "normal": "mean"}.get(parsed["dist"])
+    if key is None or not parsed[key] < dt * (1.0 - 1e-9):
+        return []
+    what = "delay" if parsed["dist"] == "constant" else f"the {parsed['dist']} delay's {key}"
+    path = (key,) if isinstance(value, Mapping) and key in value else ()
+    return [(path, f"{what} ({parsed[key]:g} ms) is shorter than one time step (dt = {dt:g} ms): a spike needs at "
+                   f"least one step to arrive; use a delay >= {dt:g} ms or a smaller dt")]
+
+
+def _uniform_delay(value: Any, dt: Any) -> bool:
+    """Whether a valid delay spec gives every synapse the same number of steps (what dense storage needs): a
+    constant, or a distribution whose whole range rounds to one step at ``dt``."""
+    parsed = _parsed_delay(value)
+    if parsed is None or parsed["dist"] == "constant":
+        return True
+    if not (is_finite_number(dt) and dt > 0):
+        return True  # the run's dt is reported elsewhere
+    if parsed["dist"] == "uniform":
+        low, high = parsed["low"], parsed["high"]
+    else:
+        if parsed["std"] == 0:
+            return True
+        low, high = parsed["mean"] - 8 * parsed["std"], parsed["mean"] + 8 * parsed["std"]
+    if parsed.get("clip"):
+        lo, hi = parsed["clip"]
+        low, high = max(low, lo) if lo is not None else low, min(high, hi) if hi is not None else high
+    step = lambda ms: max(1, math.floor(ms / dt + 0.5 + 1e-6))  # noqa: E731  (braincore.synapses.delay_steps)
+    return step(low) == step(high)
+
+
 def connector_problem_paths(connector: Mapping, n_pre: int, n_post: int, same: bool) -> list[tuple]:
     """Problems ``(subpath, message)`` of a connector's options (see
     :func:`braincore.synapses.connectors.check_connector`)."""
@@ -337,6 +433,9 @@ def assembly_issues(assembly: "Assembly") -> list[Issue]:
     while building (duplicate names), the run settings, the modulators, then every population, port,
     projection, input and monitor. :meth:`Assembly.issues <braincore.graph.Assembly.issues>` returns this."""
     out: list[Issue] = list(assembly._issues)
+    message = output_name_problem(assembly.name, "the assembly name")
+    if message:  # a run writes <out>/<name>.npz and <out>/<name>_raster.png
+        out.append(Issue("assembly", None, ("name",), message))
     out += check_run(assembly.run)
     out += check_modulators(assembly.modulators)
     for spec in assembly.populations():
@@ -348,6 +447,9 @@ def assembly_issues(assembly: "Assembly") -> list[Issue]:
         out += check_input(assembly, spec)
     for spec in assembly.monitors:
         out += check_monitor(assembly, spec)
+    if assembly.run.backend == "native":
+        out += native_issues(assembly)
+    out += resource_issues(assembly)
     unique: dict[str, Issue] = {}
     for issue in out:
         unique.setdefault(str(issue), issue)
@@ -358,17 +460,31 @@ def check_run(r: "RunSpec") -> list[Issue]:
     """Problems of the run settings (:class:`~braincore.graph.RunSpec`)."""
     out: list[Issue] = []
 
-    def positive_time(key: str, value: Any) -> None:
+    def positive_time(key: str, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             msg = _check_value(value, "time")
             out.append(Issue("run", None, (key,), msg or f"expected a time, got {value!r}"))
+        elif not is_finite_number(value):
+            out.append(Issue("run", None, (key,), f"expected a finite time, got {value!r}"))
         elif not value > 0:
             out.append(Issue("run", None, (key,), f"must be > 0 ms, got {value:g} ms"))
+        else:
+            return True
+        return False
 
-    positive_time("dt", r.dt)
-    positive_time("duration", r.duration)
+    dt_ok = positive_time("dt", r.dt)
+    duration_ok = positive_time("duration", r.duration)
+    if dt_ok and duration_ok:
+        if r.dt > r.duration:
+            out.append(Issue("run", None, ("dt",), f"the time step ({r.dt:g} ms) is longer than the duration "
+                                                   f"({r.duration:g} ms): the run would have no step"))
+        elif r.duration / r.dt > MAX_STEPS:
+            out.append(Issue("run", None, ("duration",), f"{r.duration:g} ms at dt = {r.dt:g} ms is more than "
+                                                         f"the limit of {MAX_STEPS:.0e} steps for one run"))
     if isinstance(r.seed, bool) or not isinstance(r.seed, int):
         out.append(Issue("run", None, ("seed",), f"expected an integer, got {r.seed!r}"))
+    elif not 0 <= r.seed < 2 ** 63:
+        out.append(Issue("run", None, ("seed",), f"expected an integer from 0 to 2**63 - 1, got {r.seed}"))
     if isinstance(r.batch, bool) or not isinstance(r.batch, int) or r.batch < 1:
         out.append(Issue("run", None, ("batch",), f"expected an integer >= 1, got {r.batch!r}"))
     if r.dtype not in DTYPES:
@@ -380,6 +496,63 @@ def check_run(r: "RunSpec") -> list[Issue]:
     if not isinstance(r.device, str) or not _DEVICE.match(r.device):
         out.append(Issue("run", None, ("device",), f"unknown device {r.device!r} (expected cpu, cuda, "
                                                    f"cuda:N, mps or auto)"))
+    else:
+        missing = device_unavailable(r.device)
+        if missing:
+            out.append(Issue("run", None, ("device",), missing))
+    return out
+
+
+def device_unavailable(device: str) -> Optional[str]:
+    """Why ``device`` (``cuda``, ``cuda:N``, ``mps``) cannot be used on this machine; ``None`` when it can (and
+    for ``cpu`` and ``auto``)."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return f"device {device!r} is not available: this machine has no CUDA GPU that torch can use (use cpu)"
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            return (f"device {device!r} is not available: this machine has {torch.cuda.device_count()} CUDA "
+                    f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            return "device 'mps' is not available on this machine (use cpu)"
+    return None
+
+
+def native_issues(assembly: "Assembly") -> list[Issue]:
+    """What ``backend: native`` cannot run, known from the description (the run would refuse it): a device other
+    than the CPU, models not written as equations, plasticity rules without a native form, plasticity on dense
+    storage. (Per-neuron parameter arrays and a missing C compiler are found when the engine is built.)"""
+    from .plasticity.defined import DefinedRule
+    from .plasticity.homeostasis import Normalize, SynapticScaling
+
+    out: list[Issue] = []
+    if isinstance(assembly.run.device, str) and assembly.run.device not in ("cpu", "auto"):
+        out.append(Issue("run", None, ("backend",), f"the native engine runs on the CPU, not on device "
+                                                    f"{assembly.run.device!r} (use backend: torch, or device: cpu)"))
+    for spec in assembly.populations():
+        cls = _model_class(spec.model)
+        if cls is not None and getattr(cls, "definition", None) is None:
+            out.append(Issue("population", spec.name, ("model",), f"backend native: {model_label(spec.model)} is not "
+                                                                  f"defined as equations (use backend: auto or torch)"))
+    for spec in assembly.projections():
+        if not spec.plasticity:
+            continue
+        if spec.storage == "dense":
+            out.append(Issue("projection", spec.name, ("storage",), "backend native: plasticity on dense storage "
+                                                                    "(use storage: sparse or auto)"))
+        try:
+            rule = make_rule(spec.plasticity)
+        except ConfigError:
+            continue  # reported by check_projection
+        for r in getattr(rule, "rules", None) or [rule]:
+            if not isinstance(r, (DefinedRule, Normalize, SynapticScaling)):
+                out.append(Issue("projection", spec.name, ("plasticity",), f"backend native: the rule "
+                                                                           f"{getattr(r, 'name', r)!r} has no native "
+                                                                           f"form (use backend: auto or torch)"))
     return out
 
 
@@ -395,11 +568,14 @@ def check_modulators(modulators: Mapping[str, Mapping]) -> list[Issue]:
                 if not tau > 0:
                     out.append(Issue("modulator", name, ("tau",), f"must be > 0 ms, got {tau:g} ms"))
             except UnitError as err:
-                out.append(Issue("modulator", name, ("tau",), str(err)))
+                hint = " (leave tau out for a channel that does not decay)" if "finite" in str(err) else ""
+                out.append(Issue("modulator", name, ("tau",), str(err) + hint))
         for key in ("baseline", "value"):
             value = spec.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 out.append(Issue("modulator", name, (key,), f"expected a number, got {value!r}"))
+            elif value is not None and not is_finite_number(value):
+                out.append(Issue("modulator", name, (key,), f"expected a finite number, got {value!r}"))
     return out
 
 
@@ -434,6 +610,15 @@ def check_population(spec: "PopulationSpec") -> list[Issue]:
         else:
             values.update(cls.presets[spec.preset])
     record = None
+    # a user model's own parameter values (its defaults) must be finite numbers: NaN and infinity have no meaning
+    # there (an infinite time constant is given as a population's parameter, where it means no decay)
+    model_params = spec.model.get("params") if isinstance(spec.model, Mapping) else None
+    model_params = model_params if isinstance(model_params, Mapping) else {}
+    bad_defaults = set()
+    for key, value in model_params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            add(("model", "params", key), f"expected a finite number, got {value}")
+            bad_defaults.add(key)
     if not isinstance(spec.params, Mapping):
         add(("params",), f"expected a mapping of parameters, got {spec.params!r}")
     else:
@@ -442,10 +627,18 @@ def check_population(spec: "PopulationSpec") -> list[Issue]:
             record = cls.params_cls.from_mapping(values)
         except ConfigError as err:
             for key, message in err.items:
+                if key is None and message.startswith(f"{cls.params_cls.__name__}: "):
+                    # a range problem of a value not given here (a default): its field starts the message
+                    field = message.split(": ", 1)[1].split(" ", 1)[0]
+                    key = field if field in model_params else None
                 if key is not None and key in spec.params:
                     add(("params", key), message)
+                elif key in bad_defaults:
+                    continue
                 elif key is not None and spec.preset:
                     add(("preset",), message)
+                elif key is not None and key in model_params:
+                    add(("model", "params", key), message)
                 else:
                     add(("params",), message)
     method_ok = spec.method is None or spec.method in cls.methods
@@ -571,10 +764,19 @@ def check_projection(assembly: "Assembly", spec: "ProjectionSpec") -> list[Issue
         for path, message in weight_problems(spec.weight, dim, spec.sign):
             add(("weight",) + path, message)
 
-    # delay (None: one step)
+    # delay (None: one step): valid on its own, at least one step of the run's dt, one value for dense storage
     if spec.delay is not None:
-        for path, message in delay_problems(spec.delay):
+        problems = delay_problems(spec.delay)
+        for path, message in problems:
             add(("delay",) + path, message)
+        if not problems:
+            dt = assembly.run.dt
+            if is_finite_number(dt) and dt > 0:
+                for path, message in delay_step_problems(spec.delay, float(dt)):
+                    add(("delay",) + path, message)
+            if spec.storage == "dense" and not _uniform_delay(spec.delay, dt):
+                add(("storage",), "dense storage needs one delay for the whole projection, and this delay is a "
+                                  "distribution (per-synapse delays); use storage: sparse or auto, or one delay")
 
     if spec.sign is not None and spec.sign not in SIGNS:
         add(("sign",), f"unknown sign {spec.sign!r}{_suggest(spec.sign, SIGNS)} (expected one of: "
@@ -641,12 +843,20 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
             if message:
                 add((key,), f"{message} (the input of {model_label(pop.model)} is in {cls.input_unit})")
         elif what == "values":
+            width = _input_width(params, pop)
             if isinstance(value, str):
                 if not Path(value).is_file():
                     add((key,), f"no such file {value!r}")
+                else:
+                    message = _npy_values_problem(value, width)
+                    if message:
+                        add((key,), message)
             elif not _numbers_table(value):
-                add((key,), f"expected a list of numbers in {cls.input_unit if cls else 'the input unit'} "
+                add((key,), f"expected a list of finite numbers in {cls.input_unit if cls else 'the input unit'} "
                             f"(one per step, or one row of N per step) or an .npy file, got {_short(value)}")
+            elif isinstance(value[0], list) and width is not None and len(value[0]) not in (1, width):
+                add((key,), f"rows of {len(value[0])} values, but the input drives {width} neurons (one value per "
+                            f"neuron in each row, or a single column)")
         elif what == "count":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 add((key,), f"expected an integer >= 1, got {value!r}")
@@ -658,6 +868,10 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
                 add((key,), f"expected a file name, got {value!r}")
             elif not Path(value).is_file():
                 add((key,), f"no such file {value!r}")
+            else:
+                message = _spike_file_problem(value, pop.size if pop is not None else None)
+                if message:
+                    add((key,), message)
         elif what == "synapse":
             t = value.get("type") if isinstance(value, Mapping) else value
             if not isinstance(value, Mapping) or t not in SYNAPSE_TYPES:
@@ -691,6 +905,9 @@ def check_monitor(assembly: "Assembly", spec: "MonitorSpec") -> list[Issue]:
     """Problems of a monitor: its target, type, variables, neurons, max_spikes and bin."""
     out: list[Issue] = []
     add = lambda path, msg: out.append(Issue("monitor", spec.name, path, msg))  # noqa: E731
+    message = output_name_problem(spec.name, "a monitor name")
+    if message:  # the name keys the monitor's arrays in <out>/<assembly>.npz
+        add(("name",), message)
     pop = _target(assembly, "monitor", spec, out)
     if spec.type not in MONITOR_TYPES:
         add(("type",), f"unknown monitor type {spec.type!r}{_suggest(spec.type, MONITOR_TYPES)} (expected "
@@ -716,6 +933,8 @@ def check_monitor(assembly: "Assembly", spec: "MonitorSpec") -> list[Issue]:
             add(("bin",), "only rate monitors take a bin")
         elif isinstance(spec.bin, bool) or not isinstance(spec.bin, (int, float)):
             add(("bin",), _check_value(spec.bin, "time") or f"expected a time, got {spec.bin!r}")
+        elif not is_finite_number(spec.bin):
+            add(("bin",), f"expected a finite time, got {spec.bin!r}")
         elif spec.bin <= 0:
             add(("bin",), f"must be > 0 ms, got {spec.bin:g} ms")
     return out
@@ -747,6 +966,60 @@ def _synapse_issues(synapse: Mapping, syn_type: str) -> list[Issue]:
     return out
 
 
+def _input_width(params: Mapping, pop: Optional["PopulationSpec"]) -> Optional[int]:
+    """How many neurons an input drives: its ``neurons`` list, else its target's size (``None`` when unknown)."""
+    neurons = params.get("neurons")
+    if isinstance(neurons, list):
+        return len(neurons)
+    size = pop.size if pop is not None else None
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def _npy_values_problem(path: str, width: Optional[int]) -> Optional[str]:
+    """Why an ``.npy`` file of per-step input values cannot drive ``width`` neurons (``None`` when it can): it must
+    hold a finite numeric array ``[T]`` or ``[T, width]`` (or ``[T, 1]``)."""
+    import numpy as np
+
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        return f"cannot read {path!r} as an .npy array: {err}"
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf" or array.ndim not in (1, 2) or \
+            array.shape[0] == 0:
+        shape = getattr(array, "shape", None)
+        return f"{path!r} must hold a non-empty numeric array [T] or [T, N] (one row per step), got shape {shape}"
+    if array.ndim == 2 and width is not None and array.shape[1] not in (1, width):
+        return f"{path!r} has {array.shape[1]} columns, but the input drives {width} neurons"
+    if array.dtype.kind == "f" and not bool(np.isfinite(array).all()):
+        return f"{path!r} holds NaN or infinite values"
+    return None
+
+
+def _spike_file_problem(path: str, size: Optional[int]) -> Optional[str]:
+    """Why a spike file cannot be read as input (``None`` when it can): an ``.npz`` with numeric arrays ``times``
+    (ms, finite, >= 0) and ``neurons`` (integer indices below the target's ``size``) of one length."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in ("times", "neurons") if name not in data.files]
+            if missing:
+                return (f"{path!r} must be an .npz with arrays 'times' (ms) and 'neurons'; missing "
+                        f"{', '.join(map(repr, missing))}")
+            times, neurons = data["times"], data["neurons"]
+    except (OSError, ValueError, EOFError, AttributeError) as err:
+        return f"cannot read {path!r} as an .npz archive with arrays 'times' and 'neurons': {err}"
+    if times.dtype.kind not in "biuf" or neurons.dtype.kind not in "biu" or times.ndim != 1 or neurons.ndim != 1:
+        return f"{path!r}: 'times' must be a 1-D array of numbers and 'neurons' a 1-D array of integers"
+    if times.shape != neurons.shape:
+        return f"{path!r}: 'times' ({times.size}) and 'neurons' ({neurons.size}) differ in length"
+    if times.size and (not bool(np.isfinite(times).all()) or float(times.min()) < 0):
+        return f"{path!r}: spike times must be finite and >= 0 ms"
+    if neurons.size and (int(neurons.min()) < 0 or (size is not None and int(neurons.max()) >= size)):
+        return f"{path!r}: neuron indices must be in 0..{'N-1' if size is None else size - 1}"
+    return None
+
+
 def _input_dimension(input_unit: str) -> str:
     try:
         return dimension_of(input_unit)
@@ -755,8 +1028,8 @@ def _input_dimension(input_unit: str) -> str:
 
 
 def _numbers_table(value: Any) -> bool:
-    """A non-empty list of numbers, or of equally long lists of numbers."""
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    """A non-empty list of finite numbers, or of equally long lists of finite numbers."""
+    number = is_finite_number
     if not isinstance(value, list) or not value:
         return False
     if all(number(v) for v in value):
@@ -779,7 +1052,247 @@ def _check_indices(value: Any, size: Optional[int]) -> list[str]:
     return []
 
 
-__all__ = ["Issue", "AssemblyError", "assembly_issues", "require_valid", "check_run", "check_modulators",
+# ------------------------------------------------------------------------------------------ resources
+#: bytes per synapse while a projection is built (index, slot, float64 weight and delay arrays, the sort order)
+#: and run (post index, weight, delay): a generous bound of what :func:`braincore.construction.build_projection`
+#: and the simulator hold at once
+BYTES_PER_SYNAPSE = 64
+#: bytes per stored spike of a spike monitor: an int64 ``(step, trial, neuron)`` triple
+BYTES_PER_SPIKE = 24
+#: the default share of the machine's memory a run may plan to use
+MEMORY_FRACTION = 0.8
+_FALLBACK_MEMORY = 16 * 10 ** 9
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6, "g": 10 ** 9, "gb": 10 ** 9,
+               "t": 10 ** 12, "tb": 10 ** 12, "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
+
+
+def format_bytes(n: float) -> str:
+    """``3.2e12`` -> ``"3.2 TB"`` (decimal units)."""
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def physical_memory() -> Optional[int]:
+    """This machine's memory in bytes (the smaller of the physical memory and a cgroup limit), or ``None``."""
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        try:
+            with open("/proc/meminfo", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("MemTotal:"):
+                        total = int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            total = None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < (total or 2 ** 62):
+            total = int(text)
+    return total if total and total > 0 else None
+
+
+def memory_limit() -> tuple[Optional[float], str]:
+    """``(bytes, how it was set)``: ``BRAINCORE_MEMORY_LIMIT`` (``16 GB``, ``512MiB``, ``2e10``, ``50%`` of the
+    machine; ``0``, ``none`` or ``off``: no limit), else 80 % of the machine's memory (16 GB when unknown).
+    ``(None, message)`` when the variable cannot be read."""
+    text = os.environ.get("BRAINCORE_MEMORY_LIMIT", "").strip()
+    machine = physical_memory()
+    if text:
+        if text.lower() in ("0", "none", "off", "inf", "unlimited"):
+            return math.inf, "BRAINCORE_MEMORY_LIMIT"
+        match = re.match(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)\s*(%|[A-Za-z]*)$", text)
+        try:
+            number = float(match.group(1)) if match else math.nan
+        except ValueError:
+            number = math.nan
+        unit = match.group(2).lower() if match else ""
+        if math.isfinite(number) and number > 0 and unit == "%":
+            return number / 100 * (machine or _FALLBACK_MEMORY), f"BRAINCORE_MEMORY_LIMIT={text}"
+        if math.isfinite(number) and number > 0 and unit in _SIZE_UNITS:
+            return number * _SIZE_UNITS[unit], f"BRAINCORE_MEMORY_LIMIT={text}"
+        return None, (f"BRAINCORE_MEMORY_LIMIT={text!r} is not a memory size (write e.g. 16GB, 512MiB, 2e10 bytes, "
+                      f"50% or off)")
+    if machine is None:
+        return float(_FALLBACK_MEMORY), "the default when this machine's memory is unknown"
+    return MEMORY_FRACTION * machine, f"{MEMORY_FRACTION:.0%} of this machine's {format_bytes(machine)} memory".replace("%", " %")
+
+
+@dataclass(frozen=True)
+class Need:
+    """One planned allocation: the item it belongs to (as an :class:`Issue` would name it), bytes, and what."""
+
+    kind: str
+    name: Optional[str]
+    path: tuple
+    bytes: float
+    what: str
+
+
+def _count(value: float) -> str:
+    return f"{value:.3g}" if value >= 1e6 else f"{int(value)}"
+
+
+def _max_delay_ms(value: Any) -> Optional[float]:
+    parsed = _parsed_delay(value)
+    if parsed is None:
+        return None
+    if parsed["dist"] == "constant":
+        return parsed["value"]
+    high = parsed["high"] if parsed["dist"] == "uniform" else parsed["mean"] + 8 * parsed["std"]
+    if parsed.get("clip") and parsed["clip"][1] is not None:
+        high = min(high, parsed["clip"][1])
+    return high
+
+
+def _synapse_traces(plasticity: Any) -> int:
+    """The number of per-synapse traces (eligibility ...) of a projection's plasticity (0 when unknown)."""
+    try:
+        rule = make_rule(plasticity)
+    except Exception:  # noqa: BLE001 - reported by check_projection
+        return 0
+    count = 0
+    for r in getattr(rule, "rules", None) or [rule]:
+        for trace in getattr(getattr(r, "program", None), "traces", ()) or ():
+            if isinstance(trace, (tuple, list)) and len(trace) > 1 and trace[1] == "synapse":
+                count += 1
+    return count
+
+
+def memory_needs(assembly: "Assembly", batch: Optional[int] = None) -> list[Need]:
+    """Estimate what running ``assembly`` (``batch`` trials, default its run's) allocates, item by item, from its
+    description alone (nothing is built): neuron state, synapses, dense weight matrices, per-synapse plasticity
+    traces, ring buffers of delayed spikes, synaptic variables and monitors. Items whose sizes are invalid are
+    left out (they are reported by the other checks)."""
+    from .synapses.connectors import expected_synapses
+
+    run = assembly.run
+    B = batch if batch is not None else run.batch
+    if isinstance(B, bool) or not isinstance(B, int) or B < 1:
+        B = 1
+    nbytes = 8 if run.dtype == "float64" else 4
+    dt = float(run.dt) if is_finite_number(run.dt) and run.dt > 0 else None
+    steps = (float(run.duration) / dt if dt is not None and is_finite_number(run.duration) and run.duration > 0
+             else 0.0)
+    needs: list[Need] = []
+    sizes: dict[str, int] = {}
+    for spec in assembly.populations():
+        if isinstance(spec.size, bool) or not isinstance(spec.size, int) or spec.size <= 0:
+            continue
+        sizes[spec.name] = spec.size
+        n_vars = max(1, len(state_variables(spec.model)))
+        # the state, its copy for Simulator.rest, the input current and its copy
+        needs.append(Need("population", spec.name, ("size",), float(spec.size) * B * (2 * n_vars + 2) * nbytes,
+                          f"{_count(spec.size)} neurons x {B} trial(s) x {n_vars} state variable(s)"))
+    groups: dict[tuple, int] = {}
+    longest = (0.0, None)
+    for spec in assembly.projections():
+        pre, post = assembly.resolve(spec.pre), assembly.resolve(spec.post)
+        if pre not in sizes or post not in sizes:
+            continue
+        n_pre, n_post = sizes[pre], sizes[post]
+        try:
+            count = expected_synapses(spec.connector, n_pre, n_post, pre == post)
+        except Exception:  # noqa: BLE001 - bad options are reported by check_projection
+            count = None
+        if count is None or not math.isfinite(count) or count < 0:
+            count = 0.0
+        ctype = spec.connector.get("type") if isinstance(spec.connector, Mapping) else None
+        total = count * BYTES_PER_SYNAPSE
+        what = f"{_count(count)} {ctype or ''} synapses ({_count(n_pre)} x {_count(n_post)} neurons)".replace("  ", " ")
+        dense = spec.storage == "dense" or (spec.storage == "auto" and n_pre * n_post <= 4_000_000
+                                            and count >= 0.2 * n_pre * n_post)
+        if dense:
+            total += float(n_pre) * n_post * nbytes
+            what += ", stored as a dense matrix"
+        traces = _synapse_traces(spec.plasticity) if spec.plasticity else 0
+        if traces:
+            total += traces * B * (float(n_pre) * n_post if dense else count) * nbytes
+            what += f", {traces} per-synapse plasticity trace(s) x {B} trial(s)"
+        needs.append(Need("projection", spec.name, ("connector",), total, what))
+        synapse = spec.synapse if isinstance(spec.synapse, Mapping) else {}
+        key = (post, synapse.get("type"), str(synapse.get("tau")), str(synapse.get("E_rev")))
+        groups[key] = n_post * (2 if synapse.get("type") == "alpha" else 1)
+        if spec.delay is not None and dt is not None:
+            high = _max_delay_ms(spec.delay)
+            if high is not None and math.isfinite(high) and high / dt > longest[0]:
+                longest = (high / dt, spec.name)
+    for spec in assembly.inputs:
+        target = assembly.resolve(spec.target)
+        if target in sizes and spec.type in ("poisson", "spike_file"):
+            synapse = (spec.params or {}).get("synapse") if isinstance(spec.params, Mapping) else None
+            synapse = synapse if isinstance(synapse, Mapping) else {"type": "instantaneous"}
+            key = (target, synapse.get("type"), str(synapse.get("tau")), str(synapse.get("E_rev")))
+            groups[key] = sizes[target] * (2 if synapse.get("type") == "alpha" else 1)
+    if groups:
+        slots = math.floor(longest[0] + 0.5 + 1e-6) + 1 if longest[1] is not None else 2
+        neurons = float(sum(groups.values()))
+        where = ("projection", longest[1], ("delay",)) if longest[1] is not None else ("run", None, ("batch",))
+        needs.append(Need(*where, (slots + 1) * B * neurons * nbytes,
+                          f"spike ring buffers: {_count(slots)} delay steps x {B} trial(s) x {_count(neurons)} "
+                          f"synaptic variables"))
+    for spec in assembly.monitors:
+        target = assembly.resolve(spec.target)
+        if target not in sizes:
+            continue
+        n = sizes[target]
+        if spec.type == "state":
+            selected = len(spec.neurons) if isinstance(spec.neurons, list) else n
+            n_vars = max(1, len(spec.variables or ["v"]))
+            needs.append(Need("monitor", spec.name, ("variables",) if spec.variables else ("target",),
+                              steps * B * selected * n_vars * nbytes,
+                              f"{_count(steps)} steps x {B} trial(s) x {_count(selected)} neurons x {n_vars} "
+                              f"variable(s)"))
+        elif spec.type == "spikes":
+            cap = spec.max_spikes if isinstance(spec.max_spikes, int) and not isinstance(spec.max_spikes, bool) \
+                else 10_000_000
+            stored = min(float(max(cap, 0)), steps * B * n)
+            needs.append(Need("monitor", spec.name, ("max_spikes",) if spec.max_spikes is not None else ("target",),
+                              stored * BYTES_PER_SPIKE + 8.0 * B * n,
+                              f"up to {_count(stored)} stored spikes (max_spikes {_count(cap)}) and "
+                              f"{_count(B * n)} spike counts"))
+        elif spec.type == "rate" and dt is not None:
+            width = spec.bin if is_finite_number(spec.bin) and spec.bin > 0 else 1.0
+            bins = steps * dt / max(width, dt)
+            needs.append(Need("monitor", spec.name, ("bin",) if spec.bin is not None else ("target",),
+                              bins * B * 8.0, f"{_count(bins)} bins x {B} trial(s)"))
+    return needs
+
+
+def resource_issues(assembly: "Assembly", batch: Optional[int] = None) -> list[Issue]:
+    """An :class:`Issue` when the estimated memory of running ``assembly`` (:func:`memory_needs`) exceeds the
+    limit (:func:`memory_limit`): one at each item that exceeds it alone, else one at the largest item naming the
+    total; nothing is allocated to find out."""
+    limit, how = memory_limit()
+    if limit is None:
+        return [Issue("resources", None, (), how)]
+    needs = memory_needs(assembly, batch)
+    total = sum(need.bytes for need in needs)
+    if total <= limit:
+        return []
+    hint = (f"exceeds the limit {format_bytes(limit)} ({how}); set BRAINCORE_MEMORY_LIMIT=... (e.g. 64GB, or off) "
+            f"to override")
+    label = lambda need: need.kind if need.name is None else f"{need.kind} {need.name!r}"  # noqa: E731
+    out = [Issue(need.kind, need.name, need.path, f"estimated memory {format_bytes(need.bytes)} for {label(need)} "
+                                                  f"({need.what}) {hint}")
+           for need in needs if need.bytes > limit]
+    if not out:
+        largest = max(needs, key=lambda need: need.bytes)
+        out.append(Issue(largest.kind, largest.name, largest.path,
+                         f"estimated memory {format_bytes(total)} for the whole run (the largest part: "
+                         f"{format_bytes(largest.bytes)} for {label(largest)}, {largest.what}) {hint}"))
+    return out
+
+
+__all__ = ["Issue", "AssemblyError", "assembly_issues", "resource_issues", "memory_needs", "memory_limit",
+           "output_name_problem", "OutputName", "delay_step_problems", "MAX_STEPS", "require_valid", "check_run", "check_modulators",
            "check_population", "check_ports", "check_projection", "check_input", "check_monitor",
            "check_distribution", "weight_problems", "delay_problems", "connector_problem_paths",
            "weight_dimension", "state_variables",

@@ -12,6 +12,7 @@ import numpy as np
 from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
 from braincore.errors import ConfigError
 from braincore.progress import progress_bar
+from braincore.validation import OutputName
 
 
 def output_dir(options: dict) -> Path:
@@ -88,6 +89,153 @@ def training_field(**more) -> Record:
     return filled_record(fields)
 
 
+# ------------------------------------------------------------------------------------------ validation helpers
+def remember_document(config: dict, doc: Document) -> None:
+    """Keep the config's document (file and lines) with it, so that a check only the runner can make (one that
+    needs the data) still names the file, line and key: :func:`config_error`."""
+    config["_doc"] = doc
+
+
+def config_error(config: dict, path: tuple, message: str) -> ConfigError:
+    """A :class:`ConfigError` located at ``path`` of the config's file (``file:line: key: message``) when the
+    semantic check kept its document (:func:`remember_document`), else ``key: message``."""
+    from braincore.config import ConfigProblems, format_keypath
+
+    doc = config.get("_doc")
+    if isinstance(doc, Document):
+        return ConfigProblems([doc.problem(path, message)])
+    return ConfigError(f"{format_keypath(path)}: {message}")
+
+
+def idx_shape(data: dict, split: str = "train") -> "tuple[int, ...] | None":
+    """The shape ``(N, H, W)`` of the images of ``split`` of the config's ``data`` (``dir``, ``name``), read from
+    the IDX header alone (a few bytes; gzip files are decompressed only that far); ``None`` when the data cannot be
+    found or read now (the run reports that when it loads the data)."""
+    import gzip
+    import struct
+
+    from braincore.data.datasets import find_idx_file, resolve_data_dir
+
+    try:
+        directory = resolve_data_dir((data or {}).get("dir"), (data or {}).get("name") or "mnist")
+        path = find_idx_file(directory, split, "images")
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) != 4 or head[:2] != b"\0\0" or not 1 <= head[3] <= 4:
+                return None
+            dims = f.read(4 * head[3])
+            if len(dims) != 4 * head[3]:
+                return None
+            return tuple(struct.unpack(f">{head[3]}I", dims))
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def split_problem(validation: Any, n_train: int, what: str) -> "str | None":
+    """Why holding out ``validation`` samples of a training split of ``n_train`` (``what`` names it) cannot work:
+    it must leave at least one sample to train on."""
+    if isinstance(validation, int) and not isinstance(validation, bool) and validation >= n_train:
+        return (f"holds out {validation} samples for validation, but {what} has {n_train}; leave at least one "
+                f"for training (at most {n_train - 1})")
+    return None
+
+
+def check_validation_split(config: dict, doc: Document, problems: list, n_train: "int | None", what: str,
+                           path: tuple = ("training", "validation")) -> None:
+    """Report ``training.validation`` at its line when it takes the whole training split (``n_train`` samples,
+    when known before the run; else :func:`check_split_at_run` does it when the data is loaded)."""
+    node = config
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if n_train is not None:
+        message = split_problem(node, n_train, what)
+        if message:
+            given = doc.data
+            for key in path:
+                given = given.get(key) if isinstance(given, dict) else None
+            if given is None:  # the default: say so, the file has no such line
+                message = message.replace(" samples for validation", " samples for validation (the default)", 1)
+            problems.append(doc.problem(path, message))
+
+
+def check_split_at_run(config: dict, n_train: int, what: str, path: tuple = ("training", "validation")) -> None:
+    """At run start, once the data is loaded: the check of :func:`check_validation_split` for data that
+    ``braincore validate`` could not read, raised located at the key's line."""
+    node = config
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    message = split_problem(node, n_train, what)
+    if message:
+        raise config_error(config, path, message)
+
+
+def seed_problem(config: dict, doc: Document, problems: list) -> None:
+    """A ``seed`` beyond 64 bits (torch and numpy seed generators with it) is reported at its line."""
+    seed = config.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 2 ** 63:
+        problems.append(doc.problem(("seed",), f"expected an integer from 0 to 2**63 - 1, got {seed}"))
+
+
+def device_problem(config: dict, doc: Document, problems: list, path: tuple = ("device",)) -> None:
+    """Report a device this machine does not have (``cuda`` without a GPU ...) at its line."""
+    from braincore.validation import _DEVICE, device_unavailable
+
+    device = config.get(path[0]) if len(path) == 1 else None
+    if not isinstance(device, str):
+        return
+    if not _DEVICE.match(device):
+        problems.append(doc.problem(path, f"unknown device {device!r} (expected cpu, cuda, cuda:N, mps or auto)"))
+        return
+    missing = device_unavailable(device)
+    if missing:
+        problems.append(doc.problem(path, missing))
+
+
+def memory_problem(config: dict, doc: Document, problems: list, path: tuple, needs: "list[tuple[str, float]]") -> None:
+    """Report at ``path`` when the planned allocations ``needs`` (``(what, bytes)``) exceed the memory limit
+    (:func:`braincore.validation.memory_limit`), naming the estimate, its largest part and the limit."""
+    from braincore.validation import format_bytes, memory_limit
+
+    limit, how = memory_limit()
+    if limit is None:
+        problems.append(doc.problem((), how))
+        return
+    total = sum(b for _, b in needs)
+    if total > limit and needs:
+        what, largest = max(needs, key=lambda item: item[1])
+        problems.append(doc.problem(path, f"estimated memory {format_bytes(total)} (the largest part: "
+                                          f"{format_bytes(largest)} for {what}) exceeds the limit "
+                                          f"{format_bytes(limit)} ({how}); set BRAINCORE_MEMORY_LIMIT=... (e.g. "
+                                          f"64GB, or off) to override"))
+
+
+def layered_needs(sizes: "list[int]", batch: int, steps: int, nbytes: int = 4, recurrent: "list[int] | None" = None,
+                  copies: int = 4) -> "list[tuple[str, float]]":
+    """Planned allocations of a layered network trained on batches: its weights (``sizes[i] x sizes[i+1]``, plus a
+    ``size x size`` matrix per ``recurrent`` layer) kept ``copies`` times (weights, gradients or updates, optimiser
+    moments), and the ``batch x steps x size`` activity of every layer kept ``copies`` times (state, spikes and
+    what the update reads back)."""
+    weights = float(sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))) + float(sum(n * n for n in recurrent or []))
+    shape = " x ".join(str(n) for n in sizes)
+    return [(f"the weights of the {shape} layers", weights * nbytes * copies),
+            (f"the activity of {batch} samples x {steps} steps x {sum(sizes)} neurons",
+             float(batch) * steps * sum(sizes) * nbytes * copies)]
+
+
+def assembly_memory_problems(assembly, doc: Document, problems: list, path: tuple, batch: "int | None" = None,
+                             duration: "float | None" = None) -> None:
+    """The memory check of :func:`braincore.validation.resource_issues` for an assembly a task builds (run with
+    ``batch`` trials for ``duration`` ms), each problem reported at ``path`` of the task's config."""
+    from braincore.validation import resource_issues
+
+    if duration is not None:
+        assembly.set_run(duration=duration)
+    for issue in resource_issues(assembly, batch):
+        problems.append(doc.problem(path, issue.message))
+
+
 def epoch_batch(indices, position: int, per_epoch: int, batch: int, seed) -> "tuple[int, np.ndarray]":
     """The batch that starts at training sample ``position``: ``(epoch, sample indices)``. Each epoch shows
     ``per_epoch`` samples of ``indices`` in the order of a permutation seeded by ``[*seed, epoch]`` (``seed`` an
@@ -113,4 +261,6 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
 
 
 __all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
-           "params_field", "training_field", "epoch_batch", "load_resumable"]
+           "params_field", "training_field", "epoch_batch", "load_resumable", "remember_document", "config_error",
+           "idx_shape", "seed_problem", "split_problem", "check_validation_split", "check_split_at_run", "device_problem",
+           "memory_problem", "assembly_memory_problems", "layered_needs", "OutputName"]

@@ -112,6 +112,7 @@ encoder: {kind: spikes}
 network:
   layers:
     - {kind: lif, size: 16}
+training: {validation: 500}
 """
 
 
@@ -146,7 +147,10 @@ schedule: {kind: step}
     assert "bad.yaml:3: encoder.kind: data.source 'spike_patterns' is spike trains already" in text
     assert "bad.yaml:9: network.readout.kind: loss 'count_ce' counts output spikes" in text
     assert "bad.yaml:12: schedule: schedule 'step' needs step_epochs" in text
-    assert len(problems) == 8, text  # the missing encoder.steps for 'rate' too
+    # the default hold-out of 5000 samples would leave none of the 2000 generated ones to train on
+    assert "bad.yaml:1: training.validation: holds out 5000 samples for validation (the default), but " \
+        "data.patterns.train has 2000" in text
+    assert len(problems) == 9, text  # the missing encoder.steps for 'rate' too
 
 
 def test_a_cuda_config_without_cuda_fails_clearly(tmp_path):

@@ -32,11 +32,12 @@ import numpy as np
 
 from ..config import AnyMapping, Flag, Integer, Kind, Quantity, Record, Text, register_kind
 from ..launch_env import environment_world_size
+from ..validation import OutputName
 from .partition import PARTITION_SCHEMES
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text(doc="default: the file name"),
+    "name": OutputName(doc="default: the file name; names the output <out>/<name>.npz"),
     "description": Text(),
     "assembly": Text(required=True, doc="a kind: assembly file, relative to this file"),
     "partition": AnyMapping(default=None, doc="{scheme: blocks | round_robin | populations}"),

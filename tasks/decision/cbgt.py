@@ -79,6 +79,7 @@ def _check(config: dict, doc: Document, problems: list) -> None:
     readout = config.get("readout") or {}
     if assembly is None or not isinstance(channels, int):
         return
+    _cue_problems(config, doc, problems, readout.get("cortex"), channels)
     for label, region, pattern in ROWS:
         prefix = readout.get(region)
         if prefix is None:
@@ -91,6 +92,32 @@ def _check(config: dict, doc: Document, problems: list) -> None:
                                                                  f"channels: {channels}"))
             elif not any(m.type == "spikes" and m.target == name for m in assembly.monitors):
                 problems.append(doc.problem(("readout", region), f"no spike monitor on {name!r} (monitors: true)"))
+
+
+def _cue_problems(config: dict, doc: Document, problems: list, prefix, channels: int) -> None:
+    """The cue inputs :func:`input_strength` reads (top-level Poisson inputs onto ``<prefix>.exc_c``) need a
+    rate, a voltage weight (instantaneous synapses) and times that it can sum, each reported at its key."""
+    from braincore.units import UnitError, parse_quantity
+
+    if not isinstance(prefix, str):
+        return
+    targets = {f"{prefix}.exc_{c}" for c in range(channels)}
+    for i, spec in enumerate(config.get("inputs") or []):
+        if not isinstance(spec, dict) or spec.get("type") != "poisson" or spec.get("target") not in targets:
+            continue
+        nested = spec.get("params") if isinstance(spec.get("params"), dict) else {}
+        params = {**nested, **{k: v for k, v in spec.items() if k not in ("name", "type", "target", "params")}}
+        for key, dimension in (("rate", "frequency"), ("weight", "voltage"), ("start", "time"), ("stop", "time")):
+            if params.get(key) is None:
+                continue
+            try:
+                parse_quantity(params[key], dimension)
+            except UnitError as err:
+                path = ("inputs", i, "params", key) if key in nested else ("inputs", i, key)
+                message = (f"a cue onto {spec['target']!r} needs a {dimension}"
+                           f"{' (an instantaneous synapse: a voltage jump)' if key == 'weight' else ''}: {err}")
+                if not any(p.keypath == path for p in problems):
+                    problems.append(doc.problem(path, message))
 
 
 def input_strength(assembly, prefix: str, channels: int, start: float, stop: float) -> list[float]:

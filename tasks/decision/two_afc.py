@@ -41,7 +41,7 @@ from braincore.graph import Assembly
 from braincore.errors import ConfigError
 from braincore.simulator import Simulator
 from regions.prefrontal import build as build_prefrontal
-from tasks.common import run_setup
+from tasks.common import OutputName, assembly_memory_problems, device_problem, run_setup, seed_problem
 
 #: the decision circuit's defaults (Wang 2002's proportions: each pool 15 % of the excitatory cells)
 NETWORK_DEFAULTS = {"pools": 2, "pool_size": 80, "nonselective_size": 400, "inhibitory_size": 100}
@@ -76,7 +76,7 @@ def region_params_field(builder: Callable[..., Any], defaults: dict, fixed: tupl
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text("two_afc"),
+    "name": OutputName("two_afc", doc="names the plot <out>/<name>.png"),
     "seed": Integer(0, minimum=0),
     "network": region_params_field(build_prefrontal, NETWORK_DEFAULTS, ("pools",),
                                    doc="parameters of the prefrontal region (pools is 2)"),
@@ -104,6 +104,23 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
     for i, c in enumerate(config.get("coherences") or []):
         if c is not None and c > 1:
             problems.append(doc.problem(("coherences", i), f"a coherence is a fraction in [0, 1], got {c:g}"))
+    device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
+    stimulus, dt = config.get("stimulus") or {}, config.get("dt")
+    if dt is not None and stimulus.get("duration") is not None and dt > stimulus["duration"]:
+        problems.append(doc.problem(("dt",), f"the time step ({dt:g} ms) is longer than the stimulus "
+                                             f"({stimulus['duration']:g} ms)"))
+    needed = (config.get("network"), config.get("bin"), config.get("backend"), config.get("device"), dt,
+              config.get("batch"), stimulus.get("onset"), stimulus.get("duration"), stimulus.get("weight"),
+              stimulus.get("sources"))
+    if all(v is not None for v in needed) and not problems:
+        try:
+            assembly = decision_assembly(config["network"], stimulus, dt=dt, bin_ms=config["bin"],
+                                         backend=config["backend"], device=config["device"])
+        except ConfigError:
+            return  # reported at the keys of network by its field
+        assembly_memory_problems(assembly, doc, problems, ("batch",), batch=config["batch"],
+                                 duration=stimulus["onset"] + stimulus["duration"])
 
 
 # ------------------------------------------------------------------------------------------ the circuit

@@ -32,11 +32,12 @@ from braincore.simulator import Simulator
 from braincore.units import parse_quantity
 from regions.hippocampus import build as build_hippocampus
 from regions.hippocampus import overlap, random_patterns, store_patterns
+from tasks.common import OutputName, assembly_memory_problems, seed_problem
 from tasks.decision.two_afc import region_params_field
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text("associative"),
+    "name": OutputName("associative", doc="a label of the run (and its outputs)"),
     "seed": Integer(0, minimum=0),
     "network": region_params_field(build_hippocampus, {}, doc="parameters of the hippocampus region"),
     "patterns": ListOf(Integer(minimum=1), min_items=1, default=[10, 20, 40, 80],
@@ -59,9 +60,20 @@ SCHEMA = Record({
 
 
 def _semantic_check(config: dict, doc, problems: list) -> None:
+    seed_problem(config, doc, problems)
     frac = config.get("cue_fraction")
     if frac is not None and frac > 1:
         problems.append(doc.problem(("cue_fraction",), f"a fraction in (0, 1], got {frac:g}"))
+    if not problems and config.get("network") is not None and config.get("dt") is not None:
+        from braincore.errors import ConfigError
+
+        try:
+            a = Assembly(name="associative")
+            a.include(build_hippocampus(**config["network"]), "hpc")
+        except (ConfigError, TypeError):
+            return  # reported at the keys of network by its field
+        a.set_run(dt=config["dt"])
+        assembly_memory_problems(a, doc, problems, ("network",) if config["network"] else ("kind",))
 
 
 def recall_memory(network: dict, n_patterns: int, config: dict, *, seed: int, store: bool = True,

@@ -34,9 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from braincore.config import Integer, Kind, Quantity, Record, Text, register_kind
+from braincore.errors import ConfigError
 from braincore.graph import Assembly
 from braincore.simulator import Simulator
 from regions.prefrontal import build as build_prefrontal
+from tasks.common import OutputName, assembly_memory_problems, seed_problem
 from tasks.decision.two_afc import region_params_field
 
 NETWORK_DEFAULTS = {"pools": 4}
@@ -51,7 +53,7 @@ def _stimulus(rate: float, sources: int, weight: float, duration: float) -> Reco
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text("delayed_match"),
+    "name": OutputName("delayed_match", doc="a label of the run (and its outputs)"),
     "seed": Integer(0, minimum=0),
     "network": region_params_field(build_prefrontal, NETWORK_DEFAULTS,
                                    doc="parameters of the prefrontal region (pools = number of items, >= 2)"),
@@ -70,6 +72,7 @@ SCHEMA = Record({
 
 
 def _semantic_check(config: dict, doc, problems: list) -> None:
+    seed_problem(config, doc, problems)
     net = config.get("network")
     if net is not None and net.get("pools", NETWORK_DEFAULTS["pools"]) is not None:
         pools = net.get("pools", NETWORK_DEFAULTS["pools"])
@@ -77,6 +80,21 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
             problems.append(doc.problem(("network", "pools"), f"a match-to-sample task needs >= 2 items, got {pools}"))
     if None not in (config.get("readout"), config.get("delay2")) and config["readout"] > config["delay2"]:
         problems.append(doc.problem(("readout",), f"longer than delay2 ({config['delay2']:g} ms)"))
+    keys = ("network", "cue", "distractor", "bin", "dt", "backend", "trials_per_pair", "fixation", "delay1", "delay2")
+    if not problems and all(config.get(k) is not None for k in keys) and \
+            all(config[k].get(f) is not None for k in ("cue", "distractor") for f in ("weight", "sources", "duration")):
+        if config["dt"] > config["delay2"]:
+            problems.append(doc.problem(("dt",), f"the time step ({config['dt']:g} ms) is longer than delay2 "
+                                                 f"({config['delay2']:g} ms)"))
+            return
+        try:
+            assembly = task_assembly(config["network"], config)
+        except ConfigError:
+            return  # reported at the keys of network by its field
+        total = config["fixation"] + config["cue"]["duration"] + config["delay1"] + \
+            config["distractor"]["duration"] + config["delay2"]
+        assembly_memory_problems(assembly, doc, problems, ("trials_per_pair",), batch=config["trials_per_pair"],
+                                 duration=total)
 
 
 def task_assembly(network: dict, config: dict) -> Assembly:

@@ -56,14 +56,14 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.desire_mlp import DesireMLP, DesireParams
 from braincore.errors import ConfigError
 from tasks.common import (
-    epoch_batch, run_setup,
-    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
-    training_field)
+    OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_error, config_key, data_field,
+    device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
+    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
 
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text("desire_bp"),
+    "name": OutputName("desire_bp", doc="names the checkpoint <out>/<name>.ckpt"),
     "seed": Integer(0, minimum=0),
     "data": data_field(),
     "network": params_field(DesireParams, "DesireParams overrides"),
@@ -111,12 +111,16 @@ def run(config: dict, options: dict) -> dict:
     train = load_dataset("train", config["data"]["dir"], name=config["data"]["name"], as_torch=True)
     test = load_dataset("test", config["data"]["dir"], name=config["data"]["name"], as_torch=True)
     n_pixels = int(np.prod(train.images.shape[1:]))
+    network = config["network"]
     if n_pixels != int(params.n_in):
-        raise ConfigError(f"network.n_in is {params.n_in:g} but the images have {n_pixels} pixels")
+        raise config_error(config, ("network", "n_in") if "n_in" in network else ("network",),
+                           f"network.n_in is {params.n_in:g} but the images have {n_pixels} pixels")
     n_classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
     if n_classes > int(params.n_out):
-        raise ConfigError(f"network.n_out is {params.n_out:g} but the labels go up to {n_classes - 1}")
+        raise config_error(config, ("network", "n_out") if "n_out" in network else ("network",),
+                           f"network.n_out is {params.n_out:g} but the labels go up to {n_classes - 1}")
     tr = config["training"]
+    check_split_at_run(config, len(train.labels), f"the training split of {config['data']['name']!r}")
     train_idx, val_idx = train_validation_split(len(train.labels), tr["validation"], seed)
     per_epoch = min(tr["samples"] or len(train_idx), len(train_idx))
     dtype = torch.float64 if config["dtype"] == "float64" else torch.float32
@@ -201,6 +205,33 @@ def run(config: dict, options: dict) -> dict:
     return summary
 
 
-KIND = register_kind(Kind("desire_bp", SCHEMA, run, None,
+def _semantic_check(config: dict, doc, problems: list) -> None:
+    """What the run would refuse, at its line: the device, inputs that do not match the images and a validation
+    hold-out that takes the whole training split (read from the IDX headers when the data can be found now;
+    otherwise the run checks them when it loads the data), and the memory of the layers."""
+    remember_document(config, doc)
+    device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
+    try:
+        params = DesireParams.from_mapping(config.get("network") or {})
+    except ConfigError:
+        return  # reported at the keys of network by its field
+    network = config.get("network") or {}
+    shape = idx_shape(config.get("data") or {}, "train")
+    if shape is not None:
+        name = (config.get("data") or {}).get("name") or "mnist"
+        check_validation_split(config, doc, problems, shape[0], f"the training split of {name!r}")
+        pixels = int(np.prod(shape[1:]))
+        if pixels != int(params.n_in):
+            problems.append(doc.problem(("network", "n_in") if "n_in" in network else ("network",),
+                                        f"network.n_in is {params.n_in:g} but the images of {name!r} have {pixels} "
+                                        f"pixels"))
+    if isinstance(config.get("batch"), int):
+        nbytes = 8 if config.get("dtype") == "float64" else 4
+        memory_problem(config, doc, problems, ("network",) if network else ("batch",),
+                       layered_needs(params.sizes, config["batch"], int(params.steps), nbytes))
+
+
+KIND = register_kind(Kind("desire_bp", SCHEMA, run, _semantic_check,
                           "supervised MNIST with desire backpropagation (Gerlinghoff et al. 2023): "
                           "spike-count desires propagated backwards gate STDP"))

@@ -33,16 +33,16 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 from braincore.errors import ConfigError
 from tasks.common import (
-    epoch_batch, run_setup,
-    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
-    training_field)
+    OutputName, assembly_memory_problems, check_split_at_run, check_validation_split, checkpoint_fields,
+    config_error, config_key, data_field, device_problem, epoch_batch, evaluation_field, idx_shape, load_resumable,
+    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
 
 MAX_INTENSITY_RAISES = 32  # a blank image never evokes spikes: stop raising the intensity after this many
 
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text("diehl_cook"),
+    "name": OutputName("diehl_cook", doc="names the output files <out>/<name>.ckpt and <name>_fields.png"),
     "seed": Integer(0, minimum=0),
     "data": data_field(),
     "network": params_field(DiehlCookParams, "DiehlCookParams overrides, units allowed"),
@@ -168,8 +168,10 @@ def run(config: dict, options: dict) -> dict:
     test = load_dataset("test", config["data"]["dir"], name=config["data"]["name"], as_torch=True)
     n_pixels = int(np.prod(train.images.shape[1:]))
     if n_pixels != params.n_in:
-        raise ConfigError(f"network.n_in is {params.n_in:g} but the images have {n_pixels} pixels")
+        raise config_error(config, ("network", "n_in") if "n_in" in config["network"] else ("network",),
+                           f"network.n_in is {params.n_in:g} but the images have {n_pixels} pixels")
     tr = config["training"]
+    check_split_at_run(config, len(train.labels), f"the training split of {config['data']['name']!r}")
     train_idx, val_idx = train_validation_split(len(train.labels), tr["validation"], seed)
     per_epoch = min(tr["samples"] or len(train_idx), len(train_idx))
     steps = int(round(config["present"] / params.dt))
@@ -291,5 +293,35 @@ def _plot_fields(net: DiehlCookNetwork, assignments: np.ndarray, path: Path) -> 
     return str(path)
 
 
-KIND = register_kind(Kind("diehl_cook", SCHEMA, run, None,
+def _semantic_check(config: dict, doc, problems: list) -> None:
+    """What the run would refuse, at its line: the device, a presentation shorter than a step, inputs that do not
+    match the images, a validation hold-out that takes the whole training split (both read from the IDX headers
+    when the data can be found now; otherwise the run checks them when it loads the data) and the memory."""
+    remember_document(config, doc)
+    device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
+    try:
+        params = DiehlCookParams.from_mapping(config.get("network") or {})
+    except ConfigError:
+        return  # reported at the keys of network by its field
+    if config.get("present") is not None and int(round(config["present"] / params.dt)) < 1:
+        problems.append(doc.problem(("present",), f"shorter than one time step (network.dt = {params.dt:g} ms)"))
+    shape = idx_shape(config.get("data") or {}, "train")
+    if shape is not None:
+        name = (config.get("data") or {}).get("name") or "mnist"
+        check_validation_split(config, doc, problems, shape[0], f"the training split of {name!r}")
+        pixels = int(np.prod(shape[1:]))
+        if pixels != params.n_in:
+            where = ("network", "n_in") if "n_in" in (config.get("network") or {}) else ("network",)
+            problems.append(doc.problem(where, f"network.n_in is {params.n_in:g} but the images of {name!r} have "
+                                               f"{pixels} pixels"))
+    if config.get("batch") is not None and float(params.n_exc) >= 1 and float(params.n_in) >= 1:
+        from braincore.networks.diehl_cook import diehl_cook_assembly
+
+        assembly = diehl_cook_assembly(params, steps=max(1, int(round((config.get("present") or 1.0) / params.dt))))
+        assembly_memory_problems(assembly, doc, problems, ("network",) if config.get("network") else ("batch",),
+                                 batch=config["batch"])
+
+
+KIND = register_kind(Kind("diehl_cook", SCHEMA, run, _semantic_check,
                           "unsupervised MNIST with STDP (Diehl & Cook 2015): train, label, classify"))

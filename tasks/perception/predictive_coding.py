@@ -108,9 +108,9 @@ from braincore.data import load_dataset, train_validation_split
 from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
 from braincore.errors import ConfigError
 from tasks.common import (
-    epoch_batch, run_setup,
-    checkpoint_fields, config_key, data_field, evaluation_field, load_resumable, params_field, progress_bar,
-    training_field)
+    OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_key, data_field,
+    device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
+    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
 
 SPLIT_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 EVAL_BATCH = 500
@@ -118,7 +118,7 @@ EVAL_BATCH = 500
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text("predictive_coding"),
+    "name": OutputName("predictive_coding", doc="names the checkpoint <out>/<name>.ckpt"),
     "seed": Integer(0, minimum=0),
     "mode": Text("standard", choices=("standard", "split"), doc="standard training, or split-MNIST forgetting"),
     "data": data_field(),
@@ -213,6 +213,7 @@ def run(config: dict, options: dict) -> dict:
     n_classes = 10
     sizes = [n_pixels, *config["layers"], n_classes]
     tr = config["training"]
+    check_split_at_run(config, len(train.labels), f"the training split of {config['data']['name']!r}")
     train_idx, val_idx = train_validation_split(len(train.labels), tr["validation"], seed)
     dtype = torch.float64 if config["dtype"] == "float64" else torch.float32
     net = SpikingPCNetwork(sizes, params, seed=seed, device=config["device"], dtype=dtype)
@@ -365,5 +366,32 @@ def run(config: dict, options: dict) -> dict:
     return summary
 
 
-KIND = register_kind(Kind("predictive_coding", SCHEMA, run, None,
+def _semantic_check(config: dict, doc, problems: list) -> None:
+    """What the run would refuse, at its line: the device, split tasks naming a class that is no label, a
+    validation hold-out that takes the whole training split (read from the IDX header when the data can be found
+    now; otherwise the run checks it when it loads the data), and the memory of the layers."""
+    remember_document(config, doc)
+    device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
+    for i, task in enumerate((config.get("split") or {}).get("tasks") or []):
+        for j, label in enumerate(task or []):
+            if isinstance(label, int) and label >= 10:
+                problems.append(doc.problem(("split", "tasks", i, j), f"class {label} is not a label (0..9)"))
+    shape = idx_shape(config.get("data") or {}, "train")
+    if shape is not None:
+        name = (config.get("data") or {}).get("name") or "mnist"
+        check_validation_split(config, doc, problems, shape[0], f"the training split of {name!r}")
+    try:
+        params = SpikingPCParams.from_mapping(config.get("network") or {})
+    except ConfigError:
+        return  # reported at the keys of network by its field
+    layers = config.get("layers")
+    if isinstance(config.get("batch"), int) and isinstance(layers, list) and all(isinstance(n, int) for n in layers):
+        pixels = int(np.prod(shape[1:])) if shape is not None else 784
+        nbytes = 8 if config.get("dtype") == "float64" else 4
+        memory_problem(config, doc, problems, ("layers",) if "layers" in doc.data else ("batch",),
+                       layered_needs([pixels, *layers, 10], config["batch"], int(params.steps), nbytes))
+
+
+KIND = register_kind(Kind("predictive_coding", SCHEMA, run, _semantic_check,
                           "spiking predictive coding (Ororbia): local learning on digits, split-MNIST forgetting"))

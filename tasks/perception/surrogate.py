@@ -70,7 +70,9 @@ from braincore.training.losses import LOSS_KINDS, REDUCTIONS, ClassificationLoss
 from braincore.training.models import LAYER_KINDS, READOUT_KINDS, build_classifier
 from braincore.training.trainer import (
     OPTIMIZERS, SCHEDULES, LRSchedule, TensorData, Trainer, resolve_device, seed_everything)
-from tasks.common import config_key, load_resumable, run_setup
+from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
+                          idx_shape, layered_needs, load_resumable, memory_problem, remember_document, run_setup,
+                          seed_problem)
 
 ENCODERS = ("rate", "poisson", "latency", "current", "rows", "spikes")
 SOURCES = ("idx", "spike_patterns")
@@ -123,7 +125,7 @@ LAYER = Record({
 
 SCHEMA = Record({
     "kind": Text(required=True),
-    "name": Text("spiking_classifier"),
+    "name": OutputName("spiking_classifier", doc="names the checkpoint <out>/<name>.ckpt"),
     "seed": Integer(0, minimum=0),
     "device": Text("cpu", doc="cpu, cuda, cuda:1, ..."),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
@@ -198,8 +200,47 @@ SCHEMA = Record({
 })
 
 
+def _data_checks(config: dict, doc, problems: list) -> None:
+    """The device, a validation hold-out that takes the whole training split (the generated patterns' count, or
+    the IDX header when the data can be found now; otherwise the run checks it when it loads the data), and the
+    memory of the layers over a training batch."""
+    remember_document(config, doc)
+    device_problem(config, doc, problems)
+    seed_problem(config, doc, problems)
+    data, enc, net = config.get("data") or {}, config.get("encoder") or {}, config.get("network") or {}
+    patterns = data.get("patterns") or {}
+    shape = None
+    if data.get("source") == "spike_patterns":
+        if isinstance(patterns.get("train"), int):
+            check_validation_split(config, doc, problems, patterns["train"], "data.patterns.train")
+        if isinstance(patterns.get("steps"), int) and isinstance(patterns.get("channels"), int):
+            shape = (patterns.get("train") or 1, patterns["steps"], patterns["channels"])
+    elif data.get("source") == "idx":
+        shape = idx_shape(data, "train")
+        if shape is not None:
+            check_validation_split(config, doc, problems, shape[0], f"the training split of "
+                                                                     f"{data.get('name') or 'mnist'!r}")
+    layers = net.get("layers")
+    batch = (config.get("training") or {}).get("batch")
+    if not (isinstance(layers, list) and all(isinstance(l, dict) and isinstance(l.get("size"), int) for l in layers)
+            and isinstance(batch, int)):
+        return
+    kind = enc.get("kind")
+    if shape is None or len(shape) < 3:
+        n_in, steps = 1, enc.get("steps") or 1  # unknown until the data is loaded: the layers alone
+    elif kind in ("rows", "spikes"):
+        n_in, steps = shape[2], shape[1]
+    else:
+        n_in, steps = int(np.prod(shape[1:])), enc.get("steps") or 1
+    sizes = [n_in, *[l["size"] for l in layers], 10]
+    recurrent = [l["size"] for l in layers if l.get("recurrent")]
+    memory_problem(config, doc, problems, ("network", "layers"),
+                   layered_needs(sizes, batch, int(steps), 4, recurrent=recurrent))
+
+
 def semantic_check(config: dict, doc, problems: list) -> None:
     """Cross-field checks, each reported at its own line and key."""
+    _data_checks(config, doc, problems)
     data, enc, net, loss = config.get("data"), config.get("encoder"), config.get("network"), config.get("loss")
     if data and enc and enc.get("kind"):
         kind = enc["kind"]
@@ -422,6 +463,7 @@ def run(config: dict, options: dict) -> dict:
     tr, ev = config["training"], config["evaluation"]
 
     train_x, train_y, test_x, test_y, n_classes = _load_data(config)
+    check_split_at_run(config, len(train_y), "the training split")
     train_idx, val_idx = train_validation_split(len(train_y), tr["validation"], seed)
     if tr["samples"] is not None and tr["samples"] < len(train_idx):
         pick = np.random.default_rng([seed, 1]).permutation(len(train_idx))[:tr["samples"]]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from braincore.assembly_config import SCHEMA as ASSEMBLY_SCHEMA
 from braincore.assembly_config import _semantic_check as assembly_check
 from braincore.config import AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
-from tasks.common import filled_record
+from tasks.common import assembly_memory_problems, filled_record, layered_needs, memory_problem
 
 from .encoders import ObservationEncoder, check_action_space
 from .envs import make_env
@@ -99,6 +99,7 @@ SCHEMA = Record({
 
 
 def _semantic_check(config: dict, doc: Document, problems: list) -> None:
+    n_actions, encoder = None, None
     env = config.get("env") or {}
     if env.get("id"):
         try:
@@ -107,14 +108,26 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
             problems.append(doc.problem(("env", "id"), str(err)))
         else:
             try:
-                check_action_space(probe.action_space)
+                n_actions = check_action_space(probe.action_space)
                 enc = config.get("encoder") or {}
-                ObservationEncoder(probe.observation_space, enc.get("neurons_per_dim") or 10,
-                                   enc.get("obs_low"), enc.get("obs_high"))
+                encoder = ObservationEncoder(probe.observation_space, enc.get("neurons_per_dim") or 10,
+                                             enc.get("obs_low"), enc.get("obs_high"))
             except ValueError as err:
                 problems.append(doc.problem(("env",), str(err)))
             probe.close()
-    uses_assembly = config.get("agent") == "local" or (config.get("gradient") or {}).get("network") == "assembly"
+    for path in (("gradient", "gamma"), ("gradient", "gae_lambda"), ("local", "critic", "gamma")):
+        value = config
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and value > 1:
+            what = "a discount factor" if path[-1] == "gamma" else "the GAE weight"
+            problems.append(doc.problem(path, f"{what} must be in [0, 1], got {value:g} (returns would grow "
+                                              f"without bound)"))
+    gradient = config.get("gradient") or {}
+    lr_final = gradient.get("lr_final")
+    if lr_final is not None and lr_final > 1:
+        problems.append(doc.problem(("gradient", "lr_final"), f"a fraction of lr in [0, 1], got {lr_final:g}"))
+    uses_assembly = config.get("agent") == "local" or gradient.get("network") == "assembly"
     if uses_assembly:
         if not config.get("populations") and not config.get("include"):
             what = "agent: local" if config.get("agent") == "local" else "gradient.network: assembly"
@@ -122,6 +135,75 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
                                                           f"inputs, modulators)"))
             return
         assembly_check(config, doc, problems)
+        assembly = config.get("_assembly")
+        if assembly is not None:
+            _local_section_problems(config, assembly, doc, problems, encoder, n_actions)
+    elif config.get("agent") == "gradient" and encoder is not None and n_actions is not None:
+        hidden = gradient.get("hidden")
+        if isinstance(hidden, list) and all(isinstance(h, int) for h in hidden) and \
+                all(isinstance(gradient.get(k), int) for k in ("num_envs", "rollout", "steps")):
+            sizes = [encoder.size, *hidden, n_actions]
+            needs = layered_needs(sizes, gradient["num_envs"], gradient["steps"]) * 2  # actor and critic pathways
+            needs.append((f"the rollouts ({gradient['num_envs']} environments x {gradient['rollout']} steps x "
+                          f"{encoder.size} inputs)", 4.0 * gradient["num_envs"] * gradient["rollout"] * encoder.size * 4))
+            memory_problem(config, doc, problems, ("gradient", "hidden"), needs)
+
+
+def _local_section_problems(config: dict, assembly, doc: Document, problems: list, encoder, n_actions) -> None:
+    """The names the ``local`` section gives (populations, Poisson inputs, the dopamine channel) must exist in
+    the assembly and fit the environment (sizes multiples of the encoder's channels and of the actions), each
+    reported at its key; and the assembly must fit in memory with ``num_envs`` trials."""
+    local = config.get("local") or {}
+    agent = config.get("agent")
+    populations = {p.name: p for p in assembly.populations()}
+    known = ", ".join(sorted(populations)) or "none"
+    obs = local.get("observation") or {}
+    checks = ((("local", "observation", "population"), obs.get("population"), encoder.size if encoder else None,
+               "the encoder's channels"),
+              (("local", "actions"), local.get("actions"), n_actions, "actions"))
+    for path, name, divisor, what in checks:
+        if not isinstance(name, str):
+            continue
+        resolved = assembly.resolve(name)
+        if resolved is None:
+            problems.append(doc.problem(path, f"no population {name!r} in the assembly (populations: {known})"))
+        elif divisor and isinstance(populations[resolved].size, int) and populations[resolved].size % divisor:
+            problems.append(doc.problem(path, f"population {name!r} has {populations[resolved].size} cells, not a "
+                                              f"multiple of the {divisor} {what}"))
+    if agent != "local":
+        max_rate, dt = obs.get("max_rate"), assembly.run.dt
+        if max_rate is not None and isinstance(dt, float) and max_rate * dt / 1000.0 > 1:
+            problems.append(doc.problem(("local", "observation", "max_rate"),
+                                        f"max_rate x dt = {max_rate * dt / 1000.0:g} spikes per step; at most 1"))
+        return
+    inputs = {i.name: i for i in assembly.inputs}
+    poisson = ", ".join(sorted(n for n, i in inputs.items() if i.type == "poisson")) or "none"
+    named = ((("local", "observation", "input"), obs.get("input"), False),
+             (("local", "exploration", "input"), (local.get("exploration") or {}).get("input"), True),
+             (("local", "efference", "input"), (local.get("efference") or {}).get("input"), True))
+    for path, name, optional in named:
+        if not isinstance(name, str) or (optional and name == "none"):
+            continue
+        if name not in inputs or inputs[name].type != "poisson":
+            problems.append(doc.problem(path, f"no Poisson input named {name!r} in the assembly (Poisson inputs: "
+                                              f"{poisson})"))
+        elif path[1] == "observation" and isinstance(obs.get("population"), str) and \
+                inputs[name].target != assembly.resolve(obs["population"]):
+            problems.append(doc.problem(path, f"input {name!r} targets {inputs[name].target!r}, not the observation "
+                                              f"population {obs['population']!r}"))
+        elif path[1] == "efference" and n_actions:
+            target = populations.get(inputs[name].target)
+            if target is not None and isinstance(target.size, int) and target.size % n_actions:
+                problems.append(doc.problem(path, f"its target {target.name!r} has {target.size} cells, not a "
+                                                  f"multiple of the {n_actions} actions"))
+    channel = (local.get("dopamine") or {}).get("channel")
+    if isinstance(channel, str) and channel not in assembly.modulators:
+        declared = ", ".join(sorted(assembly.modulators)) or "none"
+        problems.append(doc.problem(("local", "dopamine", "channel"),
+                                    f"the assembly declares no modulator {channel!r} (modulators: {declared}); add "
+                                    f"modulators: {{{channel}: {{tau: 5 ms}}}}"))
+    if isinstance(local.get("num_envs"), int):
+        assembly_memory_problems(assembly, doc, problems, ("local", "num_envs"), batch=local["num_envs"])
 
 
 # ------------------------------------------------------------------------------------------ the runner
