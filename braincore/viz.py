@@ -80,42 +80,204 @@ def plot_gallery(results: Sequence[ClampResult], labels: Sequence[str], path: Pa
     return Path(path)
 
 
-def plot_raster(sim, path: PathLike, *, trial: int = 0, max_neurons: int = 400, bin_ms: float = 5.0) -> Path:
-    """Spike raster of every spike-monitored population (trial ``trial``) and their population rates.
+#: neurons per population a raster shows when not told otherwise (the first ones)
+DEFAULT_RASTER_NEURONS = 400
 
-    At most ``max_neurons`` neurons per population are drawn (the first ones); the rate panel uses all
-    neurons, in bins of ``bin_ms``.
-    """
-    from .monitors import SpikeMonitor
+#: which neurons of each population a raster shows: ``None`` (the first DEFAULT_RASTER_NEURONS), ``N`` (the first
+#: N), ``(first, stop)`` or ``"all"``
+NeuronChoice = Union[None, int, tuple, str]
 
-    monitors = [m for m in sim.monitors if isinstance(m, SpikeMonitor)]
-    fig, (ax_r, ax_rate) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    offset = 0
+
+def _neuron_range(choice: NeuronChoice, size: int) -> tuple[int, int]:
+    """The ``[lo, hi)`` neurons of a population of ``size`` that ``choice`` shows."""
+    if choice == "all":
+        return 0, size
+    if choice is None:
+        choice = DEFAULT_RASTER_NEURONS
+    if isinstance(choice, (tuple, list)) and len(choice) == 2:
+        lo, hi = int(choice[0]), int(choice[1])
+        if not 0 <= lo < hi:
+            raise ValueError(f"neurons {tuple(choice)}: need 0 <= first < stop")
+        return min(lo, size), min(hi, size)
+    if isinstance(choice, bool) or not isinstance(choice, (int, np.integer)) or choice < 1:
+        raise ValueError(f"neurons {choice!r}: give N >= 1 (the first N), (first, stop) or 'all'")
+    return 0, min(int(choice), size)
+
+
+def _draw_run(spike_sets: list, rate_sets: list, state_sets: list, t_end: float, path: PathLike, *, title: str,
+              trial: int, neurons: NeuronChoice, bin_ms: float,
+              choose: str = "choose with --neurons") -> tuple[Path, dict]:
+    """The figure of a run: a raster of ``spike_sets`` (``{"label", "size", "t", "neuron", "trial"}``; the
+    chosen neurons of each stacked), population rates (every neuron of each spike set, in bins of ``bin_ms``, and
+    each of ``rate_sets``: ``{"label", "t", "rate", "bin_ms"}``) and state traces (``state_sets``: ``{"label",
+    "t", "values" [T, n]}``, at most 8 neurons each). Returns the PNG and what each raster row shows."""
+    n_panels = (1 if spike_sets else 0) + (1 if spike_sets or rate_sets else 0) + len(state_sets)
+    if n_panels == 0:
+        raise ValueError("nothing to plot: no spike, rate or state recordings")
+    ratios = ([3] if spike_sets else []) + ([1] if spike_sets or rate_sets else []) + [1.2] * len(state_sets)
+    fig, axes = plt.subplots(n_panels, 1, figsize=(9, 2.0 + 1.6 * sum(ratios)), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": ratios})
+    axes = list(axes[:, 0])
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    t_end = sim.t
-    edges = np.arange(0.0, t_end + bin_ms, bin_ms)
-    for i, m in enumerate(monitors):
-        data = m.data(sim.dt)
-        keep = (data["trial"] == trial) & (data["neuron"] < max_neurons)
-        shown = min(m.size, max_neurons)
-        ax_r.plot(data["t"][keep], data["neuron"][keep] + offset, color=colors[i % len(colors)],
-                  marker="|", ms=2, lw=0, ls="none", label=m.target)
-        counts, _ = np.histogram(data["t"][data["trial"] == trial], bins=edges)
-        ax_rate.plot(edges[:-1] + bin_ms / 2, counts / (m.size * bin_ms / 1000.0), color=colors[i % len(colors)],
-                     lw=1)
-        offset += shown
-    ax_r.set_ylabel("neuron")
-    ax_r.legend(loc="upper right", fontsize=8, markerscale=6)
-    ax_rate.set_ylabel("rate (Hz)")
-    ax_rate.set_xlabel("time (ms)")
-    ax_rate.set_xlim(0, t_end)
-    ax_r.set_title(f"{sim.assembly.name or 'assembly'}: spikes (trial {trial})")
+    shown: dict = {}
+    subset = []
+    if spike_sets:
+        ax_r = axes.pop(0)
+        offset = 0
+        for i, s in enumerate(spike_sets):
+            lo, hi = _neuron_range(neurons, s["size"])
+            keep = (s["trial"] == trial) & (s["neuron"] >= lo) & (s["neuron"] < hi)
+            ax_r.plot(s["t"][keep], s["neuron"][keep] - lo + offset, color=colors[i % len(colors)], marker="|",
+                      ms=2, lw=0, ls="none", label=s["label"])
+            shown[s["label"]] = {"first": lo, "last": hi - 1, "of": s["size"]}
+            if hi - lo < s["size"]:
+                subset.append(f"{s['label']} {lo}-{hi - 1} of {s['size']:,}" if hi > lo else
+                              f"{s['label']} none of {s['size']:,}")
+            offset += hi - lo
+        ax_r.set_ylabel("neuron")
+        ax_r.legend(loc="upper right", fontsize=8, markerscale=6)
+        ax_r.set_ylim(-0.5, max(offset, 1) - 0.5)
+    if spike_sets or rate_sets:
+        ax_rate = axes.pop(0)
+        edges = np.arange(0.0, t_end + bin_ms, bin_ms)
+        for i, s in enumerate(spike_sets):
+            counts, _ = np.histogram(s["t"][s["trial"] == trial], bins=edges)
+            ax_rate.plot(edges[:-1] + bin_ms / 2, counts / (s["size"] * bin_ms / 1000.0),
+                         color=colors[i % len(colors)], lw=1, label=s["label"])
+        for j, r in enumerate(rate_sets):
+            ax_rate.plot(r["t"] + r["bin_ms"] / 2, r["rate"], color=colors[(len(spike_sets) + j) % len(colors)],
+                         lw=1, ls="--", label=f"{r['label']} (rate monitor)")
+        ax_rate.set_ylabel("rate (Hz)")
+        if rate_sets:
+            ax_rate.legend(loc="upper right", fontsize=7)
+    for st in state_sets:
+        ax = axes.pop(0)
+        values = st["values"]
+        n = values.shape[1] if values.ndim == 2 else 1
+        for k in range(min(n, 8)):
+            ax.plot(st["t"], values[:, k] if values.ndim == 2 else values, lw=0.8)
+        ax.set_ylabel(st["label"], fontsize=8)
+        if n > 8:
+            ax.text(0.99, 0.95, f"first 8 of {n} recorded neurons", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=7)
+    fig.axes[-1].set_xlabel("time (ms)")
+    fig.axes[0].set_xlim(0, t_end if t_end > 0 else 1)
+    full = title + (f" (trial {trial})" if spike_sets else "")
+    if subset:
+        full += "\nshowing a subset of neurons: " + "; ".join(subset) + f" ({choose})"
+    fig.axes[0].set_title(full, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path, shown
+
+
+def plot_raster(sim, path: PathLike, *, trial: int = 0, max_neurons: int = DEFAULT_RASTER_NEURONS,
+                bin_ms: float = 5.0, neurons: NeuronChoice = None) -> Path:
+    """Spike raster of every spike-monitored population (trial ``trial``) and their population rates.
+
+    ``neurons``: which neurons of each population the raster draws (``N``: the first N; ``(A, B)``: A to B-1;
+    ``"all"``); default the first ``max_neurons``. The title says when that is a subset. The rate panel uses
+    all neurons, in bins of ``bin_ms``.
+    """
+    from .monitors import SpikeMonitor
+
+    sets = []
+    for m in sim.monitors:
+        if isinstance(m, SpikeMonitor):
+            data = m.data(sim.dt)
+            sets.append({"label": m.target, "size": m.size, "t": data["t"], "neuron": data["neuron"],
+                         "trial": data["trial"]})
+    path, _ = _draw_run(sets, [], [], sim.t, path, title=f"{sim.assembly.name or 'assembly'}: spikes", trial=trial,
+                        neurons=max_neurons if neurons is None else neurons, bin_ms=bin_ms,
+                        choose="others: braincore plot run RUN.npz --neurons A:B")
     return path
+
+
+# ------------------------------------------------------------------------------------------ saved runs
+def load_run(npz: PathLike) -> dict:
+    """The recordings of a ``braincore run`` ``.npz`` (:meth:`braincore.simulator.Simulator.save_npz`: keys
+    ``<monitor>/<field>``), by kind: ``{"spikes": {monitor: {t, step, trial, neuron, counts}}, "rates":
+    {monitor: {t, rate_hz, bin_ms}}, "states": {monitor: {variable: [T, B, n], "t": ...}}, "t_end", "trials"}``.
+    A file that is not such an npz raises ValueError saying so."""
+    npz = Path(npz)
+    if not npz.is_file():
+        raise FileNotFoundError(f"{npz}: no such file")
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{npz}: not a .npz file written by braincore run ({err})") from None
+    except Exception as err:  # zipfile.BadZipFile and friends: a damaged or foreign file
+        raise ValueError(f"{npz}: not a readable .npz file ({type(err).__name__}: {err})") from None
+    monitors: dict = {}
+    for key, value in arrays.items():
+        if "/" not in key:
+            raise ValueError(f"{npz}: not a braincore run recording (key {key!r} is not <monitor>/<field>)")
+        name, field = key.rsplit("/", 1)
+        monitors.setdefault(name, {})[field] = value
+    out: dict = {"spikes": {}, "rates": {}, "states": {}}
+    ends, trials = [0.0], 1
+    for name, fields in monitors.items():
+        if {"neuron", "trial", "t"} <= set(fields):
+            out["spikes"][name] = fields
+            step, t = fields.get("step"), fields["t"]
+            if len(t):
+                dt = float(t[step > 0][0] / step[step > 0][0]) if step is not None and (step > 0).any() else 0.0
+                ends.append(float(t.max()) + dt)
+            if fields.get("counts") is not None and np.ndim(fields["counts"]) == 2:
+                trials = max(trials, int(fields["counts"].shape[0]))
+        elif "rate_hz" in fields:
+            out["rates"][name] = fields
+            bin_ms = float(fields.get("bin_ms", 0.0))
+            if len(fields["t"]):
+                ends.append(float(fields["t"][-1]) + bin_ms)
+            if np.ndim(fields["rate_hz"]) == 2:
+                trials = max(trials, int(fields["rate_hz"].shape[1]))
+        elif "t" in fields and any(np.ndim(v) == 3 for k, v in fields.items() if k != "t"):
+            out["states"][name] = fields
+            if len(fields["t"]):
+                ends.append(float(fields["t"][-1]))
+            trials = max(trials, max(int(v.shape[1]) for k, v in fields.items() if k != "t" and np.ndim(v) == 3))
+    if not (out["spikes"] or out["rates"] or out["states"]):
+        raise ValueError(f"{npz}: no spike, rate or state recordings in it (keys: {', '.join(arrays) or 'none'})")
+    out["t_end"], out["trials"] = round(max(ends), 9), trials  # whole steps, not 1000.0000000000001
+    return out
+
+
+def plot_run(npz: PathLike, path: PathLike, *, trial: int = 0, neurons: NeuronChoice = None,
+             bin_ms: float = 5.0, title: Optional[str] = None) -> tuple[Path, dict]:
+    """Plot a saved run again from its ``.npz`` (:func:`load_run`): raster of every spike monitor (``neurons``
+    as in :func:`plot_raster`; the title says when a subset is shown), population rates (spike and rate
+    monitors), and state traces of the first recorded neurons. Returns the PNG path and a summary."""
+    run = load_run(npz)
+    if not 0 <= trial < run["trials"]:
+        raise ValueError(f"--trial {trial}: the run has {run['trials']} trial(s), 0..{run['trials'] - 1}")
+    if not bin_ms > 0:
+        raise ValueError(f"--bin must be > 0 ms, got {bin_ms:g}")
+    spike_sets = []
+    for name, f in run["spikes"].items():
+        counts = f.get("counts")
+        size = int(counts.shape[1]) if counts is not None and np.ndim(counts) == 2 else \
+            (int(f["neuron"].max()) + 1 if len(f["neuron"]) else 1)
+        spike_sets.append({"label": name, "size": size, "t": f["t"], "neuron": f["neuron"], "trial": f["trial"]})
+    rate_sets = [{"label": name, "t": f["t"], "bin_ms": float(f.get("bin_ms", 0.0)),
+                  "rate": f["rate_hz"][:, trial] if np.ndim(f["rate_hz"]) == 2 else f["rate_hz"]}
+                 for name, f in run["rates"].items() if len(f["t"])]
+    state_sets = []
+    for name, f in run["states"].items():
+        for var, values in f.items():
+            if var != "t" and np.ndim(values) == 3 and values.shape[0]:
+                state_sets.append({"label": f"{name}: {var}", "t": f["t"], "values": values[:, trial, :]})
+    png, shown = _draw_run(spike_sets, rate_sets, state_sets, run["t_end"], path,
+                           title=title or Path(npz).stem, trial=trial, neurons=neurons, bin_ms=bin_ms)
+    summary = {"npz": str(npz), "png": str(png), "trial": trial, "trials": run["trials"],
+               "t_end_ms": run["t_end"], "raster": shown,
+               "spikes": {name: int(((f["trial"] == trial)).sum()) for name, f in run["spikes"].items()},
+               "rate_monitors": list(run["rates"]), "state_monitors": list(run["states"])}
+    return png, summary
 
 
 # ------------------------------------------------------------------------------------------ assemblies

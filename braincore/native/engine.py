@@ -38,6 +38,9 @@ P_double = ctypes.POINTER(ctypes.c_double)
 SYNAPSE_CODES = {"instantaneous": 0, "exponential": 1, "alpha": 2, "conductance": 3}
 INPUT_CODES = {"poisson": 0, "constant_current": 1, "step_current": 1, "time_varying_current": 2, "spike_file": 3}
 SPIKE_BUFFER_MIN = 1 << 18  # triples per spike monitor between flushes (at least B * N)
+#: steps per call of the C loop (about 0.5 s for the 15.6 M synapses of configs/brunel.yaml): a signal handler
+#: (Ctrl-C) runs only between calls
+CHUNK_STEPS = 1000
 
 
 class Pop(ctypes.Structure):
@@ -453,7 +456,8 @@ class NativeEngine:
         self._bind()
         B = sim.batch
         records_state = any(isinstance(m, StateMonitor) for m in sim.monitors)
-        chunk = 1 if records_state else (steps if bar is None else 1000)
+        # at most CHUNK_STEPS steps per call into C: Python sees Ctrl-C (and updates the bar) between calls
+        chunk = 1 if records_state else CHUNK_STEPS
         recs = (Rec * max(1, len(sim.monitors)))()
         buffers = []
         for r, m in enumerate(sim.monitors):

@@ -22,13 +22,29 @@ steps in all, after ``W`` warm-up steps with ``factor = (k + 1) / W``; ``j = k -
     one_cycle:  cosine rise from 1 / div_factor to 1 over the first pct_start K steps, then cosine fall to
                 1 / (div_factor final_div_factor)                  (Smith & Topin 2019; torch's OneCycleLR)
 
-**Checkpoints** (:func:`braincore.checkpoint.save_checkpoint`, atomic) every ``checkpoint_every`` optimiser
-steps, at every epoch end and when training stops: model, optimiser, schedule step, the position (epoch and
-batch index inside the epoch's permutation), the RNG states (torch CPU and CUDA, NumPy, Python, the trainer's
-encoder generator), the running statistics of the epoch and the history. :meth:`Trainer.load_state_dict`
-restores all of it, so training N steps straight and training k steps, crashing, resuming and training to N
-give bitwise equal parameters on the same device (``tests/test_trainer.py``). Evaluation draws from its own
-freshly seeded generator and never touches the training RNG streams.
+**Checkpoints** (:func:`braincore.checkpoint.save_checkpoint`, atomic; read back with ``torch.load(...,
+weights_only=True)``) every ``checkpoint_every`` optimiser steps, at every epoch end, when training stops and
+when Ctrl-C interrupts it: model, optimiser, schedule step, the position (epoch and batch index inside the
+epoch's permutation), the RNG states (torch CPU and CUDA, NumPy, Python, the trainer's encoder generator), the
+running statistics of the epoch, the history and the *run key* (:meth:`Trainer.run_key`: the model's class and
+tensor shapes, the optimiser and its settings, the schedule, the seed, the batch size and the size of the
+training data). :meth:`Trainer.load_state_dict` restores all of it, so training N steps straight and training k
+steps, crashing, resuming and training to N give bitwise equal parameters on the same device
+(``tests/test_trainer.py``, ``tests/test_trainer_resume.py``). Evaluation draws from its own freshly seeded
+generator and never touches the training RNG streams.
+
+**Resuming.** With a ``checkpoint_path`` (and ``resume=True``, the default), :meth:`Trainer.fit` continues from
+the checkpoint at that path when there is one: a script run again after an interruption picks up where it
+stopped, and one run again after it finished returns the stored history without training. A checkpoint whose
+run key differs from this run's (another architecture, optimiser, seed, batch size or data size) is refused
+with a :class:`CheckpointMismatch` naming the file and every difference; ``resume=False`` trains afresh and
+overwrites it. The number of epochs is not part of the key: asking for more epochs continues training. Ctrl-C
+during ``fit`` (in the main thread, outside distributed training) is taken at the end of the current batch:
+the trainer writes a checkpoint there and raises :class:`~braincore.progress.TrainingInterrupted`.
+
+**Initial weights.** Give the model as a function of no arguments (``Trainer(lambda: build_classifier(...),
+...)``) and the trainer builds it with torch's RNG seeded from ``seed`` (the global RNG is left as it was), so
+two fresh runs start from the same weights; a model passed built is used as it is.
 
 **Data parallel** (:mod:`braincore.training.distributed`): with ``distributed=True``, or automatically when a
 ``torch.distributed`` process group is initialised (or torchrun's ``WORLD_SIZE > 1`` is set), ``batch_size`` is
@@ -44,6 +60,7 @@ regularization" (AdamW), ICLR 2019, and "SGDR" (cosine schedule), ICLR 2017; L. 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -57,8 +74,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import restore_checkpoint, save_checkpoint
-from ..progress import progress_bar
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..progress import TrainingInterrupted, interrupt_guard, progress_bar
 from . import distributed as dist_utils
 from .losses import LossResult
 
@@ -66,7 +83,8 @@ Tensor = torch.Tensor
 Transform = Callable[[Tensor, torch.Generator], Tensor]
 
 __all__ = ["SCHEDULES", "OPTIMIZERS", "LRSchedule", "TensorData", "IterableData", "as_data", "make_optimizer",
-           "resolve_device", "seed_everything", "capture_rng", "restore_rng", "progress_bar", "Trainer"]
+           "resolve_device", "seed_everything", "capture_rng", "restore_rng", "progress_bar", "Trainer",
+           "CheckpointMismatch", "TrainingInterrupted"]
 
 SCHEDULES = ("none", "step", "cosine", "one_cycle")
 OPTIMIZERS = ("adam", "adamw")
@@ -76,6 +94,53 @@ _EVAL_SEED_OFFSET = 1_000_003
 
 
 # ------------------------------------------------------------------------------------------ helpers
+class CheckpointMismatch(ValueError):
+    """A checkpoint that belongs to another run (its run key differs); the message names the file and every
+    difference."""
+
+
+def _describe_key_differences(saved: dict, current: dict) -> list[str]:
+    """The differences between two run keys (:meth:`Trainer.run_key`), in words; fields missing on one side
+    (e.g. the data size of a checkpoint saved before any ``fit``) are not compared."""
+    out = []
+    for field in current:
+        if field not in saved or saved[field] is None or current[field] is None:
+            continue
+        old, new = saved[field], current[field]
+        if field == "tensors":
+            old, new = dict(old), dict(new)
+            missing = [k for k in old if k not in new]
+            extra = [k for k in new if k not in old]
+            shapes = [f"{k} {list(old[k])} -> {list(new[k])}" for k in new
+                      if k in old and list(old[k]) != list(new[k])]
+            parts = []
+            if shapes:
+                parts.append("shapes " + ", ".join(shapes[:3]) + (f" and {len(shapes) - 3} more" if len(shapes) > 3 else ""))
+            if missing:
+                parts.append(f"{len(missing)} tensor(s) only in the checkpoint ({', '.join(missing[:3])})")
+            if extra:
+                parts.append(f"{len(extra)} tensor(s) only in this model ({', '.join(extra[:3])})")
+            if parts:
+                out.append("model: " + "; ".join(parts))
+        elif isinstance(old, dict) and isinstance(new, dict):
+            for sub in sorted(set(old) | set(new)):
+                a, b = old.get(sub), new.get(sub)
+                if _plain(a) != _plain(b):
+                    out.append(f"{field}.{sub}: {_plain(a)!r} in the checkpoint, {_plain(b)!r} now")
+        elif _plain(old) != _plain(new):
+            out.append(f"{field}: {_plain(old)!r} in the checkpoint, {_plain(new)!r} now")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists (a checkpoint stores lists), so that equal keys compare equal."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
     """``device`` as a :class:`torch.device`; a clear error when CUDA (or MPS) is asked for but absent."""
     try:
@@ -322,7 +387,8 @@ class Trainer:
     resume exactly.
 
     Args:
-        model: ``x [T, B, N] -> output [T, B, C]`` or ``(output, hidden)``.
+        model: ``x [T, B, N] -> output [T, B, C]`` or ``(output, hidden)``; or a function of no arguments that
+            builds it, called with torch's RNG seeded from ``seed`` (the same initial weights on every fresh run).
         loss: a :class:`~braincore.training.losses.ClassificationLoss` or a callable with its signature.
         optimizer, lr, weight_decay, betas: :func:`make_optimizer`.
         schedule: an :class:`LRSchedule` (default: constant).
@@ -342,16 +408,22 @@ class Trainer:
             alone even inside a group. ``batch_size`` is then the global batch and must be divisible by the
             number of processes.
         find_unused_parameters: passed to DistributedDataParallel (parameters the loss may not reach).
+        resume: ``fit`` continues from the checkpoint at ``checkpoint_path`` when it exists and belongs to this
+            run (its run key matches; another run's checkpoint is refused with the reason); ``False`` trains
+            afresh and overwrites it.
     """
 
-    def __init__(self, model: nn.Module, loss: Callable[..., LossResult], *, optimizer: str = "adam",
+    def __init__(self, model: Union[nn.Module, Callable[[], nn.Module]], loss: Callable[..., LossResult], *,
+                 optimizer: str = "adam",
                  lr: float = 1e-3, weight_decay: float = 0.0, betas: Sequence[float] = (0.9, 0.999),
                  schedule: Optional[LRSchedule] = None, batch_size: int = 128, eval_batch_size: Optional[int] = None,
                  transform: Optional[Transform] = None, seed: int = 0, device: Union[str, torch.device] = "cpu",
                  grad_clip: Optional[float] = None, checkpoint_path: Union[str, Path, None] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_extra: Optional[dict] = None,
                  progress: bool = True, log: Optional[Callable[[str], None]] = None,
-                 distributed: Optional[bool] = None, find_unused_parameters: bool = False):
+                 distributed: Optional[bool] = None, find_unused_parameters: bool = False, resume: bool = True):
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         if grad_clip is not None and not grad_clip > 0:
@@ -365,6 +437,8 @@ class Trainer:
         if self.dist is not None:
             dist_utils.check_global_batch(int(batch_size), self.dist.world_size)
             self.device = self.dist.device
+        if not isinstance(model, nn.Module):
+            model = self._build_seeded(model, int(seed))
         self.model = model.to(self.device)
         #: what the training forward calls: the model itself, or its DistributedDataParallel wrapper
         self.network: nn.Module = self.model
@@ -373,6 +447,8 @@ class Trainer:
         self.loss = loss
         self.base_lr = float(lr)
         self.optimizer = make_optimizer(self.model.parameters(), optimizer, lr, weight_decay, betas)
+        self._optimizer_settings = {"kind": optimizer, "lr": float(lr), "weight_decay": float(weight_decay),
+                                    "betas": [float(b) for b in betas]}
         self.schedule = schedule or LRSchedule("none")
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
@@ -385,6 +461,10 @@ class Trainer:
         self.checkpoint_extra = dict(checkpoint_extra or {})
         self.progress = progress and (self.dist is None or self.dist.is_main)
         self._log = log
+        #: continue from the checkpoint at ``checkpoint_path`` when ``fit`` starts (module docstring)
+        self.resume_checkpoint = bool(resume)
+        self._run_key: Optional[dict] = None          # this run's key, stored in every checkpoint
+        self._loaded: Optional[tuple] = None          # (path or None, run key) of a checkpoint loaded before fit
         # position and bookkeeping (all checkpointed)
         self.step, self.epoch, self.batch = 0, 0, 0
         self.history: list[dict] = []
@@ -410,6 +490,48 @@ class Trainer:
                              "braincore.training.distributed.init_distributed first")
         return ctx
 
+    @staticmethod
+    def _build_seeded(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+        """``factory()`` with torch's CPU RNG seeded from ``seed``; the global RNG state is restored after."""
+        if not callable(factory):
+            raise TypeError(f"model must be a torch.nn.Module or a function that builds one, got "
+                            f"{type(factory).__name__}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = factory()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the model function returned {type(model).__name__}, not a torch.nn.Module")
+        return model
+
+    def run_key(self, data: Optional[DataLike] = None) -> dict:
+        """What ties a checkpoint to a run: the model's class and the shapes of its parameters and buffers, the
+        optimiser and its settings, the schedule, the seed, the batch size and (with ``data``) the number of
+        training samples and batches per epoch. Plain values, stored in every checkpoint."""
+        key: dict[str, Any] = {
+            "model": type(self.model).__name__,
+            "tensors": {name: list(t.shape) for name, t in self.model.state_dict().items()},
+            "optimizer": dict(self._optimizer_settings),
+            "schedule": dataclasses.asdict(self.schedule),
+            "seed": self.seed, "batch_size": self.batch_size, "data": None}
+        if data is not None:
+            data = as_data(data, self.batch_size, self.seed)
+            key["data"] = {"samples": data.samples if isinstance(data, TensorData) else None,
+                           "batches_per_epoch": len(data)}
+        return key
+
+    def _check_run_key(self, saved: Optional[dict], current: dict, where: str) -> None:
+        """Refuse (:class:`CheckpointMismatch`) a checkpoint whose run key differs from ``current``."""
+        if saved is None:
+            raise CheckpointMismatch(
+                f"{where}: this checkpoint has no run key (written by an older braincore or another program), so "
+                f"whether it belongs to this run cannot be checked; delete it, give another checkpoint_path, or "
+                f"pass resume=False to train afresh")
+        differences = _describe_key_differences(saved, current)
+        if differences:
+            raise CheckpointMismatch(
+                f"{where}: this checkpoint belongs to another run: " + "; ".join(differences) +
+                ". Delete it, give another checkpoint_path, or pass resume=False to train afresh and overwrite it")
+
     @property
     def world_size(self) -> int:
         """The number of data-parallel processes (1 without distributed training)."""
@@ -430,13 +552,18 @@ class Trainer:
                 "schedule": {"step": self.step, "kind": self.schedule.kind},
                 "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
                 "rng": capture_rng(self.generator), "history": list(self.history),
-                "epoch_stats": dict(self._stats), "train_seconds": self.train_seconds}
+                "epoch_stats": dict(self._stats), "train_seconds": self.train_seconds,
+                "run_key": self._run_key if self._run_key is not None else self.run_key()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (a checkpoint payload)."""
         missing = [k for k in ("model", "optimizer", "position", "rng") if k not in state]
         if missing:
             raise ValueError(f"not a trainer checkpoint: missing {', '.join(missing)}")
+        where = self._loading_from or "the checkpoint"
+        saved_key = state.get("run_key")
+        if saved_key is not None:  # what can be checked before fit sees the data: model, optimiser, seed...
+            self._check_run_key(saved_key, self.run_key(), where)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         pos = state["position"]
@@ -452,6 +579,7 @@ class Trainer:
             if self.dist is not None and self.dist.rank > 0:     # another number of processes: fresh per-rank
                 torch.manual_seed(self._rank_seed() + self.step)  # streams; the shared generator is restored
         self._started = True
+        self._loaded = (where, saved_key)  # fit compares the data size too
 
     def _rank_seed(self) -> int:
         """The seed of this rank's torch RNG (dropout masks): ``seed`` on rank 0, ``seed + rank`` elsewhere."""
@@ -474,8 +602,21 @@ class Trainer:
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None or not path.is_file():
             return False
-        restore_checkpoint(path, self.load_state_dict, what="model and trainer")
+        self._load_file(path)
         return True
+
+    _loading_from: Optional[str] = None
+
+    def _load_file(self, path: Path) -> None:
+        self._load_file_state(load_checkpoint(path), path)
+
+    def _load_file_state(self, state: dict, path: Path) -> None:
+        """:meth:`load_state_dict` with the file named in any refusal."""
+        self._loading_from = str(path)
+        try:
+            self.load_state_dict(state)
+        finally:
+            self._loading_from = None
 
     # -------------------------------------------------------------------------------- running
     def _forward(self, x: Tensor) -> tuple[Tensor, list]:
@@ -573,28 +714,54 @@ class Trainer:
 
     def fit(self, train: DataLike, epochs: int, validation: Optional[DataLike] = None,
             max_steps: Optional[int] = None) -> list[dict]:
-        """Train to the end of epoch ``epochs`` (from where a resumed checkpoint left off).
+        """Train to the end of epoch ``epochs``, continuing a checkpoint of this run when there is one.
 
-        ``validation``: scored at every epoch end (:meth:`evaluate`); ``max_steps``: stop (and checkpoint)
-        once this many optimiser steps are done in all. Returns the per-epoch history.
+        With a ``checkpoint_path`` holding a checkpoint (and ``resume``), a fresh trainer first loads it
+        (module docstring: a checkpoint of another run is refused with :class:`CheckpointMismatch`); training
+        already complete returns the stored history at once. ``validation``: scored at every epoch end
+        (:meth:`evaluate`); ``max_steps``: stop (and checkpoint) once this many optimiser steps are done in all.
+        Ctrl-C stops at the end of the current batch, after a checkpoint
+        (:class:`~braincore.progress.TrainingInterrupted`). Returns the per-epoch history.
         """
         if isinstance(epochs, bool) or int(epochs) < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs!r}")
+        epochs = int(epochs)
         data = as_data(train, self.batch_size, self.seed)
         per_epoch = len(data)
         if per_epoch < 1:
             raise ValueError("the training data yield no batches")
-        total = int(epochs) * per_epoch
+        key = self.run_key(data)
+        if not self._started and self.resume_checkpoint and self.checkpoint_path is not None \
+                and self.checkpoint_path.is_file():
+            state = load_checkpoint(self.checkpoint_path)
+            self._check_run_key(state.get("run_key"), key, str(self.checkpoint_path))
+            self._load_file_state(state, self.checkpoint_path)
+            if self.epoch >= epochs or (max_steps is not None and self.step >= max_steps):
+                self._emit(f"{self.checkpoint_path}: training already done to epoch {self.epoch} (step "
+                           f"{self.step}); nothing to train. Delete it or pass resume=False to train again", None)
+            else:
+                self._emit(f"resumed from {self.checkpoint_path} at epoch {self.epoch + 1}, batch {self.batch} "
+                           f"(step {self.step})", None)
+        if self._loaded is not None:  # a checkpoint loaded before: its data size must match too
+            where, saved = self._loaded
+            self._loaded = None
+            if saved is not None:
+                self._check_run_key(saved, key, where)
+        self._run_key = key
+        total = epochs * per_epoch
         if not self._started:
             seed_everything(self.seed)
             if self.dist is not None and self.dist.rank > 0:
                 torch.manual_seed(self._rank_seed())  # this rank's dropout masks; the shared generator is seeded
             self._started = True
-        done = self.epoch * per_epoch + self.batch
-        if done >= total or (max_steps is not None and self.step >= max_steps):
+        if self.epoch >= epochs or (max_steps is not None and self.step >= max_steps):
             return self.history
+        done = self.epoch * per_epoch + self.batch
         last_save = self.step
-        with progress_bar(total, "training", self.progress, initial=done) as bar:
+        # Ctrl-C is held back to the end of a batch (a checkpoint there resumes exactly); not in distributed
+        # training, where every rank would have to stop at the same batch
+        with progress_bar(total, "training", self.progress, initial=done) as bar, \
+                interrupt_guard(enabled=self.dist is None) as interrupt:
             while self.epoch < epochs:
                 tick = time.perf_counter()
                 for x, labels in data.batches(self.epoch, self.batch):
@@ -615,22 +782,45 @@ class Trainer:
                         tick = time.perf_counter()
                         self.save()
                         last_save = self.step
-                    if stop:
+                    if stop or interrupt.requested:
                         break
                 self.train_seconds += time.perf_counter() - tick
+                if interrupt.requested:
+                    self._interrupted(epochs, per_epoch, bar)
                 if self.batch < per_epoch and not (max_steps is not None and self.step >= max_steps):
                     raise ValueError(f"the training data of epoch {self.epoch + 1} ended after {self.batch} "
                                      f"batches, expected {per_epoch}")
                 if self.batch >= per_epoch:
-                    self._end_epoch(validation, epochs, bar)
+                    try:
+                        with interrupt.immediate():  # an evaluation stops at once: the state is still the
+                            entry = self._epoch_entry(validation)  # epoch's last batch, a resume scores it again
+                    except KeyboardInterrupt:
+                        if not interrupt.active:
+                            raise
+                        self._interrupted(epochs, per_epoch, bar)
+                    self._finish_epoch(entry, epochs, bar)
                 if self.checkpoint_path is not None and (self.batch == 0 or max_steps is not None):
                     self.save()
                     last_save = self.step
+                if interrupt.requested:
+                    self._interrupted(epochs, per_epoch, bar)
                 if max_steps is not None and self.step >= max_steps:
                     break
         return self.history
 
-    def _end_epoch(self, validation: Optional[DataLike], epochs: int, bar) -> None:
+    def _interrupted(self, epochs: int, per_epoch: int, bar) -> None:
+        """Ctrl-C at a safe point: checkpoint (when the trainer has a path) and raise TrainingInterrupted."""
+        if self.batch >= per_epoch:
+            where = f"the end of epoch {self.epoch + 1}/{epochs} (step {self.step}; its evaluation is redone " \
+                    f"on resume)"
+        else:
+            where = f"epoch {self.epoch + 1}/{epochs}, batch {self.batch}/{per_epoch} (step {self.step})"
+        path = self.save() if self.checkpoint_path is not None else None
+        bar.close()
+        raise TrainingInterrupted(where, path)
+
+    def _epoch_entry(self, validation: Optional[DataLike]) -> dict:
+        """The history entry of the epoch just trained (runs the validation); changes no training state."""
         st = self._stats
         entry: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
                                  "lr": self.optimizer.param_groups[0]["lr"],
@@ -645,7 +835,14 @@ class Trainer:
             entry["validation_loss"] = round(scores["loss"], 6)
             entry["validation_accuracy"] = round(scores["accuracy"], 6)
         entry["train_seconds"] = round(self.train_seconds, 1)
+        return entry
+
+    def _finish_epoch(self, entry: dict, epochs: int, bar) -> None:
+        """Record ``entry``, print the epoch line and move to the next epoch."""
         self.history.append(entry)
+        self.epoch += 1
+        self.batch = 0
+        self._stats = self._fresh_stats()
         text = f"epoch {entry['epoch']}/{epochs}: loss {entry['train_loss']:.4f}, train acc " \
                f"{100 * entry['train_accuracy']:.2f} %"
         if "validation_accuracy" in entry:
@@ -654,9 +851,6 @@ class Trainer:
             text += f", hidden rate {entry['hidden_rate']:.3f}"
         text += f", lr {entry['lr']:.3g}, {entry['train_seconds']:.0f} s"
         self._emit(text, bar)
-        self.epoch += 1
-        self.batch = 0
-        self._stats = self._fresh_stats()
 
     @torch.no_grad()
     def evaluate(self, data: DataLike, desc: Optional[str] = None) -> dict:

@@ -496,7 +496,7 @@ def run(config: dict, options: dict) -> dict:
                       batch_size=tr["batch"], eval_batch_size=ev["batch"], transform=transform, seed=seed,
                       device=device, grad_clip=opt["grad_clip"], checkpoint_path=ckpt_path,
                       checkpoint_every=config["checkpoint_every"], checkpoint_extra={"config_key": key},
-                      progress=progress)
+                      progress=progress, resume=config["resume"])
     sizes = [n_in] + [layer["size"] for layer in config["network"]["layers"]] + [n_classes]
     kinds = "-".join(("r" if layer["recurrent"] else "") + layer["kind"] for layer in config["network"]["layers"])
     n_params = sum(p.numel() for p in model.parameters())
