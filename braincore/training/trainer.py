@@ -75,6 +75,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import CheckpointError
 from ..progress import TrainingInterrupted, interrupt_guard, progress_bar
 from . import distributed as dist_utils
 from .losses import LossResult
@@ -615,6 +616,12 @@ class Trainer:
         self._loading_from = str(path)
         try:
             self.load_state_dict(state)
+        except CheckpointError:
+            raise
+        except (ValueError, KeyError, RuntimeError) as err:
+            if str(path) in str(err):  # already names the file (another run's checkpoint)
+                raise
+            raise CheckpointError(f"{path}: does not fit this model and trainer: {err}") from None
         finally:
             self._loading_from = None
 
