@@ -58,6 +58,8 @@ The model is defined once, as equations (:data:`ADEX_DEFINITION`); every engine'
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..equations import NeuronDefinition
