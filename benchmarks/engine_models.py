@@ -335,7 +335,7 @@ def draw_cobahh(seed: int) -> dict[str, np.ndarray]:
 
 def brian2_cobahh(net, spec, mode) -> Measurement:
     def build():
-        from brian2 import (Equations, Network, NeuronGroup, SpikeMonitor, Synapses, cm, mS, ms, msiemens, mV,
+        from brian2 import (Equations, Network, NeuronGroup, SpikeMonitor, Synapses, cm, ms, msiemens, mV,
                             nS, siemens, ufarad, umetre)
 
         area = 20000 * umetre ** 2

@@ -44,12 +44,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple, Optional
 
-import numpy as np
 import torch
 
 from . import counter_rng as rng
 from .errors import ConfigError
-from .units import UnitError, dimension_of, parse_quantity
+from .units import dimension_of, parse_quantity
 
 Tensor = torch.Tensor
 

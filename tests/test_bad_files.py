@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from braincore import config as config_module
-from braincore.checkpoint import load_checkpoint, read_torch_file, restore_checkpoint, save_checkpoint
+from braincore.checkpoint import load_checkpoint, read_torch_file, save_checkpoint
 from braincore.cli import main
 from braincore.config import (ConfigProblems, bundled_config_dir, bundled_configs, load_config, load_file,
                               load_text, resolve_config_path, validate)

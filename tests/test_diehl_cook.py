@@ -6,7 +6,6 @@ against their definitions (threshold adaptation, normalisation, bounds, batches)
 (on a synthetic dataset always, on real MNIST when ../shared/data/mnist is there).
 """
 import json
-import math
 from pathlib import Path
 
 import numpy as np

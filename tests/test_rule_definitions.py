@@ -212,7 +212,7 @@ def test_a_modulated_user_rule_with_a_synapse_trace_runs_on_both_engines():
         sim.modulators.pulse("dopamine", 1.0)
         sim.run(90.0)
         sims[backend] = (sim, before)
-    (st, bt), (sn, bn) = sims["torch"], sims["native"]
+    (st, bt), (sn, _) = sims["torch"], sims["native"]
     assert sn.engine == "native"
     w0 = Simulator(network(), backend="torch").weights("inp->out")["weight"]
     assert np.array_equal(bt, w0)  # no modulator, no weight change (the eligibility trace builds up only)

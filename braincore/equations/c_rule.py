@@ -123,7 +123,7 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
         names = [name for name in traces if side[name] == s]
         if not names:
             return
-        L.append(f"    for (int32_t b = 0; b < B; b++) {{")
+        L.append("    for (int32_t b = 0; b < B; b++) {")
         L.append(f"        const int32_t *fired = {'Pa' if s == 'pre' else 'Pb'}->fired + (int64_t)b * {n};")
         L.append(f"        for (int32_t f = 0; f < {'Pa' if s == 'pre' else 'Pb'}->n_fired[b]; f++) {{")
         L.append(f"            const int64_t q = (int64_t)b * {n} + fired[f];")
@@ -161,7 +161,6 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
         L.append("    }")
     bump("post", "nb")
     # 6. each_step, when its condition holds in some trial
-    w_changed_by_events = any(s.target == "w" for s in program.on_pre + program.on_post)
     if program.each_step:
         if program.when is not None:
             L.append("    int due = 0;")

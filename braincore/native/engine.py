@@ -230,7 +230,7 @@ class NativeEngine:
         self.lib = load_generated(self.source(), self.precision)
         for i, name in enumerate(names):
             pop = sim.populations[name]
-            m, dt = pop.model, sim.dt
+            m = pop.model
             n = m.size
             P = self.pops[i]
             scalars, arrays, P.model = layouts[i]

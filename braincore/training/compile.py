@@ -116,7 +116,7 @@ from .fused_lif import lif_sequence
 Tensor = torch.Tensor
 
 __all__ = ["compile_assembly", "CompiledNetwork", "export_weights", "simulate_with_input_spikes",
-           "SUPPORTED_MODELS", "SUPPORTED_SYNAPSES", "LinearForm", "linear_form"]
+           "SUPPORTED_MODELS", "SUPPORTED_SYNAPSES", "LinearForm", "linear_form"]  # noqa: F822 (SUPPORTED_MODELS is derived on access: module __getattr__)
 
 #: synaptic kernels the compiler maps
 SUPPORTED_SYNAPSES = ("instantaneous", "exponential", "alpha")
