@@ -220,9 +220,11 @@ def main(argv: Optional[list] = None) -> int:
                      "synapses": runs[0]["synapses"], "engine": runs[0]["engine"], "runs": runs, "median": med,
                      "median_rates": rates, "dtype": args.dtype if sim == "braincore" else "float64"})
     header = (f"Potjans-Diesmann microcircuit, scale {args.scale:g}, t_presim {args.t_presim:g} ms, t_sim "
-              f"{args.t_sim:g} ms, one thread, medians of {args.repeat} (seeds {args.seed}..{args.seed + args.repeat - 1})")
+              f"{args.t_sim:g} ms, one thread, medians of {args.repeat} "
+              f"(seeds {args.seed}..{args.seed + args.repeat - 1})")
     lines = [header, "",
-             f"{'simulator':<11}{'neurons':>9}{'synapses':>13}{'build (s)':>11}{'sim (s)':>9}{'RTF':>7}{'peak MiB':>10}"]
+             f"{'simulator':<11}{'neurons':>9}{'synapses':>13}{'build (s)':>11}{'sim (s)':>9}{'RTF':>7}"
+             f"{'peak MiB':>10}"]
     for row in rows:
         m = row["median"]
         lines.append(f"{row['simulator']:<11}{row['neurons']:>9,}{row['synapses']:>13,}{m['build_s']:>11.2f}"

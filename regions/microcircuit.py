@@ -16,7 +16,8 @@ contact between a pair), about 2.99e8 synapses at full scale. Every neuron also 
 
 **Equations** (NEST ``iaf_psc_exp``: current-based LIF with exponential postsynaptic currents)::
 
-    C_m dV/dt = -(C_m / tau_m) (V - E_L) + I_syn(t) + I_DC,    tau_syn dI_syn/dt = -I_syn + sum_k J_k delta(t - t_k - d_k)
+    C_m dV/dt = -(C_m / tau_m) (V - E_L) + I_syn(t) + I_DC
+    tau_syn dI_syn/dt = -I_syn + tau_syn sum_k J_k delta(t - t_k - d_k)
     V >= V_th: spike, V <- V_reset, clamped for t_ref
 
 with C_m = 250 pF, tau_m = 10 ms, E_L = V_reset = -65 mV, V_th = -50 mV, t_ref = 2 ms, tau_syn = 0.5 ms, in
@@ -34,8 +35,8 @@ E) and 0.75 ms (from I), relative SD 0.5, redrawn below one step (NEST's ``nest.
 ``K_scaling`` the in-degrees: synapse numbers become ``round(K N_scaling K_scaling)``, external in-degrees
 ``round(K_ext K_scaling)``, thalamic synapse numbers ``round(K_th K_scaling)``, and with ``K_scaling != 1`` every
 weight is divided by ``sqrt(K_scaling)`` and each population gets the DC
-``0.001 tau_syn (1 - sqrt(K_scaling)) (sum_j J_ij K_ij / N_i nu_j + J K_ext_i nu_bg)`` (pA; ``J_ij`` unscaled, full-scale
-in-degrees and rates ``nu_j``; the external term only with Poisson background), which keeps the mean input of the
+``0.001 tau_syn (1 - sqrt(K_scaling)) (sum_j J_ij K_ij / N_i nu_j + J K_ext_i nu_bg)`` (pA; ``J_ij`` unscaled,
+full-scale in-degrees and rates ``nu_j``; the external term only with Poisson background), which keeps the mean input of the
 full-scale network. ``scale`` sets both factors; 0.1 runs the network with 7,717 neurons and 3.0e6 synapses.
 
 **Matching NEST's discretisation** (``match_nest``, default true). braincore's clock-driven step (input held over
@@ -69,7 +70,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 

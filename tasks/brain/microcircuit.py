@@ -223,7 +223,7 @@ def plot_rates(stats: dict, path: Path, title: str = "", reference: Optional[dic
     if reference:
         ax.plot([reference[p] for p in reversed(pops)], range(1, len(pops) + 1), "x", color="k",
                 label="full-scale NEST (issue 17)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper right", fontsize=8)
     ax.set_yticks(range(1, len(pops) + 1))
     ax.set_yticklabels([p.replace("L23", "L2/3") for p in reversed(pops)])
     ax.set_xlabel("firing rate (spikes/s)")
