@@ -18,7 +18,8 @@ by default every neuron up to N_scaling 0.1 and every ``int(10 N_scaling)``-th a
 box plots of the per-neuron rates per population (``<out>/<name>_rates.png``), the spikes (``<out>/<name>.npz``:
 ``times_<pop>``, ``senders_<pop>`` in ms and population indices, and the window), and a final JSON line with the
 statistics, the wall times of building and simulating (and the real-time factor, simulated wall / biological time
-of the recorded window) and the peak memory (``ru_maxrss``).
+of the recorded window) and the peak memory (``ru_maxrss``). With ``progress``, building says every 20 s how long it
+has run and the resident memory (minutes at full scale), and the simulation shows progress bars.
 
 Config keys (besides ``kind``, ``name``): ``seed``, ``dt``, ``dtype`` (float64), ``backend`` (auto), the region's
 parameters ``scale``, ``N_scaling``, ``K_scaling``, ``background``, ``V0_type``, ``thalamic_input``, ``th_start``,
@@ -28,6 +29,7 @@ corr_bin, raster_window, raster_fraction}``; ``progress``.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -236,6 +238,38 @@ def plot_rates(stats: dict, path: Path, title: str = "", reference: Optional[dic
 
 
 # ------------------------------------------------------------------------------------------ the run
+class _heartbeat:
+    """While a long phase without its own progress bar runs (building the network: minutes at full scale), say
+    every ``every`` seconds how long it has run and the resident memory."""
+
+    def __init__(self, say, what: str, start: float, every: float = 20.0):
+        import threading
+
+        self.say, self.what, self.start, self.every = say, what, start, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True) if say else None
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.every):
+            rss = ""
+            try:
+                with open("/proc/self/statm") as f:
+                    rss = f", {int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 30:.1f} GiB resident"
+            except (OSError, ValueError, IndexError):
+                pass
+            self.say(f"  {self.what}: {time.perf_counter() - self.start:.0f} s{rss}")
+
+    def __enter__(self):
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
 def simulate(config: dict, say=print, progress: bool = False):
     """Build and run the configured microcircuit; returns ``(sim, spikes, sizes, timings)`` with ``spikes[pop] =
     (times, senders)`` over the whole run and ``timings`` the wall times of building, pre-simulating and
@@ -247,8 +281,9 @@ def simulate(config: dict, say=print, progress: bool = False):
     assembly.set_run(duration=config["duration"], dt=config["dt"], seed=config["seed"], dtype=config["dtype"],
                      backend=config["backend"])
     say(f"{assembly.name}: building {sum(p.size for p in assembly.populations())} neurons ...")
-    sim = Simulator(assembly)
-    engine = sim.engine  # compiles the native kernel (cached) now, not inside the timed simulation
+    with _heartbeat(say if progress else None, "building", t_start):
+        sim = Simulator(assembly)
+        engine = sim.engine  # compiles the native kernel (cached) now, not inside the timed simulation
     build_s = time.perf_counter() - t_start
     n_syn = sum(int(p.post_idx.numel()) for p in sim.projections)
     say(f"built in {build_s:.1f} s: {n_syn:,} synapses, engine {engine}; pre-simulating {config['presim']:g} ms")
