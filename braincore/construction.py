@@ -36,6 +36,8 @@ Connectors (every one of :mod:`braincore.synapses.connectors`):
 
 Weights: constant, uniform, normal, lognormal (``exp`` through NumPy on whole arrays), with ``clip``, and
 explicit lists; delays: constant, uniform, normal, with ``clip`` (steps as :func:`braincore.synapses.delay_steps`).
+A normal weight or delay with ``truncate: [lo, hi]`` is the truncated normal (NEST's ``redraw``), one uniform per
+synapse keyed like the normal draw, by inverse transform (:func:`braincore.synapses.weights.truncated_normal_of`).
 
 The generator-based functions of :mod:`braincore.synapses` (``build_connectivity``, ``init_weights``,
 ``init_delays``) stay as a library for user code and give other (equally distributed) draws; no engine uses them.
@@ -291,13 +293,16 @@ def initial_values(spec: Any, seed: int, stream: str, neurons: Tensor, trials: i
 
 def _draw(parsed: dict, seed: int, stream: str, post: Tensor, slot: Tensor) -> Tensor:
     """float64 values of a parsed weight or delay spec for the synapses ``(post, slot)``, clip applied."""
-    from .synapses.weights import lognormal_parameters
+    from .synapses.weights import lognormal_parameters, truncated_normal_of
 
     dist, sid = parsed["dist"], rng.stream_id(stream)
     if dist == "constant":
         values = torch.full((post.numel(),), parsed["value"], dtype=torch.float64)
     elif dist == "uniform":
         values = parsed["low"] + (parsed["high"] - parsed["low"]) * rng.uniform(seed, sid, post, slot)
+    elif dist == "normal" and parsed.get("truncate") is not None:  # redrawn outside the bounds, as NEST's redraw
+        values = truncated_normal_of(rng.uniform(seed, sid, post, slot), parsed["mean"], parsed["std"],
+                                     parsed["truncate"])
     elif dist == "normal":
         values = parsed["mean"] + parsed["std"] * rng.normal(seed, sid, post, slot)
     elif dist == "lognormal":

@@ -19,7 +19,8 @@ event-driven pathways).
 Errors. Delays must be positive: a constant ``<= 0``, a ``uniform`` range with ``low <= 0`` or a ``normal``
 with ``mean <= 0`` is a :class:`~braincore.errors.ConfigError`. A ``normal`` distribution's draws in
 its tail below half a step (below 0 included) are given the minimum of 1 step rather than raising, so that a
-valid spec never fails by the luck of the seed; add ``clip: [low, high]`` to bound the draws explicitly.
+valid spec never fails by the luck of the seed; add ``clip: [low, high]`` to bound the draws explicitly, or
+``truncate: [low, high]`` to redraw those outside (NEST's ``redraw``; see :mod:`braincore.synapses.weights`).
 
 Random draws are float64 from the given CPU ``torch.Generator`` (see :mod:`braincore.synapses.weights`),
 so a seed gives the same delays on every machine.

@@ -24,6 +24,12 @@ Distributions of ``w`` (``U`` uniform on ``[0, 1)``, ``Z`` standard normal):
 ``clip: [lo, hi]`` (optional, either bound may be ``null``) clamps the drawn weights to ``[lo, hi]``; note
 that clipping changes the mean and standard deviation from the ones given.
 
+``truncate: [lo, hi]`` (``normal`` only; either bound may be ``null``) draws from the normal distribution
+truncated to ``[lo, hi]``: a draw outside is redrawn, as NEST's ``nest.math.redraw`` does, so no value piles up at
+a bound. It is sampled exactly by inverse transform, ``w = mean + std Phi^-1(Phi(a) + U (Phi(b) - Phi(a)))`` with
+``a, b`` the standardised bounds (mirrored into the lower tail when ``a > 0``, for precision), one uniform per
+value. The interval must keep a probability of at least 1e-9 (with ``std = 0``: contain ``mean``).
+
 Dale's law. A neuron's outgoing synapses all have one sign. Weights are stored as magnitudes ``>= 0`` for
 both excitatory and inhibitory projections: :func:`apply_sign` clips negative draws (e.g. the tail of a
 normal distribution) to 0 (it does *not* take the absolute value, which would fold the tail back and change
@@ -106,12 +112,12 @@ def _parse_spec(spec: Any, dimension: str, what: str = "weight",
         return None, [("dist", f"{what}: unknown distribution {dist!r}{_suggest(dist, distributions)} "
                                f"(expected one of: {', '.join(distributions)})")]
     names = distributions[dist]
-    allowed = ("dist",) + names + ("clip",)
+    allowed = ("dist",) + names + ("clip",) + (("truncate",) if dist == "normal" else ())
     for key in spec:
         if key not in allowed:
             problems.append((key, f"{what} {dist}: unknown option {key!r}{_suggest(key, allowed)} "
                                   f"(expected {', '.join(allowed)})"))
-    out: dict[str, Any] = {"dist": dist, "clip": None}
+    out: dict[str, Any] = {"dist": dist, "clip": None, "truncate": None}
     for name in names:
         if spec.get(name) is None:
             problems.append((name, f"{what} {dist}: missing {name!r} (a {dimension} such as {example})"))
@@ -143,8 +149,21 @@ def _parse_spec(spec: Any, dimension: str, what: str = "weight",
             if lo is not None and hi is not None and lo > hi:
                 problems.append(("clip", f"{what} {dist}: clip needs low <= high, got [{lo:g}{unit}, {hi:g}{unit}]"))
             out["clip"] = (lo, hi)
+    if dist == "normal" and spec.get("truncate") is not None:
+        bounds = _bounds(spec["truncate"], "truncate", what, dist, dimension, unit, problems)
+        if bounds is not None:
+            if bounds[0] is not None and bounds[1] is not None and not bounds[0] < bounds[1]:
+                problems.append(("truncate", f"{what} {dist}: truncate needs low < high, got "
+                                             f"[{bounds[0]:g}{unit}, {bounds[1]:g}{unit}]"))
+            out["truncate"] = bounds
     if problems:
         return None, problems
+    if out["truncate"] is not None and out["std"] >= 0:
+        mass = truncated_mass(out["mean"], out["std"], *out["truncate"])
+        if not mass >= 1e-9:
+            problems.append(("truncate", f"{what} {dist}: truncate keeps a probability of {mass:.3g} of the "
+                                         f"distribution (at least 1e-9 is needed; with std 0 the interval must "
+                                         f"contain the mean)"))
     # range checks on values that parsed
     if dist == "uniform" and out["low"] > out["high"]:
         problems.append(("high", f"{what} uniform: needs low <= high, got low = {out['low']:g}{unit}, "
@@ -155,6 +174,54 @@ def _parse_spec(spec: Any, dimension: str, what: str = "weight",
         problems.append(("mean", f"{what} lognormal: mean must be > 0{unit} (lognormal values are positive), "
                                  f"got {out['mean']:g}{unit}"))
     return (None if problems else out), problems
+
+
+def _bounds(value: Any, key: str, what: str, dist: str, dimension: str, unit: str, problems: list):
+    """``(lo, hi)`` (either may be ``None``) of a ``[low, high]`` list in ``dimension``, or ``None`` (problems
+    appended)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        problems.append((key, f"{what} {dist}: {key} must be a list [low, high] (either may be null), "
+                              f"got {value!r}"))
+        return None
+    bounds = []
+    for side, bound in zip(("low", "high"), value):
+        if bound is None:
+            bounds.append(None)
+            continue
+        try:
+            bounds.append(parse_quantity(bound, dimension))
+        except UnitError as err:
+            problems.append((key, f"{what} {dist}: {key} {side} bound: {err}"))
+            return None
+    return tuple(bounds)
+
+
+def truncated_mass(mean: float, std: float, lo: Optional[float], hi: Optional[float]) -> float:
+    """The probability that ``N(mean, std^2)`` falls in ``[lo, hi]`` (``None``: unbounded on that side)."""
+    if std == 0:
+        return float((lo is None or lo <= mean) and (hi is None or mean <= hi))
+    a = -math.inf if lo is None else (lo - mean) / std
+    b = math.inf if hi is None else (hi - mean) / std
+    if a > 0:  # upper tail: mirror for precision
+        a, b = -b, -a
+    return 0.5 * (math.erfc(-b / math.sqrt(2.0)) - math.erfc(-a / math.sqrt(2.0)))
+
+
+def truncated_normal_of(u: Tensor, mean: float, std: float, truncate: tuple) -> Tensor:
+    """float64 values of ``N(mean, std^2)`` truncated to ``truncate = (lo, hi)`` (``None``: unbounded), one per
+    uniform ``u`` in (0, 1), by inverse transform (see the module docstring)."""
+    lo, hi = truncate
+    if std == 0:
+        return torch.full_like(u, mean, dtype=torch.float64)
+    a = -math.inf if lo is None else (lo - mean) / std
+    b = math.inf if hi is None else (hi - mean) / std
+    mirror = a > 0
+    if mirror:
+        a, b = -b, -a
+    ta, tb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    pa, pb = torch.special.ndtr(ta), torch.special.ndtr(tb)
+    z = torch.special.ndtri(pa + u.to(torch.float64) * (pb - pa)).clamp(min=a, max=b)
+    return mean + std * (-z if mirror else z)
 
 
 def lognormal_parameters(mean: float, std: float) -> tuple[float, float]:
@@ -175,7 +242,7 @@ def _parse_explicit(spec: Any, what: str) -> tuple[Optional[dict], list]:
                              f"{tuple(values.shape)}")]
     if not bool(torch.isfinite(values).all()):
         return None, [(None, f"{what}: explicit values must be finite")]
-    return {"dist": "explicit", "values": values, "clip": None}, []
+    return {"dist": "explicit", "values": values, "clip": None, "truncate": None}, []
 
 
 def _sample(parsed: dict, num: int, generator: torch.Generator) -> Tensor:
@@ -191,6 +258,9 @@ def _sample(parsed: dict, num: int, generator: torch.Generator) -> Tensor:
     elif dist == "uniform":
         values = parsed["low"] + (parsed["high"] - parsed["low"]) * torch.rand(
             num, generator=generator, dtype=torch.float64)
+    elif dist == "normal" and parsed.get("truncate") is not None:
+        values = truncated_normal_of(torch.rand(num, generator=generator, dtype=torch.float64), parsed["mean"],
+                                     parsed["std"], parsed["truncate"])
     elif dist == "normal":
         values = parsed["mean"] + parsed["std"] * torch.randn(num, generator=generator, dtype=torch.float64)
     else:  # lognormal
