@@ -7,7 +7,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +103,9 @@ def test_alias_bomb_is_refused_quickly_with_its_line(tmp_path):
     lines = ["kind: neuron_gallery", "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
     path = write(tmp_path / "laughs.yaml", "\n".join(lines) + "\n")
-    start = time.perf_counter()
     err = fails(lambda: load_config(path), ConfigProblems, "laughs.yaml:3:", "alias bomb", "from 32 written")
+    # refused from a count, never built: a document of 10^9 values would exhaust the memory instead
     assert int(str(err).split("expand this document to ")[1].split(" ")[0].replace(",", "")) > 10 ** 9
-    assert time.perf_counter() - start < 5.0
     # a few aliases that add little are fine (the bundled CBGT loop uses '<<: *anchor' merges)
     kind, config = validate(load_text("kind: neuron_gallery\nduration: 20 ms\npanels:\n"
                                       "  - &p {model: lif, current: 0.3 nA}\n  - *p\n  - {<<: *p, model: alif}\n",

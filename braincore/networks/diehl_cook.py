@@ -64,6 +64,7 @@ weight carries 27 % more charge, which the learned weights and thresholds absorb
 """
 from __future__ import annotations
 
+import ctypes
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional, Sequence
@@ -438,7 +439,7 @@ def _load_rng_state(sim, state: torch.Tensor) -> None:
 def _reseed(sim, seed: int) -> None:
     engine = sim.native_engine()
     if engine is not None:
-        engine.lib.bc_seed(engine.rng_state.ctypes.data, __import__("ctypes").c_uint64((seed + 1) & (2 ** 64 - 1)))
+        engine.lib.bc_seed(engine.rng_state.ctypes.data, ctypes.c_uint64((seed + 1) & (2 ** 64 - 1)))
     sim.rng.manual_seed(seed + 1)
 
 

@@ -130,25 +130,12 @@ def _parse_spec(spec: Any, dimension: str, what: str = "weight",
         if not math.isfinite(out[name]):
             problems.append((name, f"{what} {dist}: {name} must be finite, got {spec[name]!r}"))
     if "clip" in spec and spec["clip"] is not None:
-        clip = spec["clip"]
-        if isinstance(clip, (str, bytes, Mapping)) or not isinstance(clip, (list, tuple)) or len(clip) != 2:
-            problems.append(("clip", f"{what} {dist}: clip must be a list [low, high] (either may be null), "
-                                     f"got {clip!r}"))
-        else:
-            bounds = []
-            for side, bound in zip(("low", "high"), clip):
-                if bound is None:
-                    bounds.append(None)
-                    continue
-                try:
-                    bounds.append(parse_quantity(bound, dimension))
-                except UnitError as err:
-                    problems.append(("clip", f"{what} {dist}: clip {side} bound: {err}"))
-                    bounds.append(None)
+        bounds = _bounds(spec["clip"], "clip", what, dist, dimension, unit, problems)
+        if bounds is not None:
             lo, hi = bounds
             if lo is not None and hi is not None and lo > hi:
                 problems.append(("clip", f"{what} {dist}: clip needs low <= high, got [{lo:g}{unit}, {hi:g}{unit}]"))
-            out["clip"] = (lo, hi)
+            out["clip"] = bounds
     if dist == "normal" and spec.get("truncate") is not None:
         bounds = _bounds(spec["truncate"], "truncate", what, dist, dimension, unit, problems)
         if bounds is not None:
