@@ -145,7 +145,9 @@ def _non_finite(value: Tensor) -> Optional[str]:
     the tensor kept."""
     if not value.is_floating_point() or value.numel() == 0:
         return None
-    if bool(torch.isfinite(value).all()):
+    if math.isfinite(float(value.sum())):  # a NaN or an infinity makes the sum non-finite: one pass, no copy
+        return None
+    if bool(torch.isfinite(value).all()):  # the sum overflowed, the values are finite
         return None
     nan = int(torch.isnan(value).sum())
     inf = int(torch.isinf(value).sum())

@@ -33,9 +33,10 @@ RULES = {
 }
 
 
-def plastic_network(rule, batch: int = 1, dtype: str = "float64") -> Assembly:
+def plastic_network(rule, batch: int = 1, dtype: str = "float64", all_to_all: bool = False) -> Assembly:
     """Two LIF populations (the first driven by a fixed noisy current, trials differing by their initial
-    potentials), a plastic projection with per-synapse delays and a recurrent static one."""
+    potentials), a plastic projection with per-synapse delays and a recurrent static one. ``all_to_all``: the
+    plastic projection connects every pair in order with one delay (the native engine's index-free loops)."""
     a = Assembly(name="plastic")
     a.add_population("inp", "lif", 50, {"tau_m": "10 ms"},
                      init={"v": {"dist": "uniform", "low": "-70 mV", "high": "-52 mV"}})
@@ -44,9 +45,11 @@ def plastic_network(rule, batch: int = 1, dtype: str = "float64") -> Assembly:
     a.add_input("drive", "constant_current", "inp", amplitude="0.3 nA")
     noise = np.random.default_rng(0).random((3000, 50)) * 4.0
     a.add_input("noise", "time_varying_current", "inp", values=noise.tolist())
-    a.add_projection("inp", "out", {"type": "fixed_probability", "p": 0.5},
-                     {"dist": "uniform", "low": 0.2, "high": 1.0}, {"type": "exponential", "tau": "5 ms"},
-                     {"dist": "uniform", "low": "0.5 ms", "high": "3 ms"}, plasticity=rule, storage="sparse")
+    a.add_projection("inp", "out", {"type": "all_to_all"} if all_to_all else {"type": "fixed_probability", "p": 0.5},
+                     {"dist": "uniform", "low": 0.1 if all_to_all else 0.2, "high": 0.5 if all_to_all else 1.0},
+                     {"type": "exponential", "tau": "5 ms"},
+                     "1 ms" if all_to_all else {"dist": "uniform", "low": "0.5 ms", "high": "3 ms"},
+                     plasticity=rule, storage="sparse")
     a.add_projection("out", "out", {"type": "fixed_probability", "p": 0.1}, "-0.5 mV")
     a.add_monitor("spikes", "spikes", "out")
     a.add_modulator("dopamine", tau="50 ms")
@@ -54,9 +57,9 @@ def plastic_network(rule, batch: int = 1, dtype: str = "float64") -> Assembly:
     return a
 
 
-def simulate(rule, backend: str, batch: int = 1, pieces=(40.0, 60.0)) -> Simulator:
+def simulate(rule, backend: str, batch: int = 1, pieces=(40.0, 60.0), all_to_all: bool = False) -> Simulator:
     """Run in pieces with a dopamine pulse between them (the modulated rules learn; the others ignore it)."""
-    sim = Simulator(plastic_network(rule, batch), backend=backend)
+    sim = Simulator(plastic_network(rule, batch, all_to_all=all_to_all), backend=backend)
     for k, duration in enumerate(pieces):
         if k:
             reward(sim)
@@ -95,6 +98,18 @@ def test_every_rule_runs_natively_with_the_torch_engines_weights_and_spikes(name
     w0 = Simulator(plastic_network(RULES[name], batch), backend="torch").weights("inp->out")["weight"]
     assert not np.array_equal(w0, native_sim.weights("inp->out")["weight"])  # the rule did change the weights
     assert_same(torch_sim, native_sim, exact=batch == 1)
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_every_rule_on_an_all_to_all_projection_matches_the_torch_engine_bit_for_bit(name):
+    """The native engine's index-free loops for all-to-all projections with one trial (c_rule) perform the
+    general loops' operations: spikes, weights and traces equal the PyTorch engine's in float64."""
+    torch_sim = simulate(RULES[name], "torch", all_to_all=True)
+    native_sim = simulate(RULES[name], "native", all_to_all=True)
+    assert native_sim.engine == "native"
+    w0 = Simulator(plastic_network(RULES[name], all_to_all=True), backend="torch").weights("inp->out")["weight"]
+    assert not np.array_equal(w0, native_sim.weights("inp->out")["weight"])
+    assert_same(torch_sim, native_sim)
 
 
 def test_native_plasticity_resumes_exactly_and_engines_may_alternate(tmp_path):
@@ -237,3 +252,33 @@ def test_native_poisson_counts_are_poisson(rate_hz, steps):
     assert abs(np.mean(counts == 0) - p0) < 5 * np.sqrt(p0 * (1 - p0) / n) + 1e-12
     r = np.corrcoef(counts[:-1], counts[1:])[0, 1]
     assert abs(r) < 5 / np.sqrt(n)
+
+
+@pytest.mark.parametrize("top_hz", [450.0, 2000.0])
+def test_native_poisson_rate_maps_give_poisson_counts_per_neuron(top_hz):
+    """A rate map (set_poisson_rate with [B, n]): the kernel draws only the non-zero rates, by thinning
+    Poisson(lam_max) events (each kept with probability lam / lam_max) when lam_max < 0.1 per step, one deviate per
+    neuron above. Each rate class's counts over T steps are Poisson(lam T): mean and variance within 5 standard
+    errors; zero rates give no events; trial 1 (rates reversed) too."""
+    n, steps = 3000, 400
+    a = Assembly(name="rate_map")
+    a.add_population("p", "if", n, {"v_th": "1e9 mV"})
+    a.add_input("drive", "poisson", "p", rate="0 Hz", weight="1 mV")
+    a.set_run(duration=steps * 0.1, dt=0.1, seed=11, dtype="float64", batch=2)
+    sim = Simulator(a, backend="native")
+    classes = torch.tensor([0.0, top_hz / 9.0, top_hz / 3.0, top_hz], dtype=torch.float64)
+    rates = classes.repeat(n // 4)
+    sim.set_poisson_rate("drive", torch.stack([rates, rates.flip(0)]))
+    v0 = sim.populations["p"].state.v.clone()
+    sim.run()
+    counts = (sim.populations["p"].state.v - v0).numpy()
+    assert sim.engine == "native" and np.array_equal(counts, np.round(counts))
+    for b, trial_rates in enumerate((rates, rates.flip(0))):
+        for hz in classes.tolist():
+            c = counts[b][(trial_rates == hz).numpy()]
+            lam = hz * 0.1e-3 * steps
+            if lam == 0:
+                assert not c.any()
+                continue
+            assert abs(c.mean() - lam) < 5 * np.sqrt(lam / len(c)), (b, hz, c.mean(), lam)
+            assert abs(c.var() - lam) < 5 * np.sqrt((2 * lam * lam + lam) / len(c)), (b, hz, c.var(), lam)

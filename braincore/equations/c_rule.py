@@ -86,13 +86,20 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
             out.append("const REAL v_M = Mv ? Mv[b] : (REAL)0;")
         return out
 
-    def statements(stmts, s_var: str, i_var: str, j_var: str, spiked: str, indent: str) -> list:
+    def statements(stmts, s_var: str, i_var: str, j_var: str, spiked: str, indent: str,
+                   single: bool = False) -> list:
         """Each statement for synapse ``s_var``: one trial without a loop (the union of spikes is that trial's
-        spikes, and ``(0 + 1 * e) * 1`` is ``e``), several trials accumulated in trial order."""
+        spikes, and ``(0 + 1 * e) * 1`` is ``e``), several trials accumulated in trial order. ``single``: the
+        one-trial form only (the caller checked ``B == 1``)."""
         out = []
         for st in stmts:
             load = loads([st.expr], s_var, i_var, j_var)
-            if st.target == "w":
+            if st.target == "w" and single:
+                out.append(f"{indent}{{ const int32_t b = 0; const REAL v_w = w[{s_var}]; (void)b;")
+                for line in load:
+                    out.append(f"{indent}  {line}")
+                out.append(f"{indent}  w[{s_var}] = v_w + {printer(st.expr)}; }}")
+            elif st.target == "w":
                 out.append(f"{indent}if (B == 1) {{ const int32_t b = 0; const REAL v_w = w[{s_var}];")
                 for line in load:
                     out.append(f"{indent}  {line}")
@@ -132,8 +139,44 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
         L.append("        }")
         L.append("    }")
 
-    # 2. on_pre over the outgoing synapses of the presynaptic neurons that spiked
+    def weights_only(stmts) -> bool:
+        """Statements that write only ``w`` and read no synapse trace: the all-to-all form below applies."""
+        used = set()
+        for st in stmts:
+            used |= {sym.name for sym in st.expr.free_symbols}
+        return all(st.target == "w" for st in stmts) and not any(side.get(n) == "synapse" for n in used)
+
+    # 2. on_pre over the outgoing synapses of the presynaptic neurons that spiked. An all-to-all projection in
+    # order (J->full: synapse s of pre i is post s - indptr[i]) with one trial runs the same operations on
+    # each element without the index arrays, in loops the compiler vectorises; the clip of a synapse whose post
+    # neuron also spiked waits for on_post (a select, not a branch).
     if program.on_pre:
+        pre_clips = clip_events and any(st.target == "w" for st in program.on_pre)
+        post_writes = bool(program.on_post) and any(st.target == "w" for st in program.on_post)
+        if weights_only(program.on_pre):
+            def pre_rows(clip: str) -> None:
+                L.append("        for (int32_t a = 0; a < R->n_act_pre; a++) {")
+                L.append("            const int32_t i = R->act_pre[a];")
+                L.append("            const int64_t base = J->indptr[i];")
+                L.append("            for (int32_t j = 0; j < nb; j++) {")
+                L.append("                const int64_t s = base + j;")
+                L.extend(statements(program.on_pre, "s", "i", "j", "", "                ", single=True))
+                if clip:
+                    L.append(f"                {clip}")
+                L.append("            }")
+                L.append("        }")
+
+            L.append("    if (J->full && B == 1) {")
+            if pre_clips and post_writes:  # the select only in steps with a post spike (it stops vectorising)
+                L.append("        if (R->n_act_post == 0) {")
+                pre_rows(clip_line)
+                L.append("        } else {")
+                L.append("        const uint8_t *restrict later = R->seen_post;")
+                pre_rows("if (!later[j]) " + clip_line)
+                L.append("        }")
+            else:
+                pre_rows(clip_line if pre_clips else "")
+            L.append("    } else")
         L.append("    for (int32_t a = 0; a < R->n_act_pre; a++) {")
         L.append("        const int32_t i = R->act_pre[a];")
         L.append("        for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) {")
@@ -149,6 +192,18 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
     bump("pre", "na")
     # 4. on_post over the incoming synapses of the postsynaptic neurons that spiked
     if program.on_post:
+        if weights_only(program.on_post):  # all-to-all, one trial: the synapses of post j at stride nb
+            L.append("    if (J->full && B == 1) {")
+            L.append("        for (int32_t a = 0; a < R->n_act_post; a++) {")
+            L.append("            const int32_t j = R->act_post[a];")
+            L.append("            for (int32_t i = 0; i < na; i++) {")
+            L.append("                const int64_t s = (int64_t)i * nb + j;")
+            L += statements(program.on_post, "s", "i", "j", "", "                ", single=True)
+            if clip_events:
+                L.append(f"                {clip_line}")
+            L.append("            }")
+            L.append("        }")
+            L.append("    } else")
         L.append("    for (int32_t a = 0; a < R->n_act_post; a++) {")
         L.append("        const int32_t j = R->act_post[a];")
         L.append("        for (int64_t q = R->indptr_post[j]; q < R->indptr_post[j + 1]; q++) {")

@@ -26,7 +26,7 @@ from typing import Optional
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
-ABI_VERSION = 6
+ABI_VERSION = 7
 #: where kernel.c takes the generated model code
 MODELS_MARKER = "/* @MODELS@ */"
 

@@ -68,7 +68,8 @@ class Input(ctypes.Structure):
                 ("scale", c_double), ("lam", c_double), ("amplitude", c_double),
                 ("start", c_int64), ("stop", c_int64), ("T", c_int64),
                 ("neurons", P_int64), ("values", c_void_p), ("ncols", c_int64), ("lams", c_void_p),
-                ("limits", P_double),
+                ("limits", P_double), ("nz_ptr", P_int64), ("nz_index", P_int64), ("nz_accept", P_double),
+                ("nz_max", P_double),
                 ("ev_steps", P_int64), ("ev_neurons", P_int64), ("n_events", c_int64), ("cursor", c_int64)]
 
 
@@ -182,7 +183,7 @@ class NativeEngine:
         self.real = np.float64 if sim.dtype == torch.float64 else np.float32
         self._static()
         self.rng_state = np.zeros(4, dtype=np.uint64)
-        self._limits: dict = {}  # input index -> (rate map, its version, exp(-rate map) in float64)
+        self._limits: dict = {}  # input index -> (rate map, its version, the arrays of _poisson_plan)
         self._clipped: dict = {}  # rule index -> (weight tensor, its version) after the last run
         self.lib.bc_seed(self.rng_state.ctypes.data, ctypes.c_uint64((sim.seed + 1) & 0xFFFFFFFFFFFFFFFF))
 
@@ -412,17 +413,30 @@ class NativeEngine:
             buf = buffers[r] = np.empty((cap, 3), dtype=np.int64)
         return buf
 
-    def _poisson_limits(self, q: int, rate_map: Optional[torch.Tensor]):
-        """``exp(-lam)`` of a Poisson rate map in float64 (the deviate's stopping product), computed once per
-        map rather than per neuron and step; ``None`` without a map."""
+    def _poisson_plan(self, q: int, rate_map: Optional[torch.Tensor], Q: "Input") -> None:
+        """Bind what the kernel draws a Poisson rate map ``[B, m]`` from, computed once per map (not per neuron
+        and step): ``exp(-lam)`` in float64 (the deviate's stopping product) and, per trial, the neurons with a
+        non-zero rate, each rate over the trial's largest (the thinning sampler's acceptance); all ``NULL``
+        without a map."""
         if rate_map is None:
             self._limits.pop(q, None)
-            return None
+            Q.limits = Q.nz_ptr = Q.nz_index = Q.nz_accept = Q.nz_max = None
+            return
         cached = self._limits.get(q)
         if cached is None or cached[0] is not rate_map or cached[1] != rate_map._version:
-            limits = np.ascontiguousarray(np.exp(-rate_map.detach().cpu().double().numpy()))
-            self._limits[q] = cached = (rate_map, rate_map._version, limits)
-        return cached[2].ctypes.data_as(P_double)
+            lam = rate_map.detach().cpu().double().numpy().reshape(rate_map.shape[0], -1)
+            limits = np.ascontiguousarray(np.exp(-lam))
+            trial, index = np.nonzero(lam > 0)  # row-major: trial by trial, neurons ascending
+            lam_max = np.where(np.isfinite(lam).all(axis=1), lam.max(axis=1, initial=0.0), np.inf)
+            accept = np.ascontiguousarray(lam[trial, index] / lam_max[trial])
+            ptr = np.zeros(lam.shape[0] + 1, dtype=np.int64)
+            np.cumsum(np.bincount(trial, minlength=lam.shape[0]), out=ptr[1:])
+            arrays = (limits, ptr, np.ascontiguousarray(index, dtype=np.int64), accept,
+                      np.ascontiguousarray(lam_max))
+            self._limits[q] = cached = (rate_map, rate_map._version, arrays)
+        limits, ptr, index, accept, lam_max = cached[2]
+        Q.limits, Q.nz_accept, Q.nz_max = (a.ctypes.data_as(P_double) for a in (limits, accept, lam_max))
+        Q.nz_ptr, Q.nz_index = ptr.ctypes.data_as(P_int64), index.ctypes.data_as(P_int64)
 
     # -- per call: tensors may have been replaced (checkpoint loads, weight edits) -------------------------
     def _bind(self) -> None:
@@ -442,7 +456,7 @@ class NativeEngine:
             if inp.type == "poisson":  # rates may have changed between runs (Simulator.set_poisson_rate)
                 Q.lam = inp.rate_per_step
                 Q.lams = _tensor_ptr(inp.rate_map, dtype) if inp.rate_map is not None else None
-                Q.limits = self._poisson_limits(q, inp.rate_map)
+                self._poisson_plan(q, inp.rate_map, Q)
             elif inp.type == "spike_file":  # the first event at or after this step (runs may resume anywhere)
                 Q.cursor = int(np.searchsorted(self._event_steps[q], sim.step_count, side="left"))
 

@@ -73,6 +73,10 @@ typedef struct {
     int64_t ncols;
     void *lams;                        /* Poisson: per trial and target neuron mean counts [B*m], or NULL */
     const double *limits;              /* with lams: exp(-lams) [B*m], computed once when the rates are set */
+    /* with lams, the non-zero rates per trial (computed with limits): entries nz_ptr[b] .. nz_ptr[b+1]-1 are the
+     * neurons nz_index[e] (in 0..m-1) with lams > 0, nz_accept[e] = lam / nz_max[b] (the largest rate of trial b) */
+    const int64_t *nz_ptr, *nz_index;
+    const double *nz_accept, *nz_max;
     int64_t *ev_steps, *ev_neurons;    /* spike file: events sorted by step */
     int64_t n_events, cursor;          /* cursor: first event not yet delivered */
 } Input;
@@ -196,6 +200,34 @@ static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
         const int64_t m = in->neurons ? in->n_neurons : G->n;
         const REAL *lams = in->lams ? (const REAL *)in->lams + (int64_t)b * m : NULL;
         const double *limits = lams ? in->limits + (int64_t)b * m : NULL;
+        if (lams) {  /* a rate map: only its non-zero rates */
+            const int64_t first = in->nz_ptr[b], K = in->nz_ptr[b + 1] - first;
+            const int64_t *index = in->nz_index + first;
+            const double lam_max = in->nz_max[b];
+            if (lam_max < SKIP_BELOW) {
+                /* thinning: Poisson(lam_max) counts at geometric gaps over the K neurons, each event kept with
+                 * probability lam / lam_max, gives independent Poisson(lam) counts (a thinned Poisson variable is
+                 * Poisson), at a cost per event rather than per neuron */
+                const double *accept = in->nz_accept + first;
+                for (int64_t e = next_nonzero(net->rng, lam_max, -1); e < K; e = next_nonzero(net->rng, lam_max, e)) {
+                    const int64_t candidates = truncated_poisson(net->rng, lam_max);
+                    int64_t count = candidates;
+                    if (accept[e] < 1.0) {
+                        count = 0;
+                        for (int64_t c = 0; c < candidates; c++) count += uniform01(net->rng) < accept[e];
+                    }
+                    const int64_t j = index[e];
+                    if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
+                }
+            } else {
+                for (int64_t e = 0; e < K; e++) {
+                    const int64_t j = index[e];
+                    const int64_t count = poisson(net->rng, (double)lams[j], limits[j]);
+                    if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
+                }
+            }
+            continue;
+        }
         if (!lams && in->lam > 0.0 && in->lam < SKIP_BELOW) {  /* one rate, rarely a count: skip the zeros */
             for (int64_t j = next_nonzero(net->rng, in->lam, -1); j < m; j = next_nonzero(net->rng, in->lam, j)) {
                 int64_t count = truncated_poisson(net->rng, in->lam);
@@ -205,8 +237,7 @@ static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
         }
         const double shared_limit = exp(-in->lam);
         for (int64_t j = 0; j < m; j++) {
-            const double lam = lams ? (double)lams[j] : in->lam;
-            int64_t count = poisson(net->rng, lam, limits ? limits[j] : shared_limit);
+            int64_t count = poisson(net->rng, in->lam, shared_limit);
             if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
         }
     }
@@ -510,4 +541,4 @@ void bc_seed(uint64_t *state, uint64_t seed) {
     }
 }
 
-int32_t bc_abi_version(void) { return 6; }
+int32_t bc_abi_version(void) { return 7; }
