@@ -113,6 +113,22 @@ def test_engines_can_alternate_within_one_simulation():
     assert_same_run(whole, mixed, state_atol=1e-9)
 
 
+def test_weights_edited_in_place_between_runs_reach_the_native_kernel():
+    """Projections whose weights are all equal are delivered as one number (no weight loads); editing one weight in
+    place between runs must end that: spikes stay the PyTorch engine's, before and after the edit."""
+    sims = [Simulator(mixed_network(), backend=backend) for backend in ("torch", "native")]
+    for sim in sims:
+        sim.run(80.0)
+        weight = sim.projections[0].weight  # lif -> lif, "2 nS" everywhere
+        assert bool((weight == weight[0]).all())
+        weight[::3] *= 4.0
+        sim.run(120.0)
+    assert sims[1].engine == "native"
+    assert_same_run(*sims, state_atol=1e-9)
+    untouched = Simulator(mixed_network(), backend="native").run()
+    assert untouched.spike_counts() != sims[1].spike_counts()  # the edit changed the network's activity
+
+
 def poisson_network(rate: str, sources: int, n: int = 400, batch: int = 1) -> Assembly:
     a = Assembly(name="poisson")
     a.add_population("p", "lif", n, dict(LIF_CELL, v_th="1000 mV"))  # never fires: v integrates the input

@@ -59,8 +59,8 @@ class Group(ctypes.Structure):
 
 class Proj(ctypes.Structure):
     _fields_ = [("pre", c_int32), ("group", c_int32), ("uniform_delay", c_int32), ("n_post", c_int32),
-                ("full", c_int32), ("pad", c_int32),
-                ("indptr", P_int64), ("post", P_int32), ("delay", P_int32), ("w", c_void_p)]
+                ("full", c_int32), ("same", c_int32),
+                ("indptr", P_int64), ("post", P_int32), ("delay", P_int32), ("w", c_void_p), ("w_same", c_double)]
 
 
 class Input(ctypes.Structure):
@@ -183,6 +183,7 @@ class NativeEngine:
         self.real = np.float64 if sim.dtype == torch.float64 else np.float32
         self._static()
         self.rng_state = np.zeros(4, dtype=np.uint64)
+        self._same: dict = {}  # projection index -> (weight tensor, its version, the common value or None)
         self._limits: dict = {}  # input index -> (rate map, its version, the arrays of _poisson_plan)
         self._clipped: dict = {}  # rule index -> (weight tensor, its version) after the last run
         self.lib.bc_seed(self.rng_state.ctypes.data, ctypes.c_uint64((sim.seed + 1) & 0xFFFFFFFFFFFFFFFF))
@@ -405,6 +406,19 @@ class NativeEngine:
         self._chans = chans
         return chans, len(channels)
 
+    def _same_weight(self, j: int, weight: torch.Tensor) -> Optional[float]:
+        """The value of every weight of projection ``j`` when they are all equal (COBA's ``ge += we``: the kernel
+        then delivers that number without reading the weights), else ``None``; decided once per weight tensor and
+        in-place edit (torch's version counter)."""
+        cached = self._same.get(j)
+        if cached is None or cached[0] is not weight or cached[1] != weight._version:
+            value = None
+            if weight.numel():
+                low, high = torch.aminmax(weight.reshape(-1))
+                value = float(low) if bool(low == high) else None  # NaN != NaN: never "same"
+            self._same[j] = cached = (weight, weight._version, value)
+        return cached[2]
+
     def _spike_buffer(self, r: int, cap: int) -> np.ndarray:
         """A reusable ``[cap, 3]`` buffer for monitor ``r``'s spike triples (the kernel writes before Python reads)."""
         buffers = self.__dict__.setdefault("_spike_buffers", {})
@@ -449,8 +463,12 @@ class NativeEngine:
             G = self.groups[g]
             G.x, G.h, G.ring = (_tensor_ptr(group.x, dtype), _tensor_ptr(group.h, dtype),
                                 _tensor_ptr(group.ring, dtype))
+        plastic = {j for j, _, _, _ in self.rule_entries}
         for j, proj in enumerate(sim.projections):
-            self.projs[j].w = _tensor_ptr(proj.weight, dtype)
+            J = self.projs[j]
+            J.w = _tensor_ptr(proj.weight, dtype)
+            same = None if j in plastic else self._same_weight(j, proj.weight)
+            J.same, J.w_same = int(same is not None), same if same is not None else 0.0
         for q, inp in enumerate(sim.inputs):
             Q = self.inputs[q]
             if inp.type == "poisson":  # rates may have changed between runs (Simulator.set_poisson_rate)

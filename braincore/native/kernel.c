@@ -58,10 +58,12 @@ typedef struct {
 
 typedef struct {
     int32_t pre, group, uniform_delay, n_post;   /* uniform_delay < 0: per-synapse delays */
-    int32_t full, pad;                 /* full: all-to-all in order (synapse s of pre i is post s - indptr[i]) */
+    int32_t full, same;                /* full: all-to-all in order (synapse s of pre i is post s - indptr[i]);
+                                          same: every weight equals w_same and no rule writes them */
     int64_t *indptr;
     int32_t *post, *delay;             /* 32-bit: half the memory traffic of the delivery loop */
     void *w;
+    double w_same;
 } Proj;
 
 typedef struct {
@@ -459,6 +461,7 @@ static void propagate(Net *net, Proj *J) {
     const int32_t B = net->B, L = net->L;
     const int64_t plane = (int64_t)B * J->n_post;
     const REAL *w = (const REAL *)J->w;
+    const REAL same = (REAL)J->w_same;
     REAL *ring = (REAL *)G->ring;
     for (int32_t b = 0; b < B; b++) {
         const int32_t *fired = P->fired + (int64_t)b * P->n;
@@ -469,9 +472,14 @@ static void propagate(Net *net, Proj *J) {
                 if (J->full) {  /* the same additions, without the index: vectorised */
                     const REAL *restrict ws = w + J->indptr[i];
                     for (int32_t j = 0; j < J->n_post; j++) row[j] += ws[j];
+                } else if (J->same) {  /* one weight: the indices are the only memory traffic */
+                    for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += same;
                 } else {
                     for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += w[s];
                 }
+            } else if (J->same) {
+                for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++)
+                    ring[((net->k + J->delay[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += same;
             } else {
                 for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++)
                     ring[((net->k + J->delay[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += w[s];
