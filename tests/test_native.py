@@ -253,6 +253,28 @@ def test_nonlinear_models_run_natively_with_the_torch_engines_spikes():
                                rtol=0, atol=0)
 
 
+def test_the_scalar_math_build_is_used_where_vector_math_does_not_link(monkeypatch, tmp_path):
+    """Without a usable libmvec the kernel is built with the scalar libm (a failed vector build is remembered next
+    to the library, not retried), and gives the vector build's spikes on a network whose steps call exp and
+    expm1 (states within 1e-9: the two differ in the last bits of those calls)."""
+    from braincore.native import build
+
+    vector = Simulator(nonlinear_network(batch=1), backend="native").run(40.0)
+    monkeypatch.setenv("BRAINCORE_CACHE", str(tmp_path))
+    monkeypatch.setattr(build, "VECTOR_MATH_LIBS", ("-lbraincore_no_such_library",))
+    build.load_generated.cache_clear()
+    try:
+        scalar = Simulator(nonlinear_network(batch=1), backend="native").run(40.0)
+        assert scalar.engine == "native"
+        assert len(list(tmp_path.glob("*.failed"))) == 1 and len(list(tmp_path.glob("*.so"))) == 1
+        build.load_generated.cache_clear()  # as a new process: the note stops a second vector compile
+        Simulator(nonlinear_network(batch=1), backend="native").run(1.0)
+        assert len(list(tmp_path.glob("*.failed"))) == 1 and len(list(tmp_path.glob("*.so"))) == 1
+    finally:
+        build.load_generated.cache_clear()
+    assert_same_run(vector, scalar, state_atol=1e-9)
+
+
 def test_per_neuron_parameters_run_natively():
     a = Assembly(name="hetero")
     a.add_population("p", "lif", 50, dict(LIF_CELL, tau_m=torch.linspace(10.0, 30.0, 50, dtype=torch.float64)))

@@ -10,6 +10,10 @@ another CPU. Compiling takes well under a second; later runs load the cached lib
 
 Flags: ``-O3 -march=native`` for speed, ``-ffp-contract=off`` and no ``-ffast-math`` so that every
 floating-point operation is rounded as written (the float64 kernel reproduces the PyTorch engine bit for bit).
+
+Vector math: where glibc's vector math library links (``-lmvec``; tried once per source, a failure remembered next
+to the library), the kernel is built with ``BC_LIBMVEC`` so that loops calling ``exp``, ``expm1``, ``log``, ...
+vectorise (see kernel.c); elsewhere, or with ``BRAINCORE_NO_VECTOR_MATH=1``, the scalar libm build is used.
 """
 from __future__ import annotations
 
@@ -75,10 +79,18 @@ def _compiler_version(cc: str) -> str:
         return "unknown"
 
 
-def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional[str] = None) -> ctypes.CDLL:
-    """Compile ``source`` (a C file shipped with the package) with :data:`FLAGS` and ``-D`` ``defines`` into the
-    cache (once: the file name carries a hash of source, flags, compiler and CPU; written atomically) and load it.
-    With ``text`` the source is that string (written next to the library, for inspection), not the file.
+#: linker arguments of the vector-math build: libmvec, and every symbol resolved at link time (a libmvec without
+#: a function's vector variant then fails the build, not the load)
+VECTOR_MATH_LIBS = ("-lmvec", "-Wl,-z,defs")
+
+
+def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional[str] = None,
+                     libs: tuple = ()) -> ctypes.CDLL:
+    """Compile ``source`` (a C file shipped with the package) with :data:`FLAGS`, ``-D`` ``defines`` and the linker
+    arguments ``libs`` into the cache (once: the file name carries a hash of source, flags, compiler and CPU;
+    written atomically) and load it. With ``text`` the source is that string (written next to the library, for
+    inspection), not the file. A failed compile leaves a ``.failed`` note with the compiler's message, so the
+    same source is not compiled again in vain.
 
     Raises :class:`NativeUnavailable` with the reason when it cannot be built or loaded.
     """
@@ -87,11 +99,14 @@ def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional
     cc = find_compiler()
     if cc is None:
         raise NativeUnavailable("no C compiler found (set CC, or install gcc or clang)")
-    flags = FLAGS + [f"-D{d}" for d in defines]
+    flags = FLAGS + [f"-D{d}" for d in defines] + list(libs)
     code = text.encode() if text is not None else source.read_bytes()
     key = hashlib.sha256(b"\0".join([code, " ".join(flags).encode(), _compiler_version(cc).encode(),
                                      _cpu_signature().encode(), platform.machine().encode()])).hexdigest()[:16]
     target = cache_dir() / f"braincore_{tag}_{key}.so"
+    failed = target.with_suffix(".failed")
+    if not target.exists() and failed.exists():
+        raise NativeUnavailable(f"compiling for {target.name} failed before:\n{failed.read_text()[-2000:]}")
     if not target.exists():
         if text is not None:
             generated = target.with_suffix(".c")
@@ -100,13 +115,14 @@ def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional
             os.replace(scratch, generated)
             source = generated
         tmp = target.with_suffix(f".{os.getpid()}.tmp.so")
-        cmd = [cc, *flags, "-o", str(tmp), str(source), "-lm"]
+        cmd = [cc, *FLAGS, *[f"-D{d}" for d in defines], "-o", str(tmp), str(source), *libs, "-lm"]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.SubprocessError) as err:
             raise NativeUnavailable(f"compiling {source.name} failed: {err}") from None
         if result.returncode != 0:
             tmp.unlink(missing_ok=True)
+            failed.write_text(result.stderr[-4000:])
             raise NativeUnavailable(f"compiling {source.name} failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
         os.replace(tmp, target)  # atomic: a concurrent process sees the old state or the whole library
     try:
@@ -128,8 +144,16 @@ def load_generated(models: str, precision: str) -> ctypes.CDLL:
     template = SOURCE.read_text()
     if MODELS_MARKER not in template:
         raise NativeUnavailable(f"{SOURCE.name} has no {MODELS_MARKER} marker")
-    lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}",),
-                           text=template.replace(MODELS_MARKER, models))
+    text = template.replace(MODELS_MARKER, models)
+    lib = None
+    if not os.environ.get("BRAINCORE_NO_VECTOR_MATH"):
+        try:
+            lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}", "BC_LIBMVEC"), text=text,
+                                   libs=VECTOR_MATH_LIBS)
+        except NativeUnavailable:
+            lib = None  # no libmvec here (or not these functions): the scalar build below
+    if lib is None:
+        lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}",), text=text)
     lib.bc_abi_version.restype = ctypes.c_int32
     if lib.bc_abi_version() != ABI_VERSION:
         raise NativeUnavailable(f"{SOURCE.name} has ABI {lib.bc_abi_version()}, expected {ABI_VERSION}")

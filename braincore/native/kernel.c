@@ -33,6 +33,24 @@
 #define REAL double
 #endif
 
+/* Vector math. Where glibc's vector math library (libmvec) links, build.py defines BC_LIBMVEC and these
+ * declarations tell the compiler that the functions the generated steps call have vector variants: a loop over
+ * neurons that calls them (Hodgkin-Huxley rates, AdEx's exponential, exprel) then runs 4 or 8 neurons per
+ * instruction (expm1 about 10x faster than the scalar call). Their results stay within glibc's documented error
+ * bounds (a few ulp) of the exact values and may differ from the scalar functions in the last bits, as the PyTorch
+ * engine's own vectorised functions (SLEEF) do; the arithmetic between the calls keeps the source's order. */
+#if defined(BC_LIBMVEC)
+#define BC_SIMD __attribute__((simd("notinbranch")))
+BC_SIMD double exp(double);
+BC_SIMD double expm1(double);
+BC_SIMD double log(double);
+BC_SIMD double log1p(double);
+BC_SIMD double sin(double);
+BC_SIMD double cos(double);
+BC_SIMD double tanh(double);
+BC_SIMD double pow(double, double);
+#endif
+
 enum { SYN_INSTANT = 0, SYN_EXP = 1, SYN_ALPHA = 2, SYN_COND = 3 };
 enum { IN_POISSON = 0, IN_CURRENT = 1, IN_TV_CURRENT = 2, IN_SPIKE_FILE = 3 };
 enum { REC_SPIKES = 0, REC_RATE = 1, REC_STATE = 2 };
