@@ -96,6 +96,18 @@ def connector_options(spec: Mapping[str, Any], n_pre: int, n_post: int, same_pop
     return opts
 
 
+def stable_order(keys: Tensor, n_keys: int) -> Tensor:
+    """The stable sorting permutation of integer ``keys`` in ``[0, n_keys)`` (equal keys keep their order): NumPy's
+    radix sort when the keys fit 16 bits (linear time, about 3x faster than a comparison sort here), else
+    ``torch.sort(stable=True)``."""
+    if n_keys <= 1 << 16 and keys.numel() > 1:
+        import numpy as np
+
+        order = np.argsort(keys.numpy().astype(np.uint16), kind="stable")
+        return torch.from_numpy(order.astype(np.int64, copy=False))
+    return torch.sort(keys, stable=True).indices
+
+
 def _rows(posts: Tensor, counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Flat ``(row id, post, slot)`` for rows of the given lengths."""
     total = int(counts.sum()) if counts.numel() else 0
@@ -163,8 +175,12 @@ def distinct_per_row(seed: int, stream: int, rows: Tensor, counts: Tensor, m: in
 
 
 def _by_post(pre: Tensor, post: Tensor, n_pre: int, n_post: int) -> Incoming:
-    """Pairs in the connector's order -> sorted by ``(post, pre)`` (stable: multapses keep their order), slots."""
-    order = torch.sort(post * n_pre + pre, stable=True).indices
+    """Pairs in the connector's order -> sorted by ``(post, pre)`` (stable: multapses keep their order), slots.
+    Pairs already ordered by ``pre`` need a stable sort by ``post`` only."""
+    if pre.numel() < 2 or bool((pre[1:] >= pre[:-1]).all()):
+        order = stable_order(post, n_post)
+    else:
+        order = torch.sort(post * n_pre + pre, stable=True).indices
     pre, post = pre[order].contiguous(), post[order].contiguous()
     counts = torch.bincount(post, minlength=n_post)
     start = torch.cumsum(counts, 0) - counts
@@ -218,7 +234,8 @@ def incoming(opts: dict, n_pre: int, posts: Tensor, seed: int, name: str) -> Inc
     whose connector options are ``opts`` (:func:`connector_options`), sorted by ``(post, slot)``."""
     ctype, exclude = opts["type"], opts["exclude_self"]
     if ctype in WHOLE_PROJECTION:
-        return select_posts(_whole(opts, seed, name), posts)
+        whole = _whole(opts, seed, name)
+        return whole if posts.numel() == opts["n_post"] else select_posts(whole, posts)
     m = n_pre - 1 if exclude else n_pre
     if ctype == "one_to_one":
         return Incoming(posts.clone(), posts.clone(), torch.zeros_like(posts))
@@ -389,8 +406,8 @@ def build_projection(spec, n_pre: int, n_post: int, *, kind: str, dimension: str
         from .synapses.delays import delay_steps
 
         delay = delay_steps(_draw(parsed_delay, seed, f"delay/{spec.name}", syn.post, syn.slot), dt)
-    # CSR order: by pre, then post, then slot (stable: a post's multapses keep their order)
-    order = torch.sort(syn.pre * n_post + syn.post, stable=True).indices
+    # CSR order: by pre, then post, then slot: the synapses come sorted by (post, slot), so a stable sort by pre
+    order = stable_order(syn.pre, n_pre)
     return BuiltProjection(syn.pre[order], syn.post[order], syn.slot[order], weight[order], delay[order])
 
 

@@ -465,3 +465,15 @@ def test_unsupported_pieces_raise_a_clear_error(changes, message, monkeypatch):
 def test_partition_scheme_is_checked():
     with pytest.raises(ConfigError, match="unknown scheme 'stripes'"):
         DistributedSimulator(_small(), partition="stripes")
+
+
+@pytest.mark.parametrize("n_keys", [7, 40_000, 70_000])
+def test_stable_order_is_the_stable_sorting_permutation(n_keys):
+    """construction.stable_order (radix sort for keys below 2^16, else torch's stable sort) equals
+    torch.sort(stable=True) on keys with many ties: the network's synapse order does not depend on the path."""
+    from braincore.construction import stable_order
+
+    keys = torch.randint(0, n_keys, (50_000,), generator=torch.Generator().manual_seed(n_keys))
+    order = stable_order(keys, n_keys)
+    assert order.dtype == torch.int64
+    assert torch.equal(order, torch.sort(keys, stable=True).indices)
