@@ -53,7 +53,7 @@ class Pop(ctypes.Structure):
 
 class Group(ctypes.Structure):
     _fields_ = [("kind", c_int32), ("post", c_int32), ("n", c_int32), ("has_poisson", c_int32),
-                ("decay", c_double), ("dt_over_tau", c_double), ("E_rev", c_double), ("factor", c_double),
+                ("fed", c_int32), ("pad", c_int32), ("decay", c_double), ("dt_over_tau", c_double), ("E_rev", c_double), ("factor", c_double),
                 ("x", c_void_p), ("h", c_void_p), ("ring", c_void_p)]
 
 
@@ -271,6 +271,7 @@ class NativeEngine:
             G.E_rev = group.E_rev if group.E_rev is not None else 0.0
             G.factor = group.factor
             G.has_poisson = int(any(inp.type in ("poisson", "spike_file") and inp.group == g for inp in sim.inputs))
+            G.fed = int(any(proj.group == g for proj in sim.projections))
 
         self.projs = (Proj * max(1, len(sim.projections)))()
         for j, proj in enumerate(sim.projections):

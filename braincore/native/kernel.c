@@ -70,6 +70,7 @@ typedef struct {
 
 typedef struct {
     int32_t kind, post, n, has_poisson;  /* has_poisson: Poisson or spike-file inputs add to this group */
+    int32_t fed, pad;                  /* fed: a projection delivers into this group's ring (else it stays empty) */
     double decay, dt_over_tau, E_rev, factor;
     void *x, *h, *ring;                /* x, h [B*n]; ring [L*B*n] */
 } Group;
@@ -462,12 +463,12 @@ static void step_population(Net *net, Pop *P) {
         external_current(net, P, drive);
         for (int32_t gi = 0; gi < P->n_groups; gi++) {  /* groups fed by Poisson: ring, then Poisson */
             Group *G = &net->groups[P->groups[gi]];
-            if (G->has_poisson) take_ring(net, G, b);
+            if (G->has_poisson && G->fed) take_ring(net, G, b);
         }
         deliver_poisson(net, (int32_t)(P - net->pops), b);
         for (int32_t gi = 0; gi < P->n_groups; gi++) {
             Group *G = &net->groups[P->groups[gi]];
-            apply_group(net, G, b, v, drive, !G->has_poisson);
+            apply_group(net, G, b, v, drive, !G->has_poisson && G->fed);
         }
         P->n_fired[b] = step_model(P, b, drive, fired);
     }
