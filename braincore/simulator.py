@@ -138,6 +138,11 @@ class PopulationRuntime:
 FINITE_CHECK_EVERY = 1000
 #: the native engine runs in chunks of at most this many steps, each followed by the same check
 NATIVE_CHECK_EVERY = 10_000
+#: on the CPU, a sparse projection whose presynaptic population fired at most this many spikes in a step adds each
+#: spiking neuron's outgoing synapses with one ``index_add_`` of two slices (a few tensor calls per spike); above
+#: it, one vectorised gather of all their synapses (a dozen calls whatever the count). Both add the same weights
+#: in the same order, so the choice changes the time of a step only.
+SPIKE_LOOP_MAX = 12
 
 
 def _non_finite(value: Tensor) -> Optional[str]:
@@ -217,6 +222,33 @@ def synaptic_drive(state, drive: Optional[Tensor], groups: list) -> tuple:
     return state, drive
 
 
+class _StepPlan:
+    """What the PyTorch step needs that stays the same for a whole :meth:`Simulator.run`, looked up once instead
+    of at every step: each population with its synaptic groups and its current inputs, the spike inputs, the
+    plastic projections, the decaying groups, the monitors; on the CPU each sparse projection's row pointers as
+    a Python list (one spiking neuron's synapses are then two slices, see :data:`SPIKE_LOOP_MAX`); and the caches
+    filled while the run goes: each population's external current while its set of active constant inputs stays
+    the same, and each Poisson input's rate tensor while its rate stays the same.
+
+    Built at the first step of each run and dropped when a checkpoint is loaded, so whatever Python changed
+    between runs (weights, connectivity, inputs, rates, monitors) is seen by the next run."""
+
+    def __init__(self, sim: "Simulator"):
+        groups = sim.groups
+        self.populations = [(pop, [groups[gi] for gi in pop.groups]) for pop in sim.populations.values()]
+        self.currents = {name: [inp for inp in sim.inputs if inp.target == name and inp.type.endswith("current")]
+                         for name in sim.populations}
+        self.spike_inputs = [inp for inp in sim.inputs if inp.type in ("poisson", "spike_file")]
+        self.plastic = [proj for proj in sim.projections if proj.rule is not None]
+        self.decaying = [group for group in groups if group.kind != "instantaneous"]
+        self.monitors = [(monitor, monitor.target) for monitor in sim.monitors]
+        self.rows: dict = {}
+        if sim.device.type == "cpu":
+            self.rows = {proj.name: proj.indptr.tolist() for proj in sim.projections if proj.dense is None}
+        self.current_cache: dict = {}  # population -> (the active constant inputs, their summed current)
+        self.rate_cache: dict = {}  # Poisson input -> (rate per step, the [B, N] tensor of it)
+
+
 # ------------------------------------------------------------------------------------------ the simulator
 class Simulator:
     """Builds the runtime of an assembly and runs the clock-driven loop (see the module docstring)."""
@@ -249,6 +281,7 @@ class Simulator:
         self.step_count = 0
         self._finite_step = 0  # the step of the last check that found every state and weight finite
         self._finite_weights: dict = {}  # projection -> (tensor id, version) of weights found finite
+        self._plan: Optional[_StepPlan] = None  # the PyTorch step's lookups for the current run
         build_rng = torch.Generator().manual_seed(self.seed)
         self.rng = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         dev, dt_, B = self.device, self.dtype, self.batch
@@ -466,6 +499,7 @@ class Simulator:
             bar = tqdm(total=steps, unit="step", desc=f"simulating ({self.engine})", mininterval=0.5,
                        leave=False)
         engine = self.native_engine()
+        self._plan = None  # rebuilt at the first PyTorch step: sees what changed since the last run
         try:
             with torch.no_grad():
                 if engine is not None:  # in chunks, each checked (run(a); run(b) equals run(a + b))
@@ -555,21 +589,23 @@ class Simulator:
         return self._engine
 
     def _step(self) -> None:
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = _StepPlan(self)
         k = self.step_count
-        slot = k % self.ring_length
         groups = self.groups
         # 1. deliver scheduled spikes and this step's external spikes
-        deliver_arriving(groups, slot)
-        for inp in self.inputs:
+        deliver_arriving(groups, k % self.ring_length)
+        for inp in plan.spike_inputs:
             if inp.type == "poisson":
                 if k >= inp.start and (inp.stop is None or k < inp.stop):
                     self._deliver_poisson(inp)
-            elif inp.type == "spike_file":
+            else:
                 self._deliver_file(inp, k)
         # 2-3. synaptic input and neuron step
         spikes_of = {}
-        for pop in self.populations.values():
-            state, drive = synaptic_drive(pop.state, self._external_current(pop, k), [groups[gi] for gi in pop.groups])
+        for pop, pop_groups in plan.populations:
+            state, drive = synaptic_drive(pop.state, self._external_current(pop, k), pop_groups)
             spikes, pop.state = pop.model.step(state, drive)
             spikes_of[pop.name] = spikes
         # 4. propagate, then plasticity (which sees this step's pre and post spikes)
@@ -577,59 +613,83 @@ class Simulator:
         for proj in self.projections:
             self._propagate(proj, spikes_of[proj.pre], k, fired_of)
         self.modulators.step(self.dt)
-        for proj in self.projections:
-            if proj.rule is not None:
-                proj.rule.step(proj.view, proj.rule_state, spikes_of[proj.pre], spikes_of[proj.post], self.dt)
+        for proj in plan.plastic:
+            proj.rule.step(proj.view, proj.rule_state, spikes_of[proj.pre], spikes_of[proj.post], self.dt)
         # 5. decay
-        for group in groups:
+        for group in plan.decaying:
             if group.kind == "alpha":
                 group.x.add_(group.h, alpha=self.dt / group.tau).mul_(group.decay)
                 group.h.mul_(group.decay)
-            elif group.kind != "instantaneous":
+            else:
                 group.x.mul_(group.decay)
         # 6. record
-        for monitor in self.monitors:
+        for monitor, target in plan.monitors:
             if isinstance(monitor, StateMonitor):
-                monitor.record(self.populations[monitor.target].state)
+                monitor.record(self.populations[target].state)
             elif isinstance(monitor, SpikeMonitor):
-                monitor.record(k, spikes_of[monitor.target])
+                monitor.record(k, spikes_of[target], fired=self._fired(target, spikes_of[target], fired_of))
             else:
-                monitor.record(spikes_of[monitor.target])
+                monitor.record(spikes_of[target])
         self.step_count = k + 1
 
+    @staticmethod
+    def _fired(pop: str, spikes: Tensor, fired_of: dict) -> Tensor:
+        """``spikes.nonzero()`` (``[K, 2]``: trial, neuron) of population ``pop``, found once per step."""
+        fired = fired_of.get(pop)
+        if fired is None:
+            fired = fired_of[pop] = spikes.nonzero()
+        return fired
+
     def _external_current(self, pop: PopulationRuntime, k: int) -> Optional[Tensor]:
+        """The external current into ``pop`` at step ``k`` (``None`` without current inputs). While the same
+        constant inputs are active it is the same tensor, summed once (the plan's ``current_cache``); the neuron
+        step and :func:`synaptic_drive` only read it."""
         if pop.current is None:
             return None
-        pop.current.zero_()
-        for inp in self.inputs:
-            if inp.target != pop.name:
-                continue
+        plan = self._plan
+        active, varying = [], False
+        for inp in plan.currents[pop.name]:
             if inp.type in ("constant_current", "step_current"):
                 if k < inp.start or (inp.stop is not None and k >= inp.stop):
                     continue
-                value = inp.amplitude
             elif inp.type == "time_varying_current":
                 if k >= inp.values.shape[0]:
                     continue
-                value = inp.values[k]
-            else:
-                continue
+                varying = True
+            active.append(inp)
+        key = None if varying else tuple(map(id, active))
+        cached = plan.current_cache.get(pop.name)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        pop.current.zero_()
+        for inp in active:
+            value = inp.values[k] if inp.type == "time_varying_current" else inp.amplitude
             if inp.neurons is None:
                 pop.current += value
             else:
                 pop.current[:, inp.neurons] += value
-        return pop.current.clone()
+        current = pop.current.clone()
+        if key is not None:
+            plan.current_cache[pop.name] = (key, current)
+        return current
 
     def _deliver_poisson(self, inp: InputRuntime) -> None:
         group = self.groups[inp.group]
         target = group.h if group.kind == "alpha" else group.x
         scale = inp.weight * (math.e if group.kind == "alpha" else 1.0)
+        lam = inp.rate_map
+        if lam is None:  # one rate: its [B, n] tensor, made once per run and rate (the plan's rate_cache)
+            cached = self._plan.rate_cache.get(id(inp)) if self._plan is not None else None
+            if cached is None or cached[0] != inp.rate_per_step:
+                shape = target.shape if inp.neurons is None else (self.batch, len(inp.neurons))
+                cached = (inp.rate_per_step, torch.full(shape, inp.rate_per_step, device=self.device,
+                                                        dtype=self.dtype))
+                if self._plan is not None:
+                    self._plan.rate_cache[id(inp)] = cached
+            lam = cached[1]
         if inp.neurons is None:
-            lam = torch.full_like(target, inp.rate_per_step) if inp.rate_map is None else inp.rate_map
             target.add_(torch.poisson(lam, generator=self.rng), alpha=scale)
         else:
-            lam = inp.rate_map if inp.rate_map is not None else torch.full(
-                (self.batch, len(inp.neurons)), inp.rate_per_step, device=self.device, dtype=self.dtype)
             target[:, inp.neurons] += scale * torch.poisson(lam, generator=self.rng)
 
     def _deliver_file(self, inp: InputRuntime, k: int) -> None:
@@ -643,17 +703,21 @@ class Simulator:
                 target[b].index_add_(0, hits, ones)
 
     def _propagate(self, proj: ProjectionRuntime, spikes: Tensor, k: int, fired_of: Optional[dict] = None) -> None:
+        """Schedule the outgoing synapses of ``proj``'s spiking neurons into the ring buffer (see the module
+        docstring, step 4). ``fired_of`` holds each population's ``spikes.nonzero()`` of this step (filled here
+        when missing), shared by its projections and spike monitors."""
         ring = self.groups[proj.group].ring
         if proj.dense is not None:
             if bool(spikes.any()):
                 ring[(k + proj.uniform_delay) % self.ring_length].addmm_(spikes, proj.dense)
             return
-        fired = fired_of.get(proj.pre) if fired_of is not None else None
-        if fired is None:
-            fired = spikes.nonzero()
-            if fired_of is not None:
-                fired_of[proj.pre] = fired
-        if fired.numel() == 0:
+        fired = self._fired(proj.pre, spikes, fired_of) if fired_of is not None else spikes.nonzero()
+        count = fired.shape[0]
+        if count == 0:
+            return
+        rows = self._plan.rows.get(proj.name) if self._plan is not None else None
+        if rows is not None and count <= SPIKE_LOOP_MAX:
+            self._propagate_each(proj, ring, rows, fired, k, fired_of)
             return
         trial, neuron = fired[:, 0], fired[:, 1]
         syn, row = outgoing_rows(proj.indptr, neuron)  # all outgoing synapses of the spiking neurons
@@ -667,6 +731,34 @@ class Simulator:
         else:
             slots = (k + proj.delay[syn]) % self.ring_length
             ring.view(-1).index_add_(0, slots * (self.batch * n_post) + flat, proj.weight[syn])
+
+    def _propagate_each(self, proj: ProjectionRuntime, ring: Tensor, rows: list, fired: Tensor, k: int,
+                        fired_of: Optional[dict]) -> None:
+        """:meth:`_propagate` for a few spikes on the CPU: one ``index_add_`` per spiking neuron, its synapses
+        ``rows[i]:rows[i + 1]`` sliced (``rows``: the CSR row pointers as a Python list). The additions are those
+        of the vectorised path in the same order (spike after spike, synapse after synapse), so the sums are the
+        same to the bit."""
+        key = (proj.pre, "list")
+        pairs = fired_of.get(key) if fired_of is not None else None
+        if pairs is None:
+            pairs = fired.tolist()
+            if fired_of is not None:
+                fired_of[key] = pairs
+        post_idx, weight = proj.post_idx, proj.weight
+        if proj.uniform_delay is not None:
+            trials = ring[(k + proj.uniform_delay) % self.ring_length].unbind(0)
+            for trial, i in pairs:
+                start, stop = rows[i], rows[i + 1]
+                if start != stop:
+                    trials[trial].index_add_(0, post_idx[start:stop], weight[start:stop])
+            return
+        flat_ring, trial_size, length = ring.view(-1), self.batch * proj.n_post, self.ring_length
+        for trial, i in pairs:
+            start, stop = rows[i], rows[i + 1]
+            if start != stop:
+                slots = (proj.delay[start:stop] + k) % length
+                flat_ring.index_add_(0, slots * trial_size + (post_idx[start:stop] + trial * proj.n_post),
+                                     weight[start:stop])
 
     def _warn_undeclared_modulators(self, proj) -> None:
         rules = getattr(proj.rule, "rules", [proj.rule])
@@ -780,6 +872,7 @@ class Simulator:
             raise ConfigError("checkpoint does not match this assembly (different populations or synapses)")
         self.step_count = int(state["step_count"])
         self._finite_step = self.step_count
+        self._plan = None
         self._finite_weights.clear()
         self.rng.set_state(state["rng"])
         dev = self.device
