@@ -143,6 +143,9 @@ NATIVE_CHECK_EVERY = 10_000
 #: it, one vectorised gather of all their synapses (a dozen calls whatever the count). Both add the same weights
 #: in the same order, so the choice changes the time of a step only.
 SPIKE_LOOP_MAX = 12
+#: the spike loop keeps each neuron's synapse slices (views) for projections of at most this many presynaptic
+#: neurons (two or three views per neuron), and slices afresh at each spike above it
+ROW_VIEWS_MAX_PRE = 50_000
 
 
 def _non_finite(value: Tensor) -> Optional[str]:
@@ -190,12 +193,13 @@ def synapse_kind(synapse: Optional[dict], where: str) -> tuple:
     return kind, tau, E_rev
 
 
-def deliver_arriving(groups: list, slot: int) -> None:
+def deliver_arriving(groups: list, slot: int, slots: Optional[list] = None) -> None:
     """Move the ring-buffer slot ``slot`` (the input arriving this step) into each synaptic group's variable
     (``h`` for alpha kernels, scaled by e so that a unit weight peaks at 1; ``x`` otherwise) and clear it.
+    ``slots``: each group's ring as a list of slot views (``ring.unbind(0)``), when the caller keeps them.
     Shared by :class:`Simulator` and the distributed engine."""
-    for group in groups:
-        arriving = group.ring[slot]
+    for i, group in enumerate(groups):
+        arriving = group.ring[slot] if slots is None else slots[i][slot]
         if group.kind == "alpha":
             group.h += arriving * math.e
         else:
@@ -213,13 +217,95 @@ def synaptic_drive(state, drive: Optional[Tensor], groups: list) -> tuple:
             state = state._replace(v=state.v + group.x)
             group.x.zero_()
         elif group.kind == "conductance":
-            term = group.x * (group.E_rev - state.v) * group.factor
+            term = group.x * torch.rsub(state.v, group.E_rev) * group.factor  # E_rev - v
             drive = term if drive is None else drive + term
         else:
             drive = group.x if drive is None else drive + group.x
     if drive is None:
         drive = torch.zeros_like(state.v)
     return state, drive
+
+
+class _MergedStep:
+    """Populations whose neurons step as one flat tensor: one call of the generated step (and one
+    :func:`synaptic_drive`) for all of them instead of one each. They share the generated step and its constants,
+    all plain numbers (so the step is elementwise and the same per element on the concatenation), whether an
+    external current drives them, and the list of synaptic groups (kind, ``tau``, ``E_rev``, factor; none
+    instantaneous, whose drive writes ``v``).
+
+    The synaptic variables of the groups in the same position are moved into one flat buffer per position
+    (:attr:`drive_groups`, which also decay in one operation) and each group's ``x`` (and ``h``) becomes a
+    ``[B, N]`` view of it, so delivery, inputs, checkpoints and :meth:`Simulator.rest` work on them unchanged.
+    Each population's state and spikes are views of the flat results; the next step reuses the flat state as long
+    as every population still holds the state it was given (else it concatenates the states again). The
+    arithmetic of every element is the population's own, so the results are the same to the bit."""
+
+    def __init__(self, pops: list, sim: "Simulator"):
+        self.pops = [pop for pop, _ in pops]
+        self.model = self.pops[0].model
+        self.shapes = [(sim.batch, pop.model.size) for pop in self.pops]
+        sizes = [sim.batch * pop.model.size for pop in self.pops]
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.drive_groups = []
+        for position in zip(*(groups for _, groups in pops)):
+            first = position[0]
+            x = self._merge([g.x for g in position])
+            h = self._merge([g.h for g in position]) if first.h is not None else None
+            for g, x_view, h_view in zip(position, self._views(x), self._views(h) if h is not None else position):
+                g.x, g.h = x_view, h_view if h is not None else None
+            self.drive_groups.append(SynapticGroup("", first.kind, first.tau, first.E_rev, first.factor, x, h=h,
+                                                   decay=first.decay))
+        self.flat_state = None  # the flat state of the last step, and the per-population states made from it
+        self.states: list = []
+        self.current = None  # (each population's current tensor, their concatenation)
+
+    @staticmethod
+    def _merge(tensors: list) -> Tensor:
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    def _views(self, flat: Tensor) -> list:
+        """Each population's ``[B, N]`` piece of the flat tensor ``flat`` (views)."""
+        base = flat.storage_offset()
+        return [flat.as_strided(shape, (shape[1], 1), base + offset) for shape, offset in zip(self.shapes,
+                                                                                               self.offsets)]
+
+    @staticmethod
+    def signature(pop: PopulationRuntime, groups: list) -> Optional[tuple]:
+        """What populations must share to step as one; ``None`` when ``pop`` steps alone."""
+        from .neurons.defined import DefinedModel
+
+        model = pop.model
+        if not isinstance(model, DefinedModel) or type(model).step is not DefinedModel.step or \
+                torch.is_grad_enabled():
+            return None
+        if not all(type(v) in (int, float) for v in model.constants.values()):
+            return None  # per-neuron parameters: [N] tensors broadcast per population
+        if any(g.kind == "instantaneous" for g in groups):
+            return None
+        constants = tuple(sorted((name, repr(v)) for name, v in model.constants.items()))  # repr: -0.0 != 0.0
+        return (model._step, constants, pop.current is not None,
+                tuple((g.kind, repr(g.tau), repr(g.E_rev), repr(g.factor), repr(g.decay)) for g in groups))
+
+    def step(self, sim: "Simulator", k: int, spikes_of: dict) -> None:
+        pops = self.pops
+        flat = self.flat_state
+        if flat is None or not all(pop.state is state for pop, state in zip(pops, self.states)):
+            flat = type(pops[0].state)(*[self._merge(fields) for fields in zip(*(pop.state for pop in pops))])
+        current = None
+        if pops[0].current is not None:
+            currents = [sim._external_current(pop, k) for pop in pops]
+            cached = self.current
+            if cached is None or any(a is not b for a, b in zip(cached[0], currents)):
+                cached = self.current = (currents, self._merge(currents))
+            current = cached[1]
+        state, drive = synaptic_drive(flat, current, self.drive_groups)
+        spikes, flat = self.model.step(state, drive)
+        self.flat_state = flat
+        fields = [self._views(f) for f in flat]
+        self.states = [type(flat)(*piece) for piece in zip(*fields)]
+        for pop, state, piece in zip(pops, self.states, self._views(spikes)):
+            pop.state = state
+            spikes_of[pop.name] = piece
 
 
 class _StepPlan:
@@ -236,17 +322,30 @@ class _StepPlan:
     def __init__(self, sim: "Simulator"):
         groups = sim.groups
         self.populations = [(pop, [groups[gi] for gi in pop.groups]) for pop in sim.populations.values()]
+        by_signature: dict = {}
+        for pop, pop_groups in self.populations:
+            key = _MergedStep.signature(pop, pop_groups)
+            by_signature.setdefault(key if key is not None else id(pop), []).append((pop, pop_groups))
+        #: the units the neurons step in: a population alone, or a :class:`_MergedStep` of several
+        self.units = [pops[0] if len(pops) == 1 else _MergedStep(pops, sim) for pops in by_signature.values()]
+        merged = [unit for unit in self.units if isinstance(unit, _MergedStep)]
+        alone = [group for unit in self.units if not isinstance(unit, _MergedStep) for group in unit[1]]
+        #: the synaptic variables that decay: each merged position's flat buffer, and the other groups
+        self.decaying = [g for g in alone if g.kind != "instantaneous"] + \
+            [g for unit in merged for g in unit.drive_groups]
         self.currents = {name: [inp for inp in sim.inputs if inp.target == name and inp.type.endswith("current")]
                          for name in sim.populations}
         self.spike_inputs = [inp for inp in sim.inputs if inp.type in ("poisson", "spike_file")]
         self.plastic = [proj for proj in sim.projections if proj.rule is not None]
-        self.decaying = [group for group in groups if group.kind != "instantaneous"]
         self.monitors = [(monitor, monitor.target) for monitor in sim.monitors]
         self.rows: dict = {}
         if sim.device.type == "cpu":
             self.rows = {proj.name: proj.indptr.tolist() for proj in sim.projections if proj.dense is None}
         self.current_cache: dict = {}  # population -> (the active constant inputs, their summed current)
         self.rate_cache: dict = {}  # Poisson input -> (rate per step, the [B, N] tensor of it)
+        self.ring_slots = [group.ring.unbind(0) for group in groups]  # each group's ring, slot by slot (views)
+        self.row_views: dict = {}  # projection -> {presynaptic neuron: its synapses' post, weight, delay views}
+        self.ring_trials: dict = {}  # (group, ring slot) -> that slot's [N] view of each trial
 
 
 # ------------------------------------------------------------------------------------------ the simulator
@@ -595,7 +694,7 @@ class Simulator:
         k = self.step_count
         groups = self.groups
         # 1. deliver scheduled spikes and this step's external spikes
-        deliver_arriving(groups, k % self.ring_length)
+        deliver_arriving(groups, k % self.ring_length, plan.ring_slots)
         for inp in plan.spike_inputs:
             if inp.type == "poisson":
                 if k >= inp.start and (inp.stop is None or k < inp.stop):
@@ -604,7 +703,11 @@ class Simulator:
                 self._deliver_file(inp, k)
         # 2-3. synaptic input and neuron step
         spikes_of = {}
-        for pop, pop_groups in plan.populations:
+        for unit in plan.units:
+            if isinstance(unit, _MergedStep):
+                unit.step(self, k, spikes_of)
+                continue
+            pop, pop_groups = unit
             state, drive = synaptic_drive(pop.state, self._external_current(pop, k), pop_groups)
             spikes, pop.state = pop.model.step(state, drive)
             spikes_of[pop.name] = spikes
@@ -734,31 +837,44 @@ class Simulator:
 
     def _propagate_each(self, proj: ProjectionRuntime, ring: Tensor, rows: list, fired: Tensor, k: int,
                         fired_of: Optional[dict]) -> None:
-        """:meth:`_propagate` for a few spikes on the CPU: one ``index_add_`` per spiking neuron, its synapses
-        ``rows[i]:rows[i + 1]`` sliced (``rows``: the CSR row pointers as a Python list). The additions are those
-        of the vectorised path in the same order (spike after spike, synapse after synapse), so the sums are the
-        same to the bit."""
-        key = (proj.pre, "list")
+        """:meth:`_propagate` for a few spikes on the CPU: one ``index_add_`` per spiking neuron of its synapses
+        ``rows[i]:rows[i + 1]`` (``rows``: the CSR row pointers as a Python list). The additions are those of the
+        vectorised path in the same order (spike after spike, synapse after synapse), so the sums are the same to
+        the bit. A neuron's slices of ``post_idx``, ``weight`` (and ``delay``) are views made at its first spike
+        of the run and kept in the plan (for projections of at most :data:`ROW_VIEWS_MAX_PRE` presynaptic
+        neurons): a projection's tensors are only replaced between runs, which make a new plan."""
+        plan = self._plan
+        key = (proj.pre, "list")  # the spikes as a Python list of (trial, neuron), beside the tensor
         pairs = fired_of.get(key) if fired_of is not None else None
         if pairs is None:
             pairs = fired.tolist()
             if fired_of is not None:
                 fired_of[key] = pairs
-        post_idx, weight = proj.post_idx, proj.weight
-        if proj.uniform_delay is not None:
-            trials = ring[(k + proj.uniform_delay) % self.ring_length].unbind(0)
-            for trial, i in pairs:
-                start, stop = rows[i], rows[i + 1]
-                if start != stop:
-                    trials[trial].index_add_(0, post_idx[start:stop], weight[start:stop])
-            return
-        flat_ring, trial_size, length = ring.view(-1), self.batch * proj.n_post, self.ring_length
+        views = plan.row_views.setdefault(proj.name, {}) if proj.n_pre <= ROW_VIEWS_MAX_PRE else None
+        uniform = proj.uniform_delay is not None
+        if uniform:
+            slot = (k + proj.uniform_delay) % self.ring_length
+            trials = plan.ring_trials.get((proj.group, slot))
+            if trials is None:
+                trials = plan.ring_trials[(proj.group, slot)] = ring[slot].unbind(0)
+        else:
+            flat_ring, trial_size, length = ring.view(-1), self.batch * proj.n_post, self.ring_length
         for trial, i in pairs:
-            start, stop = rows[i], rows[i + 1]
-            if start != stop:
-                slots = (proj.delay[start:stop] + k) % length
-                flat_ring.index_add_(0, slots * trial_size + (post_idx[start:stop] + trial * proj.n_post),
-                                     weight[start:stop])
+            row = views.get(i) if views is not None else None
+            if row is None:
+                start, stop = rows[i], rows[i + 1]
+                row = (proj.post_idx[start:stop], proj.weight[start:stop], proj.delay[start:stop]) \
+                    if start != stop else ()
+                if views is not None:
+                    views[i] = row
+            if not row:
+                continue
+            post, weight, delay = row
+            if uniform:
+                trials[trial].index_add_(0, post, weight)
+            else:
+                slots = (delay + k) % length
+                flat_ring.index_add_(0, slots * trial_size + (post + trial * proj.n_post), weight)
 
     def _warn_undeclared_modulators(self, proj) -> None:
         rules = getattr(proj.rule, "rules", [proj.rule])

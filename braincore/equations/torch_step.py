@@ -97,7 +97,8 @@ def step_source(defn: NeuronDefinition, program: Program, state_name: str) -> st
         if name in used:
             lines.append(f"    {name} = K[{name!r}]")
     if program.refractory:
-        lines += ["    refrac = torch.clamp(refrac - 1.0, min=0.0)", "    active = refrac == 0.0"]
+        # logical_not(refrac) is refrac == 0 (NaN is not zero), in one cheaper operation
+        lines += ["    refrac = torch.clamp(refrac - 1.0, min=0.0)", "    active = torch.logical_not(refrac)"]
     for name, expr in program.temporaries:
         lines.append(f"    {name} = {printer(expr)}")
     for name, expr in program.updates:
