@@ -287,6 +287,7 @@ class _MergedStep:
                 tuple((g.kind, repr(g.tau), repr(g.E_rev), repr(g.factor), repr(g.decay)) for g in groups))
 
     def step(self, sim: "Simulator", k: int, spikes_of: dict) -> None:
+        """Step the populations; their spikes (views) into ``spikes_of``."""
         pops = self.pops
         flat = self.flat_state
         if flat is None or not all(pop.state is state for pop, state in zip(pops, self.states)):
@@ -712,7 +713,7 @@ class Simulator:
             spikes, pop.state = pop.model.step(state, drive)
             spikes_of[pop.name] = spikes
         # 4. propagate, then plasticity (which sees this step's pre and post spikes)
-        fired_of: dict = {}  # (trial, neuron) of each population's spikes, found once for all its projections
+        fired_of: dict = {}  # each population's spikes, found once for its projections and monitors (_fired)
         for proj in self.projections:
             self._propagate(proj, spikes_of[proj.pre], k, fired_of)
         self.modulators.step(self.dt)
@@ -742,6 +743,16 @@ class Simulator:
         if fired is None:
             fired = fired_of[pop] = spikes.nonzero()
         return fired
+
+    @staticmethod
+    def _fired_list(pop: str, spikes: Tensor, fired_of: dict) -> Optional[list]:
+        """The spikes of population ``pop`` as a Python list of ``[trial, neuron]`` when there are at most
+        :data:`SPIKE_LOOP_MAX` of them, else ``None``; found once per step, from :meth:`_fired`."""
+        key = (pop, "list")
+        if key not in fired_of:
+            fired = Simulator._fired(pop, spikes, fired_of)
+            fired_of[key] = fired.tolist() if fired.shape[0] <= SPIKE_LOOP_MAX else None
+        return fired_of[key]
 
     def _external_current(self, pop: PopulationRuntime, k: int) -> Optional[Tensor]:
         """The external current into ``pop`` at step ``k`` (``None`` without current inputs). While the same
@@ -807,20 +818,23 @@ class Simulator:
 
     def _propagate(self, proj: ProjectionRuntime, spikes: Tensor, k: int, fired_of: Optional[dict] = None) -> None:
         """Schedule the outgoing synapses of ``proj``'s spiking neurons into the ring buffer (see the module
-        docstring, step 4). ``fired_of`` holds each population's ``spikes.nonzero()`` of this step (filled here
-        when missing), shared by its projections and spike monitors."""
+        docstring, step 4). ``fired_of`` holds each population's spikes of this step, found once for all its
+        projections and spike monitors (:meth:`_fired`, :meth:`_fired_list`; filled here when missing)."""
         ring = self.groups[proj.group].ring
         if proj.dense is not None:
             if bool(spikes.any()):
                 ring[(k + proj.uniform_delay) % self.ring_length].addmm_(spikes, proj.dense)
             return
-        fired = self._fired(proj.pre, spikes, fired_of) if fired_of is not None else spikes.nonzero()
-        count = fired.shape[0]
-        if count == 0:
-            return
+        fired_of = {} if fired_of is None else fired_of
         rows = self._plan.rows.get(proj.name) if self._plan is not None else None
-        if rows is not None and count <= SPIKE_LOOP_MAX:
-            self._propagate_each(proj, ring, rows, fired, k, fired_of)
+        if rows is not None:
+            pairs = self._fired_list(proj.pre, spikes, fired_of)
+            if pairs is not None:
+                if pairs:
+                    self._propagate_each(proj, ring, rows, pairs, k)
+                return
+        fired = self._fired(proj.pre, spikes, fired_of)
+        if fired.shape[0] == 0:
             return
         trial, neuron = fired[:, 0], fired[:, 1]
         syn, row = outgoing_rows(proj.indptr, neuron)  # all outgoing synapses of the spiking neurons
@@ -835,21 +849,15 @@ class Simulator:
             slots = (k + proj.delay[syn]) % self.ring_length
             ring.view(-1).index_add_(0, slots * (self.batch * n_post) + flat, proj.weight[syn])
 
-    def _propagate_each(self, proj: ProjectionRuntime, ring: Tensor, rows: list, fired: Tensor, k: int,
-                        fired_of: Optional[dict]) -> None:
-        """:meth:`_propagate` for a few spikes on the CPU: one ``index_add_`` per spiking neuron of its synapses
-        ``rows[i]:rows[i + 1]`` (``rows``: the CSR row pointers as a Python list). The additions are those of the
-        vectorised path in the same order (spike after spike, synapse after synapse), so the sums are the same to
-        the bit. A neuron's slices of ``post_idx``, ``weight`` (and ``delay``) are views made at its first spike
-        of the run and kept in the plan (for projections of at most :data:`ROW_VIEWS_MAX_PRE` presynaptic
-        neurons): a projection's tensors are only replaced between runs, which make a new plan."""
+    def _propagate_each(self, proj: ProjectionRuntime, ring: Tensor, rows: list, pairs: list, k: int) -> None:
+        """:meth:`_propagate` for a few spikes on the CPU (``pairs``: ``[trial, neuron]`` of each): one
+        ``index_add_`` per spiking neuron of its synapses ``rows[i]:rows[i + 1]`` (``rows``: the CSR row pointers
+        as a Python list). The additions are those of the vectorised path in the same order (spike after spike,
+        synapse after synapse), so the sums are the same to the bit. A neuron's slices of ``post_idx``, ``weight``
+        and ``delay`` are views made at its first spike of the run and kept in the plan (for projections of at
+        most :data:`ROW_VIEWS_MAX_PRE` presynaptic neurons): a projection's tensors are only replaced between
+        runs, which make a new plan."""
         plan = self._plan
-        key = (proj.pre, "list")  # the spikes as a Python list of (trial, neuron), beside the tensor
-        pairs = fired_of.get(key) if fired_of is not None else None
-        if pairs is None:
-            pairs = fired.tolist()
-            if fired_of is not None:
-                fired_of[key] = pairs
         views = plan.row_views.setdefault(proj.name, {}) if proj.n_pre <= ROW_VIEWS_MAX_PRE else None
         uniform = proj.uniform_delay is not None
         if uniform:
