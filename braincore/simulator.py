@@ -27,6 +27,13 @@ conductance with reversal potential ``E_rev``, weight in nS, or in mS/cm2 onto H
 Projections that target the same population with the same kernel, ``tau`` and ``E_rev`` share one synaptic
 variable (their effects add linearly).
 
+Cost of a step (the PyTorch engine is a few dozen small tensor operations per step, each a few microseconds on
+the CPU whatever the size): what stays the same for a run is looked up once (:class:`_StepPlan`); populations
+with the same generated step, constants and synapse groups step as one flat tensor (:class:`_MergedStep`); on the
+CPU a few spikes are propagated with one ``index_add_`` per spiking neuron (:data:`SPIKE_LOOP_MAX`); spike
+monitors count and store every 1024 steps. None of this changes an operation on any element, so the engine's
+float64 results stay those of the native engine, bit for bit.
+
 Reproducibility: connectivity, weights, delays and initial states are counter-based draws keyed by ``seed``
 and the index of each neuron or synapse (:mod:`braincore.construction`), so every engine -- PyTorch, native,
 the distributed engine on any number of processes -- builds the same network on every device; run-time noise
@@ -139,10 +146,10 @@ FINITE_CHECK_EVERY = 1000
 #: the native engine runs in chunks of at most this many steps, each followed by the same check
 NATIVE_CHECK_EVERY = 10_000
 #: on the CPU, a sparse projection whose presynaptic population fired at most this many spikes in a step adds each
-#: spiking neuron's outgoing synapses with one ``index_add_`` of two slices (a few tensor calls per spike); above
-#: it, one vectorised gather of all their synapses (a dozen calls whatever the count). Both add the same weights
-#: in the same order, so the choice changes the time of a step only.
-SPIKE_LOOP_MAX = 12
+#: spiking neuron's outgoing synapses with one ``index_add_`` (about 1 us per spike with its slices kept, 3 us
+#: without); above it, one vectorised gather of all their synapses (a dozen calls, about 50 us, whatever the
+#: count). Both add the same weights in the same order, so the choice changes the time of a step only.
+SPIKE_LOOP_MAX = 32
 #: the spike loop keeps each neuron's synapse slices (views) for projections of at most this many presynaptic
 #: neurons (two or three views per neuron), and slices afresh at each spike above it
 ROW_VIEWS_MAX_PRE = 50_000
@@ -160,6 +167,15 @@ def _non_finite(value: Tensor) -> Optional[str]:
     total = value.numel()
     parts = ([f"NaN ({nan} of {total} values)"] if nan else []) + ([f"infinite ({inf} of {total} values)"] if inf else [])
     return " and ".join(parts)
+
+
+def _own(value: Tensor) -> Tensor:
+    """``value`` on the CPU, copied when it is a view of a larger buffer (the states and synaptic variables of
+    populations stepped together, :class:`_MergedStep`), so that a checkpoint holds only its own values."""
+    value = value.cpu()
+    if value.untyped_storage().nbytes() > value.numel() * value.element_size():
+        value = value.clone()
+    return value
 
 
 def _quantity(value: Any, dimension: str, where: str) -> float:
@@ -978,9 +994,9 @@ class Simulator:
             "step_count": self.step_count,
             "seed": self.seed,
             "rng": self.rng.get_state(),
-            "populations": {name: {f: getattr(p.state, f).cpu() for f in p.state._fields}
+            "populations": {name: {f: _own(getattr(p.state, f)) for f in p.state._fields}
                             for name, p in self.populations.items()},
-            "groups": [{"x": g.x.cpu(), "h": g.h.cpu() if g.h is not None else None, "ring": g.ring.cpu()}
+            "groups": [{"x": _own(g.x), "h": _own(g.h) if g.h is not None else None, "ring": g.ring.cpu()}
                        for g in self.groups],
             "weights": {p.name: p.weight.cpu() for p in self.projections},
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},
