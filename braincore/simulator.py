@@ -267,8 +267,9 @@ class _MergedStep:
             first = position[0]
             x = self._merge([g.x for g in position])
             h = self._merge([g.h for g in position]) if first.h is not None else None
-            for g, x_view, h_view in zip(position, self._views(x), self._views(h) if h is not None else position):
-                g.x, g.h = x_view, h_view if h is not None else None
+            h_views = self._views(h) if h is not None else [None] * len(position)
+            for g, x_view, h_view in zip(position, self._views(x), h_views):
+                g.x, g.h = x_view, h_view
             self.drive_groups.append(SynapticGroup("", first.kind, first.tau, first.E_rev, first.factor, x, h=h,
                                                    decay=first.decay))
         self.flat_state = None  # the flat state of the last step, and the per-population states made from it
