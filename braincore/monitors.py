@@ -19,15 +19,37 @@ Tensor = torch.Tensor
 
 
 class SpikeMonitor:
-    """All spikes of one population, as index triples, with a hard memory bound."""
+    """All spikes of one population, as index triples, with a hard memory bound.
+
+    Each step's spikes wait as ``(step, [K, 2] trial-neuron indices)`` until :data:`PENDING_STEPS` steps have
+    spikes, then are counted and joined into one ``[n, 3]`` chunk of triples: a step costs no tensor operation.
+    Reading :attr:`counts`, :meth:`data`, :meth:`state_dict` and :meth:`add_triples` join what waits first, so
+    what they see is always exact."""
+
+    #: steps with spikes that wait (as index tensors) before they are counted and joined into one chunk
+    PENDING_STEPS = 1024
 
     def __init__(self, name: str, target: str, size: int, max_spikes: Optional[int] = None):
         self.name, self.target, self.size = name, target, size
         self.max_spikes = int(max_spikes) if max_spikes is not None else 10_000_000
         self._chunks: list[Tensor] = []
+        self._pending: list[tuple[int, Tensor, int]] = []  # (step, indices, how many of them are stored)
         self.stored = 0
         self.dropped = 0
-        self.counts: Optional[Tensor] = None  # spikes per [B, N], always exact
+        self._counts: Optional[Tensor] = None
+
+    @property
+    def counts(self) -> Optional[Tensor]:
+        """Spikes per ``[B, N]`` (int64), always exact."""
+        if self._pending:
+            self._join_pending()
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: Optional[Tensor]) -> None:
+        if self._pending:
+            self._join_pending()
+        self._counts = value
 
     def prepare(self, steps: int, batch: int, device, dtype) -> None:
         if self.counts is None:
@@ -38,35 +60,59 @@ class SpikeMonitor:
         agent's decision period (the stored triples are kept)."""
         self.counts = None
 
-    def record(self, step: int, spikes: Tensor) -> None:
-        fired = spikes > 0
-        self.counts += fired
-        room = self.max_spikes - self.stored
-        if room <= 0:
-            self.dropped += int(fired.sum())
+    def record(self, step: int, spikes: Tensor, fired: Optional[Tensor] = None) -> None:
+        """Count and store the spikes of step ``step`` (``spikes`` ``[B, N]``, a spike where ``> 0``).
+        ``fired``: their ``(trial, neuron)`` indices ``[K, 2]`` when the caller has them already
+        (``spikes.nonzero()`` of 0/1 spikes); the monitor keeps it, unmodified."""
+        idx = (spikes > 0).nonzero() if fired is None else fired
+        count = idx.shape[0]
+        if count == 0:
             return
-        idx = fired.nonzero()
-        if idx.numel() == 0:
+        kept = min(count, max(self.max_spikes - self.stored, 0))
+        self.dropped += count - kept
+        self.stored += kept
+        self._pending.append((step, idx, kept))
+        if len(self._pending) >= self.PENDING_STEPS:
+            self._join_pending()
+
+    def _join_pending(self) -> None:
+        """Count the waiting spikes and join the stored ones into one chunk of ``(step, trial, neuron)``."""
+        pending, self._pending = self._pending, []
+        if not pending:
             return
-        if idx.shape[0] > room:
-            self.dropped += idx.shape[0] - room
-            idx = idx[:room]
-        step_col = torch.full((idx.shape[0], 1), step, dtype=idx.dtype, device=idx.device)
-        self._chunks.append(torch.cat([step_col, idx], dim=1))
-        self.stored += idx.shape[0]
+        idx = torch.cat([i for _, i, _ in pending])
+        one = torch.ones((), device=idx.device, dtype=torch.int64)
+        self._counts.index_put_((idx[:, 0], idx[:, 1]), one, accumulate=True)
+        kept = [(s, i if n == i.shape[0] else i[:n]) for s, i, n in pending if n]
+        if kept:
+            if any(n < i.shape[0] for _, i, n in pending):  # some beyond max_spikes: counted, not stored
+                idx = torch.cat([i for _, i in kept])
+            steps = torch.tensor([s for s, _ in kept], dtype=idx.dtype, device=idx.device)
+            lengths = torch.tensor([i.shape[0] for _, i in kept], device=idx.device)
+            step_col = torch.repeat_interleave(steps, lengths, output_size=idx.shape[0])
+            self._chunks.append(torch.cat([step_col[:, None], idx], dim=1))
+
+    def add_triples(self, triples: Tensor) -> None:
+        """Append ``[n, 3]`` triples recorded elsewhere (the native engine), after those waiting."""
+        self._join_pending()
+        self._chunks.append(triples)
+        self.stored += triples.shape[0]
 
     def data(self, dt: float) -> dict:
+        self._join_pending()
         triples = torch.cat(self._chunks).cpu().numpy() if self._chunks else np.zeros((0, 3), np.int64)
         return {"t": triples[:, 0] * dt, "step": triples[:, 0], "trial": triples[:, 1], "neuron": triples[:, 2],
                 "counts": self.counts.cpu().numpy() if self.counts is not None else None,
                 "dropped": self.dropped}
 
     def state_dict(self) -> dict:
+        self._join_pending()
         triples = torch.cat(self._chunks) if self._chunks else torch.zeros(0, 3, dtype=torch.int64)
         return {"triples": triples.cpu(), "dropped": self.dropped,
                 "counts": self.counts.cpu() if self.counts is not None else None}
 
     def load_state_dict(self, state: dict, device) -> None:
+        self._pending = []
         self._chunks = [state["triples"].to(device)] if state["triples"].numel() else []
         self.stored = int(state["triples"].shape[0])
         self.dropped = int(state["dropped"])

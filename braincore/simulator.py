@@ -27,6 +27,13 @@ conductance with reversal potential ``E_rev``, weight in nS, or in mS/cm2 onto H
 Projections that target the same population with the same kernel, ``tau`` and ``E_rev`` share one synaptic
 variable (their effects add linearly).
 
+Cost of a step (the PyTorch engine is a few dozen small tensor operations per step, each a few microseconds on
+the CPU whatever the size): what stays the same for a run is looked up once (:class:`_StepPlan`); populations
+with the same generated step, constants and synapse groups step as one flat tensor (:class:`_MergedStep`); on the
+CPU a few spikes are propagated with one ``index_add_`` per spiking neuron (:data:`SPIKE_LOOP_MAX`); spike
+monitors count and store every 1024 steps. None of this changes an operation on any element, so the engine's
+float64 results stay those of the native engine, bit for bit.
+
 Reproducibility: connectivity, weights, delays and initial states are counter-based draws keyed by ``seed``
 and the index of each neuron or synapse (:mod:`braincore.construction`), so every engine -- PyTorch, native,
 the distributed engine on any number of processes -- builds the same network on every device; run-time noise
@@ -138,6 +145,14 @@ class PopulationRuntime:
 FINITE_CHECK_EVERY = 1000
 #: the native engine runs in chunks of at most this many steps, each followed by the same check
 NATIVE_CHECK_EVERY = 10_000
+#: on the CPU, a sparse projection whose presynaptic population fired at most this many spikes in a step adds each
+#: spiking neuron's outgoing synapses with one ``index_add_`` (about 1 us per spike with its slices kept, 3 us
+#: without); above it, one vectorised gather of all their synapses (a dozen calls, about 50 us, whatever the
+#: count). Both add the same weights in the same order, so the choice changes the time of a step only.
+SPIKE_LOOP_MAX = 32
+#: the spike loop keeps each neuron's synapse slices (views) for projections of at most this many presynaptic
+#: neurons (two or three views per neuron), and slices afresh at each spike above it
+ROW_VIEWS_MAX_PRE = 50_000
 
 
 def _non_finite(value: Tensor) -> Optional[str]:
@@ -154,6 +169,15 @@ def _non_finite(value: Tensor) -> Optional[str]:
     total = value.numel()
     parts = ([f"NaN ({nan} of {total} values)"] if nan else []) + ([f"infinite ({inf} of {total} values)"] if inf else [])
     return " and ".join(parts)
+
+
+def _own(value: Tensor) -> Tensor:
+    """``value`` on the CPU, copied when it is a view of a larger buffer (the states and synaptic variables of
+    populations stepped together, :class:`_MergedStep`), so that a checkpoint holds only its own values."""
+    value = value.cpu()
+    if value.untyped_storage().nbytes() > value.numel() * value.element_size():
+        value = value.clone()
+    return value
 
 
 def _quantity(value: Any, dimension: str, where: str) -> float:
@@ -187,12 +211,13 @@ def synapse_kind(synapse: Optional[dict], where: str) -> tuple:
     return kind, tau, E_rev
 
 
-def deliver_arriving(groups: list, slot: int) -> None:
+def deliver_arriving(groups: list, slot: int, slots: Optional[list] = None) -> None:
     """Move the ring-buffer slot ``slot`` (the input arriving this step) into each synaptic group's variable
     (``h`` for alpha kernels, scaled by e so that a unit weight peaks at 1; ``x`` otherwise) and clear it.
+    ``slots``: each group's ring as a list of slot views (``ring.unbind(0)``), when the caller keeps them.
     Shared by :class:`Simulator` and the distributed engine."""
-    for group in groups:
-        arriving = group.ring[slot]
+    for i, group in enumerate(groups):
+        arriving = group.ring[slot] if slots is None else slots[i][slot]
         if group.kind == "alpha":
             group.h += arriving * math.e
         else:
@@ -210,13 +235,137 @@ def synaptic_drive(state, drive: Optional[Tensor], groups: list) -> tuple:
             state = state._replace(v=state.v + group.x)
             group.x.zero_()
         elif group.kind == "conductance":
-            term = group.x * (group.E_rev - state.v) * group.factor
+            term = group.x * torch.rsub(state.v, group.E_rev) * group.factor  # E_rev - v
             drive = term if drive is None else drive + term
         else:
             drive = group.x if drive is None else drive + group.x
     if drive is None:
         drive = torch.zeros_like(state.v)
     return state, drive
+
+
+class _MergedStep:
+    """Populations whose neurons step as one flat tensor: one call of the generated step (and one
+    :func:`synaptic_drive`) for all of them instead of one each. They share the generated step and its constants,
+    all plain numbers (so the step is elementwise and the same per element on the concatenation), whether an
+    external current drives them, and the list of synaptic groups (kind, ``tau``, ``E_rev``, factor; none
+    instantaneous, whose drive writes ``v``).
+
+    The synaptic variables of the groups in the same position are moved into one flat buffer per position
+    (:attr:`drive_groups`, which also decay in one operation) and each group's ``x`` (and ``h``) becomes a
+    ``[B, N]`` view of it, so delivery, inputs, checkpoints and :meth:`Simulator.rest` work on them unchanged.
+    Each population's state and spikes are views of the flat results; the next step reuses the flat state as long
+    as every population still holds the state it was given (else it concatenates the states again). The
+    arithmetic of every element is the population's own, so the results are the same to the bit."""
+
+    def __init__(self, pops: list, sim: "Simulator"):
+        self.pops = [pop for pop, _ in pops]
+        self.model = self.pops[0].model
+        self.shapes = [(sim.batch, pop.model.size) for pop in self.pops]
+        sizes = [sim.batch * pop.model.size for pop in self.pops]
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.drive_groups = []
+        for position in zip(*(groups for _, groups in pops)):
+            first = position[0]
+            x = self._merge([g.x for g in position])
+            h = self._merge([g.h for g in position]) if first.h is not None else None
+            h_views = self._views(h) if h is not None else [None] * len(position)
+            for g, x_view, h_view in zip(position, self._views(x), h_views):
+                g.x, g.h = x_view, h_view
+            self.drive_groups.append(SynapticGroup("", first.kind, first.tau, first.E_rev, first.factor, x, h=h,
+                                                   decay=first.decay))
+        self.flat_state = None  # the flat state of the last step, and the per-population states made from it
+        self.states: list = []
+        self.current = None  # (each population's current tensor, their concatenation)
+
+    @staticmethod
+    def _merge(tensors: list) -> Tensor:
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    def _views(self, flat: Tensor) -> list:
+        """Each population's ``[B, N]`` piece of the flat tensor ``flat`` (views)."""
+        base = flat.storage_offset()
+        return [flat.as_strided(shape, (shape[1], 1), base + offset) for shape, offset in zip(self.shapes,
+                                                                                               self.offsets)]
+
+    @staticmethod
+    def signature(pop: PopulationRuntime, groups: list) -> Optional[tuple]:
+        """What populations must share to step as one; ``None`` when ``pop`` steps alone."""
+        from .neurons.defined import DefinedModel
+
+        model = pop.model
+        if not isinstance(model, DefinedModel) or type(model).step is not DefinedModel.step or \
+                torch.is_grad_enabled():
+            return None
+        if not all(type(v) in (int, float) for v in model.constants.values()):
+            return None  # per-neuron parameters: [N] tensors broadcast per population
+        if any(g.kind == "instantaneous" for g in groups):
+            return None
+        constants = tuple(sorted((name, repr(v)) for name, v in model.constants.items()))  # repr: -0.0 != 0.0
+        return (model._step, constants, pop.current is not None,
+                tuple((g.kind, repr(g.tau), repr(g.E_rev), repr(g.factor), repr(g.decay)) for g in groups))
+
+    def step(self, sim: "Simulator", k: int, spikes_of: dict) -> None:
+        """Step the populations; their spikes (views) into ``spikes_of``."""
+        pops = self.pops
+        flat = self.flat_state
+        if flat is None or not all(pop.state is state for pop, state in zip(pops, self.states)):
+            flat = type(pops[0].state)(*[self._merge(fields) for fields in zip(*(pop.state for pop in pops))])
+        current = None
+        if pops[0].current is not None:
+            currents = [sim._external_current(pop, k) for pop in pops]
+            cached = self.current
+            if cached is None or any(a is not b for a, b in zip(cached[0], currents)):
+                cached = self.current = (currents, self._merge(currents))
+            current = cached[1]
+        state, drive = synaptic_drive(flat, current, self.drive_groups)
+        spikes, flat = self.model.step(state, drive)
+        self.flat_state = flat
+        fields = [self._views(f) for f in flat]
+        self.states = [type(flat)(*piece) for piece in zip(*fields)]
+        for pop, state, piece in zip(pops, self.states, self._views(spikes)):
+            pop.state = state
+            spikes_of[pop.name] = piece
+
+
+class _StepPlan:
+    """What the PyTorch step needs that stays the same for a whole :meth:`Simulator.run`, looked up once instead
+    of at every step: each population with its synaptic groups and its current inputs, the spike inputs, the
+    plastic projections, the decaying groups, the monitors; on the CPU each sparse projection's row pointers as
+    a Python list (one spiking neuron's synapses are then two slices, see :data:`SPIKE_LOOP_MAX`); and the caches
+    filled while the run goes: each population's external current while its set of active constant inputs stays
+    the same, and each Poisson input's rate tensor while its rate stays the same.
+
+    Built at the first step of each run and dropped when a checkpoint is loaded, so whatever Python changed
+    between runs (weights, connectivity, inputs, rates, monitors) is seen by the next run."""
+
+    def __init__(self, sim: "Simulator"):
+        groups = sim.groups
+        self.populations = [(pop, [groups[gi] for gi in pop.groups]) for pop in sim.populations.values()]
+        by_signature: dict = {}
+        for pop, pop_groups in self.populations:
+            key = _MergedStep.signature(pop, pop_groups)
+            by_signature.setdefault(key if key is not None else id(pop), []).append((pop, pop_groups))
+        #: the units the neurons step in: a population alone, or a :class:`_MergedStep` of several
+        self.units = [pops[0] if len(pops) == 1 else _MergedStep(pops, sim) for pops in by_signature.values()]
+        merged = [unit for unit in self.units if isinstance(unit, _MergedStep)]
+        alone = [group for unit in self.units if not isinstance(unit, _MergedStep) for group in unit[1]]
+        #: the synaptic variables that decay: each merged position's flat buffer, and the other groups
+        self.decaying = [g for g in alone if g.kind != "instantaneous"] + \
+            [g for unit in merged for g in unit.drive_groups]
+        self.currents = {name: [inp for inp in sim.inputs if inp.target == name and inp.type.endswith("current")]
+                         for name in sim.populations}
+        self.spike_inputs = [inp for inp in sim.inputs if inp.type in ("poisson", "spike_file")]
+        self.plastic = [proj for proj in sim.projections if proj.rule is not None]
+        self.monitors = [(monitor, monitor.target) for monitor in sim.monitors]
+        self.rows: dict = {}
+        if sim.device.type == "cpu":
+            self.rows = {proj.name: proj.indptr.tolist() for proj in sim.projections if proj.dense is None}
+        self.current_cache: dict = {}  # population -> (the active constant inputs, their summed current)
+        self.rate_cache: dict = {}  # Poisson input -> (rate per step, the [B, N] tensor of it)
+        self.ring_slots = [group.ring.unbind(0) for group in groups]  # each group's ring, slot by slot (views)
+        self.row_views: dict = {}  # projection -> {presynaptic neuron: its synapses' post, weight, delay views}
+        self.ring_trials: dict = {}  # (group, ring slot) -> that slot's [N] view of each trial
 
 
 # ------------------------------------------------------------------------------------------ the simulator
@@ -251,6 +400,7 @@ class Simulator:
         self.step_count = 0
         self._finite_step = 0  # the step of the last check that found every state and weight finite
         self._finite_weights: dict = {}  # projection -> (tensor id, version) of weights found finite
+        self._plan: Optional[_StepPlan] = None  # the PyTorch step's lookups for the current run
         build_rng = torch.Generator().manual_seed(self.seed)
         self.rng = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         dev, dt_, B = self.device, self.dtype, self.batch
@@ -468,6 +618,7 @@ class Simulator:
             bar = tqdm(total=steps, unit="step", desc=f"simulating ({self.engine})", mininterval=0.5,
                        leave=False)
         engine = self.native_engine()
+        self._plan = None  # rebuilt at the first PyTorch step: sees what changed since the last run
         try:
             with torch.no_grad():
                 if engine is not None:  # in chunks, each checked (run(a); run(b) equals run(a + b))
@@ -557,81 +708,121 @@ class Simulator:
         return self._engine
 
     def _step(self) -> None:
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = _StepPlan(self)
         k = self.step_count
-        slot = k % self.ring_length
         groups = self.groups
         # 1. deliver scheduled spikes and this step's external spikes
-        deliver_arriving(groups, slot)
-        for inp in self.inputs:
+        deliver_arriving(groups, k % self.ring_length, plan.ring_slots)
+        for inp in plan.spike_inputs:
             if inp.type == "poisson":
                 if k >= inp.start and (inp.stop is None or k < inp.stop):
                     self._deliver_poisson(inp)
-            elif inp.type == "spike_file":
+            else:
                 self._deliver_file(inp, k)
         # 2-3. synaptic input and neuron step
         spikes_of = {}
-        for pop in self.populations.values():
-            state, drive = synaptic_drive(pop.state, self._external_current(pop, k), [groups[gi] for gi in pop.groups])
+        for unit in plan.units:
+            if isinstance(unit, _MergedStep):
+                unit.step(self, k, spikes_of)
+                continue
+            pop, pop_groups = unit
+            state, drive = synaptic_drive(pop.state, self._external_current(pop, k), pop_groups)
             spikes, pop.state = pop.model.step(state, drive)
             spikes_of[pop.name] = spikes
         # 4. propagate, then plasticity (which sees this step's pre and post spikes)
-        fired_of: dict = {}  # (trial, neuron) of each population's spikes, found once for all its projections
+        fired_of: dict = {}  # each population's spikes, found once for its projections and monitors (_fired)
         for proj in self.projections:
             self._propagate(proj, spikes_of[proj.pre], k, fired_of)
         self.modulators.step(self.dt)
-        for proj in self.projections:
-            if proj.rule is not None:
-                proj.rule.step(proj.view, proj.rule_state, spikes_of[proj.pre], spikes_of[proj.post], self.dt)
+        for proj in plan.plastic:
+            proj.rule.step(proj.view, proj.rule_state, spikes_of[proj.pre], spikes_of[proj.post], self.dt)
         # 5. decay
-        for group in groups:
+        for group in plan.decaying:
             if group.kind == "alpha":
                 group.x.add_(group.h, alpha=self.dt / group.tau).mul_(group.decay)
                 group.h.mul_(group.decay)
-            elif group.kind != "instantaneous":
+            else:
                 group.x.mul_(group.decay)
         # 6. record
-        for monitor in self.monitors:
+        for monitor, target in plan.monitors:
             if isinstance(monitor, StateMonitor):
-                monitor.record(self.populations[monitor.target].state)
+                monitor.record(self.populations[target].state)
             elif isinstance(monitor, SpikeMonitor):
-                monitor.record(k, spikes_of[monitor.target])
+                monitor.record(k, spikes_of[target], fired=self._fired(target, spikes_of[target], fired_of))
             else:
-                monitor.record(spikes_of[monitor.target])
+                monitor.record(spikes_of[target])
         self.step_count = k + 1
 
+    @staticmethod
+    def _fired(pop: str, spikes: Tensor, fired_of: dict) -> Tensor:
+        """``spikes.nonzero()`` (``[K, 2]``: trial, neuron) of population ``pop``, found once per step."""
+        fired = fired_of.get(pop)
+        if fired is None:
+            fired = fired_of[pop] = spikes.nonzero()
+        return fired
+
+    @staticmethod
+    def _fired_list(pop: str, spikes: Tensor, fired_of: dict) -> Optional[list]:
+        """The spikes of population ``pop`` as a Python list of ``[trial, neuron]`` when there are at most
+        :data:`SPIKE_LOOP_MAX` of them, else ``None``; found once per step, from :meth:`_fired`."""
+        key = (pop, "list")
+        if key not in fired_of:
+            fired = Simulator._fired(pop, spikes, fired_of)
+            fired_of[key] = fired.tolist() if fired.shape[0] <= SPIKE_LOOP_MAX else None
+        return fired_of[key]
+
     def _external_current(self, pop: PopulationRuntime, k: int) -> Optional[Tensor]:
+        """The external current into ``pop`` at step ``k`` (``None`` without current inputs). While the same
+        constant inputs are active it is the same tensor, summed once (the plan's ``current_cache``); the neuron
+        step and :func:`synaptic_drive` only read it."""
         if pop.current is None:
             return None
-        pop.current.zero_()
-        for inp in self.inputs:
-            if inp.target != pop.name:
-                continue
+        plan = self._plan
+        active, varying = [], False
+        for inp in plan.currents[pop.name]:
             if inp.type in ("constant_current", "step_current"):
                 if k < inp.start or (inp.stop is not None and k >= inp.stop):
                     continue
-                value = inp.amplitude
             elif inp.type == "time_varying_current":
                 if k >= inp.values.shape[0]:
                     continue
-                value = inp.values[k]
-            else:
-                continue
+                varying = True
+            active.append(inp)
+        key = None if varying else tuple(map(id, active))
+        cached = plan.current_cache.get(pop.name)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        pop.current.zero_()
+        for inp in active:
+            value = inp.values[k] if inp.type == "time_varying_current" else inp.amplitude
             if inp.neurons is None:
                 pop.current += value
             else:
                 pop.current[:, inp.neurons] += value
-        return pop.current.clone()
+        current = pop.current.clone()
+        if key is not None:
+            plan.current_cache[pop.name] = (key, current)
+        return current
 
     def _deliver_poisson(self, inp: InputRuntime) -> None:
         group = self.groups[inp.group]
         target = group.h if group.kind == "alpha" else group.x
         scale = inp.weight * (math.e if group.kind == "alpha" else 1.0)
+        lam = inp.rate_map
+        if lam is None:  # one rate: its [B, n] tensor, made once per run and rate (the plan's rate_cache)
+            cached = self._plan.rate_cache.get(id(inp)) if self._plan is not None else None
+            if cached is None or cached[0] != inp.rate_per_step:
+                shape = target.shape if inp.neurons is None else (self.batch, len(inp.neurons))
+                cached = (inp.rate_per_step, torch.full(shape, inp.rate_per_step, device=self.device,
+                                                        dtype=self.dtype))
+                if self._plan is not None:
+                    self._plan.rate_cache[id(inp)] = cached
+            lam = cached[1]
         if inp.neurons is None:
-            lam = torch.full_like(target, inp.rate_per_step) if inp.rate_map is None else inp.rate_map
             target.add_(torch.poisson(lam, generator=self.rng), alpha=scale)
         else:
-            lam = inp.rate_map if inp.rate_map is not None else torch.full(
-                (self.batch, len(inp.neurons)), inp.rate_per_step, device=self.device, dtype=self.dtype)
             target[:, inp.neurons] += scale * torch.poisson(lam, generator=self.rng)
 
     def _deliver_file(self, inp: InputRuntime, k: int) -> None:
@@ -645,17 +836,24 @@ class Simulator:
                 target[b].index_add_(0, hits, ones)
 
     def _propagate(self, proj: ProjectionRuntime, spikes: Tensor, k: int, fired_of: Optional[dict] = None) -> None:
+        """Schedule the outgoing synapses of ``proj``'s spiking neurons into the ring buffer (see the module
+        docstring, step 4). ``fired_of`` holds each population's spikes of this step, found once for all its
+        projections and spike monitors (:meth:`_fired`, :meth:`_fired_list`; filled here when missing)."""
         ring = self.groups[proj.group].ring
         if proj.dense is not None:
             if bool(spikes.any()):
                 ring[(k + proj.uniform_delay) % self.ring_length].addmm_(spikes, proj.dense)
             return
-        fired = fired_of.get(proj.pre) if fired_of is not None else None
-        if fired is None:
-            fired = spikes.nonzero()
-            if fired_of is not None:
-                fired_of[proj.pre] = fired
-        if fired.numel() == 0:
+        fired_of = {} if fired_of is None else fired_of
+        rows = self._plan.rows.get(proj.name) if self._plan is not None else None
+        if rows is not None:
+            pairs = self._fired_list(proj.pre, spikes, fired_of)
+            if pairs is not None:
+                if pairs:
+                    self._propagate_each(proj, ring, rows, pairs, k)
+                return
+        fired = self._fired(proj.pre, spikes, fired_of)
+        if fired.shape[0] == 0:
             return
         trial, neuron = fired[:, 0], fired[:, 1]
         syn, row = outgoing_rows(proj.indptr, neuron)  # all outgoing synapses of the spiking neurons
@@ -669,6 +867,41 @@ class Simulator:
         else:
             slots = (k + proj.delay[syn]) % self.ring_length
             ring.view(-1).index_add_(0, slots * (self.batch * n_post) + flat, proj.weight[syn])
+
+    def _propagate_each(self, proj: ProjectionRuntime, ring: Tensor, rows: list, pairs: list, k: int) -> None:
+        """:meth:`_propagate` for a few spikes on the CPU (``pairs``: ``[trial, neuron]`` of each): one
+        ``index_add_`` per spiking neuron of its synapses ``rows[i]:rows[i + 1]`` (``rows``: the CSR row pointers
+        as a Python list). The additions are those of the vectorised path in the same order (spike after spike,
+        synapse after synapse), so the sums are the same to the bit. A neuron's slices of ``post_idx``, ``weight``
+        and ``delay`` are views made at its first spike of the run and kept in the plan (for projections of at
+        most :data:`ROW_VIEWS_MAX_PRE` presynaptic neurons): a projection's tensors are only replaced between
+        runs, which make a new plan."""
+        plan = self._plan
+        views = plan.row_views.setdefault(proj.name, {}) if proj.n_pre <= ROW_VIEWS_MAX_PRE else None
+        uniform = proj.uniform_delay is not None
+        if uniform:
+            slot = (k + proj.uniform_delay) % self.ring_length
+            trials = plan.ring_trials.get((proj.group, slot))
+            if trials is None:
+                trials = plan.ring_trials[(proj.group, slot)] = ring[slot].unbind(0)
+        else:
+            flat_ring, trial_size, length = ring.view(-1), self.batch * proj.n_post, self.ring_length
+        for trial, i in pairs:
+            row = views.get(i) if views is not None else None
+            if row is None:
+                start, stop = rows[i], rows[i + 1]
+                row = (proj.post_idx[start:stop], proj.weight[start:stop], proj.delay[start:stop]) \
+                    if start != stop else ()
+                if views is not None:
+                    views[i] = row
+            if not row:
+                continue
+            post, weight, delay = row
+            if uniform:
+                trials[trial].index_add_(0, post, weight)
+            else:
+                slots = (delay + k) % length
+                flat_ring.index_add_(0, slots * trial_size + (post + trial * proj.n_post), weight)
 
     def _warn_undeclared_modulators(self, proj) -> None:
         rules = getattr(proj.rule, "rules", [proj.rule])
@@ -764,9 +997,9 @@ class Simulator:
             "step_count": self.step_count,
             "seed": self.seed,
             "rng": self.rng.get_state(),
-            "populations": {name: {f: getattr(p.state, f).cpu() for f in p.state._fields}
+            "populations": {name: {f: _own(getattr(p.state, f)) for f in p.state._fields}
                             for name, p in self.populations.items()},
-            "groups": [{"x": g.x.cpu(), "h": g.h.cpu() if g.h is not None else None, "ring": g.ring.cpu()}
+            "groups": [{"x": _own(g.x), "h": _own(g.h) if g.h is not None else None, "ring": g.ring.cpu()}
                        for g in self.groups],
             "weights": {p.name: p.weight.cpu() for p in self.projections},
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},
@@ -782,6 +1015,7 @@ class Simulator:
             raise ConfigError("checkpoint does not match this assembly (different populations or synapses)")
         self.step_count = int(state["step_count"])
         self._finite_step = self.step_count
+        self._plan = None
         self._finite_weights.clear()
         self.rng.set_state(state["rng"])
         dev = self.device

@@ -51,10 +51,13 @@ class Printer:
         if e.is_Symbol:
             return self.name_of(e.name)
         if isinstance(e, sympy.Add):
-            parts = [self.p(a) for a in e.args]
-            out = parts[0]
-            for part in parts[1:]:
-                out = f"({out} + {part})"
+            out = self.p(e.args[0])
+            for a in e.args[1:]:
+                negate, text = self.mul_parts(a) if isinstance(a, sympy.Mul) else (False, self.p(a))
+                if negate and self.lang == "torch":  # x - y is x + (-y) exactly, one tensor operation instead of two
+                    out = f"({out} - {text})"
+                else:
+                    out = f"({out} + {f'(-{text})' if negate else text})"
             return out
         if isinstance(e, sympy.Mul):
             return self.mul(e)
@@ -80,6 +83,11 @@ class Printer:
         raise TypeError(f"cannot print {e!r} ({type(e).__name__})")
 
     def mul(self, e) -> str:
+        negate, text = self.mul_parts(e)
+        return f"(-{text})" if negate else text
+
+    def mul_parts(self, e) -> tuple:
+        """``(negate, text)``: a product printed without its leading factor ``-1`` and whether it had one."""
         numer, denom = [], []
         for a in e.args:
             if isinstance(a, sympy.Pow) and a.exp.is_Number and a.exp < 0:
@@ -96,7 +104,7 @@ class Printer:
             out = f"({out} * {self.p(a)})"
         for d in denom:
             out = f"({out} / {d})"
-        return f"(-{out})" if negate else out
+        return negate, out
 
     def pow(self, base, exp) -> str:
         b = self.p(base)

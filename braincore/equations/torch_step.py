@@ -97,7 +97,8 @@ def step_source(defn: NeuronDefinition, program: Program, state_name: str) -> st
         if name in used:
             lines.append(f"    {name} = K[{name!r}]")
     if program.refractory:
-        lines += ["    refrac = torch.clamp(refrac - 1, min=0)", "    active = refrac == 0"]
+        # logical_not(refrac) is refrac == 0 (NaN is not zero), in one cheaper operation
+        lines += ["    refrac = torch.clamp(refrac - 1.0, min=0.0)", "    active = torch.logical_not(refrac)"]
     for name, expr in program.temporaries:
         lines.append(f"    {name} = {printer(expr)}")
     for name, expr in program.updates:
@@ -110,14 +111,25 @@ def step_source(defn: NeuronDefinition, program: Program, state_name: str) -> st
     if program.distance is not None:
         d = printer(program.distance)
         lines.append(f"    _distance = {d}")
-        if program.strict:
-            lines.append("    spikes = (_distance > 0).to(_dtype) if spike_fn is None else 1.0 - spike_fn(-_distance)")
-        else:
-            lines.append("    spikes = (_distance >= 0).to(_dtype) if spike_fn is None else spike_fn(_distance)")
+        # without a surrogate the spike is a boolean mask (``_fired``) until its one conversion to the dtype; with
+        # one, a float carrying the surrogate gradient. Both give the same 0/1 values.
+        lines.append("    if spike_fn is None:")
+        lines.append(f"        _fired = _distance {'>' if program.strict else '>='} 0.0")
         for gate in program.gates:
-            lines.append(f"    spikes = spikes * ({printer(gate)}).to(_dtype)")
+            lines.append(f"        _fired = _fired & ({printer(gate)})")
         if program.refractory:
-            lines.append("    spikes = spikes * active")
+            lines.append("        _fired = _fired & active")
+        lines.append("        spikes = _fired.to(_dtype)")
+        lines.append("    else:")
+        if program.strict:
+            lines.append("        spikes = 1.0 - spike_fn(-_distance)")
+        else:
+            lines.append("        spikes = spike_fn(_distance)")
+        for gate in program.gates:
+            lines.append(f"        spikes = spikes * ({printer(gate)}).to(_dtype)")
+        if program.refractory:
+            lines.append("        spikes = spikes * active")
+            lines.append("        _fired = spikes > 0")
         for s in program.resets:
             if s.boolean:
                 lines.append(f"    {s.target} = {s.target} - spikes * ({s.target} - ({printer(s.expr)}).to(_dtype))")
@@ -126,7 +138,7 @@ def step_source(defn: NeuronDefinition, program: Program, state_name: str) -> st
             else:
                 lines.append(f"    {s.target} = {s.target} - spikes * ({s.target} - {printer(s.expr)})")
         if program.refractory:
-            lines.append("    refrac = torch.where(spikes > 0, torch.full_like(refrac, K['_ref_steps']), refrac)")
+            lines.append("    refrac = torch.where(_fired, K['_ref_steps'], refrac)")
     else:
         lines.append(f"    spikes = torch.zeros_like({fields[0]})")
     for s in program.after:

@@ -529,8 +529,7 @@ class NativeEngine:
                 if isinstance(m, SpikeMonitor):
                     filled = int(recs[r].filled)
                     if filled:
-                        m._chunks.append(torch.from_numpy(buffers[r][:filled].copy()))
-                        m.stored += filled
+                        m.add_triples(torch.from_numpy(buffers[r][:filled].copy()))
                     m.dropped += int(recs[r].dropped)
                 elif isinstance(m, RateMonitor):
                     m.record_counts(torch.from_numpy(buffers[r][:done]))
