@@ -49,6 +49,7 @@ import torch
 
 from .checkpoint import restore_checkpoint, save_checkpoint
 from .data.spikes import load_spike_file, load_values_file
+from .devices import resolve_device
 from .modulators import Modulators
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
@@ -234,7 +235,6 @@ class Simulator:
         self.assembly = assembly
         self.dt = float(dt if dt is not None else run.dt)
         self.batch = int(batch if batch is not None else run.batch)
-        self.device = torch.device(device if device is not None else run.device)
         self.dtype = DTYPES[dtype if dtype is not None else run.dtype]
         self.seed = int(seed if seed is not None else run.seed)
         self.duration = float(run.duration)
@@ -243,6 +243,8 @@ class Simulator:
             self.backend = os.environ["BRAINCORE_BACKEND"]  # force one engine everywhere (debugging, tests)
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; use auto, native or torch")
+        # device auto: CUDA when available, else the CPU (the CPU for backend native, which runs there only)
+        self.device = resolve_device(device if device is not None else run.device, native=self.backend == "native")
         self._engine = None  # the native engine, built at the first run
         self._native_checked = False
         self._pending_native_rng = None

@@ -72,6 +72,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..params import NeuronParams, param
 
@@ -226,7 +227,7 @@ class DiehlCookNetwork:
             raise ConfigError(f"diehl_cook: unknown backend {backend!r}; use auto, native or torch")
         if int(steps) < 1 or int(batch) < 1:
             raise ConfigError(f"diehl_cook: steps and batch must be >= 1, got {steps}, {batch}")
-        self.device = torch.device(device)
+        self.device = resolve_device(device, native=backend == "native")
         reason = native_available() if self.device.type == "cpu" else "the native engine runs on the CPU only"
         if backend == "native" and reason:
             raise ConfigError(f"diehl_cook: backend 'native' is unavailable: {reason}")

@@ -69,6 +69,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..params import NeuronParams, param
 from ..plasticity import predictive_coding as pc
@@ -180,7 +181,7 @@ class SpikingPCNetwork:
         problems = self.p.check()
         if problems:
             raise ConfigError("; ".join(problems))
-        self.sizes, self.device, self.dtype = sizes, torch.device(device), dtype
+        self.sizes, self.device, self.dtype = sizes, resolve_device(device), dtype
         self.rng = torch.Generator(device=self.device).manual_seed(int(seed))
         self.eta_scale = 1.0  # a schedule's factor on eta (set by the task per epoch)
         init = torch.Generator().manual_seed(int(seed) + 7919)
@@ -351,8 +352,8 @@ class BackpropMLP(torch.nn.Module):
             layers.append(torch.nn.Linear(int(sizes[k]), int(sizes[k + 1])))
             if k < len(sizes) - 2:
                 layers.append(torch.nn.ReLU())
-        self.net = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
-        self.device, self.dtype = torch.device(device), dtype
+        self.device, self.dtype = resolve_device(device), dtype
+        self.net = torch.nn.Sequential(*layers).to(device=self.device, dtype=dtype)
         if optimizer == "adam":
             self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         elif optimizer == "sgd":
