@@ -54,7 +54,8 @@ from .modulators import Modulators
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
 from .neurons import get_model
-from .errors import ConfigError, NumericalError
+from .errors import ConfigError
+from .finite import raise_if_not_finite
 from .neurons.base import NeuronModel
 from .units import UnitError, dimension_of, parse_quantity
 from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, weight_dimension
@@ -139,22 +140,6 @@ class PopulationRuntime:
 FINITE_CHECK_EVERY = 1000
 #: the native engine runs in chunks of at most this many steps, each followed by the same check
 NATIVE_CHECK_EVERY = 10_000
-
-
-def _non_finite(value: Tensor) -> Optional[str]:
-    """``"NaN"``, ``"infinite"`` or ``None`` (finite, or not a floating-point tensor): one reduction, no copy of
-    the tensor kept."""
-    if not value.is_floating_point() or value.numel() == 0:
-        return None
-    if math.isfinite(float(value.sum())):  # a NaN or an infinity makes the sum non-finite: one pass, no copy
-        return None
-    if bool(torch.isfinite(value).all()):  # the sum overflowed, the values are finite
-        return None
-    nan = int(torch.isnan(value).sum())
-    inf = int(torch.isinf(value).sum())
-    total = value.numel()
-    parts = ([f"NaN ({nan} of {total} values)"] if nan else []) + ([f"infinite ({inf} of {total} values)"] if inf else [])
-    return " and ".join(parts)
 
 
 def _quantity(value: Any, dimension: str, where: str) -> float:
@@ -500,38 +485,22 @@ class Simulator:
         :data:`FINITE_CHECK_EVERY` steps on the PyTorch engine, every :data:`NATIVE_CHECK_EVERY` steps on the
         native one, and at the end of each run) and the likely
         cause. Weights that no rule changes are checked again only after they were edited."""
-        since, now = self._finite_step, self.step_count
-        problems = []
+        weights = []
         for proj in self.projections:
             weight = proj.view.weight if proj.view is not None else (proj.dense if proj.dense is not None
                                                                       else proj.weight)
             stamp = (id(weight), weight._version)
             if proj.rule is None and self._finite_weights.get(proj.name) == stamp:
                 continue
-            bad = _non_finite(weight)
-            if bad:
-                cause = ("its plasticity rule let the weights grow without bound (lower the learning rate, or bound "
-                         "them with w_max)" if proj.rule is not None else
-                         "the weights were set to non-finite values (check the values given or assigned)")
-                problems.append(f"projection {proj.name!r}: weights became {bad}; likely cause: {cause}")
-            else:
-                self._finite_weights[proj.name] = stamp
-        for name, pop in self.populations.items():
-            for var, value in zip(pop.state._fields, pop.state):
-                bad = _non_finite(value) if isinstance(value, Tensor) else None
-                if bad:
-                    method = getattr(pop.model, "method", None)
-                    problems.append(
-                        f"population {name!r}: state variable {var!r} became {bad}; likely causes: weights or "
-                        f"inputs too large for the model, dt = {self.dt:g} ms too large for its integration "
-                        f"method{f' {method!r}' if isinstance(method, str) else ''}, or equations that diverge (try "
-                        f"smaller weights or dt, or a more stable method such as exponential_euler)")
-        if problems:
-            when = (f"at step {now}" if now - since <= 1 else f"between step {since} and step {now} "
-                    f"(t = {since * self.dt:g} to {now * self.dt:g} ms)")
-            raise NumericalError(f"the run of {self.assembly.name!r} blew up {when}:\n" + "\n".join(problems),
-                                 step=now)
-        self._finite_step = now
+            weights.append((proj.name, weight, proj.rule is not None, stamp))
+        raise_if_not_finite(
+            self.assembly.name, self.dt, self._finite_step, self.step_count,
+            [(name, weight, plastic) for name, weight, plastic, _ in weights],
+            [(name, var, value, getattr(pop.model, "method", None)) for name, pop in self.populations.items()
+             for var, value in zip(pop.state._fields, pop.state) if isinstance(value, Tensor)])
+        for name, _, _, stamp in weights:  # all finite: checked again only after an edit
+            self._finite_weights[name] = stamp
+        self._finite_step = self.step_count
 
     @property
     def engine(self) -> str:
