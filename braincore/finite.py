@@ -70,8 +70,8 @@ def raise_if_not_finite(run_name: str, dt: float, since: int, now: int,
                 merged[key] = (a + nan, b + inf, c + total)
         counts = merged
     problems = []
-    for (kind, name, var), value in counts.items():
-        bad = describe(value)
+    for (kind, name, var), found in counts.items():
+        bad = describe(found)
         if bad is None:
             continue
         if kind == "projection":

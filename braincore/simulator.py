@@ -42,7 +42,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -58,7 +58,10 @@ from .errors import ConfigError
 from .finite import raise_if_not_finite
 from .neurons.base import NeuronModel
 from .units import UnitError, dimension_of, parse_quantity
-from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, weight_dimension
+from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, required_weight_dimension
+
+if TYPE_CHECKING:
+    from .native.engine import NativeEngine
 
 Tensor = torch.Tensor
 
@@ -230,7 +233,7 @@ class Simulator:
             raise ConfigError(f"unknown backend {self.backend!r}; use auto, native or torch")
         # device auto: CUDA when available, else the CPU (the CPU for backend native, which runs there only)
         self.device = resolve_device(device if device is not None else run.device, native=self.backend == "native")
-        self._engine = None  # the native engine, built at the first run
+        self._engine: Optional[NativeEngine] = None  # the native engine, built at the first run
         self._native_checked = False
         self._pending_native_rng = None
         #: why ``backend: auto`` runs on PyTorch (empty when the native engine runs)
@@ -273,7 +276,8 @@ class Simulator:
             gi = self._group_for(spec.synapse, post, group_index, where=f"projection {spec.name}")
             group = self.groups[gi]
             conn = build_projection(spec, pre.model.size, post.model.size, kind=group.kind, seed=self.seed,
-                                    dimension=weight_dimension(group.kind, post.model.input_unit), dt=self.dt)
+                                    dimension=required_weight_dimension(group.kind, post.model.input_unit, spec.name),
+                                    dt=self.dt)
             n_syn = int(conn.pre.numel())
             weight, delay = conn.weight.to(dt_), conn.delay
             max_delay = max(max_delay, int(delay.max()) if n_syn else 1)
@@ -325,8 +329,8 @@ class Simulator:
         variables and the spikes in flight are cleared; plasticity traces restart from their initial values.
         Kept: the weights, the step count, the random streams, the input rates, the monitors, the neuromodulator
         channels, and a homeostatic rule's step counter (so its phase). Returns ``self``."""
-        keep = {name: set(variables) for name, variables in (keep or {}).items()}
-        for name, variables in keep.items():
+        keeping = {name: set(variables) for name, variables in (keep or {}).items()}
+        for name, variables in keeping.items():
             if name not in self.populations:
                 raise KeyError(f"rest: no population named {name!r}; populations: {', '.join(self.populations)}")
             unknown = variables - set(self.populations[name].state._fields)
@@ -335,19 +339,20 @@ class Simulator:
                                f"it has {', '.join(self.populations[name].state._fields)}")
         with torch.no_grad():
             for name, pop in self.populations.items():
-                kept = keep.get(name, set())
+                kept = keeping.get(name, set())
                 pop.state = type(pop.state)(*[value if field_name in kept else initial.clone() for field_name, value,
                                               initial in zip(pop.state._fields, pop.state, self._initial_states[name])])
             for group in self.groups:
                 group.x.zero_()
-                group.ring.zero_()
+                if group.ring is not None:
+                    group.ring.zero_()
                 if group.h is not None:
                     group.h.zero_()
             for proj in self.projections:
                 if proj.rule is None:
                     continue
                 fresh = proj.rule.init_state(proj.view, self.batch, self.device, self.dtype)
-                for key, value in proj.rule_state.items():
+                for key, value in (proj.rule_state or {}).items():
                     if not (value.dtype == torch.int64 and value.dim() == 0):  # step counters keep their phase
                         value.copy_(fresh[key])
         return self
@@ -391,8 +396,8 @@ class Simulator:
             synapse = params.get("synapse", {"type": "instantaneous"})
             inp.group = self._group_for(synapse, pop, group_index, where)
             kind = self.groups[inp.group].kind
-            inp.weight = _quantity(params.get("weight", 0.0), weight_dimension(kind, pop.model.input_unit),
-                                   f"{where}: weight")
+            inp.weight = _quantity(params.get("weight", 0.0),
+                                   required_weight_dimension(kind, pop.model.input_unit, where), f"{where}: weight")
             if spec.type == "poisson":
                 rate = _quantity(params.get("rate", 0.0), "frequency", f"{where}: rate")
                 inp.rate_per_step = rate * self.dt / 1000.0 * int(params.get("sources", 1))
@@ -712,11 +717,12 @@ class Simulator:
 
     def spike_counts(self) -> dict:
         """Total spikes per population over the recorded runs (from spike monitors)."""
-        return {m.target: int(m.counts.sum()) for m in self.monitors if isinstance(m, SpikeMonitor)}
+        return {m.target: int(m.counts.sum()) if m.counts is not None else 0 for m in self.monitors
+                if isinstance(m, SpikeMonitor)}
 
     def save_npz(self, path) -> Path:
         """All monitors' data in one ``.npz`` (keys ``<monitor>/<field>``)."""
-        arrays = {}
+        arrays: dict[str, Any] = {}
         for m in self.monitors:
             for key, value in m.data(self.dt).items():
                 if value is not None:
@@ -737,13 +743,13 @@ class Simulator:
             "rng": self.rng.get_state(),
             "populations": {name: {f: getattr(p.state, f).cpu() for f in p.state._fields}
                             for name, p in self.populations.items()},
-            "groups": [{"x": g.x.cpu(), "h": g.h.cpu() if g.h is not None else None, "ring": g.ring.cpu()}
+            "groups": [{"x": g.x.cpu(), "h": g.h.cpu() if g.h is not None else None, "ring": g.ring.cpu() if g.ring is not None else None}
                        for g in self.groups],
             "weights": {p.name: p.weight.cpu() for p in self.projections},
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},
             "monitors": {m.name: m.state_dict() for m in self.monitors},
             "native_rng": self._engine.rng_tensor() if self._engine is not None else None,
-            "plasticity": {p.name: {k: v.cpu() for k, v in p.rule_state.items()}
+            "plasticity": {p.name: {k: v.cpu() for k, v in (p.rule_state or {}).items()}
                            for p in self.projections if p.rule is not None},
             "modulators": self.modulators.state_dict(),
         }
@@ -804,7 +810,7 @@ def run_assembly(assembly, options: dict) -> dict:
     seconds = sim.t / 1000.0
     rates = {}
     for m in sim.monitors:
-        if isinstance(m, SpikeMonitor):
+        if isinstance(m, SpikeMonitor) and m.counts is not None:
             rates[m.target] = float(m.counts.sum()) / (m.size * sim.batch * seconds) if seconds > 0 else 0.0
     say(f"simulated {sim.t:g} ms in {elapsed:.2f} s ({sim.step_count} steps, {sim.engine} engine"
         f"{'' if sim.engine == 'native' or sim.backend == 'torch' else '; native: ' + sim.fallback_reason})")
