@@ -588,6 +588,7 @@ def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
-__all__ = ["Assembly", "AssemblyError", "PopulationSpec", "ProjectionSpec", "InputSpec", "MonitorSpec", "RunSpec", "Issue",
+__all__ = ["Assembly", "AssemblyError", "PopulationSpec", "ProjectionSpec", "InputSpec", "MonitorSpec", "RunSpec",
+           "Issue",
            "expected_synapses", "weight_dimension", "state_variables", "projection_sign", "check_distribution",
            "SYNAPSE_TYPES", "CONNECTOR_TYPES", "INPUT_PARAMS", "MONITOR_TYPES"]

@@ -30,7 +30,8 @@ variable (their effects add linearly).
 Reproducibility: connectivity, weights, delays and initial states are counter-based draws keyed by ``seed``
 and the index of each neuron or synapse (:mod:`braincore.construction`), so every engine -- PyTorch, native,
 the distributed engine on any number of processes -- builds the same network on every device; run-time noise
-comes from a generator on the simulation device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``; :meth:`Simulator.save` and
+comes from a generator on the simulation device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``;
+:meth:`Simulator.save` and
 :meth:`Simulator.load` checkpoint everything (neuron and synaptic state, ring buffers, weights, step counter,
 RNG state, monitors, plasticity traces, neuromodulators) so that a resumed run is bit-identical to an
 uninterrupted one.
@@ -743,7 +744,8 @@ class Simulator:
             "rng": self.rng.get_state(),
             "populations": {name: {f: getattr(p.state, f).cpu() for f in p.state._fields}
                             for name, p in self.populations.items()},
-            "groups": [{"x": g.x.cpu(), "h": g.h.cpu() if g.h is not None else None, "ring": g.ring.cpu() if g.ring is not None else None}
+            "groups": [{"x": g.x.cpu(), "h": g.h.cpu() if g.h is not None else None,
+                        "ring": g.ring.cpu() if g.ring is not None else None}
                        for g in self.groups],
             "weights": {p.name: p.weight.cpu() for p in self.projections},
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},

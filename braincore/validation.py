@@ -748,7 +748,8 @@ def check_projection(assembly: "Assembly", spec: "ProjectionSpec") -> list[Issue
     else:
         syn_type = synapse.get("type")
         if syn_type not in SYNAPSE_TYPES:
-            what = "missing synapse type" if syn_type is None else f"unknown synapse type {syn_type!r}{_suggest(syn_type, SYNAPSE_TYPES)}"
+            what = "missing synapse type" if syn_type is None else \
+                f"unknown synapse type {syn_type!r}{_suggest(syn_type, SYNAPSE_TYPES)}"
             add(("synapse", "type"), f"{what} (expected one of: {', '.join(SYNAPSE_TYPES)})")
             syn_type = None
         else:
@@ -1133,7 +1134,8 @@ def memory_limit() -> tuple[Optional[float], str]:
                       f"50% or off)")
     if machine is None:
         return float(_FALLBACK_MEMORY), "the default when this machine's memory is unknown"
-    return MEMORY_FRACTION * machine, f"{MEMORY_FRACTION:.0%} of this machine's {format_bytes(machine)} memory".replace("%", " %")
+    share = f"{MEMORY_FRACTION:.0%}".replace("%", " %")
+    return MEMORY_FRACTION * machine, f"{share} of this machine's {format_bytes(machine)} memory"
 
 
 @dataclass(frozen=True)
@@ -1304,7 +1306,8 @@ def resource_issues(assembly: "Assembly", batch: Optional[int] = None) -> list[I
 
 
 __all__ = ["Issue", "AssemblyError", "assembly_issues", "resource_issues", "memory_needs", "memory_limit",
-           "output_name_problem", "OutputName", "delay_step_problems", "MAX_STEPS", "require_valid", "check_run", "check_modulators",
+           "output_name_problem", "OutputName", "delay_step_problems", "MAX_STEPS", "require_valid", "check_run",
+           "check_modulators",
            "check_population", "check_ports", "check_projection", "check_input", "check_monitor",
            "check_distribution", "weight_problems", "delay_problems", "connector_problem_paths",
            "weight_dimension", "state_variables",

@@ -294,7 +294,9 @@ def safe_points(checkpoint: Path, save: Callable[[], Any]) -> Iterator[SafePoint
         yield SafePoints(guard, checkpoint, save)
 
 
-__all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
+__all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field",
+           "checkpoint_fields",
            "params_field", "training_field", "epoch_batch", "load_resumable", "remember_document", "config_error",
-           "idx_shape", "seed_problem", "split_problem", "check_validation_split", "check_split_at_run", "device_problem",
+           "idx_shape", "seed_problem", "split_problem", "check_validation_split", "check_split_at_run",
+           "device_problem",
            "memory_problem", "assembly_memory_problems", "layered_needs", "OutputName", "SafePoints", "safe_points"]

@@ -74,7 +74,8 @@ from ..neurons import get_model
 from ..errors import ConfigError
 from ..construction import build_projection, initial_values, parse_delay
 from ..finite import raise_if_not_finite
-from ..simulator import DTYPES, FINITE_CHECK_EVERY, _quantity, deliver_arriving, synapse_factor, synapse_kind, synaptic_drive
+from ..simulator import (
+    DTYPES, FINITE_CHECK_EVERY, _quantity, deliver_arriving, synapse_factor, synapse_kind, synaptic_drive)
 from ..synapses.csr import outgoing_rows, to_csr
 from ..synapses.delays import delay_steps
 from ..units import dimension_of

@@ -46,7 +46,8 @@ computes a feed-forward pass in spikes; a clamped label makes the error ``e_y`` 
 ``j``, which settles where ``e_k = e_{k+1} E_{k+1}^T`` restricted to units that can still move (the
 predictive-coding equilibrium). With ``E = beta W^T`` and a small feedback gain ``beta`` this equilibrium error
 is ``beta`` times backprop's error of the label layer's loss (cross-entropy with the softmax label layer,
-``0.5 ||y - mu_y||^2`` with the linear one; Whittington & Bogacz 2017; Millidge, Tschantz & Buckley 2022), so the hidden weights learn at ``eta / beta`` (``eta_hidden``). The
+``0.5 ||y - mu_y||^2`` with the linear one; Whittington & Bogacz 2017; Millidge, Tschantz & Buckley 2022), so the hidden
+weights learn at ``eta / beta`` (``eta_hidden``). The
 error weights start at ``beta W^T`` or a random draw times ``beta`` (``e_init``) and follow ``dE = beta dW^T``.
 ``feedforward: 0, value: rate, rectify: relu`` (the earlier form, in which ``j`` alone drives the membrane)
 learned markedly worse: units had to charge ``j`` from zero to reach their predictions, the Hebbian rule read

@@ -117,7 +117,8 @@ def _describe_key_differences(saved: dict, current: dict) -> list[str]:
                       if k in old and list(old[k]) != list(new[k])]
             parts = []
             if shapes:
-                parts.append("shapes " + ", ".join(shapes[:3]) + (f" and {len(shapes) - 3} more" if len(shapes) > 3 else ""))
+                more = f" and {len(shapes) - 3} more" if len(shapes) > 3 else ""
+                parts.append("shapes " + ", ".join(shapes[:3]) + more)
             if missing:
                 parts.append(f"{len(missing)} tensor(s) only in the checkpoint ({', '.join(missing[:3])})")
             if extra:

@@ -14,7 +14,8 @@ repeated with the intensity raised by one. Then, with weights and thresholds fro
 Checkpoints (``<out>/diehl_cook.ckpt``) are written atomically every ``checkpoint_every`` training samples and
 at the end of training; a rerun with the same config resumes from them exactly (weights, thresholds, random
 generators and position) and skips training when it is complete. Ctrl-C during training stops after the
-presentation in progress, writes a checkpoint there and prints the command that resumes. The last line printed is a JSON object with
+presentation in progress, writes a checkpoint there and prints the command that resumes. The last line printed is a JSON
+object with
 the test accuracy. The data directory comes from ``data.dir``, else ``$BRAINCORE_DATA``, else
 ``../shared/data/<data.name>``: any IDX dataset of 28x28 images with labels 0-9 works unchanged.
 """
