@@ -49,11 +49,11 @@ def _unavailable(dev: "torch.device") -> Optional[str]:
         if not torch.cuda.is_available():
             build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU visible"
             return (f"device {str(dev)!r} requested but CUDA is not available (torch {torch.__version__}, {build}); "
-                    f"use device: cpu or auto")
+                    f"set device: cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             return f"device {str(dev)!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            return f"device {str(dev)!r} requested but MPS is not available; use device: cpu or auto"
+            return f"device {str(dev)!r} requested but MPS is not available; set device: cpu or auto"
     return None
