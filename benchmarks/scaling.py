@@ -183,7 +183,8 @@ def main() -> None:
                      f"{r['wire_bytes_per_step']:>9.1f}{r['speedup']:>8.2f}{r['efficiency']:>6.2f}")
     lines.append("compute/comm: ms per step (compute: slowest rank's updates + delivery; comm: mean time in the "
                  "all-gathers, waiting included);")
-    lines.append("xchg_us: comm per exchange interval; min_us: the fastest exchange; B/step: spike payload (4 B/spike); "
+    lines.append("xchg_us: comm per exchange interval; min_us: the fastest exchange; B/step: spike payload "
+                 "(4 B/spike); "
                  "wireB/st: bytes received per rank per step incl. headers and padding")
     if probe_row:
         lines.append("")

@@ -26,7 +26,8 @@ from ``t_{k+1}``; a Brian2 delay of ``dt`` acts one step later. The default ``--
 gives both simulators the same one-step transmission (checked on a two-neuron probe: in both simulators
 the first response of the target appears in the same step); ``--brian2-delay-steps 1`` adds one step in Brian2.
 
-Drive: with these parameters alone (``E_l = V_r = -60 mV``, no input, ``v(0) ~ normal(-55 mV, 5 mV)``, zero conductances) only the
+Drive: with these parameters alone (``E_l = V_r = -60 mV``, no input, ``v(0) ~ normal(-55 mV, 5 mV)``, zero
+conductances) only the
 neurons that start above threshold fire, once, and the network falls silent within ~10 ms at every size: the
 timings then measure the neuron updates of a quiet network. The default ``--drive-pA 200`` therefore adds a
 constant current of 200 pA to every neuron (``g_l * 20 mV``, the ``I = 20`` of the ANNarchy and BrainPy versions

@@ -88,7 +88,8 @@ ports become ``prefix.port``). Include cycles are errors.
 Validation reports every problem at once as ``file:line: key.path: message``; problems inside an included
 file name that file and line. A user model's problems (unknown key or symbol, unit mismatch, a state variable never
 updated, a parameter that divides and is zero, an unknown method) point at the key inside the model mapping
-(``populations.qif2.model.equations[0]``, or ``models.qif.equations[0]`` for a named model). Running a config hands the validated :class:`~braincore.graph.Assembly` to
+(``populations.qif2.model.equations[0]``, or ``models.qif.equations[0]`` for a named model). Running a config hands the
+validated :class:`~braincore.graph.Assembly` to
 ``braincore.simulator.run_assembly(assembly, options)``.
 """
 from __future__ import annotations
@@ -405,7 +406,8 @@ def _build(config: dict, doc: Document, problems: list, stack: tuple) -> tuple[A
                 continue
             named[s["name"]] = i
         connector = s.get("connector")
-        if isinstance(connector, Mapping) and connector.get("type") == "file" and isinstance(connector.get("path"), str):
+        if isinstance(connector, Mapping) and connector.get("type") == "file" and \
+                isinstance(connector.get("path"), str):
             connector = {**connector, "path": _relative_to(base, connector["path"])}
         spec = assembly.add_projection(s["pre"], s["post"], connector, s.get("weight"), s.get("synapse"),
                                        s.get("delay"), name=s.get("name"), sign=s.get("sign"),

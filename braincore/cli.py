@@ -28,7 +28,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 from .errors import ConfigError
 from .progress import Heartbeat
@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises :class:`UsageError` instead of exiting, so that ``main`` prints the usage of
     the subcommand at fault, the one-line reason and (with ``--json``) the JSON line."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)
 
 
@@ -319,7 +319,7 @@ def _first_sentence(comment: str, limit: int = 110) -> str:
 def _describe_config(path: Path) -> dict:
     """``{"kind", "description"}`` of a config file from its text (no YAML parse, no imports)."""
     lines = path.read_text(errors="replace").splitlines()
-    comment = []
+    comment: list[str] = []
     for line in lines:
         stripped = line.strip()
         if stripped.startswith("#"):

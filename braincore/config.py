@@ -206,7 +206,7 @@ def _duplicates(root: yaml.Node, file: str) -> list:
     """A :class:`Problem` for every key written twice in one mapping (each node walked once)."""
     out: list = []
     seen_nodes: set = set()
-    stack = [(root, ())]
+    stack: list[tuple[yaml.Node, KeyPath]] = [(root, ())]
     while stack:
         node, path = stack.pop()
         if id(node) in seen_nodes:

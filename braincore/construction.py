@@ -400,7 +400,8 @@ def build_projection(spec, n_pre: int, n_post: int, *, kind: str, dimension: str
     if parsed_delay is None or parsed_delay["dist"] == "constant":
         from .synapses.delays import delay_steps
 
-        steps = 1 if parsed_delay is None else int(delay_steps(torch.tensor([parsed_delay["value"]], dtype=torch.float64), dt)[0])
+        steps = 1 if parsed_delay is None else \
+            int(delay_steps(torch.tensor([parsed_delay["value"]], dtype=torch.float64), dt)[0])
         delay = torch.full((syn.pre.numel(),), steps, dtype=torch.long)
     else:
         from .synapses.delays import delay_steps

@@ -165,5 +165,6 @@ def inverse_cdf(table: Tensor, u: Tensor) -> Tensor:
     return torch.searchsorted(table, u, right=False)
 
 
-__all__ = ["mix64", "extend_hash", "uniform_of", "stream_id", "hash_keys", "uniform", "randint", "normal", "lognormal_exp",
+__all__ = ["mix64", "extend_hash", "uniform_of", "stream_id", "hash_keys", "uniform", "randint", "normal",
+           "lognormal_exp",
            "cdf_table_binomial", "cdf_table_poisson", "inverse_cdf"]

@@ -106,7 +106,7 @@ class ProjectionSpec:
     name: str
     pre: str
     post: str
-    connector: dict = field(default_factory=dict)
+    connector: Any = field(default_factory=dict)  # raw: validation reports anything but a mapping
     weight: Any = None
     synapse: dict = field(default_factory=lambda: {"type": "instantaneous"})
     delay: Any = None
@@ -348,20 +348,19 @@ class Assembly:
             self._aliases[q(port)] = q(target)
         for port, target in (ports or {}).items():
             self._aliases[q(port)] = q(sub.resolve(target) or target)
-        for spec in sub._projections.values():
-            pre, post = q(spec.pre), q(spec.post)
-            if q(spec.name) in self._projections:
-                self._issues.append(Issue("projection", q(spec.name), ("name",), "duplicate projection name"))
+        for proj in sub._projections.values():
+            pre, post = q(proj.pre), q(proj.post)
+            if q(proj.name) in self._projections:
+                self._issues.append(Issue("projection", q(proj.name), ("name",), "duplicate projection name"))
                 continue
-            self._add_projection_spec(copy.deepcopy(dataclasses.replace(spec, name=q(spec.name), pre=pre,
+            self._add_projection_spec(copy.deepcopy(dataclasses.replace(proj, name=q(proj.name), pre=pre,
                                                                         post=post)))
-        for spec in sub.inputs:
-            self.inputs.append(copy.deepcopy(dataclasses.replace(spec, name=q(spec.name), target=q(spec.target))))
-        for spec in sub.monitors:
-            self.monitors.append(copy.deepcopy(dataclasses.replace(spec, name=q(spec.name),
-                                                                   target=q(spec.target))))
-        for name, spec in sub.modulators.items():
-            self.add_modulator(name, **spec)
+        for inp in sub.inputs:
+            self.inputs.append(copy.deepcopy(dataclasses.replace(inp, name=q(inp.name), target=q(inp.target))))
+        for mon in sub.monitors:
+            self.monitors.append(copy.deepcopy(dataclasses.replace(mon, name=q(mon.name), target=q(mon.target))))
+        for name, modulator in sub.modulators.items():
+            self.add_modulator(name, **modulator)
         for issue in sub._issues:
             self._issues.append(dataclasses.replace(issue, name=q(issue.name) if issue.name else issue.name))
         self._sync_edges()
@@ -383,7 +382,8 @@ class Assembly:
     def _sync_edges(self) -> None:
         """Turn projections whose endpoints now resolve into edges (ports replaced by populations); resolve
         input and monitor targets that name ports."""
-        for items in (self.inputs, self.monitors):
+        lists: tuple[list[Any], ...] = (self.inputs, self.monitors)  # of InputSpec, of MonitorSpec
+        for items in lists:
             for i, spec in enumerate(items):
                 target = self.resolve(spec.target)
                 if target is not None and target != spec.target:
@@ -588,6 +588,7 @@ def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
-__all__ = ["Assembly", "AssemblyError", "PopulationSpec", "ProjectionSpec", "InputSpec", "MonitorSpec", "RunSpec", "Issue",
+__all__ = ["Assembly", "AssemblyError", "PopulationSpec", "ProjectionSpec", "InputSpec", "MonitorSpec", "RunSpec",
+           "Issue",
            "expected_synapses", "weight_dimension", "state_variables", "projection_sign", "check_distribution",
            "SYNAPSE_TYPES", "CONNECTOR_TYPES", "INPUT_PARAMS", "MONITOR_TYPES"]

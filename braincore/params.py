@@ -125,7 +125,8 @@ class NeuronParams:
                     continue
             positive = f.name.startswith("tau") or dim in ("capacitance", "capacitance_density")
             if positive and _any_le(value, 0.0):
-                problems.append(f"{f.name} must be > 0 {CANONICAL.get(dim, '')}, got {_show(value)}".replace(" ,", ","))
+                unit = CANONICAL.get(dim or "", "")
+                problems.append(f"{f.name} must be > 0 {unit}, got {_show(value)}".replace(" ,", ","))
             if f.name == "t_ref" and _any_lt(value, 0.0):
                 problems.append(f"t_ref must be >= 0 ms, got {_show(value)}")
             choices = f.metadata.get("choices")

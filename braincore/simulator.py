@@ -37,7 +37,8 @@ float64 results stay those of the native engine, bit for bit.
 Reproducibility: connectivity, weights, delays and initial states are counter-based draws keyed by ``seed``
 and the index of each neuron or synapse (:mod:`braincore.construction`), so every engine -- PyTorch, native,
 the distributed engine on any number of processes -- builds the same network on every device; run-time noise
-comes from a generator on the simulation device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``; :meth:`Simulator.save` and
+comes from a generator on the simulation device seeded with ``seed + 1``. ``run(a); run(b)`` equals ``run(a + b)``;
+:meth:`Simulator.save` and
 :meth:`Simulator.load` checkpoint everything (neuron and synaptic state, ring buffers, weights, step counter,
 RNG state, monitors, plasticity traces, neuromodulators) so that a resumed run is bit-identical to an
 uninterrupted one.
@@ -49,21 +50,26 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .checkpoint import restore_checkpoint, save_checkpoint
 from .data.spikes import load_spike_file, load_values_file
+from .devices import resolve_device
 from .modulators import Modulators
 from .synapses.csr import outgoing_rows
 from .monitors import RateMonitor, SpikeMonitor, StateMonitor
 from .neurons import get_model
-from .errors import ConfigError, NumericalError
+from .errors import ConfigError
+from .finite import raise_if_not_finite
 from .neurons.base import NeuronModel
 from .units import UnitError, dimension_of, parse_quantity
-from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, weight_dimension
+from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, required_weight_dimension
+
+if TYPE_CHECKING:
+    from .native.engine import NativeEngine
 
 Tensor = torch.Tensor
 
@@ -153,22 +159,6 @@ SPIKE_LOOP_MAX = 32
 #: the spike loop keeps each neuron's synapse slices (views) for projections of at most this many presynaptic
 #: neurons (two or three views per neuron), and slices afresh at each spike above it
 ROW_VIEWS_MAX_PRE = 50_000
-
-
-def _non_finite(value: Tensor) -> Optional[str]:
-    """``"NaN"``, ``"infinite"`` or ``None`` (finite, or not a floating-point tensor): one reduction, no copy of
-    the tensor kept."""
-    if not value.is_floating_point() or value.numel() == 0:
-        return None
-    if math.isfinite(float(value.sum())):  # a NaN or an infinity makes the sum non-finite: one pass, no copy
-        return None
-    if bool(torch.isfinite(value).all()):  # the sum overflowed, the values are finite
-        return None
-    nan = int(torch.isnan(value).sum())
-    inf = int(torch.isinf(value).sum())
-    total = value.numel()
-    parts = ([f"NaN ({nan} of {total} values)"] if nan else []) + ([f"infinite ({inf} of {total} values)"] if inf else [])
-    return " and ".join(parts)
 
 
 def _own(value: Tensor) -> Tensor:
@@ -276,7 +266,7 @@ class _MergedStep:
                                                    decay=first.decay))
         self.flat_state = None  # the flat state of the last step, and the per-population states made from it
         self.states: list = []
-        self.current = None  # (each population's current tensor, their concatenation)
+        self.current: Optional[tuple] = None  # (each population's current tensor, their concatenation)
 
     @staticmethod
     def _merge(tensors: list) -> Tensor:
@@ -383,7 +373,6 @@ class Simulator:
         self.assembly = assembly
         self.dt = float(dt if dt is not None else run.dt)
         self.batch = int(batch if batch is not None else run.batch)
-        self.device = torch.device(device if device is not None else run.device)
         self.dtype = DTYPES[dtype if dtype is not None else run.dtype]
         self.seed = int(seed if seed is not None else run.seed)
         self.duration = float(run.duration)
@@ -392,7 +381,9 @@ class Simulator:
             self.backend = os.environ["BRAINCORE_BACKEND"]  # force one engine everywhere (debugging, tests)
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; use auto, native or torch")
-        self._engine = None  # the native engine, built at the first run
+        # device auto: CUDA when available, else the CPU (the CPU for backend native, which runs there only)
+        self.device = resolve_device(device if device is not None else run.device, native=self.backend == "native")
+        self._engine: Optional[NativeEngine] = None  # the native engine, built at the first run
         self._native_checked = False
         self._pending_native_rng = None
         #: why ``backend: auto`` runs on PyTorch (empty when the native engine runs)
@@ -436,7 +427,8 @@ class Simulator:
             gi = self._group_for(spec.synapse, post, group_index, where=f"projection {spec.name}")
             group = self.groups[gi]
             conn = build_projection(spec, pre.model.size, post.model.size, kind=group.kind, seed=self.seed,
-                                    dimension=weight_dimension(group.kind, post.model.input_unit), dt=self.dt)
+                                    dimension=required_weight_dimension(group.kind, post.model.input_unit, spec.name),
+                                    dt=self.dt)
             n_syn = int(conn.pre.numel())
             weight, delay = conn.weight.to(dt_), conn.delay
             max_delay = max(max_delay, int(delay.max()) if n_syn else 1)
@@ -488,8 +480,8 @@ class Simulator:
         variables and the spikes in flight are cleared; plasticity traces restart from their initial values.
         Kept: the weights, the step count, the random streams, the input rates, the monitors, the neuromodulator
         channels, and a homeostatic rule's step counter (so its phase). Returns ``self``."""
-        keep = {name: set(variables) for name, variables in (keep or {}).items()}
-        for name, variables in keep.items():
+        keeping = {name: set(variables) for name, variables in (keep or {}).items()}
+        for name, variables in keeping.items():
             if name not in self.populations:
                 raise KeyError(f"rest: no population named {name!r}; populations: {', '.join(self.populations)}")
             unknown = variables - set(self.populations[name].state._fields)
@@ -498,19 +490,20 @@ class Simulator:
                                f"it has {', '.join(self.populations[name].state._fields)}")
         with torch.no_grad():
             for name, pop in self.populations.items():
-                kept = keep.get(name, set())
+                kept = keeping.get(name, set())
                 pop.state = type(pop.state)(*[value if field_name in kept else initial.clone() for field_name, value,
                                               initial in zip(pop.state._fields, pop.state, self._initial_states[name])])
             for group in self.groups:
                 group.x.zero_()
-                group.ring.zero_()
+                if group.ring is not None:
+                    group.ring.zero_()
                 if group.h is not None:
                     group.h.zero_()
             for proj in self.projections:
                 if proj.rule is None:
                     continue
                 fresh = proj.rule.init_state(proj.view, self.batch, self.device, self.dtype)
-                for key, value in proj.rule_state.items():
+                for key, value in (proj.rule_state or {}).items():
                     if not (value.dtype == torch.int64 and value.dim() == 0):  # step counters keep their phase
                         value.copy_(fresh[key])
         return self
@@ -554,8 +547,8 @@ class Simulator:
             synapse = params.get("synapse", {"type": "instantaneous"})
             inp.group = self._group_for(synapse, pop, group_index, where)
             kind = self.groups[inp.group].kind
-            inp.weight = _quantity(params.get("weight", 0.0), weight_dimension(kind, pop.model.input_unit),
-                                   f"{where}: weight")
+            inp.weight = _quantity(params.get("weight", 0.0),
+                                   required_weight_dimension(kind, pop.model.input_unit, where), f"{where}: weight")
             if spec.type == "poisson":
                 rate = _quantity(params.get("rate", 0.0), "frequency", f"{where}: rate")
                 inp.rate_per_step = rate * self.dt / 1000.0 * int(params.get("sources", 1))
@@ -649,38 +642,22 @@ class Simulator:
         :data:`FINITE_CHECK_EVERY` steps on the PyTorch engine, every :data:`NATIVE_CHECK_EVERY` steps on the
         native one, and at the end of each run) and the likely
         cause. Weights that no rule changes are checked again only after they were edited."""
-        since, now = self._finite_step, self.step_count
-        problems = []
+        weights = []
         for proj in self.projections:
             weight = proj.view.weight if proj.view is not None else (proj.dense if proj.dense is not None
                                                                       else proj.weight)
             stamp = (id(weight), weight._version)
             if proj.rule is None and self._finite_weights.get(proj.name) == stamp:
                 continue
-            bad = _non_finite(weight)
-            if bad:
-                cause = ("its plasticity rule let the weights grow without bound (lower the learning rate, or bound "
-                         "them with w_max)" if proj.rule is not None else
-                         "the weights were set to non-finite values (check the values given or assigned)")
-                problems.append(f"projection {proj.name!r}: weights became {bad}; likely cause: {cause}")
-            else:
-                self._finite_weights[proj.name] = stamp
-        for name, pop in self.populations.items():
-            for var, value in zip(pop.state._fields, pop.state):
-                bad = _non_finite(value) if isinstance(value, Tensor) else None
-                if bad:
-                    method = getattr(pop.model, "method", None)
-                    problems.append(
-                        f"population {name!r}: state variable {var!r} became {bad}; likely causes: weights or "
-                        f"inputs too large for the model, dt = {self.dt:g} ms too large for its integration "
-                        f"method{f' {method!r}' if isinstance(method, str) else ''}, or equations that diverge (try "
-                        f"smaller weights or dt, or a more stable method such as exponential_euler)")
-        if problems:
-            when = (f"at step {now}" if now - since <= 1 else f"between step {since} and step {now} "
-                    f"(t = {since * self.dt:g} to {now * self.dt:g} ms)")
-            raise NumericalError(f"the run of {self.assembly.name!r} blew up {when}:\n" + "\n".join(problems),
-                                 step=now)
-        self._finite_step = now
+            weights.append((proj.name, weight, proj.rule is not None, stamp))
+        raise_if_not_finite(
+            self.assembly.name, self.dt, self._finite_step, self.step_count,
+            [(name, weight, plastic) for name, weight, plastic, _ in weights],
+            [(name, var, value, getattr(pop.model, "method", None)) for name, pop in self.populations.items()
+             for var, value in zip(pop.state._fields, pop.state) if isinstance(value, Tensor)])
+        for name, _, _, stamp in weights:  # all finite: checked again only after an edit
+            self._finite_weights[name] = stamp
+        self._finite_step = self.step_count
 
     @property
     def engine(self) -> str:
@@ -722,7 +699,7 @@ class Simulator:
             else:
                 self._deliver_file(inp, k)
         # 2-3. synaptic input and neuron step
-        spikes_of = {}
+        spikes_of: dict = {}
         for unit in plan.units:
             if isinstance(unit, _MergedStep):
                 unit.step(self, k, spikes_of)
@@ -974,11 +951,12 @@ class Simulator:
 
     def spike_counts(self) -> dict:
         """Total spikes per population over the recorded runs (from spike monitors)."""
-        return {m.target: int(m.counts.sum()) for m in self.monitors if isinstance(m, SpikeMonitor)}
+        return {m.target: int(m.counts.sum()) if m.counts is not None else 0 for m in self.monitors
+                if isinstance(m, SpikeMonitor)}
 
     def save_npz(self, path) -> Path:
         """All monitors' data in one ``.npz`` (keys ``<monitor>/<field>``)."""
-        arrays = {}
+        arrays: dict[str, Any] = {}
         for m in self.monitors:
             for key, value in m.data(self.dt).items():
                 if value is not None:
@@ -999,13 +977,14 @@ class Simulator:
             "rng": self.rng.get_state(),
             "populations": {name: {f: _own(getattr(p.state, f)) for f in p.state._fields}
                             for name, p in self.populations.items()},
-            "groups": [{"x": _own(g.x), "h": _own(g.h) if g.h is not None else None, "ring": g.ring.cpu()}
+            "groups": [{"x": _own(g.x), "h": _own(g.h) if g.h is not None else None,
+                        "ring": g.ring.cpu() if g.ring is not None else None}
                        for g in self.groups],
             "weights": {p.name: p.weight.cpu() for p in self.projections},
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},
             "monitors": {m.name: m.state_dict() for m in self.monitors},
             "native_rng": self._engine.rng_tensor() if self._engine is not None else None,
-            "plasticity": {p.name: {k: v.cpu() for k, v in p.rule_state.items()}
+            "plasticity": {p.name: {k: v.cpu() for k, v in (p.rule_state or {}).items()}
                            for p in self.projections if p.rule is not None},
             "modulators": self.modulators.state_dict(),
         }
@@ -1067,7 +1046,7 @@ def run_assembly(assembly, options: dict) -> dict:
     seconds = sim.t / 1000.0
     rates = {}
     for m in sim.monitors:
-        if isinstance(m, SpikeMonitor):
+        if isinstance(m, SpikeMonitor) and m.counts is not None:
             rates[m.target] = float(m.counts.sum()) / (m.size * sim.batch * seconds) if seconds > 0 else 0.0
     say(f"simulated {sim.t:g} ms in {elapsed:.2f} s ({sim.step_count} steps, {sim.engine} engine"
         f"{'' if sim.engine == 'native' or sim.backend == 'torch' else '; native: ' + sim.fallback_reason})")

@@ -6,16 +6,16 @@ everywhere, so gradient training replaces ``dH/dx`` in the backward pass by a sm
 ``sigma'(x)`` (Neftci, Mostafa & Zenke 2019). Each surrogate here keeps the exact Heaviside forward and
 defines only its backward:
 
-==================  ======================================================================  ==================
-name                surrogate derivative sigma'(x)                                          reference
-==================  ======================================================================  ==================
-``fast_sigmoid``    ``1 / (1 + slope * |x|)**2``                                            Zenke & Ganguli 2018 (SuperSpike)
-``atan``            ``(alpha / 2) / (1 + (pi / 2 * alpha * x)**2)``                         Fang et al. 2021 (SpikingJelly)
-``triangle``        ``gamma * max(0, 1 - |x| / width)``                                     Bellec et al. 2018
-``multi_gaussian``  ``gamma * [(1 + h) N(x; 0, sigma) - h N(x; sigma, s*sigma)``            Yin, Corradi & Bohté 2021
+==================  ================================================================  ==================
+name                surrogate derivative sigma'(x)                                    reference
+==================  ================================================================  ==================
+``fast_sigmoid``    ``1 / (1 + slope * |x|)**2``                                      Zenke & Ganguli 2018 (SuperSpike)
+``atan``            ``(alpha / 2) / (1 + (pi / 2 * alpha * x)**2)``                   Fang et al. 2021 (SpikingJelly)
+``triangle``        ``gamma * max(0, 1 - |x| / width)``                               Bellec et al. 2018
+``multi_gaussian``  ``gamma * [(1 + h) N(x; 0, sigma) - h N(x; sigma, s*sigma)``      Yin, Corradi & Bohté 2021
                     ``- h N(x; -sigma, s*sigma)]``
 ``heaviside``       none: the gradient is zero (simulation only)
-==================  ======================================================================  ==================
+==================  ================================================================  ==================
 
 ``N(x; mu, sd)`` is the normal density. The defaults (slope 25, alpha 2, gamma 0.3 and width 1, and
 sigma 0.5, h 0.15, s 6, gamma 0.5 for the multi-Gaussian) are those of snnTorch, SpikingJelly, Bellec et al.

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Union
+from typing import TypeGuard, Union
 
 Number = Union[int, float]
 
@@ -156,7 +156,7 @@ def _finite(number: float, value: object, dimension: str, allow_inf: bool) -> fl
     return number
 
 
-def is_finite_number(value: object) -> bool:
+def is_finite_number(value: object) -> TypeGuard[Union[int, float]]:
     """Whether ``value`` is an int or float (not a bool) that is finite."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False

@@ -181,7 +181,7 @@ class AssemblyError(ConfigError):
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _suggest(name: str, known: Iterable[str]) -> str:
+def _suggest(name: object, known: Iterable[str]) -> str:
     near = difflib.get_close_matches(str(name), list(known), n=1)
     return f"; did you mean {near[0]!r}?" if near else ""
 
@@ -257,6 +257,16 @@ def weight_dimension(synapse_type: str, input_unit: str) -> Optional[str]:
         return dimension_of(input_unit)
     except UnitError:
         return "dimensionless"
+
+
+def required_weight_dimension(synapse_type: str, input_unit: str, where: str) -> str:
+    """:func:`weight_dimension` for a network that validation accepted; a :class:`ConfigError` naming ``where``
+    for the unsupported combination (which validation refuses first)."""
+    dim = weight_dimension(synapse_type, input_unit)
+    if dim is None:
+        raise ConfigError(f"{where}: {synapse_type} synapses are unsupported onto a model whose input is in "
+                          f"{input_unit!r}")
+    return dim
 
 
 def _check_value(value: Any, dimension: Optional[str]) -> Optional[str]:
@@ -441,12 +451,12 @@ def assembly_issues(assembly: "Assembly") -> list[Issue]:
     for spec in assembly.populations():
         out += check_population(spec)
     out += check_ports(assembly)
-    for spec in assembly.projections():
-        out += check_projection(assembly, spec)
-    for spec in assembly.inputs:
-        out += check_input(assembly, spec)
-    for spec in assembly.monitors:
-        out += check_monitor(assembly, spec)
+    for proj in assembly.projections():
+        out += check_projection(assembly, proj)
+    for inp in assembly.inputs:
+        out += check_input(assembly, inp)
+    for mon in assembly.monitors:
+        out += check_monitor(assembly, mon)
     if assembly.run.backend == "native":
         out += native_issues(assembly)
     out += resource_issues(assembly)
@@ -538,19 +548,19 @@ def native_issues(assembly: "Assembly") -> list[Issue]:
         if cls is not None and getattr(cls, "definition", None) is None:
             out.append(Issue("population", spec.name, ("model",), f"backend native: {model_label(spec.model)} is not "
                                                                   f"defined as equations (use backend: auto or torch)"))
-    for spec in assembly.projections():
-        if not spec.plasticity:
+    for proj in assembly.projections():
+        if not proj.plasticity:
             continue
-        if spec.storage == "dense":
-            out.append(Issue("projection", spec.name, ("storage",), "backend native: plasticity on dense storage "
+        if proj.storage == "dense":
+            out.append(Issue("projection", proj.name, ("storage",), "backend native: plasticity on dense storage "
                                                                     "(use storage: sparse or auto)"))
         try:
-            rule = make_rule(spec.plasticity)
+            rule = make_rule(proj.plasticity)
         except ConfigError:
             continue  # reported by check_projection
         for r in getattr(rule, "rules", None) or [rule]:
             if not isinstance(r, (DefinedRule, Normalize, SynapticScaling)):
-                out.append(Issue("projection", spec.name, ("plasticity",), f"backend native: the rule "
+                out.append(Issue("projection", proj.name, ("plasticity",), f"backend native: the rule "
                                                                            f"{getattr(r, 'name', r)!r} has no native "
                                                                            f"form (use backend: auto or torch)"))
     return out
@@ -650,7 +660,7 @@ def check_population(spec: "PopulationSpec") -> list[Issue]:
         from .neurons.defined import zero_divisors
 
         try:
-            zero = zero_divisors(cls, record, spec.method)
+            zero: Sequence[tuple[Optional[str], str]] = zero_divisors(cls, record, spec.method)
         except Exception as err:  # noqa: BLE001 - an analysis error of a registered model: report it, don't crash
             zero = [(None, str(err))]
         for key, message in zero:
@@ -738,7 +748,8 @@ def check_projection(assembly: "Assembly", spec: "ProjectionSpec") -> list[Issue
     else:
         syn_type = synapse.get("type")
         if syn_type not in SYNAPSE_TYPES:
-            what = "missing synapse type" if syn_type is None else f"unknown synapse type {syn_type!r}{_suggest(syn_type, SYNAPSE_TYPES)}"
+            what = "missing synapse type" if syn_type is None else \
+                f"unknown synapse type {syn_type!r}{_suggest(syn_type, SYNAPSE_TYPES)}"
             add(("synapse", "type"), f"{what} (expected one of: {', '.join(SYNAPSE_TYPES)})")
             syn_type = None
         else:
@@ -759,8 +770,8 @@ def check_projection(assembly: "Assembly", spec: "ProjectionSpec") -> list[Issue
     # weight
     if spec.weight is None:
         add(("weight",), "missing weight")
-    elif syn_type is not None and post_cls is not None:
-        dim = weight_dimension(syn_type, post_cls.input_unit)
+    elif syn_type is not None and post_cls is not None and \
+            (dim := weight_dimension(syn_type, post_cls.input_unit)) is not None:  # None: reported above
         for path, message in weight_problems(spec.weight, dim, spec.sign):
             add(("weight",) + path, message)
 
@@ -820,7 +831,8 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
         add(("params",), f"expected a mapping of parameters, got {spec.params!r}")
         return out
     table, params = INPUT_PARAMS[spec.type], spec.params
-    cls = _model_class(pop.model) if pop is not None else None
+    model = pop.model if pop is not None else None
+    cls = _model_class(model)
     input_dim = _input_dimension(cls.input_unit) if cls is not None else None
     for key in params:
         if key not in table:
@@ -841,7 +853,7 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
         elif what == "input" and cls is not None:
             message = _check_value(value, input_dim)
             if message:
-                add((key,), f"{message} (the input of {model_label(pop.model)} is in {cls.input_unit})")
+                add((key,), f"{message} (the input of {model_label(model)} is in {cls.input_unit})")
         elif what == "values":
             width = _input_width(params, pop)
             if isinstance(value, str):
@@ -885,11 +897,11 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
         synapse = params.get("synapse") or {"type": "instantaneous"}
         syn_type = synapse.get("type") if isinstance(synapse, Mapping) else None
         if syn_type in ("instantaneous", "conductance") and "v" not in getattr(cls.state_cls, "_fields", ("v",)):
-            add(("synapse", "type") if "synapse" in params else ("weight",), _needs_v(syn_type, pop.model))
+            add(("synapse", "type") if "synapse" in params else ("weight",), _needs_v(syn_type, model))
         elif syn_type in SYNAPSE_TYPES:
             dim = weight_dimension(syn_type, cls.input_unit)
             if dim is None:
-                add(("synapse", "type"), f"conductance synapses are unsupported onto {model_label(pop.model)} (its input "
+                add(("synapse", "type"), f"conductance synapses are unsupported onto {model_label(model)} (its input "
                                          f"is in {cls.input_unit!r})")
             else:
                 for path, message in weight_problems(params["weight"], dim):
@@ -1122,7 +1134,8 @@ def memory_limit() -> tuple[Optional[float], str]:
                       f"50% or off)")
     if machine is None:
         return float(_FALLBACK_MEMORY), "the default when this machine's memory is unknown"
-    return MEMORY_FRACTION * machine, f"{MEMORY_FRACTION:.0%} of this machine's {format_bytes(machine)} memory".replace("%", " %")
+    share = f"{MEMORY_FRACTION:.0%}".replace("%", " %")
+    return MEMORY_FRACTION * machine, f"{share} of this machine's {format_bytes(machine)} memory"
 
 
 @dataclass(frozen=True)
@@ -1192,76 +1205,77 @@ def memory_needs(assembly: "Assembly", batch: Optional[int] = None) -> list[Need
         needs.append(Need("population", spec.name, ("size",), float(spec.size) * B * (2 * n_vars + 2) * nbytes,
                           f"{_count(spec.size)} neurons x {B} trial(s) x {n_vars} state variable(s)"))
     groups: dict[tuple, int] = {}
-    longest = (0.0, None)
-    for spec in assembly.projections():
-        pre, post = assembly.resolve(spec.pre), assembly.resolve(spec.post)
+    longest: tuple[float, Optional[str]] = (0.0, None)
+    for proj in assembly.projections():
+        pre, post = assembly.resolve(proj.pre), assembly.resolve(proj.post)
         if pre not in sizes or post not in sizes:
             continue
         n_pre, n_post = sizes[pre], sizes[post]
         try:
-            count = expected_synapses(spec.connector, n_pre, n_post, pre == post)
+            count = expected_synapses(proj.connector, n_pre, n_post, pre == post)
         except Exception:  # noqa: BLE001 - bad options are reported by check_projection
             count = None
         if count is None or not math.isfinite(count) or count < 0:
             count = 0.0
-        ctype = spec.connector.get("type") if isinstance(spec.connector, Mapping) else None
+        ctype = proj.connector.get("type") if isinstance(proj.connector, Mapping) else None
         total = count * BYTES_PER_SYNAPSE
         what = f"{_count(count)} {ctype or ''} synapses ({_count(n_pre)} x {_count(n_post)} neurons)".replace("  ", " ")
-        dense = spec.storage == "dense" or (spec.storage == "auto" and n_pre * n_post <= 4_000_000
+        dense = proj.storage == "dense" or (proj.storage == "auto" and n_pre * n_post <= 4_000_000
                                             and count >= 0.2 * n_pre * n_post)
         if dense:
             total += float(n_pre) * n_post * nbytes
             what += ", stored as a dense matrix"
-        traces = _synapse_traces(spec.plasticity) if spec.plasticity else 0
+        traces = _synapse_traces(proj.plasticity) if proj.plasticity else 0
         if traces:
             total += traces * B * (float(n_pre) * n_post if dense else count) * nbytes
             what += f", {traces} per-synapse plasticity trace(s) x {B} trial(s)"
-        needs.append(Need("projection", spec.name, ("connector",), total, what))
-        synapse = spec.synapse if isinstance(spec.synapse, Mapping) else {}
+        needs.append(Need("projection", proj.name, ("connector",), total, what))
+        synapse: Mapping = proj.synapse if isinstance(proj.synapse, Mapping) else {}
         key = (post, synapse.get("type"), str(synapse.get("tau")), str(synapse.get("E_rev")))
         groups[key] = n_post * (2 if synapse.get("type") == "alpha" else 1)
-        if spec.delay is not None and dt is not None:
-            high = _max_delay_ms(spec.delay)
+        if proj.delay is not None and dt is not None:
+            high = _max_delay_ms(proj.delay)
             if high is not None and math.isfinite(high) and high / dt > longest[0]:
-                longest = (high / dt, spec.name)
-    for spec in assembly.inputs:
-        target = assembly.resolve(spec.target)
-        if target in sizes and spec.type in ("poisson", "spike_file"):
-            synapse = (spec.params or {}).get("synapse") if isinstance(spec.params, Mapping) else None
-            synapse = synapse if isinstance(synapse, Mapping) else {"type": "instantaneous"}
+                longest = (high / dt, proj.name)
+    for inp in assembly.inputs:
+        target = assembly.resolve(inp.target)
+        if target in sizes and inp.type in ("poisson", "spike_file"):
+            given = (inp.params or {}).get("synapse") if isinstance(inp.params, Mapping) else None
+            synapse = given if isinstance(given, Mapping) else {"type": "instantaneous"}
             key = (target, synapse.get("type"), str(synapse.get("tau")), str(synapse.get("E_rev")))
             groups[key] = sizes[target] * (2 if synapse.get("type") == "alpha" else 1)
     if groups:
         slots = math.floor(longest[0] + 0.5 + 1e-6) + 1 if longest[1] is not None else 2
         neurons = float(sum(groups.values()))
-        where = ("projection", longest[1], ("delay",)) if longest[1] is not None else ("run", None, ("batch",))
-        needs.append(Need(*where, (slots + 1) * B * neurons * nbytes,
+        kind, name, path = ("projection", longest[1], ("delay",)) if longest[1] is not None else \
+            ("run", None, ("batch",))
+        needs.append(Need(kind, name, path, (slots + 1) * B * neurons * nbytes,
                           f"spike ring buffers: {_count(slots)} delay steps x {B} trial(s) x {_count(neurons)} "
                           f"synaptic variables"))
-    for spec in assembly.monitors:
-        target = assembly.resolve(spec.target)
+    for mon in assembly.monitors:
+        target = assembly.resolve(mon.target)
         if target not in sizes:
             continue
         n = sizes[target]
-        if spec.type == "state":
-            selected = len(spec.neurons) if isinstance(spec.neurons, list) else n
-            n_vars = max(1, len(spec.variables or ["v"]))
-            needs.append(Need("monitor", spec.name, ("variables",) if spec.variables else ("target",),
+        if mon.type == "state":
+            selected = len(mon.neurons) if isinstance(mon.neurons, list) else n
+            n_vars = max(1, len(mon.variables or ["v"]))
+            needs.append(Need("monitor", mon.name, ("variables",) if mon.variables else ("target",),
                               steps * B * selected * n_vars * nbytes,
                               f"{_count(steps)} steps x {B} trial(s) x {_count(selected)} neurons x {n_vars} "
                               f"variable(s)"))
-        elif spec.type == "spikes":
-            cap = spec.max_spikes if isinstance(spec.max_spikes, int) and not isinstance(spec.max_spikes, bool) \
+        elif mon.type == "spikes":
+            cap = mon.max_spikes if isinstance(mon.max_spikes, int) and not isinstance(mon.max_spikes, bool) \
                 else 10_000_000
             stored = min(float(max(cap, 0)), steps * B * n)
-            needs.append(Need("monitor", spec.name, ("max_spikes",) if spec.max_spikes is not None else ("target",),
+            needs.append(Need("monitor", mon.name, ("max_spikes",) if mon.max_spikes is not None else ("target",),
                               stored * BYTES_PER_SPIKE + 8.0 * B * n,
                               f"up to {_count(stored)} stored spikes (max_spikes {_count(cap)}) and "
                               f"{_count(B * n)} spike counts"))
-        elif spec.type == "rate" and dt is not None:
-            width = spec.bin if is_finite_number(spec.bin) and spec.bin > 0 else 1.0
+        elif mon.type == "rate" and dt is not None:
+            width = mon.bin if is_finite_number(mon.bin) and mon.bin > 0 else 1.0
             bins = steps * dt / max(width, dt)
-            needs.append(Need("monitor", spec.name, ("bin",) if spec.bin is not None else ("target",),
+            needs.append(Need("monitor", mon.name, ("bin",) if mon.bin is not None else ("target",),
                               bins * B * 8.0, f"{_count(bins)} bins x {B} trial(s)"))
     return needs
 
@@ -1292,7 +1306,8 @@ def resource_issues(assembly: "Assembly", batch: Optional[int] = None) -> list[I
 
 
 __all__ = ["Issue", "AssemblyError", "assembly_issues", "resource_issues", "memory_needs", "memory_limit",
-           "output_name_problem", "OutputName", "delay_step_problems", "MAX_STEPS", "require_valid", "check_run", "check_modulators",
+           "output_name_problem", "OutputName", "delay_step_problems", "MAX_STEPS", "require_valid", "check_run",
+           "check_modulators",
            "check_population", "check_ports", "check_projection", "check_input", "check_monitor",
            "check_distribution", "weight_problems", "delay_problems", "connector_problem_paths",
            "weight_dimension", "state_variables",

@@ -70,7 +70,8 @@ def basal_ganglia(channels: int = 3, n_msn: int = 40, n_stn: int = 20, n_gpe: in
                   eta_msn: float = 0.65, eta_stn: float = 0.9, eta_gpe: float = 1.0, eta_gpi: float = 1.3,
                   w_d1_gpi: Any = "2.5 mV", w_d2_gpe: Any = "1.0 mV", w_gpe_gpi: Any = "0.4 mV",
                   w_gpe_stn: Any = "0.3 mV", w_stn_gpi: Any = "0.5 mV", w_stn_gpe: Any = "0.2 mV",
-                  dopamine_tone: float = 0.2, k_focused: int = 20, k_diffuse: int = 6, delay: Any = "2 ms", background_sources: int = 100,
+                  dopamine_tone: float = 0.2, k_focused: int = 20, k_diffuse: int = 6, delay: Any = "2 ms",
+                  background_sources: int = 100,
                   background_J: Any = "0.5 mV", monitors: bool = True) -> Assembly:
     """Striatum D1/D2, GPe, STN and GPi/SNr per action channel, with the direct, indirect and hyperdirect
     pathways (see the module docstring: anatomy, equations, ports, parameters, references)."""

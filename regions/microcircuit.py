@@ -36,7 +36,8 @@ E) and 0.75 ms (from I), relative SD 0.5, redrawn below one step (NEST's ``nest.
 ``round(K_ext K_scaling)``, thalamic synapse numbers ``round(K_th K_scaling)``, and with ``K_scaling != 1`` every
 weight is divided by ``sqrt(K_scaling)`` and each population gets the DC
 ``0.001 tau_syn (1 - sqrt(K_scaling)) (sum_j J_ij K_ij / N_i nu_j + J K_ext_i nu_bg)`` (pA; ``J_ij`` unscaled,
-full-scale in-degrees and rates ``nu_j``; the external term only with Poisson background), which keeps the mean input of the
+full-scale in-degrees and rates ``nu_j``; the external term only with Poisson background), which keeps the mean input of
+the
 full-scale network. ``scale`` sets both factors; 0.1 runs the network with 7,717 neurons and 3.0e6 synapses.
 
 **Matching NEST's discretisation** (``match_nest``, default true). braincore's clock-driven step (input held over

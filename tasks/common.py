@@ -2,16 +2,17 @@
 schema fields of data, evaluation and checkpointing (so every task's YAML reads the same)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, ContextManager, Iterable, Iterator, NoReturn
 
 import numpy as np
 
 from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
 from braincore.errors import ConfigError
-from braincore.progress import progress_bar
+from braincore.progress import TrainingInterrupted, interrupt_guard, progress_bar
 from braincore.validation import OutputName
 
 
@@ -260,7 +261,42 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
     return state
 
 
-__all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field", "checkpoint_fields",
+class SafePoints:
+    """Ctrl-C held back to a training loop's safe points (:func:`safe_points`). ``stop(where)`` at a safe point:
+    when Ctrl-C was pressed, write the checkpoint (``save()``) and raise
+    :class:`~braincore.progress.TrainingInterrupted` naming ``where`` and the checkpoint, which ``braincore run``
+    prints with the command that resumes (exit code 130). ``immediate()``: a block (an evaluation) that Ctrl-C
+    stops at once."""
+
+    def __init__(self, guard: Any, checkpoint: Path, save: Callable[[], Any]):
+        self.guard, self.checkpoint, self.save = guard, Path(checkpoint), save
+
+    def stop(self, where: str) -> None:
+        if self.guard.requested:
+            self.interrupted(where)
+
+    def interrupted(self, where: str) -> NoReturn:
+        """Write the checkpoint and raise :class:`~braincore.progress.TrainingInterrupted` (also for a
+        :class:`KeyboardInterrupt` caught from an :meth:`immediate` block whose work a resume redoes)."""
+        self.save()
+        raise TrainingInterrupted(where, self.checkpoint)
+
+    def immediate(self) -> ContextManager[None]:
+        return self.guard.immediate()
+
+
+@contextlib.contextmanager
+def safe_points(checkpoint: Path, save: Callable[[], Any]) -> Iterator[SafePoints]:
+    """Inside this block Ctrl-C does not cut a training step: it waits for the loop's next
+    ``points.stop(where)``, which writes the checkpoint and stops (a second Ctrl-C stops at once, keeping the last
+    checkpoint written). Off the main thread, or when someone else handles SIGINT, Ctrl-C stops as usual."""
+    with interrupt_guard() as guard:
+        yield SafePoints(guard, checkpoint, save)
+
+
+__all__ = ["progress_bar", "output_dir", "run_setup", "config_key", "data_field", "filled_record", "evaluation_field",
+           "checkpoint_fields",
            "params_field", "training_field", "epoch_batch", "load_resumable", "remember_document", "config_error",
-           "idx_shape", "seed_problem", "split_problem", "check_validation_split", "check_split_at_run", "device_problem",
-           "memory_problem", "assembly_memory_problems", "layered_needs", "OutputName"]
+           "idx_shape", "seed_problem", "split_problem", "check_validation_split", "check_split_at_run",
+           "device_problem",
+           "memory_problem", "assembly_memory_problems", "layered_needs", "OutputName", "SafePoints", "safe_points"]

@@ -58,7 +58,8 @@ def recurrent() -> Assembly:
     a.add_projection("exc", "exc", {"type": "fixed_probability", "p": 0.3},
                      {"dist": "normal", "mean": "0.5 mV", "std": "1 mV"}, name="exc_exc")
     a.add_projection("exc", "inh", {"type": "fixed_probability", "p": 0.5},
-                     {"dist": "uniform", "low": 0.1, "high": 0.6}, {"type": "exponential", "tau": "3 ms"}, name="exc_inh", sign="excitatory")
+                     {"dist": "uniform", "low": 0.1, "high": 0.6}, {"type": "exponential", "tau": "3 ms"},
+                     name="exc_inh", sign="excitatory")
     a.add_projection("inh", "exc", {"type": "fixed_probability", "p": 0.5}, {"dist": "uniform", "low": 1, "high": 3},
                      delay="1 ms", name="inh_exc", sign="inhibitory")
     a.add_projection("inh", "inh", {"type": "all_to_all"}, {"dist": "uniform", "low": 0.0, "high": 0.5},

@@ -20,6 +20,8 @@ from braincore.errors import ConfigError
 from braincore.plasticity import desire as rule
 from tasks.perception import desire_bp as task
 
+from ctrl_c import interrupted_cli_run, needs_sigint, press_ctrl_c_during, resume_message
+
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
@@ -365,3 +367,36 @@ def test_learns_real_mnist_digits(tmp_path):
                        "evaluation": {"test_samples": 500}, "progress": False})
     summary = _run(text, tmp_path)
     assert summary["test_accuracy"] >= 0.75
+
+
+@needs_sigint
+def test_ctrl_c_writes_a_checkpoint_where_it_stops_and_prints_how_to_resume(tmp_path, monkeypatch, capsys):
+    from braincore.cli import main
+
+    data = _dataset(tmp_path / "bars", n_train=300, n_test=50)
+    text = _config(data, training={"epochs": 2, "samples": 64, "validation": 50}, batch=8,
+                   evaluation={"test_samples": 50}, checkpoint_every=24)
+    whole = _run(text, tmp_path / "whole")
+    reference = torch.load(tmp_path / "whole" / "dbp.ckpt", weights_only=True)
+    (tmp_path / "dbp.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    drop_time = lambda h: [{k: v for k, v in e.items() if k != "train_seconds"} for e in h]  # noqa: E731
+    cases = [  # Ctrl-C in the 12th training batch; in the validation after epoch 1 (stops at once)
+        ("train_batch", press_ctrl_c_during(task.train_batch, 12), "training sample 96/128", 96),
+        ("_score", press_ctrl_c_during(task._score, 1, lambda *a, **k: a[3] == "validation"),
+         "the validation after epoch 1 (training sample 64/128; redone on resume)", 64)]
+    for name, patched, where, position in cases:
+        real = getattr(task, name)
+        monkeypatch.setattr(task, name, patched)
+        out = f"cut_{name}"
+        last = interrupted_cli_run(["run", "dbp.yaml", "--out", out], capsys)
+        assert resume_message(where, f"{out}/dbp.ckpt", f"braincore run dbp.yaml --out {out}").match(last), last
+        assert torch.load(tmp_path / out / "dbp.ckpt", weights_only=True)["position"] == position
+        monkeypatch.setattr(task, name, real)
+        assert main(["run", "dbp.yaml", "--out", out]) == 0
+        state = torch.load(tmp_path / out / "dbp.ckpt", weights_only=True)
+        for got, want in zip(state["network"]["weights"], reference["network"]["weights"]):
+            assert torch.equal(got, want)
+        resumed = json.loads((tmp_path / out / "dbp.json").read_text())
+        assert resumed["test_accuracy"] == whole["test_accuracy"]
+        assert drop_time(resumed["history"]) == drop_time(whole["history"])  # the epoch-1 validation was redone

@@ -17,6 +17,8 @@ from braincore.data import write_idx
 from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams, native_available
 from tasks.perception import diehl_cook as task
 
+from ctrl_c import interrupted_cli_run, needs_sigint, press_ctrl_c_during, resume_message
+
 NATIVE = native_available() is None
 needs_native = pytest.mark.skipif(not NATIVE, reason=f"native engine unavailable: {native_available()}")
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,3 +291,30 @@ def test_task_with_parallel_workers_learns_and_resumes(tmp_path, monkeypatch):
     assert summary["test_accuracy"] >= 0.8 and summary["validation_accuracy"] >= 0.8
     again = _run(text, tmp_path / "out2")
     assert again["test_accuracy"] == summary["test_accuracy"]  # worker streams are seeded: reproducible
+
+
+@needs_sigint
+def test_ctrl_c_writes_a_checkpoint_where_it_stops_and_prints_how_to_resume(tmp_path, monkeypatch, capsys):
+    from braincore.cli import main
+
+    data = _dataset(tmp_path / "bars", n_train=300, n_test=50)
+    text = _config(data, training={"epochs": 2, "samples": 60, "validation": 50}, labelling={"samples": 50},
+                   evaluation={"test_samples": 50}, checkpoint_every=25)
+    whole = _run(text, tmp_path / "whole")
+    reference = torch.load(tmp_path / "whole" / "dc.ckpt", weights_only=True)
+    (tmp_path / "dc.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    real = task.present_with_retries
+    monkeypatch.setattr(task, "present_with_retries",
+                        press_ctrl_c_during(real, 81, lambda *a, **k: k.get("learn", False)))
+    last = interrupted_cli_run(["run", "dc.yaml", "--out", "cut", "--no-plot"], capsys)
+    # stopped after the presentation in progress (the 81st), not at the last periodic checkpoint (75)
+    assert resume_message("training sample 81/120", "cut/dc.ckpt", "braincore run dc.yaml --out cut").match(last), last
+    assert torch.load(tmp_path / "cut" / "dc.ckpt", weights_only=True)["position"] == 81
+    monkeypatch.setattr(task, "present_with_retries", real)
+    assert main(["run", "dc.yaml", "--out", "cut", "--no-plot"]) == 0
+    assert "resumed from cut/dc.ckpt at training sample 81" in capsys.readouterr().out
+    state = torch.load(tmp_path / "cut" / "dc.ckpt", weights_only=True)
+    assert torch.equal(state["network"]["w"], reference["network"]["w"])
+    assert torch.equal(state["network"]["theta"], reference["network"]["theta"])
+    assert json.loads((tmp_path / "cut" / "dc.json").read_text())["test_accuracy"] == whole["test_accuracy"]

@@ -20,6 +20,8 @@ from braincore.networks.spiking_pc import SpikingPCNetwork, SpikingPCParams, lif
 from braincore.plasticity import predictive_coding as pc
 from tasks.perception import predictive_coding as task
 
+from ctrl_c import interrupted_cli_run, needs_sigint, press_ctrl_c_during, resume_message
+
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
@@ -289,3 +291,38 @@ def test_learns_real_mnist_digits(tmp_path):
                        "baseline": {"enabled": False}, "evaluation": {"test_samples": 1000}, "progress": False})
     summary = _run(text, tmp_path)
     assert summary["test_accuracy"] >= 0.70
+
+
+@needs_sigint
+def test_ctrl_c_writes_a_checkpoint_where_it_stops_and_prints_how_to_resume(tmp_path, monkeypatch, capsys):
+    from braincore.cli import main
+
+    data = _dataset(tmp_path / "bars", n_train=300, n_test=100)
+    text = _config(data, mode="split", split={"tasks": [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], "epochs": 2,
+                                              "samples": 40}, training={"validation": 50}, checkpoint_every=30,
+                   evaluation={"test_samples": 100})
+    whole = _run(text, tmp_path / "whole")
+    reference = torch.load(tmp_path / "whole" / "pc.ckpt", weights_only=True)
+    (tmp_path / "pc.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    cases = [  # Ctrl-C in the 3rd training batch of 20; in the evaluation after task 1 (stops at once)
+        ("train_step", press_ctrl_c_during(task.train_step, 3), "training sample 60/160", 60),
+        ("outputs", press_ctrl_c_during(task.outputs, 1),
+         "the evaluation after task 1 (training sample 80/160; redone on resume)", 80)]
+    for name, patched, where, position in cases:
+        real = getattr(task, name)
+        monkeypatch.setattr(task, name, patched)
+        out = f"cut_{name}"
+        last = interrupted_cli_run(["run", "pc.yaml", "--out", out, "--no-plot"], capsys)
+        assert resume_message(where, f"{out}/pc.ckpt", f"braincore run pc.yaml --out {out}").match(last), last
+        cut = torch.load(tmp_path / out / "pc.ckpt", weights_only=True)
+        assert cut["position"] == position and json.loads(cut["results"])["after_task"] == []
+        monkeypatch.setattr(task, name, real)
+        assert main(["run", "pc.yaml", "--out", out, "--no-plot"]) == 0
+        state = torch.load(tmp_path / out / "pc.ckpt", weights_only=True)
+        for a, b in zip(state["network"]["W"] + state["network"]["E"],
+                        reference["network"]["W"] + reference["network"]["E"]):
+            assert torch.equal(a, b)
+        resumed = json.loads((tmp_path / out / "pc.json").read_text())
+        for key in ("spiking_pc", "backprop", "test_accuracy"):
+            assert resumed[key] == whole[key]

@@ -21,6 +21,8 @@ from tasks.rl.networks import SpikingActorCritic
 from tasks.rl.ppo import PPO, PPOSettings
 from tasks.rl.tabular import best_stationary_policy, greedy_policy, optimal_values, policy_values
 
+from ctrl_c import interrupted_cli_run, needs_sigint, press_ctrl_c_during, resume_message
+
 TINY_LAKE = ["SH", "FG"]  # start, hole / frozen, goal: down then right; a random walk succeeds 1/3 of the time
 
 
@@ -368,3 +370,33 @@ def test_gradient_training_of_the_bundled_assembly_runs_and_is_simulated(tmp_pat
     config["progress"] = False
     summary = run(config, {"out": str(tmp_path), "no_plot": True})
     assert summary["train_steps"] == 2048 and 0.0 <= summary["simulator_eval_return_mean"] <= 1.0
+
+
+@needs_sigint
+def test_ctrl_c_writes_a_checkpoint_where_it_stops_and_prints_how_to_resume(tmp_path, monkeypatch, capsys):
+    from braincore.cli import main
+
+    text = textwrap.dedent("""\
+        kind: rl_agent
+        name: tiny
+        env: {id: CartPole-v1}
+        encoder: {neurons_per_dim: 4, obs_low: [-2.4, -3, -0.21, -3.5], obs_high: [2.4, 3, 0.21, 3.5]}
+        gradient: {hidden: [16], steps: 2, total_steps: 512, num_envs: 2, rollout: 64}
+        evaluation: {episodes: 3}
+        checkpoint_every: 3
+        progress: false
+        """)
+    (tmp_path / "tiny.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "tiny.yaml", "--out", "whole", "--no-plot"]) == 0
+    whole = json.loads((tmp_path / "whole" / "tiny.json").read_text())
+    real = PPO.iterate
+    monkeypatch.setattr(PPO, "iterate", press_ctrl_c_during(real, 2))  # Ctrl-C in the 2nd of 4 iterations
+    last = interrupted_cli_run(["run", "tiny.yaml", "--out", "cut", "--no-plot"], capsys)
+    assert resume_message("iteration 2/4", "cut/tiny.ckpt", "braincore run tiny.yaml --out cut").match(last), last
+    monkeypatch.setattr(PPO, "iterate", real)
+    assert main(["run", "tiny.yaml", "--out", "cut", "--no-plot"]) == 0
+    assert "resumed from cut/tiny.ckpt" in capsys.readouterr().out
+    resumed = json.loads((tmp_path / "cut" / "tiny.json").read_text())
+    for key in ("train_episodes", "train_steps", "final_train_return_100", "eval_return_mean"):
+        assert resumed[key] == whole[key], key

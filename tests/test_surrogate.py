@@ -151,7 +151,10 @@ def test_two_step_gradient_includes_the_subtractive_reset():
     res = model.run(I)
     assert res.spikes[0].sum() == 0
     (grad,) = torch.autograd.grad(res.spikes[1].sum(), I)
-    sg = lambda x: 1 / (1 + 25.0 * x.abs()) ** 2
+
+    def sg(x):
+        return 1 / (1 + 25.0 * x.abs()) ** 2
+
     I1, I2 = I.detach()[0], I.detach()[1]
     v1 = p.v_rest + gain * I1
     v2 = (p.v_rest + p.R_m * I2) + (v1 - (p.v_rest + p.R_m * I2)) * decay

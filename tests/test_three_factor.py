@@ -43,7 +43,9 @@ def replay(rule, pre_steps, post_steps, n_steps: int, *, w0: float = 0.5, dense:
     rule.modulators = Modulators(batch, "cpu", F64)
     if modulator is not None:
         rule.modulators.set("dopamine", modulator)
-    per_trial = lambda steps: steps if steps and isinstance(steps[0], (list, tuple)) else [steps] * batch
+    def per_trial(steps):
+        return steps if steps and isinstance(steps[0], (list, tuple)) else [steps] * batch
+
     pre_sets = [set(s) for s in per_trial(list(pre_steps))]
     post_sets = [set(s) for s in per_trial(list(post_steps))]
     trace = []

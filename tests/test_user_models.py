@@ -200,7 +200,8 @@ projections:
 
 def test_the_cobahh_config_runs_on_both_engines_alike():
     """configs/cobahh.yaml (the Traub-Miles neuron as a user model, exponential Euler, conductance synapses) at 5 %
-    of its size for 30 ms, with a 5 ms current kick: both engines give the same spikes in float64 (the exp of the C library and of ATen may
+    of its size for 30 ms, with a 5 ms current kick: both engines give the same spikes in float64 (the exp of the C
+    library and of ATen may
     differ in the last bit, which these 600 steps do not amplify into a different spike)."""
     text = (ROOT / "configs" / "cobahh.yaml").read_text()
     text = text.replace("size: 3200", "size: 160").replace("size: 800", "size: 40").replace("p: 0.02", "p: 0.2")

@@ -4,7 +4,11 @@ data are looked for.
 """
 # The exports load on first use (PEP 562), so that importing a light submodule such as ``braincore.data.files``
 # (the config loader does) does not import numpy: ``braincore --help`` and ``validate`` stay fast.
-_EXPORTS = {"ENV_VAR": "datasets", "SPLITS": "datasets", "DataNotFoundError": "datasets", "Dataset": "datasets", "DatasetError": "datasets", "default_data_root": "datasets", "find_idx_file": "datasets", "load_dataset": "datasets", "load_idx_dataset": "datasets", "resolve_data_dir": "datasets", "train_validation_split": "datasets", "IDX_TYPES": "idx", "IDXError": "idx", "IDXNotFoundError": "idx", "parse_idx": "idx", "read_idx": "idx", "write_idx": "idx"}
+_EXPORTS = {"ENV_VAR": "datasets", "SPLITS": "datasets", "DataNotFoundError": "datasets", "Dataset": "datasets",
+            "DatasetError": "datasets", "default_data_root": "datasets", "find_idx_file": "datasets",
+            "load_dataset": "datasets", "load_idx_dataset": "datasets", "resolve_data_dir": "datasets",
+            "train_validation_split": "datasets", "IDX_TYPES": "idx", "IDXError": "idx", "IDXNotFoundError": "idx",
+            "parse_idx": "idx", "read_idx": "idx", "write_idx": "idx"}
 
 
 def __getattr__(name: str):

@@ -10,7 +10,8 @@ minimum-delay interval. Results are bit-identical for every number of processes 
     spikes = sim.gather_monitors()                  # rank 0: {monitor: {t, step, neuron, counts}}
 
 Modules: :mod:`.rng` (counter-based draws), :mod:`.partition`, :mod:`.connectivity`, :mod:`.simulator`,
-:mod:`.config` (the ``distributed`` config kind, registered on import). Usage, measurements and the cost model: the README, "Scale-out".
+:mod:`.config` (the ``distributed`` config kind, registered on import). Usage, measurements and the cost model: the
+README, "Scale-out".
 """
 from .partition import PARTITION_SCHEMES, partition_table
 from .simulator import DistributedSimulator, ExchangeStats, check_supported

@@ -52,6 +52,9 @@ network, per-synapse delays otherwise) and weight distribution, explicit weight 
 stream per neuron: the sum of its ``sources`` trains, a Poisson count of mean ``rate dt sources`` per step),
 ``constant_current`` and ``step_current``; ``spikes`` monitors; no plasticity. ``storage`` is ignored (always CSR).
 
+A state variable or weight that becomes NaN or infinite stops the run on every rank with the single-process
+engines' :class:`~braincore.errors.NumericalError` (:meth:`DistributedSimulator.check_finite`).
+
 Checkpoints are per rank (:meth:`DistributedSimulator.save`): each writes its own file, atomically, and a
 resumed run (same world size and partition) is bit-identical to an uninterrupted one.
 """
@@ -70,7 +73,9 @@ from ..checkpoint import restore_checkpoint, save_checkpoint
 from ..neurons import get_model
 from ..errors import ConfigError
 from ..construction import build_projection, initial_values, parse_delay
-from ..simulator import DTYPES, _quantity, deliver_arriving, synapse_factor, synapse_kind, synaptic_drive
+from ..finite import raise_if_not_finite
+from ..simulator import (
+    DTYPES, FINITE_CHECK_EVERY, _quantity, deliver_arriving, synapse_factor, synapse_kind, synaptic_drive)
 from ..synapses.csr import outgoing_rows, to_csr
 from ..synapses.delays import delay_steps
 from ..units import dimension_of
@@ -236,6 +241,7 @@ class DistributedSimulator:
         self.seed = int(seed if seed is not None else run.seed)
         self.duration = float(run.duration)
         self.step_count = 0
+        self._finite_step = 0  # the step of the last check that found every state and weight finite
         self.stats = ExchangeStats()
         self._capacity = int(buffer)  # codes per rank per interval that fit in one all-gather (adapts)
         self._window_top = 0  # the largest count of the current 64-interval window
@@ -378,7 +384,24 @@ class DistributedSimulator:
                 self.stats.step_s += time.perf_counter() - t0
                 if self.step_count % D == 0:
                     self._exchange_and_deliver(self.step_count - D)
+                if self.step_count % FINITE_CHECK_EVERY == 0:
+                    self.check_finite()
+            self.check_finite()
         return self
+
+    def check_finite(self) -> None:
+        """Raise :class:`~braincore.errors.NumericalError` on every rank when a state variable or a weight is NaN
+        or infinite on any rank, naming the population or projection, the counts over all ranks, the steps since
+        the last check and the likely cause: the single-process engines' check
+        (:func:`braincore.finite.raise_if_not_finite`), a collective here. The run calls it every
+        :data:`~braincore.simulator.FINITE_CHECK_EVERY` steps (on every rank at the same step) and at its end."""
+        raise_if_not_finite(
+            self.assembly.name, self.dt, self._finite_step, self.step_count,
+            [(proj.name, proj.weight, False) for proj in self.projections],
+            [(name, var, value, getattr(pop.model, "method", None)) for name, pop in self.populations.items()
+             for var, value in zip(pop.state._fields, pop.state) if isinstance(value, Tensor)],
+            gather=self.comm.all_gather_object if self.world_size > 1 else None)
+        self._finite_step = self.step_count
 
     def _step(self) -> None:
         k = self.step_count
@@ -614,7 +637,7 @@ class DistributedSimulator:
                 or len(state["groups"]) != len(self.groups):
             raise ConfigError("checkpoint does not match this assembly's partition (different populations, sizes "
                               "or synapses)")
-        self.step_count = int(state["step_count"])
+        self.step_count = self._finite_step = int(state["step_count"])
         self._capacity, self._window_top = int(state["capacity"]), int(state["window_top"])
         for name, fields in state["populations"].items():
             pop = self.populations[name]

@@ -59,6 +59,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..params import NeuronParams, param
 from ..plasticity import desire as rule
@@ -157,7 +158,7 @@ class DesireMLP:
         problems = self.p.check()
         if problems:
             raise ConfigError("; ".join(problems))
-        self.device, self.dtype = torch.device(device), dtype
+        self.device, self.dtype = resolve_device(device), dtype
         self.sizes = self.p.sizes
         self.steps = int(self.p.steps)
         init = torch.Generator().manual_seed(int(seed))

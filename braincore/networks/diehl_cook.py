@@ -72,6 +72,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..params import NeuronParams, param
 
@@ -127,7 +128,8 @@ EXCITATORY_MODEL: dict = {
     "name": "diehl_cook_exc",
     "params": {"v_rest": "-65 mV", "v_reset": "-65 mV", "v_th": "-72 mV", "tau": "100 ms", "g_L": "1 nS",
                "t_hold": "5 ms", "timer_rate": 0.1, "theta_plus": "0.05 mV", "tau_theta": "1e7 ms"},
-    "state": {"v": {"unit": "mV", "init": "v_rest"}, "theta": "20 mV", "timer": {"unit": "ms", "init": "t_hold + 1*ms"}},
+    "state": {"v": {"unit": "mV", "init": "v_rest"}, "theta": "20 mV", "timer": {"unit": "ms",
+                                                                                 "init": "t_hold + 1*ms"}},
     "equations": ["dv/dt = ((v_rest - v) + I/g_L) / tau",
                   "dtheta/dt = -theta / tau_theta",
                   "dtimer/dt = timer_rate"],
@@ -226,7 +228,7 @@ class DiehlCookNetwork:
             raise ConfigError(f"diehl_cook: unknown backend {backend!r}; use auto, native or torch")
         if int(steps) < 1 or int(batch) < 1:
             raise ConfigError(f"diehl_cook: steps and batch must be >= 1, got {steps}, {batch}")
-        self.device = torch.device(device)
+        self.device = resolve_device(device, native=backend == "native")
         reason = native_available() if self.device.type == "cpu" else "the native engine runs on the CPU only"
         if backend == "native" and reason:
             raise ConfigError(f"diehl_cook: backend 'native' is unavailable: {reason}")

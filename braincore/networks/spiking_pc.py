@@ -46,7 +46,8 @@ computes a feed-forward pass in spikes; a clamped label makes the error ``e_y`` 
 ``j``, which settles where ``e_k = e_{k+1} E_{k+1}^T`` restricted to units that can still move (the
 predictive-coding equilibrium). With ``E = beta W^T`` and a small feedback gain ``beta`` this equilibrium error
 is ``beta`` times backprop's error of the label layer's loss (cross-entropy with the softmax label layer,
-``0.5 ||y - mu_y||^2`` with the linear one; Whittington & Bogacz 2017; Millidge, Tschantz & Buckley 2022), so the hidden weights learn at ``eta / beta`` (``eta_hidden``). The
+``0.5 ||y - mu_y||^2`` with the linear one; Whittington & Bogacz 2017; Millidge, Tschantz & Buckley 2022), so the hidden
+weights learn at ``eta / beta`` (``eta_hidden``). The
 error weights start at ``beta W^T`` or a random draw times ``beta`` (``e_init``) and follow ``dE = beta dW^T``.
 ``feedforward: 0, value: rate, rectify: relu`` (the earlier form, in which ``j`` alone drives the membrane)
 learned markedly worse: units had to charge ``j`` from zero to reach their predictions, the Hebbian rule read
@@ -69,6 +70,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..params import NeuronParams, param
 from ..plasticity import predictive_coding as pc
@@ -180,7 +182,7 @@ class SpikingPCNetwork:
         problems = self.p.check()
         if problems:
             raise ConfigError("; ".join(problems))
-        self.sizes, self.device, self.dtype = sizes, torch.device(device), dtype
+        self.sizes, self.device, self.dtype = sizes, resolve_device(device), dtype
         self.rng = torch.Generator(device=self.device).manual_seed(int(seed))
         self.eta_scale = 1.0  # a schedule's factor on eta (set by the task per epoch)
         init = torch.Generator().manual_seed(int(seed) + 7919)
@@ -351,8 +353,8 @@ class BackpropMLP(torch.nn.Module):
             layers.append(torch.nn.Linear(int(sizes[k]), int(sizes[k + 1])))
             if k < len(sizes) - 2:
                 layers.append(torch.nn.ReLU())
-        self.net = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
-        self.device, self.dtype = torch.device(device), dtype
+        self.device, self.dtype = resolve_device(device), dtype
+        self.net = torch.nn.Sequential(*layers).to(device=self.device, dtype=dtype)
         if optimizer == "adam":
             self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         elif optimizer == "sgd":

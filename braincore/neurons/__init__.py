@@ -80,5 +80,6 @@ __all__ = ["MODELS", "register", "get_model", "NeuronModel", "NeuronParams", "Ru
            "IF", "LIF", "ALIF", "ALIFParams", "ALIFState", "alif_step",
            "Izhikevich", "IzhikevichParams", "IzhikevichState", "izhikevich_step",
            "AdEx", "AdExParams", "AdExState", "adex_step",
-           "HodgkinHuxley", "HHParams", "HHState", "hh_step", "LIFParams", "IFParams", "LIFState", "lif_step", "if_step", "inject_current",
+           "HodgkinHuxley", "HHParams", "HHState", "hh_step", "LIFParams", "IFParams", "LIFState", "lif_step",
+           "if_step", "inject_current",
            "ClampResult"]

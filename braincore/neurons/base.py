@@ -105,7 +105,7 @@ class NeuronModel(torch.nn.Module):
     name: ClassVar[str] = ""
     #: further registry names, e.g. ``("adaptive_lif",)``
     aliases: ClassVar[tuple[str, ...]] = ()
-    params_cls: ClassVar[type] = NeuronParams
+    params_cls: ClassVar[type[NeuronParams]] = NeuronParams
     state_cls: ClassVar[type] = tuple
     #: integration methods, the first being the default
     methods: ClassVar[tuple[str, ...]] = ("euler",)

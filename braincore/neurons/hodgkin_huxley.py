@@ -150,7 +150,8 @@ class _HHModel(DefinedModel):
 
 
 HodgkinHuxley = define_model(HH_DEFINITION, "HodgkinHuxley", params_name="HHParams", state_name="HHState",
-                             aliases=("hodgkin_huxley",), check=_check, base=_HHModel, doc="""Hodgkin–Huxley neuron (squid giant axon).
+                             aliases=("hodgkin_huxley",), check=_check, base=_HHModel,
+                             doc="""Hodgkin–Huxley neuron (squid giant axon).
 Equations, units, methods and spike detection: see :mod:`braincore.neurons.hodgkin_huxley`. The input is a current
 density in uA/cm2.
 

@@ -41,7 +41,8 @@ shift the pairing (a dendritic-delay-free convention; NEST splits delays differe
 
 Weights are shared by the ``B`` trials of a batch: the update is the mean over trials (for ``B = 1``, the
 exact rule). Both rules are :class:`~braincore.equations.rule.RuleDefinition` s: the PyTorch step
-(:mod:`.defined`) and the native engine's C code (:mod:`braincore.equations.c_rule`) are generated from them. Units: ``A_*`` and ``eta`` are dimensionless factors of the weight's own unit (a change of
+(:mod:`.defined`) and the native engine's C code (:mod:`braincore.equations.c_rule`) are generated from them. Units:
+``A_*`` and ``eta`` are dimensionless factors of the weight's own unit (a change of
 ``eta * A_plus`` nS per pair for conductance weights); ``tau_*`` in ms.
 """
 from __future__ import annotations

@@ -15,7 +15,8 @@ from .models import SpikingClassifier, build_classifier
 from .trainer import IterableData, LRSchedule, TensorData, Trainer, make_optimizer, resolve_device
 
 __all__ = ["lif_sequence", "lif_sequence_reference", "alif_sequence", "alif_sequence_reference", "LIFLayer",
-           "ALIFLayer", "LeakyReadout", "DefinedLayer", "EventLIFParams", "EventPropNetwork", "SpikeTrain", "spike_train",
+           "ALIFLayer", "LeakyReadout", "DefinedLayer", "EventLIFParams", "EventPropNetwork", "SpikeTrain",
+           "spike_train",
            "lif_event_layer", "readout_event_layer", "first_spike_times", "ttfs_cross_entropy", "CompiledNetwork",
            "compile_assembly", "export_weights", "simulate_with_input_spikes", "Trainer", "LRSchedule",
            "TensorData", "IterableData", "make_optimizer", "resolve_device", "ClassificationLoss", "RateRegularizer",

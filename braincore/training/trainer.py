@@ -75,6 +75,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..devices import resolve_device as _resolve_device
 from ..errors import CheckpointError
 from ..progress import TrainingInterrupted, interrupt_guard, progress_bar
 from . import distributed as dist_utils
@@ -116,7 +117,8 @@ def _describe_key_differences(saved: dict, current: dict) -> list[str]:
                       if k in old and list(old[k]) != list(new[k])]
             parts = []
             if shapes:
-                parts.append("shapes " + ", ".join(shapes[:3]) + (f" and {len(shapes) - 3} more" if len(shapes) > 3 else ""))
+                more = f" and {len(shapes) - 3} more" if len(shapes) > 3 else ""
+                parts.append("shapes " + ", ".join(shapes[:3]) + more)
             if missing:
                 parts.append(f"{len(missing)} tensor(s) only in the checkpoint ({', '.join(missing[:3])})")
             if extra:
@@ -142,22 +144,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """``device`` as a :class:`torch.device`; a clear error when CUDA (or MPS) is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device {device!r} is not a torch device ({err}); use 'cpu' or 'cuda'") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU visible"
-            raise ValueError(f"device {device!r} requested but CUDA is not available (torch {torch.__version__}, "
-                             f"{build}); set device: cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r} requested but MPS is not available; set device: cpu")
-    return dev
+def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
+    """``device`` as a :class:`torch.device` (``auto``: CUDA when available, else the CPU); a clear error when
+    CUDA (or MPS) is asked for but absent. The engine's one reader of device names,
+    :func:`braincore.devices.resolve_device`."""
+    return _resolve_device(device)
 
 
 def seed_everything(seed: int) -> None:

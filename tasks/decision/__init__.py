@@ -1,1 +1,2 @@
-"""Decision-making tasks: choices between alternatives, action selection in cortico-basal ganglia-thalamo-cortical loops."""
+"""Decision-making tasks: choices between alternatives, action selection in cortico-basal ganglia-thalamo-cortical
+loops."""

@@ -15,8 +15,10 @@ striatal (D1, D2), STN, GPe, GPi/SNr, thalamic relay and motor population, the c
 (the sum of ``rate * sources * weight`` of the top-level Poisson inputs onto the cortical channel that are on
 during the window), the selected channel (the motor read-out, :func:`regions.motor.selected_channel`; the
 basal ganglia's choice is the channel with the lowest GPi/SNr rate, the thalamus's the one with the highest relay
-rate) and the latency of the selection after the window's start: the time from which on, in bins (10 ms for GPi/SNr, 25 ms for
-the motor populations) up to the window's end, the selected channel has the lowest GPi/SNr rate (``gpi_latency_ms``) and the highest motor
+rate) and the latency of the selection after the window's start: the time from which on, in bins (10 ms for GPi/SNr, 25
+ms for
+the motor populations) up to the window's end, the selected channel has the lowest GPi/SNr rate (``gpi_latency_ms``) and
+the highest motor
 rate (``latency_ms``). It writes a raster of every
 population grouped by region and coloured by channel with the GPi/SNr and motor rates below
 (``<out>/<name>_raster.png``), the spikes (``<out>/<name>.npz``), and prints a final JSON line.

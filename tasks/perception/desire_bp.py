@@ -13,7 +13,8 @@ online learning); the learning rate decays as ``lr exp(-lr_decay epoch)``. After
 (carved from the training set with a seeded permutation, never trained on: tune on it) and, at the end, on the
 test set. A sample is correct when its label's output neuron has strictly the most spikes (ties are wrong).
 
-Checkpoints (``<out>/<name>.ckpt``) are written atomically every ``checkpoint_every`` training samples and at
+Checkpoints (``<out>/<name>.ckpt``) are written atomically every ``checkpoint_every`` training samples, on Ctrl-C
+(after the batch in progress; the command that resumes is printed) and at
 every epoch end; a rerun with the same config resumes from them exactly (weights, dropout RNG state, position,
 per-epoch history) and skips training when it is complete. The last line printed is a JSON object with the
 test accuracy. The data directory comes from ``data.dir``, else ``$BRAINCORE_DATA``, else
@@ -58,7 +59,7 @@ from braincore.errors import ConfigError
 from tasks.common import (
     OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_error, config_key, data_field,
     device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
-    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
+    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field)
 
 
 SCHEMA = Record({
@@ -150,10 +151,27 @@ def run(config: dict, options: dict) -> dict:
                                     "train_seconds": seconds, "history": history, "epoch_correct": correct,
                                     "epoch_shown": shown})
 
+    def epoch_entry(epoch: int) -> None:
+        """The history entry of the epoch just trained (its validation, when asked for, is redone by a run
+        resumed from a checkpoint written before it)."""
+        nonlocal correct, shown
+        entry: dict[str, Any] = {"epoch": epoch + 1, "train_seconds": round(train_seconds, 1),
+                                 "train_accuracy_dropout": round(correct / max(shown, 1), 5)}
+        if ev["every_epoch"] and n_val and position < total:
+            entry["validation_accuracy"] = _score(net, train.images[vi], train.labels[vi], "validation", False)
+        history.append(entry)
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch"),
+              file=sys.stderr if progress else sys.stdout, flush=True)
+        correct, shown = 0, 0
+
     total = tr["epochs"] * per_epoch
     batch = config["batch"]
+    if position and position % per_epoch == 0 and len(history) < position // per_epoch:
+        epoch_entry(position // per_epoch - 1)  # interrupted before or during its epoch-end validation
+        save(position, train_seconds)
     if position < total:
-        with progress_bar(total, "training", progress, unit="sample", initial=position) as bar:
+        with progress_bar(total, "training", progress, unit="sample", initial=position) as bar, \
+                safe_points(ckpt_path, lambda: save(position, train_seconds)) as points:
             last_save = position
             while position < total:
                 epoch, take = epoch_batch(train_idx, position, per_epoch, batch, seed)
@@ -170,18 +188,18 @@ def run(config: dict, options: dict) -> dict:
                     bar.set_postfix_str(f"epoch {epoch}, train acc {100 * correct / shown:.2f} %")
                 epoch_end = position % per_epoch == 0
                 if epoch_end:
-                    entry: dict[str, Any] = {"epoch": epoch + 1, "train_seconds": round(train_seconds, 1),
-                                             "train_accuracy_dropout": round(correct / max(shown, 1), 5)}
-                    if ev["every_epoch"] and n_val and position < total:
-                        entry["validation_accuracy"] = _score(net, train.images[vi], train.labels[vi],
-                                                              "validation", False)
-                    history.append(entry)
-                    print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch"),
-                          file=sys.stderr if progress else sys.stdout, flush=True)
-                    correct, shown = 0, 0
+                    points.stop(f"the end of epoch {epoch + 1} (training sample {position}/{total}; its "
+                                f"validation runs on resume)")
+                    try:
+                        with points.immediate():  # Ctrl-C during the validation stops at once
+                            epoch_entry(epoch)
+                    except KeyboardInterrupt:
+                        points.interrupted(f"the validation after epoch {epoch + 1} (training sample "
+                                           f"{position}/{total}; redone on resume)")
                 if position - last_save >= config["checkpoint_every"] or epoch_end or position == total:
                     save(position, train_seconds)
                     last_save = position
+                points.stop(f"training sample {position}/{total}")  # Ctrl-C: checkpoint here and stop
         print(f"trained on {total} samples in {train_seconds:.1f} s "
               f"({1000 * train_seconds / max(total, 1):.2f} ms per sample)")
 

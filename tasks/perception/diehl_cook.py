@@ -13,7 +13,9 @@ repeated with the intensity raised by one. Then, with weights and thresholds fro
 
 Checkpoints (``<out>/diehl_cook.ckpt``) are written atomically every ``checkpoint_every`` training samples and
 at the end of training; a rerun with the same config resumes from them exactly (weights, thresholds, random
-generators and position) and skips training when it is complete. The last line printed is a JSON object with
+generators and position) and skips training when it is complete. Ctrl-C during training stops after the
+presentation in progress, writes a checkpoint there and prints the command that resumes. The last line printed is a JSON
+object with
 the test accuracy. The data directory comes from ``data.dir``, else ``$BRAINCORE_DATA``, else
 ``../shared/data/<data.name>``: any IDX dataset of 28x28 images with labels 0-9 works unchanged.
 """
@@ -35,7 +37,7 @@ from braincore.errors import ConfigError
 from tasks.common import (
     OutputName, assembly_memory_problems, check_split_at_run, check_validation_split, checkpoint_fields,
     config_error, config_key, data_field, device_problem, epoch_batch, evaluation_field, idx_shape, load_resumable,
-    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
+    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field)
 
 MAX_INTENSITY_RAISES = 32  # a blank image never evokes spikes: stop raising the intensity after this many
 
@@ -206,7 +208,8 @@ def run(config: dict, options: dict) -> dict:
     batch = config["batch"]
     spikes_sum, retries_sum, shown = 0, 0, 0
     if position < total:
-        with progress_bar(total, "training", progress, unit="sample", initial=position) as bar:
+        with progress_bar(total, "training", progress, unit="sample", initial=position) as bar, \
+                safe_points(ckpt_path, lambda: save(position, train_seconds)) as points:
             last_save = position
             while position < total:
                 epoch, take = epoch_batch(train_idx, position, per_epoch, batch, seed)
@@ -229,6 +232,7 @@ def run(config: dict, options: dict) -> dict:
                 if position - last_save >= config["checkpoint_every"] or position == total:
                     save(position, train_seconds)
                     last_save = position
+                points.stop(f"training sample {position}/{total}")  # Ctrl-C: checkpoint here and stop
         print(f"trained on {total} presentations in {train_seconds:.1f} s "
               f"({1000 * train_seconds / max(total, 1):.2f} ms per sample)")
 

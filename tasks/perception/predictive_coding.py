@@ -85,7 +85,8 @@ of each task ``max_{l < last} R[l, i] - R[last, i]`` (Chaudhry et al. 2018) aver
 last, both *task-aware* (argmax over the task's own classes, the usual split-MNIST protocol) and
 *class-incremental* (argmax over all classes).
 
-Checkpoints (``<out>/<name>.ckpt``) are written atomically every ``checkpoint_every`` training samples, at the
+Checkpoints (``<out>/<name>.ckpt``) are written atomically every ``checkpoint_every`` training samples, on Ctrl-C
+(after the batch in progress; the command that resumes is printed), at the
 end of every task and of training: a rerun with the same config resumes exactly (weights, random generators,
 optimiser state, position, results so far). The last line printed is a JSON object with ``test_accuracy``.
 Data: ``data.dir``, else ``$BRAINCORE_DATA``, else ``../shared/data/<data.name>``: any IDX dataset of images
@@ -110,7 +111,7 @@ from braincore.errors import ConfigError
 from tasks.common import (
     OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_key, data_field,
     device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
-    params_field, progress_bar, remember_document, run_setup, seed_problem, training_field)
+    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field)
 
 SPLIT_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 EVAL_BATCH = 500
@@ -287,13 +288,21 @@ def run(config: dict, options: dict) -> dict:
 
     batch = config["batch"]
     rate_sum, shown = 0.0, 0
-    with progress_bar(total, "training", progress, unit="sample", initial=position) as bar:
+    with progress_bar(total, "training", progress, unit="sample", initial=position) as bar, \
+            safe_points(ckpt_path, lambda: save(position, train_seconds)) as points:
         last_save = position
         while True:
             # evaluations owed at the ends of finished phases (split mode), before training further
             done_phases = int(np.searchsorted(starts[1:], position, side="right"))
             if mode == "split" and len(results["after_task"]) < done_phases:
-                results["after_task"].append(evaluate(len(results["after_task"])))
+                owed = len(results["after_task"])
+                try:
+                    with points.immediate():  # Ctrl-C during an evaluation stops at once (redone on resume)
+                        row = evaluate(owed)
+                except KeyboardInterrupt:
+                    points.interrupted(f"the evaluation after task {owed + 1} (training sample {position}/{total}; "
+                                       f"redone on resume)")
+                results["after_task"].append(row)
                 save(position, train_seconds)
                 continue
             if position >= total:
@@ -316,6 +325,7 @@ def run(config: dict, options: dict) -> dict:
             if position - last_save >= config["checkpoint_every"] or position == total or phase_end:
                 save(position, train_seconds)
                 last_save = position
+            points.stop(f"training sample {position}/{total}")  # Ctrl-C: checkpoint here and stop
     print(f"trained on {total} samples in {train_seconds:.1f} s ({1000 * train_seconds / max(total, 1):.2f} ms "
           f"per sample, both models)")
 

@@ -127,7 +127,7 @@ SCHEMA = Record({
     "kind": Text(required=True),
     "name": OutputName("spiking_classifier", doc="names the checkpoint <out>/<name>.ckpt"),
     "seed": Integer(0, minimum=0),
-    "device": Text("cpu", doc="cpu, cuda, cuda:1, ..."),
+    "device": Text("cpu", doc="cpu, cuda, cuda:1, ..., mps or auto (cuda when available, else cpu)"),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
     "data": Record({
         "source": Text("idx", choices=SOURCES),

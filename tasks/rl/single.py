@@ -5,7 +5,8 @@ seeds (:mod:`tasks.rl.parallel`, which runs it once per seed), so that neither o
 
 The run trains with a progress bar (episode return, its moving average over the last 100 episodes), writes
 atomic checkpoints (``<out>/<name>.ckpt``) every ``checkpoint_every`` iterations (gradient) or environment steps
-(local) and resumes from them exactly, evaluates ``evaluation.episodes`` episodes with fixed seeds
+(local) and on Ctrl-C (after the iteration or step in progress, printing the command that resumes), and resumes
+from them exactly, evaluates ``evaluation.episodes`` episodes with fixed seeds
 (``evaluation.seed + i``), writes the learning curve (``<out>/<name>_learning_curve.png``) and prints a final
 JSON line; for toy-text environments (FrozenLake) it also states the learned policy's exact value next to the
 optimum (:mod:`tasks.rl.tabular`).
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from braincore.checkpoint import save_checkpoint
-from tasks.common import config_key, load_resumable, progress_bar, run_setup
+from tasks.common import config_key, load_resumable, progress_bar, run_setup, safe_points
 
 from .encoders import ObservationEncoder, check_action_space
 from .envs import evaluate, make_env
@@ -121,7 +122,8 @@ def run_single(config: dict, options: dict) -> dict:
         print(f"rl_agent: {env_id}, dopamine-modulated STDP agent ({len(agent.sim.populations)} populations), "
               f"{agent.s.episodes} episodes on {agent.s.num_envs} environments")
     since_save = 0
-    with progress_bar(total, "training", progress, unit=unit) as bar:
+    with progress_bar(total, "training", progress, unit=unit) as bar, \
+            safe_points(ckpt_path, lambda: save(train_seconds)) as points:
         bar.update(min(done, total))
         while done < total:
             start = time.perf_counter()
@@ -142,6 +144,7 @@ def run_single(config: dict, options: dict) -> dict:
             if since_save >= config["checkpoint_every"] or done >= total:
                 save(train_seconds)
                 since_save = 0
+            points.stop(f"{unit} {done}/{total}")  # Ctrl-C: checkpoint here and stop
     print(f"trained: {len(agent.episode_returns)} episodes, {agent.steps} steps, {train_seconds:.1f} s")
 
     ev = config["evaluation"]

@@ -145,7 +145,8 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
             sizes = [encoder.size, *hidden, n_actions]
             needs = layered_needs(sizes, gradient["num_envs"], gradient["steps"]) * 2  # actor and critic pathways
             needs.append((f"the rollouts ({gradient['num_envs']} environments x {gradient['rollout']} steps x "
-                          f"{encoder.size} inputs)", 4.0 * gradient["num_envs"] * gradient["rollout"] * encoder.size * 4))
+                          f"{encoder.size} inputs)",
+                          4.0 * gradient["num_envs"] * gradient["rollout"] * encoder.size * 4))
             memory_problem(config, doc, problems, ("gradient", "hidden"), needs)
 
 
