@@ -207,13 +207,19 @@ def test_task_learns_a_synthetic_dataset_of_the_same_shape(tmp_path, capsys):
     assert json.loads(last)["test_accuracy"] == summary["test_accuracy"]
 
 
-def test_interrupted_split_training_resumes_exactly(tmp_path, monkeypatch):
+def _split_run_and_its_checkpoint(tmp_path):
+    """A two-task split config with checkpoints every 30 samples, the summary of its uninterrupted run and that
+    run's checkpoint."""
     data = _dataset(tmp_path / "bars", n_train=300, n_test=100)
     text = _config(data, mode="split", split={"tasks": [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], "epochs": 2,
                                               "samples": 40}, training={"validation": 50}, checkpoint_every=30,
                    evaluation={"test_samples": 100})
     whole = _run(text, tmp_path / "whole")
-    reference = torch.load(tmp_path / "whole" / "pc.ckpt", weights_only=True)
+    return text, whole, torch.load(tmp_path / "whole" / "pc.ckpt", weights_only=True)
+
+
+def test_interrupted_split_training_resumes_exactly(tmp_path, monkeypatch):
+    text, whole, reference = _split_run_and_its_checkpoint(tmp_path)
 
     real, calls = task.train_step, {"n": 0}
 
@@ -297,12 +303,7 @@ def test_learns_real_mnist_digits(tmp_path):
 def test_ctrl_c_writes_a_checkpoint_where_it_stops_and_prints_how_to_resume(tmp_path, monkeypatch, capsys):
     from braincore.cli import main
 
-    data = _dataset(tmp_path / "bars", n_train=300, n_test=100)
-    text = _config(data, mode="split", split={"tasks": [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], "epochs": 2,
-                                              "samples": 40}, training={"validation": 50}, checkpoint_every=30,
-                   evaluation={"test_samples": 100})
-    whole = _run(text, tmp_path / "whole")
-    reference = torch.load(tmp_path / "whole" / "pc.ckpt", weights_only=True)
+    text, whole, reference = _split_run_and_its_checkpoint(tmp_path)
     (tmp_path / "pc.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)
     cases = [  # Ctrl-C in the 3rd training batch of 20; in the evaluation after task 1 (stops at once)
