@@ -85,12 +85,12 @@ VECTOR_MATH_LIBS = ("-lmvec", "-Wl,-z,defs")
 
 
 def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional[str] = None,
-                     libs: tuple = ()) -> ctypes.CDLL:
+                     libs: tuple = (), remember_failure: bool = False) -> ctypes.CDLL:
     """Compile ``source`` (a C file shipped with the package) with :data:`FLAGS`, ``-D`` ``defines`` and the linker
     arguments ``libs`` into the cache (once: the file name carries a hash of source, flags, compiler and CPU;
     written atomically) and load it. With ``text`` the source is that string (written next to the library, for
-    inspection), not the file. A failed compile leaves a ``.failed`` note with the compiler's message, so the
-    same source is not compiled again in vain.
+    inspection), not the file. With ``remember_failure`` (an optional build, such as the vector-math one) a failed
+    compile leaves a ``.failed`` note with the compiler's message, so the same source is not compiled again in vain.
 
     Raises :class:`NativeUnavailable` with the reason when it cannot be built or loaded.
     """
@@ -105,7 +105,7 @@ def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional
                                      _cpu_signature().encode(), platform.machine().encode()])).hexdigest()[:16]
     target = cache_dir() / f"braincore_{tag}_{key}.so"
     failed = target.with_suffix(".failed")
-    if not target.exists() and failed.exists():
+    if remember_failure and not target.exists() and failed.exists():
         raise NativeUnavailable(f"compiling for {target.name} failed before:\n{failed.read_text()[-2000:]}")
     if not target.exists():
         if text is not None:
@@ -122,7 +122,8 @@ def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional
             raise NativeUnavailable(f"compiling {source.name} failed: {err}") from None
         if result.returncode != 0:
             tmp.unlink(missing_ok=True)
-            failed.write_text(result.stderr[-4000:])
+            if remember_failure:
+                failed.write_text(result.stderr[-4000:])
             raise NativeUnavailable(f"compiling {source.name} failed ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
         os.replace(tmp, target)  # atomic: a concurrent process sees the old state or the whole library
     try:
@@ -149,7 +150,7 @@ def load_generated(models: str, precision: str) -> ctypes.CDLL:
     if not os.environ.get("BRAINCORE_NO_VECTOR_MATH"):
         try:
             lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}", "BC_LIBMVEC"), text=text,
-                                   libs=VECTOR_MATH_LIBS)
+                                   libs=VECTOR_MATH_LIBS, remember_failure=True)
         except NativeUnavailable:
             lib = None  # no libmvec here (or not these functions): the scalar build below
     if lib is None:
