@@ -266,6 +266,41 @@ def test_quick_commands_do_not_load_pytorch():
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("argv", [["validate", "configs/coba.yaml"], ["validate", "configs/gallery.yaml"],
+                                  ["validate", "configs/brunel.yaml"], ["validate", "configs/lif_family.yaml"],
+                                  ["validate", "configs/izhikevich_gallery.yaml"], ["models"]],
+                         ids=lambda argv: " ".join(argv))
+def test_validate_and_models_do_not_load_pytorch(argv):
+    """Checking a config of registered models and listing the models need their definitions and parameter records,
+    not tensors (issue 16: under a second). A user model (configs/cobahh.yaml) still evaluates its initial values
+    with PyTorch."""
+    code = ("import sys, io, contextlib\nimport braincore.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert braincore.cli.main({argv!r}) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_model_instance_is_a_torch_module_of_its_class():
+    """Model classes are defined without PyTorch; each instance is a ``torch.nn.Module`` of a subclass made once per
+    class, with the class's name, that copies as an instance of the class."""
+    import copy
+
+    import torch
+
+    from braincore.neurons import LIF, NeuronModel
+
+    cell = LIF(3, tau_m="10 ms")
+    assert isinstance(cell, LIF) and isinstance(cell, NeuronModel) and isinstance(cell, torch.nn.Module)
+    assert type(cell) is type(LIF(2)) and type(cell).__name__ == "LIF" and type(cell).__module__ == LIF.__module__
+    spikes, state = cell(torch.full((1, 3), 0.3))
+    other = copy.deepcopy(cell)
+    assert type(other) is type(cell) and other.params == cell.params
+    assert torch.equal(other(torch.full((1, 3), 0.3), state)[1].v, cell(torch.full((1, 3), 0.3), state)[1].v)
+
+
 # ------------------------------------------------------------------------------------------ heartbeat
 def test_the_heartbeat_speaks_only_when_nothing_else_does():
     stream = io.StringIO()

@@ -12,20 +12,18 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 from collections import namedtuple
-from typing import Any, Callable, Mapping, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from ..equations import EquationError, NeuronDefinition
 from ..equations.dimensions import DIMENSIONS
 from ..equations.parse import rescale
-from ..equations.torch_step import _ScalarOrTensor, _scalar_exprel, constants, torch_step
 from ..equations.printers import Printer
 from ..errors import ConfigError
-from ..params import NeuronParams, param
-from .base import NeuronModel, filled
+from ..params import NeuronParams, _any_eq, param
+from .base import FLOAT32, NeuronModel, filled
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _dimension_name(spec: str) -> str:
@@ -76,6 +74,8 @@ class DefinedModel(NeuronModel):
     definition: NeuronDefinition
 
     def __init__(self, size: int, params=None, **kwargs: Any):
+        from ..equations.torch_step import constants, torch_step
+
         super().__init__(size, params, **kwargs)
         defn = self.definition
         try:
@@ -98,18 +98,26 @@ class DefinedModel(NeuronModel):
     def program(self):
         return self.definition.program(self.method, self.option)
 
-    def initial_state(self, batch_size: int = 1, *, device=None, dtype=torch.float32):
+    def initial_state(self, batch_size: int = 1, *, device=None, dtype: Any = FLOAT32):
         return initial_state(self.definition, self.params, self.state_cls, batch_size, self.size, device, dtype)
 
     def step(self, state, current: Tensor):
         # without gradients the surrogate changes nothing but costs an autograd call: the plain threshold instead
+        import torch
+
         spike_fn = self.spike_fn if torch.is_grad_enabled() else None
         return self._step(state, current, self.constants, spike_fn)
 
 
 def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_size: int, size: int,
-                  device=None, dtype=torch.float32):
+                  device=None, dtype: Any = FLOAT32):
     """Each state variable from its initial-value expression (over parameters and earlier variables)."""
+    import torch
+
+    from ..equations.torch_step import _scalar_exprel, _ScalarOrTensor
+    from ..params import torch_dtype
+
+    dtype = torch_dtype(dtype)
     printer = Printer("torch", lambda name: name)
     dims = defn.state_dims()
     values: dict[str, Any] = {name: getattr(params, name) for name in defn.param_dims()}
@@ -124,7 +132,7 @@ def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_si
         namespace = {"torch": _ScalarOrTensor(), "_exprel": _scalar_exprel}
         namespace.update(values)
         value = eval(printer(expr), namespace)  # noqa: S307 - generated from a parsed, checked expression
-        if isinstance(value, Tensor):
+        if isinstance(value, torch.Tensor):
             value = value.to(device=device, dtype=dtype)
         tensor = filled(batch_size, size, value, device=device, dtype=dtype)
         out[name] = tensor
@@ -138,6 +146,8 @@ def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_si
 def expression_function(defn: NeuronDefinition, name: str) -> Callable:
     """A named sub-expression of ``defn`` as a function of its symbols (keywords; floats or tensors), in canonical
     units: e.g. a rate function ``alpha_m(v=...)``."""
+    from ..equations.torch_step import _scalar_exprel, _ScalarOrTensor
+
     printer = Printer("torch", lambda symbol_name: symbol_name)
     expr, _ = defn.expressions_parsed()[name]
     code = compile(printer(expr), f"<{defn.name}.{name}>", "eval")
@@ -156,6 +166,8 @@ def pure_step(model_cls: type) -> Callable:
     defn = model_cls.definition
 
     def step(state, current: Tensor, p: Any, dt: float, method: Optional[str] = None, spike_fn=None):
+        from ..equations.torch_step import constants, torch_step
+
         method = method or defn.methods[0]
         if method not in defn.methods:
             raise ValueError(f"{model_cls.__name__}: unknown method {method!r}; choose one of "
@@ -416,4 +428,4 @@ def zero_divisors(cls: type, params: Any, method: Optional[str] = None) -> list[
     option = getattr(params, defn.reset_choice) if defn.reset_choice else None
     program = defn.program(method or defn.methods[0], option)
     return [(name, f"{name} must be non-zero (the equations divide by it), got {getattr(params, name)}")
-            for name in sorted(program.divisors) if bool((torch.as_tensor(getattr(params, name)) == 0).any())]
+            for name in sorted(program.divisors) if _any_eq(getattr(params, name), 0.0)]
