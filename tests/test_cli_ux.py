@@ -266,14 +266,15 @@ def test_quick_commands_do_not_load_pytorch():
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("argv", [["validate", "configs/coba.yaml"], ["validate", "configs/gallery.yaml"],
-                                  ["validate", "configs/brunel.yaml"], ["validate", "configs/lif_family.yaml"],
-                                  ["validate", "configs/izhikevich_gallery.yaml"], ["models"], ["regions"]],
+@pytest.mark.parametrize("argv", [["validate", f"configs/{name}.yaml"] for name in (
+    "coba", "gallery", "brunel", "cobahh", "lif_family", "izhikevich_gallery", "brain/cbgt_loop", "examples/qif")]
+    + [["models"], ["regions"]],
                          ids=lambda argv: " ".join(argv))
 def test_validate_models_and_regions_do_not_load_pytorch(argv):
     """Checking a config of registered models and listing the models and regions need their definitions and
-    parameter records, not tensors (issue 16: under a second). A user model (configs/cobahh.yaml) still evaluates its
-    initial values with PyTorch."""
+    parameter records, not tensors (issue 16: under a second); a user model (cobahh.yaml, qif.yaml) evaluates its
+    initial values with Python numbers. (The configs of trainings and tasks still import PyTorch with their
+    modules.)"""
     code = ("import sys, io, contextlib\nimport braincore.cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             f"    assert braincore.cli.main({argv!r}) == 0\n"

@@ -10,6 +10,7 @@ definition (:mod:`braincore.equations.c_code`). A user model written as equation
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import lru_cache
 from collections import namedtuple
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
@@ -109,15 +110,11 @@ class DefinedModel(NeuronModel):
         return self._step(state, current, self.constants, spike_fn)
 
 
-def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_size: int, size: int,
-                  device=None, dtype: Any = FLOAT32):
-    """Each state variable from its initial-value expression (over parameters and earlier variables)."""
-    import torch
-
+def _initial_values(defn: NeuronDefinition, params: Any, fill: Callable[[Any], Any]) -> dict[str, Any]:
+    """Each state variable's value, ``fill`` applied to its initial-value expression (over parameters and earlier
+    variables, these as filled), in order."""
     from ..equations.torch_step import _scalar_exprel, _ScalarOrTensor
-    from ..params import torch_dtype
 
-    dtype = torch_dtype(dtype)
     printer = Printer("torch", lambda name: name)
     dims = defn.state_dims()
     values: dict[str, Any] = {name: getattr(params, name) for name in defn.param_dims()}
@@ -131,15 +128,46 @@ def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_si
         expr = rescale(expr, dim, dims[name].scale)
         namespace = {"torch": _ScalarOrTensor(), "_exprel": _scalar_exprel}
         namespace.update(values)
-        value = eval(printer(expr), namespace)  # noqa: S307 - generated from a parsed, checked expression
+        value = fill(eval(printer(expr), namespace))  # noqa: S307 - generated from a parsed, checked expression
+        out[name] = value
+        values[name] = value
+    return out
+
+
+def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_size: int, size: int,
+                  device=None, dtype: Any = FLOAT32):
+    """Each state variable from its initial-value expression (over parameters and earlier variables)."""
+    import torch
+
+    from ..params import torch_dtype
+
+    dtype = torch_dtype(dtype)
+
+    def fill(value: Any) -> Tensor:
         if isinstance(value, torch.Tensor):
             value = value.to(device=device, dtype=dtype)
-        tensor = filled(batch_size, size, value, device=device, dtype=dtype)
-        out[name] = tensor
-        values[name] = tensor
+        return filled(batch_size, size, value, device=device, dtype=dtype)
+
+    out = _initial_values(defn, params, fill)
     if defn.refractory:
         out["refrac"] = torch.zeros(batch_size, size, device=device, dtype=dtype)
     return state_cls(**out)
+
+
+def check_initial_state(defn: NeuronDefinition, params: Any) -> None:
+    """Raise what :func:`initial_state` raises for one neuron of ``defn`` with ``params`` (an
+    :class:`~braincore.equations.EquationError` for an initial value of the wrong dimension), without PyTorch where
+    Python numbers suffice: when every initial value evaluates to a finite real number, the state would be those
+    numbers; otherwise the state is built as :func:`initial_state` builds it."""
+    try:
+        values = _initial_values(defn, params, lambda value: value)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values.values()):
+            return
+    except EquationError:
+        raise
+    except Exception:  # noqa: BLE001 - where Python numbers differ from tensors (1/0, log(-1)): as initial_state
+        pass
+    initial_state(defn, params, state_class(defn, "S"), 1, 1)
 
 
 @lru_cache(maxsize=None)
@@ -383,7 +411,7 @@ def _build_user_model(spec: Mapping[str, Any], name: str, origin: Optional[Mappi
         if voltage not in state:
             raise defn.fail(f"{voltage!r} is not a state variable (state: {', '.join(state)})", "voltage")
         defn.check()
-        initial_state(defn, params_class(defn, "P")(), state_class(defn, "S"), 1, 1)
+        check_initial_state(defn, params_class(defn, "P")())
     except EquationError as err:
         key = err.key
         if key == "method" and method_key == "methods":
