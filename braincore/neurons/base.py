@@ -172,10 +172,9 @@ class NeuronModel(_ModuleBase):
             return super().__new__(cls)
         module_cls = _MODULE_CLASSES.get(cls)
         if module_cls is None:
-            module_cls = type(cls)(cls.__name__, (cls, torch.nn.Module),
-                                   {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
-                                    "__doc__": cls.__doc__})
-            _MODULE_CLASSES[cls] = module_cls
+            made = type(cls)(cls.__name__, (cls, torch.nn.Module),
+                             {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+            module_cls = _MODULE_CLASSES.setdefault(cls, made)  # one per class, also when threads race here
         return super().__new__(module_cls)
 
     def __reduce_ex__(self, protocol):
