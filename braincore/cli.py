@@ -17,7 +17,8 @@ command that was mistyped; 130 stopped by Ctrl-C (one line on stderr: where it s
 resume). Phases that print nothing for a few seconds (building a large network) show a status on stderr.
 
 Start-up is kept short: this module imports only the standard library, and each command imports what it needs
-(PyTorch only where models are built or checked: ``--help`` and ``configs`` never load it).
+(PyTorch only where networks are built or run: ``--help``, ``configs``, ``models``, ``regions`` and ``validate`` of
+an assembly or gallery never load it; the configs of trainings and tasks load it with their modules).
 """
 from __future__ import annotations
 

@@ -49,14 +49,15 @@ Checkpoints: :meth:`Modulators.state_dict` / :meth:`Modulators.load_state_dict` 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Optional, Union
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from .errors import ConfigError
+from .params import torch_dtype
 from .units import UnitError, parse_quantity
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 #: receptor type -> sign with which a modulator acts on a rule (see the module docstring)
 RECEPTORS: dict[str, float] = {"d1": 1.0, "d2": -1.0}
@@ -84,10 +85,12 @@ class Channel:
 class Modulators:
     """The named neuromodulator channels of one simulation (``batch`` trials); see the module docstring."""
 
-    def __init__(self, batch: int = 1, device: Any = "cpu", dtype: torch.dtype = torch.float64):
+    def __init__(self, batch: int = 1, device: Any = "cpu", dtype: "torch.dtype | str" = "float64"):
+        import torch
+
         self.batch = int(batch)
         self.device = torch.device(device)
-        self.dtype = dtype
+        self.dtype = torch_dtype(dtype)
         self.channels: dict[str, Channel] = {}
 
     # -- configuration and release -------------------------------------------------------------------
@@ -119,12 +122,16 @@ class Modulators:
         return self.channels[name] if name in self.channels else self.configure(name)
 
     def _full(self, value: float) -> Tensor:
+        import torch
+
         return torch.full((self.batch,), float(value), device=self.device, dtype=self.dtype)
 
     def _per_trial(self, name: str, value: Union[float, Tensor]) -> Tensor:
-        if not isinstance(value, (Tensor, int, float)):
+        import torch
+
+        if not isinstance(value, (torch.Tensor, int, float)):
             value = torch.as_tensor(value)  # a sequence or numpy array of per-trial values
-        if isinstance(value, Tensor):
+        if isinstance(value, torch.Tensor):
             value = value.to(device=self.device, dtype=self.dtype)
             if value.dim() == 0:
                 return value.expand(self.batch).clone()

@@ -20,15 +20,22 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from .errors import ConfigError
 from .units import CANONICAL, UnitError, parse_quantity
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    import torch
+
+
+def is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.Tensor``, without importing PyTorch: no value can be a tensor before PyTorch
+    is imported, so the parameter records, model definitions and ``braincore validate`` run without it."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def param(default: Any, dimension: str = "dimensionless", doc: str = "",
@@ -93,7 +100,7 @@ class NeuronParams:
             if dim == "choice":
                 parsed[key] = raw
                 continue
-            if isinstance(raw, Tensor):
+            if is_tensor(raw):
                 parsed[key] = raw
                 continue
             try:
@@ -149,7 +156,9 @@ def _non_finite(value: Any, allow_inf: bool) -> Optional[str]:
         if math.isnan(number):
             return "NaN"
         return None if allow_inf or math.isfinite(number) else repr(number)
-    if isinstance(value, Tensor) and value.is_floating_point():
+    if is_tensor(value) and value.is_floating_point():
+        import torch
+
         if bool(torch.isnan(value).any()):
             return "NaN"
         if not allow_inf and bool(torch.isinf(value).any()):
@@ -157,12 +166,50 @@ def _non_finite(value: Any, allow_inf: bool) -> Optional[str]:
     return None
 
 
+#: the default ``dtype`` of neuron states, by name (``torch.float32``, named without importing PyTorch)
+FLOAT32 = "float32"
+
+
+def torch_dtype(dtype: Any) -> Any:
+    """``dtype`` as PyTorch's: a name such as :data:`FLOAT32` or ``"float64"`` becomes ``torch.float32`` or
+    ``torch.float64``; anything else (a ``torch.dtype``, ``None``) passes unchanged."""
+    if isinstance(dtype, str):
+        import torch
+
+        return getattr(torch, dtype)
+    return dtype
+
+
+def _as_tensor(value: Any) -> "torch.Tensor":
+    import torch
+
+    return torch.as_tensor(value)
+
+
+def _numeric(value: Any) -> Any:
+    """A number as it is (Python arithmetic, no PyTorch), anything else (a tensor, a sequence) as a tensor."""
+    return value if isinstance(value, (int, float)) else _as_tensor(value)
+
+
+def _any_eq(value: Any, bound: float) -> bool:
+    """Whether ``value`` (a number, or any entry of a tensor or sequence) equals ``bound``."""
+    if isinstance(value, (int, float)):
+        return bool(value == bound)
+    return bool((_as_tensor(value) == bound).any())
+
+
 def _any_le(value: Any, bound: float) -> bool:
-    return bool((torch.as_tensor(value) <= bound).any())
+    """Whether ``value`` (a number, or any entry of a tensor or sequence) is ``<= bound``."""
+    if isinstance(value, (int, float)):
+        return bool(value <= bound)
+    return bool((_as_tensor(value) <= bound).any())
 
 
 def _any_lt(value: Any, bound: float) -> bool:
-    return bool((torch.as_tensor(value) < bound).any())
+    """Whether ``value`` (a number, or any entry of a tensor or sequence) is ``< bound``."""
+    if isinstance(value, (int, float)):
+        return bool(value < bound)
+    return bool((_as_tensor(value) < bound).any())
 
 
 def _show(value: Any) -> str:

@@ -516,6 +516,8 @@ def check_run(r: "RunSpec") -> list[Issue]:
 def device_unavailable(device: str) -> Optional[str]:
     """Why ``device`` (``cuda``, ``cuda:N``, ``mps``) cannot be used on this machine; ``None`` when it can (and
     for ``cpu`` and ``auto``)."""
+    if not (device.startswith("cuda") or device == "mps"):
+        return None  # cpu and auto: always usable, known without importing PyTorch
     import torch
 
     if device.startswith("cuda"):

@@ -51,7 +51,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from braincore.graph import Assembly
 from braincore.errors import ConfigError
@@ -140,6 +139,8 @@ def store_patterns(sim, patterns: np.ndarray, w_rec: Any, *, prefix: str = "") -
     earlier stored patterns are kept (the rule is a clipped OR). ``prefix`` is the include prefix (``"hpc."``).
     Returns the number of potentiated synapses. Works on both engines (the native engine reads the weights at
     every ``run``)."""
+    import torch
+
     name = f"{prefix}recurrent"
     proj = next((p for p in sim.projections if p.name == name), None)
     if proj is None:

@@ -266,6 +266,42 @@ def test_quick_commands_do_not_load_pytorch():
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("argv", [["validate", f"configs/{name}.yaml"] for name in (
+    "coba", "gallery", "brunel", "cobahh", "lif_family", "izhikevich_gallery", "brain/cbgt_loop", "examples/qif")]
+    + [["models"], ["regions"]],
+                         ids=lambda argv: " ".join(argv))
+def test_validate_models_and_regions_do_not_load_pytorch(argv):
+    """Checking a config of registered models and listing the models and regions need their definitions and
+    parameter records, not tensors (issue 16: under a second); a user model (cobahh.yaml, qif.yaml) evaluates its
+    initial values with Python numbers. (The configs of trainings and tasks still import PyTorch with their
+    modules.)"""
+    code = ("import sys, io, contextlib\nimport braincore.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert braincore.cli.main({argv!r}) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_model_instance_is_a_torch_module_of_its_class():
+    """Model classes are defined without PyTorch; each instance is a ``torch.nn.Module`` of a subclass made once per
+    class, with the class's name, that copies as an instance of the class."""
+    import copy
+
+    import torch
+
+    from braincore.neurons import LIF, NeuronModel
+
+    cell = LIF(3, tau_m="10 ms")
+    assert isinstance(cell, LIF) and isinstance(cell, NeuronModel) and isinstance(cell, torch.nn.Module)
+    assert type(cell) is type(LIF(2)) and type(cell).__name__ == "LIF" and type(cell).__module__ == LIF.__module__
+    spikes, state = cell(torch.full((1, 3), 0.3))
+    other = copy.deepcopy(cell)
+    assert type(other) is type(cell) and other.params == cell.params
+    assert torch.equal(other(torch.full((1, 3), 0.3), state)[1].v, cell(torch.full((1, 3), 0.3), state)[1].v)
+
+
 # ------------------------------------------------------------------------------------------ heartbeat
 def test_the_heartbeat_speaks_only_when_nothing_else_does():
     stream = io.StringIO()

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Optional, Union
 
-import sympy
 
 from .dimensions import DIMENSIONS, Dim, dimension_named
 from .integrate import METHODS, integrate
@@ -193,6 +192,8 @@ class NeuronDefinition:
 
 
 def _statements(defn: NeuronDefinition, texts, key: str, state_dims: dict) -> list[Statement]:
+    import sympy
+
     out = []
     for i, text in enumerate(texts):
         where = f"{key}[{i}]"
@@ -221,6 +222,8 @@ def _statements(defn: NeuronDefinition, texts, key: str, state_dims: dict) -> li
 
 @lru_cache(maxsize=None)
 def _analyse(defn: NeuronDefinition, method: str, option: Optional[str]) -> Program:
+    import sympy
+
     if method not in defn.methods:
         raise defn.fail(f"unknown method {method!r}; choose one of {', '.join(defn.methods)}", "method")
     params = defn.param_dims()
@@ -313,6 +316,8 @@ def _eliminate_common(temporaries: tuple, updates: tuple) -> tuple[tuple, tuple]
     """Common sub-expressions (a rate function used by a gate's x_inf and its decay) computed once: each shared
     term becomes a temporary ``_sK``, placed just before the first statement that needs it. Updates write new
     values from old ones only, so every temporary may precede all of them."""
+    import sympy
+
     statements = list(temporaries) + list(updates)
     if not statements:
         return temporaries, updates
@@ -354,6 +359,8 @@ def _conjuncts(text: str) -> list[str]:
 
 def _divisors(exprs: list, params: set) -> frozenset:
     """The parameters that divide somewhere: a model checks their values are non-zero when it is built."""
+    import sympy
+
     divisors = set()
     for expr in exprs:
         for pw in expr.atoms(sympy.Pow):
@@ -382,6 +389,8 @@ class _Hoister:
         return self.index[e]
 
     def __call__(self, e):
+        import sympy
+
         if self.const_only(e):
             return self.name_for(e)
         if isinstance(e, (sympy.Add, sympy.Mul)):

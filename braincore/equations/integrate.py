@@ -14,7 +14,6 @@ of all variables (no Gauss–Seidel ordering).
 """
 from __future__ import annotations
 
-import sympy
 
 from .parse import symbol
 
@@ -22,6 +21,8 @@ METHODS = ("exact", "exponential_euler", "euler", "rk4")
 
 
 def _linear(defn, x: str, f, method: str):
+    import sympy
+
     xs = symbol(x)
     A = sympy.diff(f, xs)
     if xs in A.free_symbols:
@@ -33,6 +34,8 @@ def _linear(defn, x: str, f, method: str):
 
 def integrate(defn, method: str, odes: dict, params: set) -> tuple[list, list]:
     """``(temporaries, updates)`` for ``odes`` (``{variable: rhs}``) by ``method``."""
+    import sympy
+
     dt = symbol("dt")
     if method == "euler":
         return [], [(x, symbol(x) + dt * f) for x, f in odes.items()]

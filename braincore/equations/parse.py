@@ -17,25 +17,45 @@ from __future__ import annotations
 import ast
 import difflib
 import math
-from typing import Optional
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Optional
 
-import sympy
 
 from .dimensions import ONE, UNIT_NAMES, Dim
 
-#: functions an expression may call: name -> (sympy constructor, how arguments are checked)
-_exprel = sympy.Function("exprel")     # (exp(x) - 1) / x, continuous at 0 (Brian2's exprel)
-_expm1 = sympy.Function("expm1")
-_log1p = sympy.Function("log1p")
-FUNCTIONS = {
-    "exp": (sympy.exp, "dimensionless"), "log": (sympy.log, "dimensionless"),
-    "expm1": (_expm1, "dimensionless"), "log1p": (_log1p, "dimensionless"),
-    "exprel": (_exprel, "dimensionless"), "sin": (sympy.sin, "dimensionless"),
-    "cos": (sympy.cos, "dimensionless"), "tanh": (sympy.tanh, "dimensionless"),
-    "sqrt": (sympy.sqrt, "sqrt"), "abs": (sympy.Abs, "same"),
-    "min": (sympy.Min, "same"), "max": (sympy.Max, "same"), "clip": (None, "same"),
-}
-CUSTOM_FUNCTIONS = {"exprel": _exprel, "expm1": _expm1, "log1p": _log1p}
+if TYPE_CHECKING:
+    import sympy
+
+@lru_cache(maxsize=None)
+def functions() -> dict[str, tuple]:
+    """The functions an expression may call: name -> (sympy constructor, how arguments are checked). Built on first
+    use, so that importing the model definitions does not import sympy (``braincore models``)."""
+    import sympy
+
+    return {
+        "exp": (sympy.exp, "dimensionless"), "log": (sympy.log, "dimensionless"),
+        "expm1": (sympy.Function("expm1"), "dimensionless"), "log1p": (sympy.Function("log1p"), "dimensionless"),
+        # (exp(x) - 1) / x, continuous at 0 (Brian2's exprel)
+        "exprel": (sympy.Function("exprel"), "dimensionless"), "sin": (sympy.sin, "dimensionless"),
+        "cos": (sympy.cos, "dimensionless"), "tanh": (sympy.tanh, "dimensionless"),
+        "sqrt": (sympy.sqrt, "sqrt"), "abs": (sympy.Abs, "same"),
+        "min": (sympy.Min, "same"), "max": (sympy.Max, "same"), "clip": (None, "same"),
+    }
+
+
+def custom_functions() -> dict[str, Any]:
+    """The functions of :func:`functions` that sympy does not know (printed by name): ``exprel``, ``expm1``,
+    ``log1p``."""
+    return {name: functions()[name][0] for name in ("exprel", "expm1", "log1p")}
+
+
+def __getattr__(name: str) -> Any:
+    # FUNCTIONS and CUSTOM_FUNCTIONS, as module attributes, made on first use
+    if name == "FUNCTIONS":
+        return functions()
+    if name == "CUSTOM_FUNCTIONS":
+        return custom_functions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class EquationError(ValueError):
@@ -50,6 +70,8 @@ class EquationError(ValueError):
 
 
 def symbol(name: str) -> sympy.Symbol:
+    import sympy
+
     return sympy.Symbol(name, real=True)
 
 
@@ -60,6 +82,8 @@ def _factor(ratio: float) -> float:
 
 def rescale(expr: sympy.Expr, dim: Dim, target_scale: float) -> sympy.Expr:
     """``expr`` (numbers in ``dim.scale``) as numbers in ``target_scale``."""
+    import sympy
+
     factor = _factor(dim.scale / target_scale)
     return expr if factor == 1.0 else sympy.Float(factor) * expr
 
@@ -81,12 +105,16 @@ class _Parser:
         return self.visit(node.body)
 
     def visit_Constant(self, node):
+        import sympy
+
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise self.fail(f"{node.value!r} is not a number")
         value = sympy.Integer(node.value) if isinstance(node.value, int) else sympy.Float(node.value)
         return value, ONE
 
     def visit_Name(self, node):
+        import sympy
+
         name = node.id
         if name in self.names:
             return symbol(name), self.names[name]
@@ -98,9 +126,11 @@ class _Parser:
         hint = f"; did you mean {near[0]!r}?" if near else ""
         known = ", ".join(sorted(self.names))
         raise self.fail(f"unknown symbol {name!r}{hint} (known: {known}, unit names such as mV, and "
-                        f"functions {', '.join(FUNCTIONS)})")
+                        f"functions {', '.join(functions())})")
 
     def visit_UnaryOp(self, node):
+        import sympy
+
         expr, dim = self.visit(node.operand)
         if isinstance(node.op, ast.USub):
             return -expr, dim
@@ -121,6 +151,8 @@ class _Parser:
         return ea, rescale(eb, db, da.scale), da
 
     def visit_BinOp(self, node):
+        import sympy
+
         a, b = self.visit(node.left), self.visit(node.right)
         op = node.op
         if isinstance(op, (ast.Add, ast.Sub)):
@@ -145,6 +177,8 @@ class _Parser:
         raise self.fail(f"operator {type(op).__name__} is not allowed")
 
     def visit_Compare(self, node):
+        import sympy
+
         if len(node.ops) != 1:
             raise self.fail("chained comparisons are not allowed; join them with 'and'")
         ea, eb, _ = self._same(self.visit(node.left), self.visit(node.comparators[0]), "compare")
@@ -156,16 +190,21 @@ class _Parser:
         return op(ea, eb, evaluate=False), ONE
 
     def visit_BoolOp(self, node):
+        import sympy
+
         if not isinstance(node.op, ast.And):
             raise self.fail("only 'and' may join conditions")
         return sympy.And(*[self.visit(v)[0] for v in node.values], evaluate=False), ONE
 
     def visit_Call(self, node):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+        import sympy
+
+        known = functions()
+        if not isinstance(node.func, ast.Name) or node.func.id not in known or node.keywords:
             name = getattr(node.func, "id", "?")
-            raise self.fail(f"unknown function {name!r}; use one of {', '.join(FUNCTIONS)}")
+            raise self.fail(f"unknown function {name!r}; use one of {', '.join(known)}")
         name = node.func.id
-        build, rule = FUNCTIONS[name]
+        build, rule = known[name]
         args = [self.visit(a) for a in node.args]
         wanted = {"clip": 3, "min": 2, "max": 2}.get(name, 1)
         if len(args) != wanted:

@@ -9,20 +9,29 @@ to both engines, so the linear models need no transcendental function per step a
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
-import sympy
 
-from .parse import CUSTOM_FUNCTIONS
+from .parse import custom_functions
 
-_TORCH_FUNCS = {sympy.exp: "torch.exp", sympy.log: "torch.log", sympy.sin: "torch.sin", sympy.cos: "torch.cos",
-                sympy.tanh: "torch.tanh", sympy.Abs: "torch.abs"}
-_C_FUNCS = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh",
-            sympy.Abs: "fabs"}
 _CUSTOM_TORCH = {"exprel": "_exprel", "expm1": "torch.expm1", "log1p": "torch.log1p"}
 _CUSTOM_C = {"exprel": "bc_exprel", "expm1": "expm1", "log1p": "log1p"}
-_REL = {sympy.StrictGreaterThan: ">", sympy.GreaterThan: ">=", sympy.StrictLessThan: "<", sympy.LessThan: "<=",
-        sympy.Eq: "==", sympy.Ne: "!="}
+
+
+@lru_cache(maxsize=None)
+def _tables() -> tuple[dict, dict, dict]:
+    """The functions of each language and the relations, keyed by sympy class (made on first use: no sympy import
+    before an expression is printed)."""
+    import sympy
+
+    torch_funcs = {sympy.exp: "torch.exp", sympy.log: "torch.log", sympy.sin: "torch.sin", sympy.cos: "torch.cos",
+                   sympy.tanh: "torch.tanh", sympy.Abs: "torch.abs"}
+    c_funcs = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh",
+               sympy.Abs: "fabs"}
+    relations = {sympy.StrictGreaterThan: ">", sympy.GreaterThan: ">=", sympy.StrictLessThan: "<",
+                 sympy.LessThan: "<=", sympy.Eq: "==", sympy.Ne: "!="}
+    return torch_funcs, c_funcs, relations
 
 
 def number(value: float) -> str:
@@ -46,6 +55,8 @@ class Printer:
         return f"({text})" if text.startswith("-") else text
 
     def p(self, e) -> str:
+        import sympy
+
         if e.is_Number:
             return self.num(e)
         if e.is_Symbol:
@@ -65,8 +76,9 @@ class Printer:
             return self.pow(e.base, e.exp)
         if isinstance(e, (sympy.Min, sympy.Max)):
             return self.minmax(e)
-        if type(e) in _REL:
-            return f"({self.p(e.lhs)} {_REL[type(e)]} {self.p(e.rhs)})"
+        torch_funcs, c_funcs, relations = _tables()
+        if type(e) in relations:
+            return f"({self.p(e.lhs)} {relations[type(e)]} {self.p(e.rhs)})"
         if isinstance(e, sympy.And):
             op = " & " if self.lang == "torch" else " && "
             return "(" + op.join(self.p(a) for a in e.args) + ")"
@@ -74,10 +86,10 @@ class Printer:
             return f"({'~' if self.lang == 'torch' else '!'}{self.p(e.args[0])})"
         if isinstance(e, sympy.Function):
             name = type(e).__name__
-            if name in CUSTOM_FUNCTIONS:
+            if name in custom_functions():
                 table = _CUSTOM_TORCH if self.lang == "torch" else _CUSTOM_C
                 return f"{table[name]}({self.p(e.args[0])})"
-            table = _TORCH_FUNCS if self.lang == "torch" else _C_FUNCS
+            table = torch_funcs if self.lang == "torch" else c_funcs
             if type(e) in table:
                 return f"{table[type(e)]}({self.p(e.args[0])})"
         raise TypeError(f"cannot print {e!r} ({type(e).__name__})")
@@ -88,6 +100,8 @@ class Printer:
 
     def mul_parts(self, e) -> tuple:
         """``(negate, text)``: a product printed without its leading factor ``-1`` and whether it had one."""
+        import sympy
+
         numer, denom = [], []
         for a in e.args:
             if isinstance(a, sympy.Pow) and a.exp.is_Number and a.exp < 0:
@@ -107,6 +121,8 @@ class Printer:
         return negate, out
 
     def pow(self, base, exp) -> str:
+        import sympy
+
         b = self.p(base)
         if exp.is_Integer and 0 < exp <= 8:
             out = b
@@ -122,6 +138,8 @@ class Printer:
         return f"pow({b}, {self.p(exp)})"
 
     def minmax(self, e) -> str:
+        import sympy
+
         is_min = isinstance(e, sympy.Min)
         args = list(e.args)
         out = self.p(args[0])

@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Optional, Union
 
-import sympy
 
 from .definition import Statement, _Hoister, _param_dimension, definition_error
 from .dimensions import DIMENSIONS, ONE, Dim, dimension_named
@@ -182,6 +181,8 @@ def _increments(defn: RuleDefinition, texts, key: str, names: dict, targets: set
 
 @lru_cache(maxsize=None)
 def _analyse(defn: RuleDefinition, variant: Optional[str]) -> RuleProgram:
+    import sympy
+
     params = defn.numeric_params()
     for name in list(params) + list(defn.traces):
         if name in RULE_RESERVED:

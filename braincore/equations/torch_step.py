@@ -11,41 +11,50 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import torch
-
+from ..params import is_tensor
 from .definition import NeuronDefinition, Program
 from .printers import Printer
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
+
 #: below this |x|, exprel(x) = (exp(x) - 1)/x is evaluated by its series 1 + x/2 (as in the C engine)
 EXPREL_SERIES_BOUND = 1e-6
+#: the math functions that stand for PyTorch's on Python numbers (:class:`_ScalarOrTensor`)
+_SCALAR_FUNCTIONS: dict[str, Callable] = {"exp": math.exp, "log": math.log, "expm1": math.expm1, "log1p": math.log1p,
+                                          "sqrt": math.sqrt, "sin": math.sin, "cos": math.cos, "tanh": math.tanh,
+                                          "abs": abs, "pow": math.pow}
 
 
 def _exprel(x: Tensor) -> Tensor:
+    import torch
+
     small = x.abs() < EXPREL_SERIES_BOUND
     safe = torch.where(small, torch.ones_like(x), x)
     return torch.where(small, 1.0 + 0.5 * x, torch.expm1(safe) / safe)
 
 
 class _ScalarOrTensor:
-    """``torch.exp`` and friends for constants, which may be Python floats (math) or tensors (torch)."""
+    """``torch.exp`` and friends for constants, which may be Python floats (math) or tensors (torch). PyTorch is
+    imported only where a tensor (or a function math does not have) is met."""
 
     def __getattr__(self, name: str) -> Callable:
-        fn = getattr(torch, name)
-        scalar = {"exp": math.exp, "log": math.log, "expm1": math.expm1, "log1p": math.log1p, "sqrt": math.sqrt,
-                  "sin": math.sin, "cos": math.cos, "tanh": math.tanh, "abs": abs, "pow": math.pow}.get(name)
+        scalar = _SCALAR_FUNCTIONS.get(name)
 
         def call(*args, **kwargs):
-            if scalar is not None and not any(isinstance(a, Tensor) for a in args):
+            if scalar is not None and not any(is_tensor(a) for a in args):
                 return scalar(*args)
-            return fn(*[torch.as_tensor(a) if not isinstance(a, Tensor) else a for a in args], **kwargs)
+            import torch
+
+            fn = getattr(torch, name)
+            return fn(*[torch.as_tensor(a) if not isinstance(a, torch.Tensor) else a for a in args], **kwargs)
         return call
 
 
 def _scalar_exprel(x):
-    if isinstance(x, Tensor):
+    if is_tensor(x):
         return _exprel(x)
     return 1.0 + 0.5 * x if abs(x) < EXPREL_SERIES_BOUND else math.expm1(x) / x
 
@@ -153,6 +162,8 @@ def step_source(defn: NeuronDefinition, program: Program, state_name: str) -> st
 @lru_cache(maxsize=None)
 def torch_step(defn: NeuronDefinition, method: str, option: Optional[str], state_cls: type) -> Callable:
     """The compiled PyTorch step of ``defn`` for ``method`` and reset ``option`` (cached)."""
+    import torch
+
     program = defn.program(method, option)
     source = step_source(defn, program, "State")
     namespace = {"torch": torch, "_exprel": _exprel, "State": state_cls}

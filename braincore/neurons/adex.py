@@ -60,10 +60,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from ..equations import NeuronDefinition
-from ..params import _any_le
+from ..params import _any_le, _numeric
 from .defined import define_model, pure_step
 
 #: nA / pF expressed in mV / ms
@@ -107,8 +105,8 @@ def _check(self) -> list[str]:
     if _any_le(self.Delta_T, 0.0):
         problems.append(f"Delta_T must be > 0 mV, got {self.Delta_T}")
         return problems
-    v_t, delta_t = torch.as_tensor(self.V_T), torch.as_tensor(self.Delta_T)
-    v_cut, v_r = torch.as_tensor(self.V_cut), torch.as_tensor(self.V_r)
+    v_t, delta_t = _numeric(self.V_T), _numeric(self.Delta_T)
+    v_cut, v_r = _numeric(self.V_cut), _numeric(self.V_r)
     if _any_le(v_cut - v_t, 0.0):
         problems.append(f"V_cut must lie above V_T, got V_cut = {self.V_cut} mV and V_T = {self.V_T} mV")
     if _any_le(v_t + EXP_ARG_MAX * delta_t - v_cut, -1e-12):

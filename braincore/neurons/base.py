@@ -25,17 +25,23 @@ Parameters may be Python floats (shared by all neurons) or tensors broadcastable
 """
 from __future__ import annotations
 
+import copyreg
 import difflib
-from typing import Any, ClassVar, Mapping, NamedTuple, Optional, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, NamedTuple, Optional, Sequence
 
 from ..errors import ConfigError
-from ..params import NeuronParams, ParamRecord, _any_le, _any_lt, _show, param  # noqa: F401  (re-exported)
-from ..surrogate import Surrogate, get_surrogate
+from ..params import (FLOAT32, NeuronParams, ParamRecord, _any_le, _any_lt, _show, param,  # noqa: F401  (re-exported)
+                      torch_dtype)
 from ..units import parse_quantity, refractory_steps  # noqa: F401  (re-exported)
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+    from torch.nn import Module as _ModuleBase
+
+    from ..surrogate import Surrogate
+else:
+    _ModuleBase = object
 
 
 def countdown(counter: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,6 +52,8 @@ def countdown(counter: Tensor) -> tuple[Tensor, Tensor]:
     and may spike) when it has reached zero. With ``R`` refractory steps a neuron that spiked at step ``k`` is
     active again at step ``k + R``, exactly as in Brian2.
     """
+    import torch
+
     counter = torch.clamp(counter - 1, min=0)
     return counter, counter == 0
 
@@ -60,8 +68,11 @@ def fire(distance: Tensor, active: Tensor, spike_fn=None) -> Tensor:
     return spikes * active
 
 
-def filled(batch_size: int, size: int, value: Any, *, device=None, dtype=torch.float32) -> Tensor:
+def filled(batch_size: int, size: int, value: Any, *, device=None, dtype: Any = FLOAT32) -> Tensor:
     """A ``[batch_size, size]`` tensor holding ``value`` (a float, or a tensor broadcastable to ``[size]``)."""
+    import torch
+
+    dtype = torch_dtype(dtype)
     out = torch.zeros((batch_size, size), device=device, dtype=dtype)
     return out + torch.as_tensor(value, device=device, dtype=dtype)
 
@@ -87,8 +98,19 @@ class RunResult(NamedTuple):
     state: Any
 
 
-class NeuronModel(torch.nn.Module):
+#: the module class of each model class (:meth:`NeuronModel.__new__`)
+_MODULE_CLASSES: dict[type, type] = {}
+
+
+class NeuronModel(_ModuleBase):
     """Thin module around a pure step function. Subclasses set the class attributes below.
+
+    A model class is a ``torch.nn.Module`` once instantiated, but defining one (and reading its name, parameter
+    record, state record, methods, presets and definition) does not import PyTorch, so that ``braincore validate``
+    and ``braincore models`` start without it: the class itself derives from ``object``, and
+    :meth:`__new__` makes each instance one of a subclass of (the class, ``torch.nn.Module``), created once per
+    class, with the same name and module (``isinstance(model, LIF)`` and ``isinstance(model, torch.nn.Module)``
+    both hold).
 
     ``NeuronModel(size, params=None, method=None, dt=0.1, surrogate=None, **overrides)``:
 
@@ -117,7 +139,7 @@ class NeuronModel(torch.nn.Module):
     def __init__(self, size: int, params: "NeuronParams | Mapping[str, Any] | None" = None, *,
                  method: Optional[str] = None, dt: "float | str" = 0.1,
                  surrogate: "str | Surrogate | None" = None, **overrides: Any):
-        super().__init__()
+        super().__init__()  # torch.nn.Module's: the instance's class is the one made by __new__
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise ConfigError(f"{type(self).__name__}: size must be a positive integer, got {size!r}")
         if isinstance(params, NeuronParams):
@@ -139,7 +161,30 @@ class NeuronModel(torch.nn.Module):
         self.dt = parse_quantity(dt, "time")
         if self.dt <= 0:
             raise ConfigError(f"{type(self).__name__}: dt must be > 0 ms, got {self.dt:g}")
+        from ..surrogate import get_surrogate
+
         self.spike_fn = get_surrogate(surrogate)
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        import torch
+
+        if issubclass(cls, torch.nn.Module):
+            return super().__new__(cls)
+        module_cls = _MODULE_CLASSES.get(cls)
+        if module_cls is None:
+            made = type(cls)(cls.__name__, (cls, torch.nn.Module),
+                             {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+            module_cls = _MODULE_CLASSES.setdefault(cls, made)  # one per class, also when threads race here
+        return super().__new__(module_cls)
+
+    def __reduce_ex__(self, protocol):
+        # pickle and copy name the model class (importable), whose __new__ gives the module class again
+        reduced = super().__reduce_ex__(protocol)
+        cls = type(self)
+        if isinstance(reduced, tuple) and reduced[0] is copyreg.__newobj__ and reduced[1][0] is cls and \
+                _MODULE_CLASSES.get(cls.__bases__[0]) is cls:
+            reduced = (_new_model, (cls.__bases__[0], *reduced[1][1:]), *reduced[2:])
+        return reduced
 
     @classmethod
     def from_preset(cls, preset: str, size: int, **kwargs: Any) -> "NeuronModel":
@@ -155,7 +200,7 @@ class NeuronModel(torch.nn.Module):
 
     # -- the pure parts, implemented by each model -------------------------------------------------------
     def initial_state(self, batch_size: int = 1, *, device: "torch.device | str | None" = None,
-                      dtype: torch.dtype = torch.float32) -> Any:
+                      dtype: Any = FLOAT32) -> Any:
         """The resting state, tensors of shape ``[batch_size, size]``."""
         raise NotImplementedError
 
@@ -186,10 +231,14 @@ class NeuronModel(torch.nn.Module):
             spikes.append(s)
             for name in record:
                 traces[name].append(getattr(state, name))
+        import torch
+
         return RunResult(torch.stack(spikes), {k: torch.stack(v) for k, v in traces.items()}, state)
 
     def _check_input(self, x: Tensor, ndim: int) -> Tensor:
-        if not isinstance(x, Tensor):
+        import torch
+
+        if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x, dtype=torch.float32)
         layout = "[B, N]" if ndim == 2 else "[T, B, N]"
         if x.ndim != ndim or x.shape[-1] != self.size:
@@ -201,3 +250,8 @@ class NeuronModel(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, method={self.method!r}, dt={self.dt:g} ms"
+
+
+def _new_model(cls: type) -> Any:
+    """An empty instance of model class ``cls`` (of its module class), for pickle and copy."""
+    return cls.__new__(cls)

@@ -10,22 +10,21 @@ definition (:mod:`braincore.equations.c_code`). A user model written as equation
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import lru_cache
 from collections import namedtuple
-from typing import Any, Callable, Mapping, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from ..equations import EquationError, NeuronDefinition
 from ..equations.dimensions import DIMENSIONS
 from ..equations.parse import rescale
-from ..equations.torch_step import _ScalarOrTensor, _scalar_exprel, constants, torch_step
 from ..equations.printers import Printer
 from ..errors import ConfigError
-from ..params import NeuronParams, param
-from .base import NeuronModel, filled
+from ..params import NeuronParams, _any_eq, param
+from .base import FLOAT32, NeuronModel, filled
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _dimension_name(spec: str) -> str:
@@ -76,6 +75,8 @@ class DefinedModel(NeuronModel):
     definition: NeuronDefinition
 
     def __init__(self, size: int, params=None, **kwargs: Any):
+        from ..equations.torch_step import constants, torch_step
+
         super().__init__(size, params, **kwargs)
         defn = self.definition
         try:
@@ -98,18 +99,22 @@ class DefinedModel(NeuronModel):
     def program(self):
         return self.definition.program(self.method, self.option)
 
-    def initial_state(self, batch_size: int = 1, *, device=None, dtype=torch.float32):
+    def initial_state(self, batch_size: int = 1, *, device=None, dtype: Any = FLOAT32):
         return initial_state(self.definition, self.params, self.state_cls, batch_size, self.size, device, dtype)
 
     def step(self, state, current: Tensor):
         # without gradients the surrogate changes nothing but costs an autograd call: the plain threshold instead
+        import torch
+
         spike_fn = self.spike_fn if torch.is_grad_enabled() else None
         return self._step(state, current, self.constants, spike_fn)
 
 
-def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_size: int, size: int,
-                  device=None, dtype=torch.float32):
-    """Each state variable from its initial-value expression (over parameters and earlier variables)."""
+def _initial_values(defn: NeuronDefinition, params: Any, fill: Callable[[Any], Any]) -> dict[str, Any]:
+    """Each state variable's value, ``fill`` applied to its initial-value expression (over parameters and earlier
+    variables, these as filled), in order."""
+    from ..equations.torch_step import _scalar_exprel, _ScalarOrTensor
+
     printer = Printer("torch", lambda name: name)
     dims = defn.state_dims()
     values: dict[str, Any] = {name: getattr(params, name) for name in defn.param_dims()}
@@ -123,21 +128,54 @@ def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_si
         expr = rescale(expr, dim, dims[name].scale)
         namespace = {"torch": _ScalarOrTensor(), "_exprel": _scalar_exprel}
         namespace.update(values)
-        value = eval(printer(expr), namespace)  # noqa: S307 - generated from a parsed, checked expression
-        if isinstance(value, Tensor):
+        value = fill(eval(printer(expr), namespace))  # noqa: S307 - generated from a parsed, checked expression
+        out[name] = value
+        values[name] = value
+    return out
+
+
+def initial_state(defn: NeuronDefinition, params: Any, state_cls: type, batch_size: int, size: int,
+                  device=None, dtype: Any = FLOAT32):
+    """Each state variable from its initial-value expression (over parameters and earlier variables)."""
+    import torch
+
+    from ..params import torch_dtype
+
+    dtype = torch_dtype(dtype)
+
+    def fill(value: Any) -> Tensor:
+        if isinstance(value, torch.Tensor):
             value = value.to(device=device, dtype=dtype)
-        tensor = filled(batch_size, size, value, device=device, dtype=dtype)
-        out[name] = tensor
-        values[name] = tensor
+        return filled(batch_size, size, value, device=device, dtype=dtype)
+
+    out = _initial_values(defn, params, fill)
     if defn.refractory:
         out["refrac"] = torch.zeros(batch_size, size, device=device, dtype=dtype)
     return state_cls(**out)
+
+
+def check_initial_state(defn: NeuronDefinition, params: Any) -> None:
+    """Raise what :func:`initial_state` raises for one neuron of ``defn`` with ``params`` (an
+    :class:`~braincore.equations.EquationError` for an initial value of the wrong dimension), without PyTorch where
+    Python numbers suffice: when every initial value evaluates to a finite real number, the state would be those
+    numbers; otherwise the state is built as :func:`initial_state` builds it."""
+    try:
+        values = _initial_values(defn, params, lambda value: value)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values.values()):
+            return
+    except EquationError:
+        raise
+    except Exception:  # noqa: BLE001 - where Python numbers differ from tensors (1/0, log(-1)): as initial_state
+        pass
+    initial_state(defn, params, state_class(defn, "S"), 1, 1)
 
 
 @lru_cache(maxsize=None)
 def expression_function(defn: NeuronDefinition, name: str) -> Callable:
     """A named sub-expression of ``defn`` as a function of its symbols (keywords; floats or tensors), in canonical
     units: e.g. a rate function ``alpha_m(v=...)``."""
+    from ..equations.torch_step import _scalar_exprel, _ScalarOrTensor
+
     printer = Printer("torch", lambda symbol_name: symbol_name)
     expr, _ = defn.expressions_parsed()[name]
     code = compile(printer(expr), f"<{defn.name}.{name}>", "eval")
@@ -156,6 +194,8 @@ def pure_step(model_cls: type) -> Callable:
     defn = model_cls.definition
 
     def step(state, current: Tensor, p: Any, dt: float, method: Optional[str] = None, spike_fn=None):
+        from ..equations.torch_step import constants, torch_step
+
         method = method or defn.methods[0]
         if method not in defn.methods:
             raise ValueError(f"{model_cls.__name__}: unknown method {method!r}; choose one of "
@@ -371,7 +411,7 @@ def _build_user_model(spec: Mapping[str, Any], name: str, origin: Optional[Mappi
         if voltage not in state:
             raise defn.fail(f"{voltage!r} is not a state variable (state: {', '.join(state)})", "voltage")
         defn.check()
-        initial_state(defn, params_class(defn, "P")(), state_class(defn, "S"), 1, 1)
+        check_initial_state(defn, params_class(defn, "P")())
     except EquationError as err:
         key = err.key
         if key == "method" and method_key == "methods":
@@ -416,4 +456,4 @@ def zero_divisors(cls: type, params: Any, method: Optional[str] = None) -> list[
     option = getattr(params, defn.reset_choice) if defn.reset_choice else None
     program = defn.program(method or defn.methods[0], option)
     return [(name, f"{name} must be non-zero (the equations divide by it), got {getattr(params, name)}")
-            for name in sorted(program.divisors) if bool((torch.as_tensor(getattr(params, name)) == 0).any())]
+            for name in sorted(program.divisors) if _any_eq(getattr(params, name), 0.0)]

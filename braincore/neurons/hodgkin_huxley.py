@@ -49,15 +49,14 @@ The model is defined once, as equations (:data:`HH_DEFINITION`); every engine's 
 from __future__ import annotations
 
 import warnings
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..equations import NeuronDefinition
 from ..params import _any_le, _any_lt, _show
 from .defined import DefinedModel, define_model, expression_function, pure_step
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: temperature (degC) at which the rate functions hold unscaled (phi = 1)
 REFERENCE_TEMPERATURE = 6.3
@@ -140,6 +139,8 @@ class _HHModel(DefinedModel):
     explicit_dt_limit = 0.05
 
     def __init__(self, size: int, params=None, **kwargs):
+        import torch
+
         super().__init__(size, params, **kwargs)
         phi = float(torch.as_tensor(self.params.Q10) ** ((torch.as_tensor(self.params.temperature).max() - 6.3) / 10))
         limit = self.explicit_dt_limit / max(phi, 1.0)

@@ -8,15 +8,14 @@ membrane potential at ``t_{k+1}`` after any reset, which is what Brian2's ``Stat
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Union
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from ..errors import ConfigError
 from .base import NeuronModel
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 
 class ClampResult(NamedTuple):
@@ -33,13 +32,19 @@ class ClampResult(NamedTuple):
 
 def inject_current(model: Union[NeuronModel, str], current: Any, dt: Optional[float] = None, *,
                    preset: Optional[str] = None, params: Optional[dict] = None, method: Optional[str] = None,
-                   dtype: torch.dtype = torch.float64, record: Optional[tuple] = None) -> ClampResult:
+                   dtype: "torch.dtype | str" = "float64", record: Optional[tuple] = None) -> ClampResult:
     """Simulate ``model`` under ``current`` (``[T]`` for one neuron, or ``[T, N]``; in ``model.input_unit``).
 
     ``model`` is a :class:`NeuronModel` instance (its ``dt`` is used unless ``dt`` is given) or a registry
     name such as ``"lif"`` / ``"izhikevich"`` (then ``preset``, ``params`` and ``method`` configure it and ``dt``
     defaults to 0.1 ms). Runs in float64 by default, for comparison against reference integrators.
     """
+    import numpy as np
+    import torch
+
+    from ..params import torch_dtype
+
+    dtype = torch_dtype(dtype)
     current = torch.as_tensor(np.asarray(current), dtype=dtype)
     if current.ndim == 1:
         current = current[:, None]

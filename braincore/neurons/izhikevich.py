@@ -48,10 +48,8 @@ The model is defined once, as equations (:data:`IZHIKEVICH_DEFINITION`); every e
 """
 from __future__ import annotations
 
-import torch
-
 from ..equations import NeuronDefinition
-from ..params import _any_le
+from ..params import _any_le, _numeric
 from .defined import define_model, pure_step
 
 IZHIKEVICH_DEFINITION = NeuronDefinition(
@@ -75,7 +73,7 @@ IZHIKEVICH_DEFINITION = NeuronDefinition(
 
 
 def _check(p) -> list[str]:
-    if _any_le(torch.as_tensor(p.v_peak) - torch.as_tensor(p.c), 0.0):
+    if _any_le(_numeric(p.v_peak) - _numeric(p.c), 0.0):
         return [f"the reset c must lie below the spike cut-off v_peak, got c = {p.c} mV and v_peak = {p.v_peak} mV"]
     return []
 

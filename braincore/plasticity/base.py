@@ -11,19 +11,19 @@ rule touches only the synapses of this step's spikes (:mod:`.defined` derives th
 """
 from __future__ import annotations
 
-from typing import Any, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..params import NeuronParams
 
-Tensor = torch.Tensor
-
+if TYPE_CHECKING:
+    from torch import Tensor
 
 class SynapseView:
     """Event-driven access to one projection's weights (sparse CSR, by presynaptic neuron)."""
 
     def __init__(self, proj):
+        import torch
+
         self.proj = proj
         self.n_pre, self.n_post = proj.n_pre, proj.n_post
         self.dense = proj.dense is not None
@@ -56,6 +56,8 @@ class SynapseView:
 
     def sync(self) -> None:
         """After a dense update, copy the matrix back into the per-synapse weight vector (for checkpoints)."""
+        import torch
+
         if self.dense:
             pre = torch.repeat_interleave(torch.arange(self.n_pre, device=self.proj.indptr.device),
                                           self.proj.indptr[1:] - self.proj.indptr[:-1])

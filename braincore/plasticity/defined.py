@@ -17,21 +17,18 @@ State keys are the definition's trace names (``[B, N_pre]``, ``[B, N_post]``, an
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from ..equations import EquationError
 from ..equations.printers import Printer
 from ..equations.rule import RuleDefinition, RuleProgram, rule_constants
-from ..equations.torch_step import _exprel
 from ..errors import ConfigError
 from ..neurons.defined import params_class
 from ..synapses.csr import outgoing
 from .base import Plasticity, SynapseView
 
-Tensor = torch.Tensor
-
+if TYPE_CHECKING:
+    from torch import Tensor
 
 def _compile(expr, what: str) -> Any:
     return compile(Printer("torch", lambda name: name)(expr), f"<{what}>", "eval")
@@ -86,6 +83,8 @@ class DefinedRule(Plasticity):
 
     # -- state ------------------------------------------------------------------------------------------
     def init_state(self, view: SynapseView, batch: int, device, dtype) -> dict:
+        import torch
+
         out = {}
         for name, side, _ in self.program.traces:
             if side == "pre":
@@ -128,11 +127,17 @@ class DefinedRule(Plasticity):
         return m
 
     def _bump(self, state: dict, side: str, spikes: Tensor) -> None:
+        import torch
+
         for name in self.program.names_of(side):
             trace = state[name]
             state[name] = torch.where(spikes > 0, torch.ones_like(trace), trace) if self.nearest else trace + spikes
 
     def _namespace(self, K: dict, m: Optional[Tensor], m_shape: tuple) -> dict:
+        import torch
+
+        from ..equations.torch_step import _exprel
+
         namespace = dict(K)
         namespace.update(torch=torch, _exprel=_exprel)
         if m is not None:
@@ -199,6 +204,8 @@ class DefinedRule(Plasticity):
         return namespace
 
     def _due(self, view: SynapseView, state: dict, K: dict, m: Optional[Tensor]) -> bool:
+        import torch
+
         if self._when is None:
             return True
         namespace = self._namespace(K, m, (-1,))

@@ -61,17 +61,15 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ConfigError
 from ..params import NeuronParams, param
 from ..units import parse_quantity
 from .base import Plasticity, SynapseView
 
-Tensor = torch.Tensor
-
+if TYPE_CHECKING:
+    from torch import Tensor
 
 def _every_problems(every: Any) -> list[str]:
     if not (isinstance(every, (int, float)) and float(every).is_integer() and every >= 1):
@@ -120,6 +118,8 @@ class ScalingParams(NeuronParams):
 
 
 def _counter(device) -> Tensor:
+    import torch
+
     return torch.zeros((), dtype=torch.long, device=device)
 
 
@@ -154,6 +154,8 @@ class Normalize(Plasticity):
 
     def sums(self, view: SynapseView) -> Tensor:
         """The current sum per post neuron ``[N_post]`` (``by: post``) or per pre neuron ``[N_pre]``."""
+        import torch
+
         w, by = view.weight, self.params.by
         if view.dense:
             return w.sum(dim=0 if by == "post" else 1)
@@ -163,6 +165,8 @@ class Normalize(Plasticity):
 
     def apply(self, view: SynapseView) -> None:
         """Normalise now: every neuron's sum becomes ``total`` (zero or opposite-sign sums left as they are)."""
+        import torch
+
         total = self.params.total
         sums = self.sums(view)
         ok = sums * total > 0
@@ -186,6 +190,8 @@ class SynapticScaling(Plasticity):
         self.every = int(self.params.every)
 
     def init_state(self, view: SynapseView, batch: int, device, dtype) -> dict:
+        import torch
+
         r = torch.full((batch, view.n_post), float(self.params.r_target), device=device, dtype=dtype)
         return {"r": r, "n": _counter(device)}
 

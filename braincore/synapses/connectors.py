@@ -70,15 +70,17 @@ from __future__ import annotations
 import difflib
 import numbers
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from ..units import UnitError, parse_quantity
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
 PathLike = Union[str, Path]
 
 #: connector type -> {option: description}; ``type`` itself is not listed
@@ -167,7 +169,9 @@ def _suggest(word: str, choices) -> str:
 
 def _index_array(value: Any, name: str, ctype: str, problems: list) -> Optional[np.ndarray]:
     """A 1-D integer array from a list / tuple / ndarray / tensor, or None (with a problem) when it is not one."""
-    if isinstance(value, Tensor):
+    import torch
+
+    if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, np.ndarray)):
         problems.append((name, f"{ctype}: {name} must be a list of integer indices, got {_short(value)}"))
@@ -389,6 +393,8 @@ def build_connectivity(spec: Mapping[str, Any], n_pre: int, n_post: int, *, gene
     Returns :class:`Connectivity` ``(pre, post)``, ``LongTensor[S]`` sorted by ``(pre, post)``. Raises
     :class:`ConfigError` listing every problem of the spec.
     """
+    import torch
+
     _check_generator(generator)
     problems, opts = _validate(spec, n_pre, n_post, same_population, base_dir)
     if problems:
@@ -419,6 +425,8 @@ def build_connectivity(spec: Mapping[str, Any], n_pre: int, n_post: int, *, gene
 
 
 def _check_generator(generator: Any) -> None:
+    import torch
+
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(1)), "
                         f"got {type(generator).__name__}")
@@ -429,6 +437,8 @@ def _check_generator(generator: Any) -> None:
 
 def _sort_order(pre: Tensor, post: Tensor, n_post: int) -> Tensor:
     """The stable permutation that sorts pairs by ``(pre, post)``."""
+    import torch
+
     return torch.sort(pre * n_post + post, stable=True).indices
 
 
@@ -438,6 +448,8 @@ def _sorted(pre: Tensor, post: Tensor, n_post: int) -> Connectivity:
 
 
 def _all_to_all(n_pre: int, n_post: int, exclude_self: bool) -> Connectivity:
+    import torch
+
     pre = torch.arange(n_pre, dtype=torch.long).repeat_interleave(n_post)
     post = torch.arange(n_post, dtype=torch.long).repeat(n_pre)
     if exclude_self:
@@ -458,6 +470,8 @@ def _distinct_sparse(rows: Tensor, n_rows: int, m: int, generator: torch.Generat
     Entries are handled as keys ``row * m + value``: sorted once, then only the rows that still hold a
     repeated value are redrawn and re-sorted, in place (each row keeps its slice of positions).
     """
+    import torch
+
     total = rows.numel()
     if total == 0:
         return rows.new_empty(0)
@@ -483,6 +497,8 @@ def _distinct_sparse(rows: Tensor, n_rows: int, m: int, generator: torch.Generat
 def _distinct_dense(n_rows: int, k: int, m: int, generator: torch.Generator) -> Tensor:
     """``[n_rows, k]``: per row the sorted ``k`` smallest of ``m`` random keys' candidates (a uniform
     ``k``-subset of ``[0, m)``), in blocks of at most :data:`_BLOCK` keys."""
+    import torch
+
     out = torch.empty((n_rows, k), dtype=torch.long)
     if k == 0 or n_rows == 0:
         return out
@@ -501,6 +517,8 @@ def _fixed_degree(n_rows: int, pool: int, k: int, exclude_self: bool,
                   generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """``(rows, cols)``: every row gets ``k`` distinct cols of ``[0, pool)`` (not itself with ``exclude_self``),
     sorted by ``(row, col)``."""
+    import torch
+
     m = pool - 1 if exclude_self else pool
     rows = torch.arange(n_rows, dtype=torch.long).repeat_interleave(k)
     if k <= _SPARSE_FRACTION * m:
@@ -514,6 +532,8 @@ def _fixed_degree(n_rows: int, pool: int, k: int, exclude_self: bool,
 
 def _fixed_probability(p: float, n_pre: int, n_post: int, exclude_self: bool,
                        generator: torch.Generator) -> Connectivity:
+    import torch
+
     m = n_post - 1 if exclude_self else n_post
     if p == 0.0 or m == 0:
         empty = torch.empty(0, dtype=torch.long)
@@ -532,6 +552,8 @@ def _fixed_probability(p: float, n_pre: int, n_post: int, exclude_self: bool,
 def _bernoulli_blocks(p: float, n_pre: int, n_post: int, exclude_self: bool,
                       generator: torch.Generator) -> Connectivity:
     """A Bernoulli(p) draw for every allowed pair, blocks of presynaptic rows at a time (dense regime)."""
+    import torch
+
     block = max(1, _BLOCK // n_post)
     pres, posts = [], []
     for start in range(0, n_pre, block):  # loops over blocks of rows, not over neurons
@@ -549,6 +571,8 @@ def _bernoulli_blocks(p: float, n_pre: int, n_post: int, exclude_self: bool,
 
 def _fixed_total(n: int, n_pre: int, n_post: int, exclude_self: bool, multapses: bool,
                  generator: torch.Generator) -> Connectivity:
+    import torch
+
     m = n_post - 1 if exclude_self else n_post
     allowed = n_pre * m
     if n == 0:
@@ -618,6 +642,8 @@ def load_connectivity_file(path: PathLike, *, base_dir: Optional[PathLike] = Non
     a ``file`` connector, so ``weight[s]`` belongs to synapse ``s`` of the built :class:`Connectivity`.
     Raises :class:`ConfigError` for a missing or malformed file.
     """
+    import torch
+
     data = _read_npz(_resolve(path, base_dir))
     pre, post = torch.from_numpy(data["pre"]), torch.from_numpy(data["post"])
     span = int(post.max()) + 1 if post.numel() else 1

@@ -14,10 +14,11 @@ Example::
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-Tensor = torch.Tensor
 
+if TYPE_CHECKING:
+    from torch import Tensor
 
 def to_csr(pre: Tensor, post: Tensor, n_pre: int) -> Tensor:
     """Row pointers ``indptr`` (``LongTensor[n_pre + 1]``) of synapses sorted by presynaptic index.
@@ -27,6 +28,8 @@ def to_csr(pre: Tensor, post: Tensor, n_pre: int) -> Tensor:
     ``[0, n_pre)``; ``post`` (``LongTensor[S]``) is only checked for its length (its order within a row is
     kept as given). Raises ``ValueError`` otherwise. The result is on ``pre``'s device.
     """
+    import torch
+
     if pre.ndim != 1 or post.ndim != 1 or pre.numel() != post.numel():
         raise ValueError(f"to_csr: pre and post must be 1-D of the same length, got shapes "
                          f"{tuple(pre.shape)} and {tuple(post.shape)}")
@@ -61,6 +64,8 @@ def outgoing(indptr: Tensor, spiking_pre_indices: Tensor) -> Tensor:
     so for sorted indices the result is ascending. Cost ``O(K + L)`` with ``L`` the number of synapses
     returned.
     """
+    import torch
+
     if spiking_pre_indices.dtype == torch.bool:
         if spiking_pre_indices.numel() != indptr.numel() - 1:
             raise ValueError(f"outgoing: a spike mask must have n_pre = {indptr.numel() - 1} entries, got "
@@ -84,6 +89,8 @@ def outgoing_rows(indptr: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
 
     ``synapse = arange(total) + repeat(start - offset, length)`` and ``row = repeat(arange(K), length)``,
     with ``offset`` the exclusive cumulative sum of the lengths."""
+    import torch
+
     start = indptr[index]
     length = indptr[index + 1] - start
     total = int(length.sum()) if index.numel() else 0

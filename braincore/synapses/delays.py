@@ -27,15 +27,16 @@ so a seed gives the same delays on every machine.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from ..errors import ConfigError
 from ..units import UnitError, parse_quantity
 from .weights import _check_count, _check_generator, _parse_spec, _sample
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
 DelaySpec = Union[int, float, str, Mapping[str, Any]]
 
 #: delay distribution -> its parameters (all required, in ms unless a unit is given); ``clip`` is optional
@@ -78,6 +79,8 @@ def check_delays(spec: DelaySpec) -> list[str]:
 
 def delay_steps(delays_ms: Tensor, dt: float) -> Tensor:
     """Delays in ms (``Tensor``) to whole steps (``LongTensor``): ``max(1, floor(delay / dt + 1/2))``."""
+    import torch
+
     steps = torch.floor(delays_ms.to(torch.float64) / dt + (0.5 + _ROUNDING_TOLERANCE))
     return torch.clamp(steps, min=1).long()
 

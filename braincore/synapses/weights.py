@@ -45,15 +45,18 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
+from ..params import torch_dtype
 from ..units import CANONICAL, UnitError, parse_quantity
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
 WeightSpec = Union[int, float, str, Mapping[str, Any]]
 
 #: distribution -> its parameters (all required); every distribution also takes an optional ``clip``
@@ -197,6 +200,8 @@ def truncated_mass(mean: float, std: float, lo: Optional[float], hi: Optional[fl
 def truncated_normal_of(u: Tensor, mean: float, std: float, truncate: tuple) -> Tensor:
     """float64 values of ``N(mean, std^2)`` truncated to ``truncate = (lo, hi)`` (``None``: unbounded), one per
     uniform ``u`` in (0, 1), by inverse transform (see the module docstring)."""
+    import torch
+
     lo, hi = truncate
     if std == 0:
         return torch.full_like(u, mean, dtype=torch.float64)
@@ -220,6 +225,8 @@ def lognormal_parameters(mean: float, std: float) -> tuple[float, float]:
 
 def _parse_explicit(spec: Any, what: str) -> tuple[Optional[dict], list]:
     """Per-synapse values given as a list or array (canonical units), in the connector's synapse order."""
+    import torch
+
     try:
         values = torch.as_tensor(np.asarray(spec, dtype=np.float64))
     except (TypeError, ValueError):
@@ -234,6 +241,8 @@ def _parse_explicit(spec: Any, what: str) -> tuple[Optional[dict], list]:
 
 def _sample(parsed: dict, num: int, generator: torch.Generator) -> Tensor:
     """float64 ``Tensor[num]`` drawn from a parsed spec (clip applied)."""
+    import torch
+
     dist = parsed["dist"]
     if dist == "explicit":
         if parsed["values"].numel() != num:
@@ -265,6 +274,8 @@ def _check_count(num: Any, what: str) -> None:
 
 
 def _check_generator(generator: Any) -> None:
+    import torch
+
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(1)), "
                         f"got {type(generator).__name__}")
@@ -272,7 +283,7 @@ def _check_generator(generator: Any) -> None:
         raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
 
 
-def init_weights(spec: WeightSpec, num: int, *, generator: torch.Generator, dtype: torch.dtype = torch.float32,
+def init_weights(spec: WeightSpec, num: int, *, generator: torch.Generator, dtype: "torch.dtype | str" = "float32",
                  dimension: str = "conductance") -> Tensor:
     """Initial weights ``Tensor[num]`` of ``dtype`` (CPU), in the canonical unit of ``dimension``.
 
@@ -287,7 +298,7 @@ def init_weights(spec: WeightSpec, num: int, *, generator: torch.Generator, dtyp
     parsed, problems = _parse_spec(spec, dimension)
     if parsed is None:
         raise ConfigError("\n".join(message for _, message in problems), list(problems))
-    return _sample(parsed, num, generator).to(dtype)
+    return _sample(parsed, num, generator).to(torch_dtype(dtype))
 
 
 def weight_spec_problems(spec: WeightSpec, dimension: str = "conductance", *,
@@ -338,6 +349,8 @@ def apply_sign(weights: Tensor, sign: str) -> Tensor:
     :func:`signed` for current synapses). Clipping rather than taking ``|w|`` keeps the drawn distribution
     unchanged above 0. Returns a new tensor of the same shape and dtype.
     """
+    import torch
+
     _check_sign(sign)
     return torch.clamp(weights, min=0)
 
