@@ -10,11 +10,13 @@ from typing import Any, Callable
 
 import pytest
 
-#: the tests need Python's own SIGINT handler in the main thread (what braincore holds back to a safe point)
-needs_sigint = pytest.mark.skipif(
-    threading.current_thread() is not threading.main_thread()
-    or signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
-    reason="needs Python's default SIGINT handler in the main thread")
+def needs_sigint(test: Callable) -> Callable:
+    """Mark a test that needs Python's own SIGINT handler (what braincore holds back to a safe point): skipped off
+    the main thread; run with the default handler installed, since a library imported by another test may have
+    replaced it (Brian2 installs its own on first use) -- restored afterwards (the ``default_sigint`` fixture)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    test = pytest.mark.usefixtures("default_sigint")(test)
+    return pytest.mark.skipif(not main_thread, reason="needs the main thread for SIGINT")(test)
 
 
 def press_ctrl_c_during(real: Callable, n: int, counts: Callable[..., bool] = lambda *a, **k: True) -> Callable:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ctrl_c import needs_sigint
+
 from braincore.cli import main
 from braincore.progress import Heartbeat
 
@@ -429,12 +431,10 @@ def test_ctrl_c_stops_a_long_simulation_within_seconds(tmp_path):
     assert failure["ok"] is False and failure["interrupted"] is True
 
 
+@needs_sigint
 def test_the_native_engine_sees_ctrl_c_between_chunks_of_steps():
     """A run without a progress bar is still cut into calls of at most CHUNK_STEPS steps into C, so Ctrl-C stops
     it at the end of the current chunk rather than after the whole run."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("needs Python's default SIGINT handler in the main thread")
     native = pytest.importorskip("braincore.native")
     try:
         native.load_library("float64")

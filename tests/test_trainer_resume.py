@@ -7,10 +7,11 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+
+from ctrl_c import needs_sigint
 import torch
 
 from braincore.checkpoint import load_checkpoint, save_checkpoint
@@ -22,10 +23,6 @@ from braincore.training.trainer import CheckpointMismatch
 
 ROOT = Path(__file__).resolve().parent.parent
 
-needs_sigint = pytest.mark.skipif(
-    threading.current_thread() is not threading.main_thread()
-    or signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
-    reason="needs Python's default SIGINT handler in the main thread")
 
 
 def _problem(n=60, seed=0):
