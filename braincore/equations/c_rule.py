@@ -94,17 +94,15 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
         out = []
         for st in stmts:
             load = loads([st.expr], s_var, i_var, j_var)
-            if st.target == "w" and single:
-                out.append(f"{indent}{{ const int32_t b = 0; const REAL v_w = w[{s_var}]; (void)b;")
-                for line in load:
-                    out.append(f"{indent}  {line}")
-                out.append(f"{indent}  w[{s_var}] = v_w + {printer(st.expr)}; }}")
-            elif st.target == "w":
-                out.append(f"{indent}if (B == 1) {{ const int32_t b = 0; const REAL v_w = w[{s_var}];")
-                for line in load:
-                    out.append(f"{indent}  {line}")
-                out.append(f"{indent}  w[{s_var}] = v_w + {printer(st.expr)};")
-                out.append(f"{indent}}} else {{ const REAL v_w = w[{s_var}]; REAL acc = 0;")
+            if st.target == "w":
+                one = [f"{{ const int32_t b = 0; const REAL v_w = w[{s_var}]; (void)b;"] + \
+                    [f"  {line}" for line in load] + [f"  w[{s_var}] = v_w + {printer(st.expr)}; }}"]
+                if single:
+                    out += [indent + line for line in one]
+                    continue
+                out.append(f"{indent}if (B == 1) {one[0]}")
+                out += [indent + line for line in one[1:]]
+                out.append(f"{indent}else {{ const REAL v_w = w[{s_var}]; REAL acc = 0;")
                 out.append(f"{indent}  for (int32_t b = 0; b < B; b++) {{")
                 out.append(f"{indent}    const REAL spk = {spiked} ? (REAL)1 : (REAL)0;")
                 for line in load:
