@@ -416,6 +416,7 @@ class Simulator:
             self.populations[spec.name] = PopulationRuntime(spec.name, model, state)
         #: each population's state after construction, for :meth:`rest`
         self._initial_states = {name: tuple(t.clone() for t in pop.state) for name, pop in self.populations.items()}
+        self._fresh_rule_states: dict[str, dict] = {}  # projection -> its rule's initial state (Simulator.rest)
 
         # projections and the synaptic groups they feed
         self.groups: list[SynapticGroup] = []
@@ -488,11 +489,12 @@ class Simulator:
             if unknown:
                 raise KeyError(f"rest: population {name!r} has no state variable {', '.join(sorted(unknown))}; "
                                f"it has {', '.join(self.populations[name].state._fields)}")
-        with torch.no_grad():
+        with torch.no_grad():  # in place: the engines keep their bindings to the state tensors
             for name, pop in self.populations.items():
                 kept = keeping.get(name, set())
-                pop.state = type(pop.state)(*[value if field_name in kept else initial.clone() for field_name, value,
-                                              initial in zip(pop.state._fields, pop.state, self._initial_states[name])])
+                for field_name, value, initial in zip(pop.state._fields, pop.state, self._initial_states[name]):
+                    if field_name not in kept:
+                        value.copy_(initial)
             for group in self.groups:
                 group.x.zero_()
                 if group.ring is not None:
@@ -502,7 +504,10 @@ class Simulator:
             for proj in self.projections:
                 if proj.rule is None:
                     continue
-                fresh = proj.rule.init_state(proj.view, self.batch, self.device, self.dtype)
+                fresh = self._fresh_rule_states.get(proj.name)
+                if fresh is None:  # a rule's initial state depends only on the projection, batch, device, dtype
+                    fresh = self._fresh_rule_states[proj.name] = proj.rule.init_state(proj.view, self.batch,
+                                                                                       self.device, self.dtype)
                 for key, value in (proj.rule_state or {}).items():
                     if not (value.dtype == torch.int64 and value.dim() == 0):  # step counters keep their phase
                         value.copy_(fresh[key])
@@ -641,20 +646,28 @@ class Simulator:
         weight is NaN or infinite, naming it, the steps since the last check (the run checks every
         :data:`FINITE_CHECK_EVERY` steps on the PyTorch engine, every :data:`NATIVE_CHECK_EVERY` steps on the
         native one, and at the end of each run) and the likely
-        cause. Weights that no rule changes are checked again only after they were edited."""
+        cause. Weights that no rule changes are checked again only after they were edited; on the native engine,
+        weights that a normalisation pass rewrote on the last step are not read again (the pass checked them), and
+        the rest is summed in one C call, counted exactly only when a sum is not finite."""
         weights = []
+        engine = self._engine if self.backend != "torch" else None
+        found_finite = engine.weights_found_finite() if engine is not None else set()
         for proj in self.projections:
+            if proj.name in found_finite:
+                continue
             weight = proj.view.weight if proj.view is not None else (proj.dense if proj.dense is not None
                                                                       else proj.weight)
             stamp = (id(weight), weight._version)
             if proj.rule is None and self._finite_weights.get(proj.name) == stamp:
                 continue
             weights.append((proj.name, weight, proj.rule is not None, stamp))
-        raise_if_not_finite(
-            self.assembly.name, self.dt, self._finite_step, self.step_count,
-            [(name, weight, plastic) for name, weight, plastic, _ in weights],
-            [(name, var, value, getattr(pop.model, "method", None)) for name, pop in self.populations.items()
-             for var, value in zip(pop.state._fields, pop.state) if isinstance(value, Tensor)])
+        states = [(name, var, value, getattr(pop.model, "method", None)) for name, pop in self.populations.items()
+                  for var, value in zip(pop.state._fields, pop.state)
+                  if isinstance(value, Tensor) and value.is_floating_point()]
+        if engine is None or not engine.all_finite([w for _, w, _, _ in weights] + [s[2] for s in states]):
+            raise_if_not_finite(
+                self.assembly.name, self.dt, self._finite_step, self.step_count,
+                [(name, weight, plastic) for name, weight, plastic, _ in weights], states)
         for name, _, _, stamp in weights:  # all finite: checked again only after an edit
             self._finite_weights[name] = stamp
         self._finite_step = self.step_count

@@ -87,7 +87,8 @@ class Rule(ctypes.Structure):
                 ("K", ctypes.POINTER(c_double)), ("traces", ctypes.POINTER(c_void_p)),
                 ("indptr_post", P_int64), ("by_post", P_int64), ("pre_of", P_int32),
                 ("flag_pre", P_uint8), ("flag_post", P_uint8), ("seen_pre", P_uint8), ("seen_post", P_uint8),
-                ("act_pre", P_int32), ("act_post", P_int32), ("counter", P_int64), ("scratch", c_void_p)]
+                ("act_pre", P_int32), ("act_post", P_int32), ("counter", P_int64), ("scratch", c_void_p),
+                ("finite_at", c_int64)]
 
 
 class Chan(ctypes.Structure):
@@ -184,8 +185,12 @@ class NativeEngine:
         self._static()
         self.rng_state = np.zeros(4, dtype=np.uint64)
         self._same: dict = {}  # projection index -> (weight tensor, its version, the common value or None)
-        self._limits: dict = {}  # input index -> (rate map, its version, the arrays of _poisson_plan)
+        self._limits: dict = {}  # input index -> (rate map, its version) last planned by _poisson_plan
         self._clipped: dict = {}  # rule index -> (weight tensor, its version) after the last run
+        self._plan_arrays: dict = {}  # input index -> the arrays bc_poisson_plan fills (see _poisson_plan)
+        self._traces_bound: dict = {}  # rule index -> ((trace tensor, address) list, the C pointer array)
+        self._bound: Optional[list] = None  # (tensor, address) of each tensor bound at the last run (_bind)
+        self._plastic = {j for j, _, _, _ in self.rule_entries}  # projections whose weights a rule changes
         self.lib.bc_seed(self.rng_state.ctypes.data, ctypes.c_uint64((sim.seed + 1) & 0xFFFFFFFFFFFFFFFF))
 
     def source(self) -> str:
@@ -362,6 +367,7 @@ class NativeEngine:
             R.flag_pre, R.flag_post, R.seen_pre, R.seen_post = (_ptr(f, ctypes.c_uint8) for f in flags)
             R.act_pre, R.act_post = (_ptr(a, ctypes.c_int32) for a in acts)
             R.scratch = scratch.ctypes.data
+            R.finite_at = -1
         self._trace_ptrs = []
 
     def _bind_rules(self) -> tuple:
@@ -401,9 +407,14 @@ class NativeEngine:
             for name in names:
                 if not state[name].is_contiguous():
                     state[name] = state[name].contiguous()
-            ptrs = (c_void_p * max(1, len(names)))(*[_tensor_ptr(state[name], dtype) for name in names])
-            self._trace_ptrs.append(ptrs)
-            R.traces = ctypes.cast(ptrs, ctypes.POINTER(c_void_p))
+            tensors = [(state[name], state[name].data_ptr()) for name in names]
+            bound = self._traces_bound.get(r)
+            if bound is None or len(bound[0]) != len(tensors) or any(
+                    a is not b or pa != pb for (a, pa), (b, pb) in zip(tensors, bound[0])):
+                ptrs = (c_void_p * max(1, len(names)))(*[_tensor_ptr(state[name], dtype) for name in names])
+                R.traces = ctypes.cast(ptrs, ctypes.POINTER(c_void_p))
+                bound = self._traces_bound[r] = (tensors, ptrs)  # held: no address reused unnoticed
+            self._trace_ptrs.append(bound[1])
         self._chans = chans
         return chans, len(channels)
 
@@ -435,40 +446,59 @@ class NativeEngine:
         without a map."""
         if rate_map is None:
             self._limits.pop(q, None)
+            self._plan_arrays.pop(q, None)
             Q.limits = Q.nz_ptr = Q.nz_index = Q.nz_accept = Q.nz_max = None
             return
         cached = self._limits.get(q)
-        if cached is None or cached[0] is not rate_map or cached[1] != rate_map._version:
-            lam = rate_map.detach().cpu().double().numpy().reshape(rate_map.shape[0], -1)
-            limits = np.ascontiguousarray(np.exp(-lam))
-            trial, index = np.nonzero(lam > 0)  # row-major: trial by trial, neurons ascending
-            lam_max = np.where(np.isfinite(lam).all(axis=1), lam.max(axis=1, initial=0.0), np.inf)
-            accept = np.ascontiguousarray(lam[trial, index] / lam_max[trial])
-            ptr = np.zeros(lam.shape[0] + 1, dtype=np.int64)
-            np.cumsum(np.bincount(trial, minlength=lam.shape[0]), out=ptr[1:])
-            arrays = (limits, ptr, np.ascontiguousarray(index, dtype=np.int64), accept,
-                      np.ascontiguousarray(lam_max))
-            self._limits[q] = cached = (rate_map, rate_map._version, arrays)
-        limits, ptr, index, accept, lam_max = cached[2]
-        Q.limits, Q.nz_accept, Q.nz_max = (a.ctypes.data_as(P_double) for a in (limits, accept, lam_max))
-        Q.nz_ptr, Q.nz_index = ptr.ctypes.data_as(P_int64), index.ctypes.data_as(P_int64)
+        if cached is not None and cached[0] is rate_map and cached[1] == rate_map._version:
+            return  # planned and bound at an earlier run, unchanged since
+        B = rate_map.shape[0]
+        m = rate_map.numel() // max(1, B)
+        arrays = self._plan_arrays.get(q)
+        if arrays is None or arrays[0].shape[0] != B * m:  # reused from map to map (and bound once)
+            arrays = self._plan_arrays[q] = (np.empty(B * m), np.empty(B + 1, dtype=np.int64),
+                                             np.empty(B * m, dtype=np.int64), np.empty(B * m), np.empty(B))
+            limits, ptr, index, accept, lam_max = arrays
+            Q.limits, Q.nz_accept, Q.nz_max = (a.ctypes.data_as(P_double) for a in (limits, accept, lam_max))
+            Q.nz_ptr, Q.nz_index = ptr.ctypes.data_as(P_int64), index.ctypes.data_as(P_int64)
+        lams = rate_map if rate_map.is_contiguous() else rate_map.contiguous()
+        _tensor_ptr(lams, self.sim.dtype)
+        self.lib.bc_poisson_plan(lams.data_ptr(), B, m, *(a.ctypes.data for a in arrays))
+        self._limits[q] = (rate_map, rate_map._version)
 
     # -- per call: tensors may have been replaced (checkpoint loads, weight edits) -------------------------
+    def _bound_tensors(self) -> list:
+        """The tensors whose addresses the C records hold, in binding order."""
+        sim = self.sim
+        out = [value for name in self.pop_index for value in sim.populations[name].state]
+        for group in sim.groups:
+            out += (group.x, group.h, group.ring)
+        return out + [proj.weight for proj in sim.projections]
+
     def _bind(self) -> None:
         sim, dtype = self.sim, self.sim.dtype
-        for name, i in self.pop_index.items():
-            state = sim.populations[name].state
-            for j, value in enumerate(state):
-                self._state_ptrs[i][j] = _tensor_ptr(value, dtype)
-        for g, group in enumerate(sim.groups):
-            G = self.groups[g]
-            G.x, G.h, G.ring = (_tensor_ptr(group.x, dtype), _tensor_ptr(group.h, dtype),
-                                _tensor_ptr(group.ring, dtype))
-        plastic = {j for j, _, _, _ in self.rule_entries}
+        tensors = self._bound_tensors()
+        bound = self._bound
+        if bound is None or len(bound) != len(tensors) or any(
+                a is not b or (a is not None and a.data_ptr() != ptr) for a, (b, ptr) in zip(tensors, bound)):
+            # a tensor was replaced (a checkpoint load, an assignment) since the last run: bind them all again
+            for name, i in self.pop_index.items():
+                state = sim.populations[name].state
+                for j, value in enumerate(state):
+                    self._state_ptrs[i][j] = _tensor_ptr(value, dtype)
+            for g, group in enumerate(sim.groups):
+                G = self.groups[g]
+                G.x, G.h, G.ring = (_tensor_ptr(group.x, dtype), _tensor_ptr(group.h, dtype),
+                                    _tensor_ptr(group.ring, dtype))
+            for j, proj in enumerate(sim.projections):
+                self.projs[j].w = _tensor_ptr(proj.weight, dtype)
+            # the tensors are held here, so an address cannot be reused by another tensor unnoticed
+            self._bound = [(t, t.data_ptr() if t is not None else 0) for t in tensors]
         for j, proj in enumerate(sim.projections):
+            if j in self._plastic:
+                continue
             J = self.projs[j]
-            J.w = _tensor_ptr(proj.weight, dtype)
-            same = None if j in plastic else self._same_weight(j, proj.weight)
+            same = self._same_weight(j, proj.weight)
             J.same, J.w_same = int(same is not None), same if same is not None else 0.0
         for q, inp in enumerate(sim.inputs):
             Q = self.inputs[q]
@@ -542,6 +572,34 @@ class NativeEngine:
         if steps > 0:  # the weights are within bounds now (until Python edits them)
             for r, (_, proj, _, _) in enumerate(self.rule_entries):
                 self._clipped[r] = (proj.weight, proj.weight._version)
+
+    def weights_found_finite(self) -> set:
+        """Names of the projections whose every weight the kernel found finite on the last step run: those whose
+        rule chain ends with a normalisation that ran then (its pass writes every weight and notes whether all
+        are finite), so the blow-up check need not read them again."""
+        last: dict = {}
+        for r, (_, proj, _, _) in enumerate(self.rule_entries):
+            last[proj.name] = r
+        step = self.sim.step_count - 1
+        found = set()
+        for name, r in last.items():
+            proj, after_run = self.rule_entries[r][1], self._clipped.get(r)
+            unedited = after_run is not None and after_run[0] is proj.weight and after_run[1] == proj.weight._version
+            if unedited and self.rules[r].kind == -1 and self.rules[r].finite_at == step:
+                found.add(name)
+        return found
+
+    def all_finite(self, tensors: list) -> Optional[bool]:
+        """``True`` when the sum of every tensor is finite, so that none holds a NaN or an infinity (one C call
+        over them all: the blow-up check's fast path); ``False`` when a sum is not (the caller counts exactly:
+        finite values whose sum overflows also land there); ``None`` when a tensor is not a contiguous CPU
+        tensor of the engine's dtype (the caller checks in PyTorch)."""
+        dtype = self.sim.dtype
+        if any(t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() for t in tensors):
+            return None
+        ptrs = np.fromiter((t.data_ptr() for t in tensors), dtype=np.uint64, count=len(tensors))
+        lens = np.fromiter((t.numel() for t in tensors), dtype=np.int64, count=len(tensors))
+        return int(self.lib.bc_first_nonfinite(ptrs.ctypes.data, lens.ctypes.data, len(tensors))) < 0
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def rng_tensor(self) -> torch.Tensor:

@@ -125,6 +125,7 @@ typedef struct {
     int32_t *act_pre, *act_post;       /* scratch [n]: neurons that spiked in some trial */
     int64_t *counter;                  /* homeostasis: the rule's step counter (its state "n") */
     void *scratch;                     /* homeostasis: [max(n_pre, n_post)] */
+    int64_t finite_at;                 /* normalisation: the step whose pass found every weight finite, or -1 */
 } Rule;
 
 /* A neuromodulator channel: M <- baseline + (M - baseline) * factor each step (factor**0 = 1: no decay). */
@@ -431,14 +432,26 @@ static void builtin_rule(Net *net, Rule *R) {
     }
     /* total / sum as the PyTorch engine evaluates a number over a tensor: (1 / sum) * total */
     for (int32_t q = 0; q < n; q++) tmp[q] = tmp[q] * total > 0 ? ((REAL)1 / tmp[q]) * total : (REAL)1;
+    /* the pass writes every weight: it notes whether all are finite (x - x is 0 for a finite x, NaN otherwise), so
+     * that the blow-up check after a run ending on this step need not read the weights again */
+    int bad = 0;
     if (J->full && !R->by) {
         for (int32_t i = 0; i < Pa->n; i++) {
             REAL *restrict row = w + (int64_t)i * nb;
-            for (int32_t j = 0; j < nb; j++) row[j] = row[j] * tmp[j];
+            for (int32_t j = 0; j < nb; j++) {
+                const REAL x = row[j] * tmp[j];
+                row[j] = x;
+                bad |= (x - x) != (REAL)0;
+            }
         }
     } else {
-        for (int64_t s = 0; s < S; s++) w[s] = w[s] * tmp[R->by ? R->pre_of[s] : J->post[s]];
+        for (int64_t s = 0; s < S; s++) {
+            const REAL x = w[s] * tmp[R->by ? R->pre_of[s] : J->post[s]];
+            w[s] = x;
+            bad |= (x - x) != (REAL)0;
+        }
     }
+    R->finite_at = bad ? -1 : net->k;
 }
 
 static void step_modulators(Net *net) {
@@ -568,4 +581,51 @@ void bc_seed(uint64_t *state, uint64_t seed) {
     }
 }
 
-int32_t bc_abi_version(void) { return 7; }
+/* What the Poisson sampler reads for a rate map lams [B*m] (expected events per step), computed once per map (see
+ * Input): limits = exp(-lams) in double; per trial b the neurons with a non-zero rate (nz_index[nz_ptr[b] ..
+ * nz_ptr[b+1]-1], ascending), each rate over the trial's largest (nz_accept), that largest in nz_max[b] (infinite
+ * when a rate of the trial is not finite). Returns the number of non-zero rates. */
+int64_t bc_poisson_plan(const REAL *lams, int32_t B, int64_t m, double *limits, int64_t *nz_ptr, int64_t *nz_index,
+                        double *nz_accept, double *nz_max) {
+    int64_t e = 0;
+    nz_ptr[0] = 0;
+    for (int32_t b = 0; b < B; b++) {
+        const REAL *row = lams + (int64_t)b * m;
+        double largest = 0.0;
+        int finite = 1;
+        for (int64_t j = 0; j < m; j++) {
+            const double lam = (double)row[j];
+            limits[(int64_t)b * m + j] = exp(-lam);
+            if (!isfinite(lam)) finite = 0;
+            else if (lam > largest) largest = lam;
+        }
+        nz_max[b] = finite ? largest : INFINITY;
+        for (int64_t j = 0; j < m; j++) {
+            const double lam = (double)row[j];
+            if (lam > 0) { nz_index[e] = j; nz_accept[e] = lam / nz_max[b]; e++; }
+        }
+        nz_ptr[b + 1] = e;
+    }
+    return e;
+}
+
+/* The blow-up check's fast path: the index of the first of n arrays (lens[a] REALs at ptrs[a]) whose sum is not
+ * finite, or -1 when every sum is. A NaN or an infinity makes the sum non-finite; a sum of finite values that
+ * overflows is a false alarm the caller resolves by counting exactly (braincore/finite.py). Eight partial sums so
+ * that the loop vectorises without reassociation flags. */
+int32_t bc_first_nonfinite(void *const *ptrs, const int64_t *lens, int32_t n) {
+    for (int32_t a = 0; a < n; a++) {
+        const REAL *restrict x = (const REAL *)ptrs[a];
+        const int64_t m = lens[a], whole = m - m % 8;
+        REAL acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t i = 0; i < whole; i += 8)
+            for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+        REAL s = 0;
+        for (int64_t i = whole; i < m; i++) s += x[i];
+        for (int j = 0; j < 8; j++) s += acc[j];
+        if (!isfinite(s)) return a;
+    }
+    return -1;
+}
+
+int32_t bc_abi_version(void) { return 8; }
