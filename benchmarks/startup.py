@@ -8,10 +8,11 @@
 Each command runs as ``python -m braincore ARGS`` in a subprocess (stdout and stderr discarded) from the
 repository root, with ``OMP_NUM_THREADS=1``; one untimed run first warms the file cache. The figure is the
 median wall time of ``--repeat`` runs, the spread is min-max. ``python -c pass`` and ``python -c "import
-torch"`` are timed alongside as the floor and the cost of PyTorch on this machine. With ``--baseline DIR`` each
-command also runs in that checkout (its ``PYTHONPATH`` and working folder), alternating run by run with this
-one so that both see the same machine load; a command the baseline does not know shows its exit code 2.
-Timings never go in tests.
+torch"`` are timed alongside as the floor and the cost of PyTorch on this machine. ``validate`` is timed on two
+assemblies and on one config of each task kind (training, task and distributed kinds load their modules). With
+``--baseline DIR`` each command also runs in that checkout (its ``PYTHONPATH`` and working folder), alternating
+run by run with this one so that both see the same machine load; a command the baseline does not know shows its
+exit code 2. Timings never go in tests.
 """
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ COMMANDS = [
     ("braincore run --help", ["-m", "braincore", "run", "--help"]),
     ("braincore validate configs/gallery.yaml", ["-m", "braincore", "validate", "configs/gallery.yaml"]),
     ("braincore validate configs/coba.yaml", ["-m", "braincore", "validate", "configs/coba.yaml"]),
+    # one config of each task kind (each loads its task module, from the braincore.kinds entry points)
+    *[(f"braincore validate configs/{name}.yaml", ["-m", "braincore", "validate", f"configs/{name}.yaml"])
+      for name in ("perception/mnist_ff", "perception/diehl_cook", "perception/desire_bp",
+                   "perception/predictive_coding", "rl/cartpole", "decision/two_afc", "memory/delayed_match",
+                   "memory/associative", "brain/microcircuit", "distributed/coba")],
     ("braincore models", ["-m", "braincore", "models"]),
     ("braincore regions", ["-m", "braincore", "regions"]),
     ("braincore configs", ["-m", "braincore", "configs"]),

@@ -18,7 +18,8 @@ resume). Phases that print nothing for a few seconds (building a large network) 
 
 Start-up is kept short: this module imports only the standard library, and each command imports what it needs
 (PyTorch only where networks are built or run: ``--help``, ``configs``, ``models``, ``regions`` and ``validate`` of
-an assembly or gallery never load it; the configs of trainings and tasks load it with their modules).
+any bundled config -- assemblies, galleries, trainings, tasks, distributed runs -- never load it; the task modules
+import it in their runners).
 """
 from __future__ import annotations
 

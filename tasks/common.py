@@ -16,6 +16,24 @@ from braincore.progress import TrainingInterrupted, interrupt_guard, progress_ba
 from braincore.validation import OutputName
 
 
+def lazy_attributes(module: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for names a task module no longer imports at its top (PyTorch and what needs it
+    load when a config runs, not when one is validated): ``names`` maps each to ``"package.module"`` (the module
+    itself) or ``"package.module:attribute"``; it is imported on first access, so ``task.Trainer`` and
+    ``monkeypatch.setattr(task.Trainer, ...)`` keep working."""
+    import importlib
+
+    def __getattr__(name: str) -> Any:
+        target = names.get(name)
+        if target is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        path, _, attribute = target.partition(":")
+        value = importlib.import_module(path)
+        return getattr(value, attribute) if attribute else value
+
+    return __getattr__
+
+
 def output_dir(options: dict) -> Path:
     """The run's output folder (``options["out"]``, default ``braincore_out``), created if needed."""
     out = Path(options.get("out") or "braincore_out")

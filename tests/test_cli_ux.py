@@ -268,15 +268,10 @@ def test_quick_commands_do_not_load_pytorch():
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("argv", [["validate", f"configs/{name}.yaml"] for name in (
-    "coba", "gallery", "brunel", "cobahh", "lif_family", "izhikevich_gallery", "brain/cbgt_loop", "examples/qif")]
-    + [["models"], ["regions"]],
-                         ids=lambda argv: " ".join(argv))
-def test_validate_models_and_regions_do_not_load_pytorch(argv):
-    """Checking a config of registered models and listing the models and regions need their definitions and
-    parameter records, not tensors (issue 16: under a second); a user model (cobahh.yaml, qif.yaml) evaluates its
-    initial values with Python numbers. (The configs of trainings and tasks still import PyTorch with their
-    modules.)"""
+@pytest.mark.parametrize("argv", [["models"], ["regions"]], ids=lambda argv: " ".join(argv))
+def test_models_and_regions_do_not_load_pytorch(argv):
+    """Listing the models and regions needs their definitions and parameter records, not tensors (issue 16: under
+    a second)."""
     code = ("import sys, io, contextlib\nimport braincore.cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             f"    assert braincore.cli.main({argv!r}) == 0\n"
@@ -284,6 +279,38 @@ def test_validate_models_and_regions_do_not_load_pytorch(argv):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr
+
+
+def test_validating_any_bundled_config_does_not_load_pytorch():
+    """Every bundled config (configs/, all kinds: assemblies, galleries, trainings, tasks, distributed runs)
+    validates without PyTorch or matplotlib (issue 16: under a second): the task modules import them where they
+    run, and what validation reads -- schemas, parameter records, the choices of the training, the region
+    builders, the distributed engine's checks -- imports without them; a user model (cobahh.yaml, qif.yaml)
+    evaluates its initial values with Python numbers. One interpreter validates them all, checking after each
+    (a module once imported is imported for all, so the check after the last covers every config's imports)."""
+    names = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml"))
+    assert len(names) >= 30
+    code = ("import sys, io, contextlib\nimport braincore.cli\n"
+            f"for name in {names!r}:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        assert braincore.cli.main(['validate', name]) == 0, name + ' is not valid'\n"
+            "    loaded = [m for m in ('torch', 'matplotlib') if m in sys.modules]\n"
+            "    assert not loaded, f'validate {name} imported {loaded}'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_choices_named_without_pytorch_are_those_implemented():
+    """braincore.choices repeats the surrogate names for the schemas; the training modules import its tuples."""
+    from braincore import choices
+    from braincore.surrogate import SURROGATES
+    from braincore.training import losses, models, trainer
+
+    assert tuple(SURROGATES) == choices.SURROGATE_NAMES
+    assert (models.LAYER_KINDS, models.READOUT_KINDS) == (choices.LAYER_KINDS, choices.READOUT_KINDS)
+    assert (losses.LOSS_KINDS, losses.REDUCTIONS, trainer.OPTIMIZERS, trainer.SCHEDULES) == \
+        (choices.LOSS_KINDS, choices.REDUCTIONS, choices.OPTIMIZERS, choices.SCHEDULES)
 
 
 def test_a_model_instance_is_a_torch_module_of_its_class():

@@ -13,9 +13,23 @@ Modules: :mod:`.rng` (counter-based draws), :mod:`.partition`, :mod:`.connectivi
 :mod:`.config` (the ``distributed`` config kind, registered on import). Usage, measurements and the cost model: the
 README, "Scale-out".
 """
+from typing import Any
+
 from .partition import PARTITION_SCHEMES, partition_table
-from .simulator import DistributedSimulator, ExchangeStats, check_supported
+from .support import check_supported
 from .config import launched_world_size, run_assembly_distributed, run_distributed  # registers kind: distributed
+
+#: names of :mod:`.simulator` (which imports PyTorch), imported on first use: validating a ``kind: distributed``
+#: config loads this package without PyTorch
+_FROM_SIMULATOR = ("DistributedSimulator", "ExchangeStats")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_SIMULATOR:
+        from . import simulator
+
+        return getattr(simulator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DistributedSimulator", "ExchangeStats", "check_supported", "PARTITION_SCHEMES", "partition_table",
            "launched_world_size", "run_distributed", "run_assembly_distributed"]

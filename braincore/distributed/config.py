@@ -57,7 +57,7 @@ def launched_world_size() -> int:
 def _semantic_check(config: dict, doc, problems: list) -> None:
     from ..assembly_config import load_assembly
     from ..config import ConfigProblems
-    from .simulator import check_supported
+    from .support import check_supported
 
     part = config.get("partition") or {}
     if isinstance(part, Mapping):

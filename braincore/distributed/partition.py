@@ -23,13 +23,12 @@ Schemes (``partition: {scheme: ...}`` in a ``kind: distributed`` config):
 from __future__ import annotations
 
 import math
-from typing import Mapping
-
-import torch
+from typing import TYPE_CHECKING, Mapping
 
 from ..errors import ConfigError
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PARTITION_SCHEMES = ("blocks", "round_robin", "populations")
 
@@ -48,6 +47,8 @@ def partition_table(sizes: Mapping[str, int], world_size: int, scheme: str = "bl
         raise ConfigError(f"partition: unknown scheme {scheme!r}; use one of {', '.join(PARTITION_SCHEMES)}")
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
         raise ConfigError(f"partition: the world size must be an integer >= 1, got {world_size!r}")
+    import torch  # here, not at the top: the config kind names the schemes without PyTorch
+
     P = world_size
     table: list[dict[str, Tensor]] = [{} for _ in range(P)]
     if scheme == "blocks":

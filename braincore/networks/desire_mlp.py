@@ -54,79 +54,16 @@ code's scoring): :meth:`DesireMLP.predict` returns -1 then.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional
 
 import torch
 
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..params import NeuronParams, param
+from .params import DesireParams  # the record, importable without PyTorch
 from ..plasticity import desire as rule
 
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class DesireParams(NeuronParams):
-    """Parameters of :class:`DesireMLP` (defaults: the authors' desire_pytorch.py, MNIST)."""
-
-    n_in: Any = param(784, "dimensionless", "inputs (pixels)")
-    hidden: Any = param((1600, 800), "choice", "hidden layer sizes (a list of positive integers)")
-    n_out: Any = param(10, "dimensionless", "output neurons (classes)")
-    steps: Any = param(20, "dimensionless", "time steps per sample (T)")
-    v_th: Any = param(1.0, "dimensionless", "firing threshold (weights are in its units)")
-    beta: Any = param(0.75, "dimensionless", "membrane and trace decay per step (1 - 2^-2)")
-    theta_out: Any = param(rule.THETA_OUT, "dimensionless", "output desire threshold")
-    theta_hid: Any = param(rule.THETA_HID, "dimensionless", "hidden desire threshold")
-    error_margin: Any = param(rule.ERROR_MARGIN, "dimensionless", "spikes short of T that count as rate 1")
-    lr: Any = param(rule.LEARNING_RATE, "dimensionless", "learning rate per sample (epoch 0)")
-    lr_decay: Any = param(0.04, "dimensionless", "lr(epoch) = lr exp(-lr_decay epoch) lr_gamma^(milestones passed)")
-    lr_milestones: Any = param((), "choice", "epochs (0-based) from which the lr is multiplied by lr_gamma once more "
-                                             "(a step decay on top of the exponential one; the code: none)")
-    lr_gamma: Any = param(0.1, "dimensionless", "factor applied at each of lr_milestones")
-    dropout_in: Any = param(0.0, "dimensionless", "dropout probability of the input neurons")
-    dropout_hid: Any = param(0.3, "dimensionless", "dropout probability of the hidden neurons")
-    reduction: Any = param("sum", "choice", "batch updates: 'sum' (per-sample lr, as online) or 'mean'",
-                           choices=("sum", "mean"))
-    init_gain: Any = param(2.0, "dimensionless", "initial weights ~ N(0, init_gain / N_pre) (Kaiming: 2)")
-    layer_delay: Any = param(0, "dimensionless", "steps a hidden layer's spikes take to reach the next layer "
-                                                  "(the authors' code: 1)")
-
-    def check(self) -> list[str]:
-        problems = super().check()
-        hid = self.hidden
-        if isinstance(hid, (str, bytes)) or not isinstance(hid, Sequence) or \
-                not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hid):
-            problems.append(f"hidden must be a list of positive integers, got {hid!r}")
-        for name in ("n_in", "n_out", "steps"):
-            v = getattr(self, name)
-            if not (float(v) == int(v) and int(v) > 0):
-                problems.append(f"{name} must be a positive integer, got {v!r}")
-        if not float(self.v_th) > 0:
-            problems.append(f"v_th must be > 0, got {self.v_th!r}")
-        if not 0.0 <= float(self.beta) <= 1.0:
-            problems.append(f"beta must be in [0, 1], got {self.beta!r}")
-        ms = self.lr_milestones
-        if isinstance(ms, (str, bytes)) or not isinstance(ms, Sequence) or \
-                not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in ms):
-            problems.append(f"lr_milestones must be a list of epochs (integers >= 0), got {ms!r}")
-        for name in ("theta_out", "theta_hid", "lr", "lr_decay", "lr_gamma", "error_margin", "init_gain"):
-            if float(getattr(self, name)) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        delay = self.layer_delay
-        if isinstance(delay, bool) or not (float(delay) == int(delay) and 0 <= int(delay) < float(self.steps)):
-            problems.append(f"layer_delay must be an integer number of steps in 0..steps-1, got {delay!r}")
-        if float(self.steps) - float(self.error_margin) <= 0:
-            problems.append(f"error_margin must be < steps ({self.steps!r}), got {self.error_margin!r}")
-        for name in ("dropout_in", "dropout_hid"):
-            if not 0.0 <= float(getattr(self, name)) < 1.0:
-                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        return problems
-
-    @property
-    def sizes(self) -> list[int]:
-        return [int(self.n_in), *[int(h) for h in self.hidden], int(self.n_out)]
 
 
 def encode(images: Tensor, steps: int, dtype=torch.float32) -> Tensor:

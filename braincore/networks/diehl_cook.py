@@ -65,8 +65,7 @@ weight carries 27 % more charge, which the learned weights and thresholds absorb
 from __future__ import annotations
 
 import ctypes
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -74,125 +73,10 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..params import NeuronParams, param
+from .diehl_cook_graph import EXCITATORY_MODEL, diehl_cook_assembly  # without PyTorch (config validation)
+from .params import DiehlCookParams  # the record, importable without PyTorch
 
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class DiehlCookParams(NeuronParams):
-    """Parameters of :class:`DiehlCookNetwork` (defaults: Diehl & Cook 2015, the authors' code)."""
-
-    n_in: Any = param(784, "dimensionless", "inputs (pixels)")
-    n_exc: Any = param(400, "dimensionless", "excitatory neurons (and as many inhibitory)")
-    dt: Any = param(0.5, "time", "time step")
-    v_rest_e: Any = param(-65.0, "voltage", "excitatory resting potential")
-    v_reset_e: Any = param(-65.0, "voltage", "excitatory reset")
-    v_th_e: Any = param(-72.0, "voltage", "excitatory threshold without theta (v_thresh_e - offset)")
-    tau_e: Any = param(100.0, "time", "excitatory membrane time constant")
-    E_exc_e: Any = param(0.0, "voltage", "excitatory reversal potential (excitatory neurons)")
-    E_inh_e: Any = param(-100.0, "voltage", "inhibitory reversal potential (excitatory neurons)")
-    tau_ge_e: Any = param(1.0, "time", "excitatory conductance decay (excitatory neurons)")
-    tau_gi_e: Any = param(2.0, "time", "inhibitory conductance decay (excitatory neurons)")
-    t_ref_e: Any = param(5.0, "time", "excitatory refractory period (membrane clamped)")
-    t_hold: Any = param(5.0, "time", "the timer must exceed this to fire")
-    timer_rate: Any = param(0.1, "dimensionless", "timer speed (ms per ms): 0.1 holds 50 ms after a spike")
-    theta_init: Any = param(20.0, "voltage", "initial adaptive threshold theta")
-    theta_plus: Any = param(0.05, "voltage", "theta increment per spike")
-    tau_theta: Any = param(1e7, "time", "theta decay")
-    v_rest_i: Any = param(-60.0, "voltage", "inhibitory resting potential")
-    v_reset_i: Any = param(-45.0, "voltage", "inhibitory reset")
-    v_th_i: Any = param(-40.0, "voltage", "inhibitory threshold")
-    tau_i: Any = param(10.0, "time", "inhibitory membrane time constant")
-    E_exc_i: Any = param(0.0, "voltage", "excitatory reversal potential (inhibitory neurons)")
-    E_inh_i: Any = param(-85.0, "voltage", "inhibitory reversal potential (inhibitory neurons)")
-    tau_ge_i: Any = param(1.0, "time", "excitatory conductance decay (inhibitory neurons)")
-    tau_gi_i: Any = param(2.0, "time", "inhibitory conductance decay (inhibitory neurons)")
-    t_ref_i: Any = param(2.0, "time", "inhibitory refractory period")
-    w_ei: Any = param(10.4, "dimensionless", "excitatory -> inhibitory partner weight (leak units)")
-    w_ie: Any = param(17.0, "dimensionless", "inhibitory -> other excitatory weight (leak units)")
-    tau_pre: Any = param(20.0, "time", "presynaptic trace decay")
-    tau_post1: Any = param(20.0, "time", "postsynaptic depression trace decay")
-    tau_post2: Any = param(40.0, "time", "postsynaptic potentiation trace decay")
-    nu_pre: Any = param(1e-4, "dimensionless", "depression rate")
-    nu_post: Any = param(1e-2, "dimensionless", "potentiation rate")
-    w_max: Any = param(1.0, "dimensionless", "upper weight bound")
-    w_init_max: Any = param(0.3, "dimensionless", "initial weights ~ 0.3 (U(0, 1) + 0.01)")
-    norm_total: Any = param(78.0, "dimensionless", "sum of each neuron's input weights (0: no normalisation)")
-
-
-
-#: The excitatory neuron as a user model: one definition, from which braincore generates the PyTorch step and the
-#: native engine's C step. Defaults are the paper's; :func:`diehl_cook_assembly` sets them from the parameters.
-EXCITATORY_MODEL: dict = {
-    "name": "diehl_cook_exc",
-    "params": {"v_rest": "-65 mV", "v_reset": "-65 mV", "v_th": "-72 mV", "tau": "100 ms", "g_L": "1 nS",
-               "t_hold": "5 ms", "timer_rate": 0.1, "theta_plus": "0.05 mV", "tau_theta": "1e7 ms"},
-    "state": {"v": {"unit": "mV", "init": "v_rest"}, "theta": "20 mV", "timer": {"unit": "ms",
-                                                                                 "init": "t_hold + 1*ms"}},
-    "equations": ["dv/dt = ((v_rest - v) + I/g_L) / tau",
-                  "dtheta/dt = -theta / tau_theta",
-                  "dtimer/dt = timer_rate"],
-    "threshold": "v > v_th + theta and timer > t_hold",
-    "reset": ["v = v_reset", "theta = theta + theta_plus", "timer = 0*ms"],
-    "refractory": "5 ms",
-    "method": "euler",
-}
-
-
-def _q(value: Any, unit: str) -> str:
-    return f"{float(value)!r} {unit}"
-
-
-def diehl_cook_assembly(params: Optional[DiehlCookParams] = None, *, learn: bool = True, steps: int = 700,
-                        seed: int = 0, relay_weight: float = 1.0) -> "Any":
-    """The Diehl & Cook network as an :class:`~braincore.graph.Assembly` (see the module docstring).
-
-    ``learn``: STDP, normalisation (on the last of every ``steps`` steps) and rising, decaying thresholds; without,
-    the weights and ``theta`` stay as they are (the test phase). The Poisson input ``pixels`` (rates set with
-    ``Simulator.set_poisson_rate``) drives the ``input`` relay neurons; monitors ``exc_spikes`` and
-    ``inh_spikes`` count spikes (no spike times are stored)."""
-    from ..graph import Assembly
-
-    p = params or DiehlCookParams()
-    n_in, n_exc = int(p.n_in), int(p.n_exc)
-    a = Assembly("diehl_cook", dt=_q(p.dt, "ms"), duration=_q(p.dt * steps, "ms"), seed=int(seed))
-    # relays: a Poisson event lifts v by relay_weight mV above the 0.5 mV threshold at once; no refractoriness
-    a.add_population("input", "lif", n_in, {"tau_m": "20 ms", "R_m": "100 MOhm", "v_rest": "0 mV",
-                                            "v_reset": "0 mV", "v_th": "0.5 mV", "t_ref": "0 ms"})
-    a.add_input("pixels", "poisson", "input", rate="0 Hz", weight=_q(relay_weight, "mV"))
-    a.add_population("exc", EXCITATORY_MODEL, n_exc, {
-        "v_rest": _q(p.v_rest_e, "mV"), "v_reset": _q(p.v_reset_e, "mV"), "v_th": _q(p.v_th_e, "mV"),
-        "tau": _q(p.tau_e, "ms"), "t_ref": _q(p.t_ref_e, "ms"), "t_hold": _q(p.t_hold, "ms"),
-        "timer_rate": float(p.timer_rate), "theta_plus": _q(p.theta_plus if learn else 0.0, "mV"),
-        "tau_theta": _q(p.tau_theta, "ms") if learn else math.inf},
-        init={"theta": _q(p.theta_init, "mV")})
-    a.add_population("inh", "lif", n_exc, {
-        "tau_m": _q(p.tau_i, "ms"), "R_m": "1000 MOhm", "v_rest": _q(p.v_rest_i, "mV"),
-        "v_reset": _q(p.v_reset_i, "mV"), "v_th": _q(p.v_th_i, "mV"), "t_ref": _q(p.t_ref_i, "ms")},
-        method="euler", init={"v": _q(p.v_rest_i, "mV")})
-    excitatory = lambda tau: {"type": "conductance", "tau": _q(tau, "ms"), "E_rev": _q(p.E_exc_e, "mV")}  # noqa: E731
-    rules = None
-    if learn:
-        rules = [{"rule": "triplet_stdp", "pairing": "nearest", "tau_plus": _q(p.tau_pre, "ms"),
-                  "tau_minus": _q(p.tau_post1, "ms"), "tau_x": _q(p.tau_pre, "ms"), "tau_y": _q(p.tau_post2, "ms"),
-                  "A2_plus": 0.0, "A3_plus": float(p.nu_post), "A2_minus": float(p.nu_pre), "A3_minus": 0.0,
-                  "w_min": 0.0, "w_max": float(p.w_max)}]
-        if float(p.norm_total) > 0:
-            rules.append({"rule": "normalize", "total": float(p.norm_total), "every": int(steps)})
-    a.add_projection("input", "exc", {"type": "all_to_all"},
-                     {"dist": "uniform", "low": 0.01 * float(p.w_init_max), "high": 1.01 * float(p.w_init_max)},
-                     excitatory(p.tau_ge_e), name="input_exc", sign="excitatory", storage="sparse",
-                     plasticity=rules)
-    a.add_projection("exc", "inh", {"type": "one_to_one"}, _q(p.w_ei, "nS"),
-                     {"type": "conductance", "tau": _q(p.tau_ge_i, "ms"), "E_rev": _q(p.E_exc_i, "mV")},
-                     name="exc_inh", sign="excitatory")
-    a.add_projection("inh", "exc", {"type": "all_to_all", "allow_self": False}, _q(p.w_ie, "nS"),
-                     {"type": "conductance", "tau": _q(p.tau_gi_e, "ms"), "E_rev": _q(p.E_inh_e, "mV")},
-                     name="inh_exc", sign="inhibitory")
-    a.add_monitor("exc_spikes", "spikes", "exc", max_spikes=0)
-    a.add_monitor("inh_spikes", "spikes", "inh", max_spikes=0)
-    return a
 
 
 def native_available() -> Optional[str]:

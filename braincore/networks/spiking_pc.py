@@ -65,90 +65,17 @@ random generator (for exact resumption).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
 import torch
 
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..params import NeuronParams, param
+from .params import SpikingPCParams  # the record, importable without PyTorch
 from ..plasticity import predictive_coding as pc
 
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class SpikingPCParams(NeuronParams):
-    """Parameters of :class:`SpikingPCNetwork` (units allowed in configs; see the task docstring for which are
-    the paper's and which were tuned on the validation split)."""
-
-    dt: Any = param(1.0, "time", "integration step")
-    steps: Any = param(50, "dimensionless", "settling window per sample, in steps (T)")
-    learn_steps: Any = param(15, "dimensionless", "the last steps of the window that apply weight updates")
-    read_steps: Any = param(15, "dimensionless", "the last steps whose label predictions are averaged")
-    tau_m: Any = param(20.0, "time", "membrane time constant")
-    tau_j: Any = param(10.0, "time", "error-correction current time constant")
-    kappa_j: Any = param(0.0, "dimensionless", "current leak")
-    gamma_m: Any = param(1.0, "dimensionless", "membrane leak")
-    R_m: Any = param(20.0, "dimensionless", "membrane resistance (current -> voltage); R_m = tau_m/dt makes the "
-                                            "rate of a unit close to its current (spikes per step)")
-    v_thr: Any = param(1.0, "dimensionless", "spike threshold (voltage units of R_m j)")
-    reset: Any = param("subtract", "choice", "after a spike: 'subtract' (v <- v - v_thr) or 'zero' (v <- 0)",
-                       choices=("subtract", "zero"))
-    j_bias: Any = param(0.0, "dimensionless", "constant bias current")
-    t_ref: Any = param(0.0, "time", "absolute refractory period")
-    tau_tr: Any = param(5.0, "time", "spike-trace time constant")
-    input_rate: Any = param(1000.0, "frequency", "Poisson rate of a white (255) pixel")
-    eta: Any = param(0.1, "dimensionless", "learning rate of the generative weights W (per update, times "
-                                          "100 / fan-in)")
-    eta_hidden: Any = param(100.0, "dimensionless", "multiplier of eta for the weights that predict hidden layers: "
-                                                    "their error units carry beta times the error, so 1/beta")
-    beta: Any = param(0.01, "dimensionless", "feedback gain: E starts at beta x (W^T or a random draw) and follows "
-                                             "dE = beta dW^T")
-    e_init: Any = param("random", "choice", "start of the error weights: 'random' (beta x an independent draw of "
-                                            "W's law) or 'transpose' (beta W^T)",
-                        choices=("random", "transpose"))
-    w_init: Any = param(0.05, "dimensionless", "initial weights ~ N(0, w_init^2 / fan-in * 100)")
-    apply: Any = param("step", "choice", "when weight changes take effect: 'step' (at each of the learn_steps, "
-                                         "online) or 'window' (summed over them, applied at the window's end)",
-                       choices=("step", "window"))
-    w_clip: Any = param(0.0, "dimensionless", "max row norm of W after each update (0: none)")
-    label_output: Any = param("softmax", "choice", "the label layer's prediction: 'linear' (W a; squared error) or "
-                                                  "'softmax' (softmax(W a); its error y - mu is the cross-entropy "
-                                                  "gradient)",
-                              choices=("linear", "softmax"))
-    input_code: Any = param("poisson", "choice", "input spikes: 'poisson' (the paper; probability = pixel x rate x dt "
-                                                 "per step) or 'rate' (no spikes: the input trace is the "
-                                                 "probability itself, a diagnostic)",
-                            choices=("poisson", "rate"))
-    rectify: Any = param("clip", "choice", "predictions of hidden (spiking) layers: 'clip' to [0, 1] spike per step "
-                                           "(what a unit can fire), 'relu' max(0, .), or 'none'",
-                         choices=("clip", "relu", "none"))
-    feedforward: Any = param(1.0, "dimensionless", "1: a hidden unit's current is its bottom-up synaptic input "
-                                                   "u = W a_below plus the error-correction current j; 0: j alone")
-    value: Any = param("drive", "choice", "what a hidden unit's error unit compares with its prediction: 'drive' "
-                                          "(the rate it is driven to, clip(u + j, 0, 1)) or 'rate' (its spike trace)",
-                       choices=("drive", "rate"))
-
-    def check(self) -> list[str]:
-        problems = super().check()
-        for name in ("steps", "learn_steps", "read_steps"):
-            value = getattr(self, name)
-            if float(value) != int(value) or int(value) < 0:
-                problems.append(f"{name} must be a non-negative integer, got {value}")
-        if int(self.steps) < 1:
-            problems.append(f"steps must be >= 1, got {self.steps}")
-        if int(self.learn_steps) > int(self.steps) or int(self.read_steps) > int(self.steps):
-            problems.append("learn_steps and read_steps must be <= steps")
-        if int(self.read_steps) < 1:
-            problems.append("read_steps must be >= 1")
-        for name in ("dt", "v_thr"):  # the time constants are checked by NeuronParams.check
-            if float(getattr(self, name)) <= 0:
-                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        if float(self.input_rate) * float(self.dt) / 1000.0 > 1.0:
-            problems.append(f"input_rate x dt must be <= 1 spike per step, got {self.input_rate} Hz x {self.dt} ms")
-        return problems
 
 
 def lif_step(j: Tensor, v: Tensor, ref: Tensor, drive: Tensor, *, dt: float, tau_j: float, kappa_j: float,

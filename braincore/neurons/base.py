@@ -140,27 +140,9 @@ class NeuronModel(_ModuleBase):
                  method: Optional[str] = None, dt: "float | str" = 0.1,
                  surrogate: "str | Surrogate | None" = None, **overrides: Any):
         super().__init__()  # torch.nn.Module's: the instance's class is the one made by __new__
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise ConfigError(f"{type(self).__name__}: size must be a positive integer, got {size!r}")
-        if isinstance(params, NeuronParams):
-            if not isinstance(params, self.params_cls):
-                raise ConfigError(f"{type(self).__name__} expects {self.params_cls.__name__}, "
-                                  f"got {type(params).__name__}")
-            base = params
-            values: dict[str, Any] = {}
-        else:
-            base = None
-            values = dict(params or {})
-        values.update(overrides)
-        self.params = self.params_cls.from_mapping(values, base=base, where=type(self).__name__)
+        self.params, self.method, self.dt = type(self).checked_arguments(size, params, method=method, dt=dt,
+                                                                         **overrides)
         self.size = size
-        self.method = self.methods[0] if method is None else method
-        if self.method not in self.methods:
-            raise ConfigError(f"{type(self).__name__}: unknown method {self.method!r}; "
-                              f"choose one of {', '.join(self.methods)}")
-        self.dt = parse_quantity(dt, "time")
-        if self.dt <= 0:
-            raise ConfigError(f"{type(self).__name__}: dt must be > 0 ms, got {self.dt:g}")
         from ..surrogate import get_surrogate
 
         self.spike_fn = get_surrogate(surrogate)
@@ -177,6 +159,34 @@ class NeuronModel(_ModuleBase):
             module_cls = _MODULE_CLASSES.setdefault(cls, made)  # one per class, also when threads race here
         return super().__new__(module_cls)
 
+    @classmethod
+    def checked_arguments(cls, size: int, params: "NeuronParams | Mapping[str, Any] | None" = None, *,
+                          method: Optional[str] = None, dt: "float | str" = 0.1,
+                          **overrides: Any) -> tuple[NeuronParams, str, float]:
+        """What the constructor checks of its arguments, without PyTorch: ``(parameter record, method, dt in
+        ms)``, or the constructor's :class:`ConfigError`."""
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise ConfigError(f"{cls.__name__}: size must be a positive integer, got {size!r}")
+        if isinstance(params, NeuronParams):
+            if not isinstance(params, cls.params_cls):
+                raise ConfigError(f"{cls.__name__} expects {cls.params_cls.__name__}, "
+                                  f"got {type(params).__name__}")
+            base = params
+            values: dict[str, Any] = {}
+        else:
+            base = None
+            values = dict(params or {})
+        values.update(overrides)
+        record = cls.params_cls.from_mapping(values, base=base, where=cls.__name__)
+        method = cls.methods[0] if method is None else method
+        if method not in cls.methods:
+            raise ConfigError(f"{cls.__name__}: unknown method {method!r}; "
+                              f"choose one of {', '.join(cls.methods)}")
+        step = parse_quantity(dt, "time")
+        if step <= 0:
+            raise ConfigError(f"{cls.__name__}: dt must be > 0 ms, got {step:g}")
+        return record, method, step
+
     def __reduce_ex__(self, protocol):
         # pickle and copy name the model class (importable), whose __new__ gives the module class again
         reduced = super().__reduce_ex__(protocol)
@@ -189,14 +199,21 @@ class NeuronModel(_ModuleBase):
     @classmethod
     def from_preset(cls, preset: str, size: int, **kwargs: Any) -> "NeuronModel":
         """A model with a named parameter set from ``presets`` (keyword overrides still apply)."""
+        values = cls.preset_values(preset, kwargs.pop("params", None))
+        return cls(size, values, **kwargs)
+
+    @classmethod
+    def preset_values(cls, preset: str, params: "Mapping[str, Any] | None" = None) -> dict[str, Any]:
+        """The values of the named parameter set updated with ``params`` (what :meth:`from_preset` builds the
+        model with), or a :class:`ConfigError` naming the known presets."""
         if preset not in cls.presets:
             near = difflib.get_close_matches(preset, cls.presets, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             known = ", ".join(cls.presets) or "none"
             raise ConfigError(f"{cls.__name__}: unknown preset {preset!r}{hint}; known presets: {known}")
         values = dict(cls.presets[preset])
-        values.update(kwargs.pop("params", None) or {})
-        return cls(size, values, **kwargs)
+        values.update(params or {})
+        return values
 
     # -- the pure parts, implemented by each model -------------------------------------------------------
     def initial_state(self, batch_size: int = 1, *, device: "torch.device | str | None" = None,

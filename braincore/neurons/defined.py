@@ -79,15 +79,24 @@ class DefinedModel(NeuronModel):
 
         super().__init__(size, params, **kwargs)
         defn = self.definition
-        try:
-            defn.program(self.method, self.option)
-        except EquationError as err:
-            raise ConfigError(str(err), [(err.key, str(err))]) from None
-        zero = zero_divisors(type(self), self.params, self.method)
-        if zero:
-            raise ConfigError(f"{type(self).__name__}: " + "; ".join(m for _, m in zero), zero)
+        type(self).check_definition(self.params, self.method)
         self._step = torch_step(defn, self.method, self.option, self.state_cls)
         self.constants = constants(defn, self.method, self.option, self.params, self.dt)
+
+    @classmethod
+    def check_definition(cls, params: Any, method: str) -> None:
+        """What the constructor checks of the equations with a parameter record and method, without PyTorch: the
+        program builds (an :class:`EquationError` becomes a :class:`ConfigError`) and no parameter it divides by
+        is zero."""
+        defn = cls.definition
+        option = getattr(params, defn.reset_choice) if defn.reset_choice else None
+        try:
+            defn.program(method, option)
+        except EquationError as err:
+            raise ConfigError(str(err), [(err.key, str(err))]) from None
+        zero = zero_divisors(cls, params, method)
+        if zero:
+            raise ConfigError(f"{cls.__name__}: " + "; ".join(m for _, m in zero), zero)
 
     @property
     def option(self) -> Optional[str]:

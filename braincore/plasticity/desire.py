@@ -70,16 +70,15 @@ from typing import Optional
 
 import torch
 
+from .desire_defaults import ERROR_MARGIN, LEARNING_RATE, THETA_HID, THETA_OUT
+
 Tensor = torch.Tensor
 
 __all__ = ["spike_rate", "output_desire", "desire_error", "propagate_desire", "presynaptic_traces",
            "desire_stdp_delta", "desire_stdp_update"]
 
-# defaults: the authors' desire_pytorch.py (final commit)
-THETA_OUT = 0.30
-THETA_HID = 0.05
-ERROR_MARGIN = 4
-LEARNING_RATE = 1e-5
+# defaults (THETA_OUT, THETA_HID, ERROR_MARGIN, LEARNING_RATE): the authors' desire_pytorch.py (final commit), in
+# .desire_defaults, which imports without PyTorch
 
 
 def _check_2d(name: str, x: Tensor) -> None:

@@ -43,17 +43,15 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch.nn import functional as F
 
+# the reductions of a membrane trace over time and the kinds of ClassificationLoss: in a module without PyTorch
+from ..choices import LOSS_KINDS, REDUCTIONS
+
 Tensor = torch.Tensor
 
 __all__ = [
     "REDUCTIONS", "LOSS_KINDS", "reduce_time", "membrane_cross_entropy", "spike_count_cross_entropy",
     "spike_count_mse", "RateRegularizer", "rate_regularizer", "LossResult", "ClassificationLoss",
 ]
-
-#: reductions of a membrane trace over time
-REDUCTIONS = ("max", "mean", "last")
-#: kinds of :class:`ClassificationLoss`
-LOSS_KINDS = ("membrane", "count_ce", "count_mse")
 
 
 def _check_output(output: Tensor, labels: Tensor, who: str) -> None:

@@ -25,15 +25,13 @@ from typing import Any, Mapping, NamedTuple, Optional, Sequence
 import torch
 from torch import nn
 
+from ..choices import LAYER_KINDS, READOUT_KINDS  # the names, in a module without PyTorch
 from .layers import LeakyReadout, LIFLayer
 
 Tensor = torch.Tensor
 
 __all__ = ["ClassifierOutput", "SpikingClassifier", "build_layer", "build_classifier", "LAYER_KINDS",
            "READOUT_KINDS"]
-
-LAYER_KINDS = ("lif", "alif")
-READOUT_KINDS = ("leaky", "lif")
 
 # config name -> LIFLayer keyword
 _RENAMES = {"tau": "tau_m"}

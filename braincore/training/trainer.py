@@ -75,6 +75,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..choices import OPTIMIZERS, SCHEDULES  # the names, in a module without PyTorch
 from ..devices import resolve_device as _resolve_device
 from ..errors import CheckpointError
 from ..progress import TrainingInterrupted, interrupt_guard, progress_bar
@@ -87,9 +88,6 @@ Transform = Callable[[Tensor, torch.Generator], Tensor]
 __all__ = ["SCHEDULES", "OPTIMIZERS", "LRSchedule", "TensorData", "IterableData", "as_data", "make_optimizer",
            "resolve_device", "seed_everything", "capture_rng", "restore_rng", "progress_bar", "Trainer",
            "CheckpointMismatch", "TrainingInterrupted"]
-
-SCHEDULES = ("none", "step", "cosine", "one_cycle")
-OPTIMIZERS = ("adam", "adamw")
 
 #: offset of the evaluation generator's seed from the training seed
 _EVAL_SEED_OFFSET = 1_000_003

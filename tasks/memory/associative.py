@@ -28,11 +28,10 @@ import numpy as np
 
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from braincore.graph import Assembly
-from braincore.simulator import Simulator
 from braincore.units import parse_quantity
 from regions.hippocampus import build as build_hippocampus
 from regions.hippocampus import overlap, random_patterns, store_patterns
-from tasks.common import OutputName, assembly_memory_problems, seed_problem
+from tasks.common import OutputName, assembly_memory_problems, seed_problem, lazy_attributes
 from tasks.decision.two_afc import region_params_field
 
 SCHEMA = Record({
@@ -80,6 +79,8 @@ def recall_memory(network: dict, n_patterns: int, config: dict, *, seed: int, st
                   tests: int | None = None) -> dict:
     """Store ``n_patterns`` in a fresh hippocampus (unless ``store`` is false) and recall ``tests`` of them from
     partial cues; per-recall overlap, completion and false-alarm arrays, and the engine."""
+    from braincore.simulator import Simulator  # PyTorch: imported where trials run, not to validate
+
     params = {k: p.default for k, p in inspect.signature(build_hippocampus).parameters.items()}
     params.update(network)
     size, sparsity = params["size"], params["sparsity"]
@@ -161,3 +162,8 @@ def run(config: dict, options: dict) -> dict:
 
 KIND = register_kind(Kind("associative_recall", SCHEMA, run, _semantic_check,
                           "one-shot Hebbian storage in a CA3-like network, recall from partial cues"))
+
+# the names this module imported at its top before it left PyTorch to the runner (issue 16)
+__getattr__ = lazy_attributes(__name__, {
+    "Simulator": "braincore.simulator:Simulator",
+})

@@ -46,20 +46,24 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from braincore.checkpoint import save_checkpoint
 from braincore.config import Flag, Integer, Kind, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
-from braincore.networks.desire_mlp import DesireMLP, DesireParams
 from braincore.errors import ConfigError
+from braincore.networks.params import DesireParams
 from tasks.common import (
     OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_error, config_key, data_field,
     device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
-    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field)
+    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field,
+    lazy_attributes)
+
+if TYPE_CHECKING:
+    import torch
+
+    from braincore.networks.desire_mlp import DesireMLP
 
 
 SCHEMA = Record({
@@ -105,6 +109,11 @@ def _score(net: DesireMLP, images: torch.Tensor, labels: torch.Tensor, desc: str
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
+    import torch  # PyTorch and the network load to run a config, not to validate one
+
+    from braincore.checkpoint import save_checkpoint
+    from braincore.networks.desire_mlp import DesireMLP
+
     out_dir, progress = run_setup(config, options)
     seed = config["seed"]
     params = DesireParams.from_mapping(config["network"])
@@ -253,3 +262,10 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
 KIND = register_kind(Kind("desire_bp", SCHEMA, run, _semantic_check,
                           "supervised MNIST with desire backpropagation (Gerlinghoff et al. 2023): "
                           "spike-count desires propagated backwards gate STDP"))
+
+# the names this module imported at its top before it left PyTorch to the runner (issue 16)
+__getattr__ = lazy_attributes(__name__, {
+    "torch": "torch",
+    "save_checkpoint": "braincore.checkpoint:save_checkpoint",
+    "DesireMLP": "braincore.networks.desire_mlp:DesireMLP",
+})

@@ -24,20 +24,24 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-import torch
 
-from braincore.checkpoint import save_checkpoint
 from braincore.config import Integer, Kind, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
-from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 from braincore.errors import ConfigError
+from braincore.networks.params import DiehlCookParams
 from tasks.common import (
     OutputName, assembly_memory_problems, check_split_at_run, check_validation_split, checkpoint_fields,
     config_error, config_key, data_field, device_problem, epoch_batch, evaluation_field, idx_shape, load_resumable,
-    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field)
+    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field,
+    lazy_attributes)
+
+if TYPE_CHECKING:
+    import torch
+
+    from braincore.networks.diehl_cook import DiehlCookNetwork
 
 MAX_INTENSITY_RAISES = 32  # a blank image never evokes spikes: stop raising the intensity after this many
 
@@ -67,6 +71,8 @@ SCHEMA = Record({
 # ------------------------------------------------------------------------------------------ the protocol
 def rates_of(images: torch.Tensor, intensity: float) -> torch.Tensor:
     """``[B, H, W]`` uint8 pixels -> ``[B, H*W]`` Poisson rates in Hz: ``pixel / 8 * intensity``."""
+    import torch
+
     return images.reshape(images.shape[0], -1).to(torch.float64) / 8.0 * intensity
 
 
@@ -162,6 +168,11 @@ def _config_key(config: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
+    import torch  # PyTorch and the network load to run a config, not to validate one
+
+    from braincore.checkpoint import save_checkpoint
+    from braincore.networks.diehl_cook import DiehlCookNetwork
+
     out_dir, progress = run_setup(config, options)
     seed = config["seed"]
     params = DiehlCookParams.from_mapping(config["network"])
@@ -320,7 +331,7 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
             problems.append(doc.problem(where, f"network.n_in is {params.n_in:g} but the images of {name!r} have "
                                                f"{pixels} pixels"))
     if config.get("batch") is not None and float(params.n_exc) >= 1 and float(params.n_in) >= 1:
-        from braincore.networks.diehl_cook import diehl_cook_assembly
+        from braincore.networks.diehl_cook_graph import diehl_cook_assembly
 
         assembly = diehl_cook_assembly(params, steps=max(1, int(round((config.get("present") or 1.0) / params.dt))))
         assembly_memory_problems(assembly, doc, problems, ("network",) if config.get("network") else ("batch",),
@@ -329,3 +340,10 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
 
 KIND = register_kind(Kind("diehl_cook", SCHEMA, run, _semantic_check,
                           "unsupervised MNIST with STDP (Diehl & Cook 2015): train, label, classify"))
+
+# the names this module imported at its top before it left PyTorch to the runner (issue 16)
+__getattr__ = lazy_attributes(__name__, {
+    "torch": "torch",
+    "save_checkpoint": "braincore.checkpoint:save_checkpoint",
+    "DiehlCookNetwork": "braincore.networks.diehl_cook:DiehlCookNetwork",
+})

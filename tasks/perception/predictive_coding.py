@@ -97,21 +97,25 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from braincore.checkpoint import save_checkpoint
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, \
     register_kind
 from braincore.data import load_dataset, train_validation_split
-from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork, SpikingPCParams
 from braincore.errors import ConfigError
+from braincore.networks.params import SpikingPCParams
 from tasks.common import (
     OutputName, check_split_at_run, check_validation_split, checkpoint_fields, config_key, data_field,
     device_problem, epoch_batch, evaluation_field, idx_shape, layered_needs, load_resumable, memory_problem,
-    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field)
+    params_field, progress_bar, remember_document, run_setup, safe_points, seed_problem, training_field,
+    lazy_attributes)
+
+if TYPE_CHECKING:
+    import torch
+
+    from braincore.networks.spiking_pc import SpikingPCNetwork
 
 SPLIT_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 EVAL_BATCH = 500
@@ -166,6 +170,10 @@ def outputs(model, images: torch.Tensor, seed: int) -> torch.Tensor:
     """Class scores ``[N, 10]``: the spiking network's mean label prediction (its input spikes drawn from a
     generator seeded by ``seed``, so that evaluation never touches the training generator), or the MLP's
     logits."""
+    import torch
+
+    from braincore.networks.spiking_pc import SpikingPCNetwork
+
     chunks = []
     if isinstance(model, SpikingPCNetwork):
         gen = torch.Generator(device=model.device).manual_seed(int(seed))
@@ -180,6 +188,8 @@ def outputs(model, images: torch.Tensor, seed: int) -> torch.Tensor:
 
 def task_accuracies(scores: torch.Tensor, labels: torch.Tensor, tasks: list) -> tuple[list, list]:
     """Per task: (task-aware accuracy: argmax over the task's classes; class-incremental: over all)."""
+    import torch
+
     aware, incremental = [], []
     for classes in tasks:
         rows = torch.isin(labels, torch.tensor(classes))
@@ -204,6 +214,11 @@ def forgetting(matrix: list) -> tuple[list, float]:
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
+    import torch  # PyTorch and the network load to run a config, not to validate one
+
+    from braincore.checkpoint import save_checkpoint
+    from braincore.networks.spiking_pc import BackpropMLP, SpikingPCNetwork
+
     out_dir, progress = run_setup(config, options)
     seed, mode = config["seed"], config["mode"]
     params = SpikingPCParams.from_mapping(config["network"])
@@ -405,3 +420,11 @@ def _semantic_check(config: dict, doc, problems: list) -> None:
 
 KIND = register_kind(Kind("predictive_coding", SCHEMA, run, _semantic_check,
                           "spiking predictive coding (Ororbia): local learning on digits, split-MNIST forgetting"))
+
+# the names this module imported at its top before it left PyTorch to the runner (issue 16)
+__getattr__ = lazy_attributes(__name__, {
+    "torch": "torch",
+    "save_checkpoint": "braincore.checkpoint:save_checkpoint",
+    "BackpropMLP": "braincore.networks.spiking_pc:BackpropMLP",
+    "SpikingPCNetwork": "braincore.networks.spiking_pc:SpikingPCNetwork",
+})

@@ -56,23 +56,24 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
-import torch
 
-from braincore import encoding
+from braincore.choices import (LAYER_KINDS, LOSS_KINDS, OPTIMIZERS, READOUT_KINDS, REDUCTIONS, SCHEDULES,
+                               SURROGATE_NAMES)
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.errors import ConfigError
-from braincore.surrogate import SURROGATES
-from braincore.training.losses import LOSS_KINDS, REDUCTIONS, ClassificationLoss, RateRegularizer
-from braincore.training.models import LAYER_KINDS, READOUT_KINDS, build_classifier
-from braincore.training.trainer import (
-    OPTIMIZERS, SCHEDULES, LRSchedule, TensorData, Trainer, resolve_device, seed_everything)
 from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
                           idx_shape, layered_needs, load_resumable, memory_problem, remember_document, run_setup,
-                          seed_problem)
+                          seed_problem, lazy_attributes)
+
+if TYPE_CHECKING:
+    import torch
+
+    from braincore.training.losses import ClassificationLoss
+    from braincore.training.trainer import LRSchedule
 
 ENCODERS = ("rate", "poisson", "latency", "current", "rows", "spikes")
 SOURCES = ("idx", "spike_patterns")
@@ -114,7 +115,7 @@ LAYER = Record({
     "threshold": _number(None, exclusive_minimum=0.0),
     "learn_threshold": Flag(None),
     "dropout": _number(0.0, minimum=0.0, doc="per sample and unit, constant over time"),
-    "surrogate": Text(None, choices=tuple(SURROGATES)),
+    "surrogate": Text(None, choices=SURROGATE_NAMES),
     "detach_reset": Flag(None),
     "init_gain": _number(None, exclusive_minimum=0.0),
     "recurrent_gain": _number(None, exclusive_minimum=0.0),
@@ -152,7 +153,7 @@ SCHEMA = Record({
             "kind": Text("leaky", choices=READOUT_KINDS),
             "tau": _time(None, "read-out time constant (default 10 steps)"),
             "threshold": _number(None, exclusive_minimum=0.0, doc="lif read-out only"),
-            "surrogate": Text(None, choices=tuple(SURROGATES), doc="lif read-out only"),
+            "surrogate": Text(None, choices=SURROGATE_NAMES, doc="lif read-out only"),
         }),
     }, required=True),
     "loss": _record({
@@ -334,6 +335,8 @@ def spike_pattern_dataset(n: int, *, classes: int = 10, channels: int = 40, step
     The class patterns depend on ``seed`` only; the samples (labels, jitter, deletions, noise) on ``(seed,
     stream)``, so different streams (training, test) are independent draws of the same task.
     """
+    import torch
+
     if classes < 2 or channels < 1 or steps < 1 or n < 1:
         raise ValueError(f"spike_pattern_dataset: need classes >= 2, channels, steps, n >= 1; got {classes}, "
                          f"{channels}, {steps}, {n}")
@@ -372,6 +375,10 @@ def _load_data(config: dict) -> tuple:
 def make_transform(enc: dict, dt: float) -> tuple[Callable[[torch.Tensor, torch.Generator], torch.Tensor], Callable]:
     """``(transform, n_inputs)``: the encoder of a config as a trainer transform ``(x, generator) -> [T, B, N]``,
     and a function of the sample shape giving the number of inputs per step."""
+    import torch
+
+    from braincore import encoding
+
     kind, steps, gain = enc["kind"], enc["steps"], float(enc["gain"])
 
     def pixels(x: torch.Tensor) -> torch.Tensor:
@@ -416,6 +423,8 @@ def _layer_options(layer: dict, dt: float) -> dict:
 
 def build_model(config: dict, n_in: int, n_classes: int) -> torch.nn.Module:
     """The config's :class:`~braincore.training.models.SpikingClassifier` (weights from the global RNG)."""
+    from braincore.training.models import build_classifier
+
     net = config["network"]
     dt = net["dt"]
     layers = [_layer_options(layer, dt) for layer in net["layers"]]
@@ -429,6 +438,8 @@ def build_model(config: dict, n_in: int, n_classes: int) -> torch.nn.Module:
 
 
 def build_loss(config: dict) -> ClassificationLoss:
+    from braincore.training.losses import ClassificationLoss, RateRegularizer
+
     cfg = config["loss"]
     reg = None
     if cfg["rate_lower"] is not None or cfg["rate_upper"] is not None:
@@ -439,6 +450,8 @@ def build_loss(config: dict) -> ClassificationLoss:
 
 
 def build_schedule(config: dict, steps_per_epoch: int) -> LRSchedule:
+    from braincore.training.trainer import LRSchedule
+
     s = config["schedule"]
     return LRSchedule(s["kind"], warmup=int(round(s["warmup_epochs"] * steps_per_epoch)),
                       step_size=max(1, int(round(s["step_epochs"] * steps_per_epoch))) if s["step_epochs"] else None,
@@ -453,6 +466,10 @@ def _config_key(config: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
+    import torch  # PyTorch and the trainer load to run a config, not to validate one
+
+    from braincore.training.trainer import TensorData, Trainer, resolve_device, seed_everything
+
     wall = time.perf_counter()
     out_dir, progress = run_setup(config, options)
     try:
@@ -536,3 +553,18 @@ def _dataset_name(config: dict) -> str:
 KIND = register_kind(Kind("spiking_classifier", SCHEMA, run, semantic_check,
                           "spiking classifiers (LIF / adaptive LIF, feed-forward or recurrent) trained with "
                           "surrogate gradients: MNIST rate/latency/row codes, synthetic spike patterns"))
+
+# the names this module imported at its top before it left PyTorch to the runner (issue 16)
+__getattr__ = lazy_attributes(__name__, {
+    "torch": "torch",
+    "encoding": "braincore.encoding",
+    "SURROGATES": "braincore.surrogate:SURROGATES",
+    "ClassificationLoss": "braincore.training.losses:ClassificationLoss",
+    "RateRegularizer": "braincore.training.losses:RateRegularizer",
+    "build_classifier": "braincore.training.models:build_classifier",
+    "LRSchedule": "braincore.training.trainer:LRSchedule",
+    "TensorData": "braincore.training.trainer:TensorData",
+    "Trainer": "braincore.training.trainer:Trainer",
+    "resolve_device": "braincore.training.trainer:resolve_device",
+    "seed_everything": "braincore.training.trainer:seed_everything",
+})

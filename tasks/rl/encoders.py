@@ -13,15 +13,15 @@ costly) raises a :class:`ValueError` that names the space and what is supported.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import torch
 from gymnasium import spaces
 
-from braincore.encoding import population_rates
+if TYPE_CHECKING:
+    import torch
 
-Tensor = torch.Tensor
+    Tensor = torch.Tensor
 
 
 class ObservationEncoder:
@@ -57,12 +57,34 @@ class ObservationEncoder:
             raise ValueError(f"obs_high must exceed obs_low in every dimension, got low {lo.tolist()}, "
                              f"high {hi.tolist()}")
         self.m = int(neurons_per_dim)
-        self.low = torch.as_tensor(lo, dtype=torch.float32)
-        self.high = torch.as_tensor(hi, dtype=torch.float32)
+        self._bounds = (lo, hi)  # tensors on first use: validating a config builds the encoder without PyTorch
+        self._bound_cache: Optional[tuple[Tensor, Tensor]] = None
         self.size = dims * self.m
+
+    @property
+    def low(self) -> Tensor:
+        """The lower end of each observation dimension's range (float32)."""
+        return self._bound_tensors()[0]
+
+    @property
+    def high(self) -> Tensor:
+        """The upper end of each observation dimension's range (float32)."""
+        return self._bound_tensors()[1]
+
+    def _bound_tensors(self) -> tuple[Tensor, Tensor]:
+        if self._bound_cache is None:
+            import torch
+
+            lo, hi = self._bounds
+            self._bound_cache = (torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32))
+        return self._bound_cache
 
     def __call__(self, obs) -> Tensor:
         """Intensities ``[B, size]`` (float32) of a batch of observations ``[B, D]`` or ``[B]`` (Discrete)."""
+        import torch
+
+        from braincore.encoding import population_rates
+
         if self.kind == "one_hot":
             idx = torch.as_tensor(np.asarray(obs), dtype=torch.long).reshape(-1) - self.start
             if bool(((idx < 0) | (idx >= self.n)).any()):

@@ -21,12 +21,12 @@ from __future__ import annotations
 from braincore.assembly_config import SCHEMA as ASSEMBLY_SCHEMA
 from braincore.assembly_config import _semantic_check as assembly_check
 from braincore.config import AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
-from tasks.common import assembly_memory_problems, filled_record, layered_needs, memory_problem
+from tasks.common import assembly_memory_problems, filled_record, layered_needs, memory_problem, lazy_attributes
 
 from .encoders import ObservationEncoder, check_action_space
 from .envs import make_env
-from .parallel import parallel_requested, run_parallel
-from .single import run_single  # noqa: F401  (re-exported: the one-seed run)
+
+# the runners (.single, .parallel) import PyTorch: they load when a config runs, not when one is validated
 
 NUMBER = Quantity("dimensionless")
 
@@ -211,9 +211,20 @@ def _local_section_problems(config: dict, assembly, doc: Document, problems: lis
 def run(config: dict, options: dict) -> dict:
     """One seed (:func:`tasks.rl.single.run_single`), or several in parallel under torchrun or with ``seeds: N``
     (:mod:`tasks.rl.parallel`)."""
+    from .parallel import parallel_requested, run_parallel
+    from .single import run_single
+
     return run_parallel(config, options, run_single) if parallel_requested(config) else run_single(config, options)
 
 
 KIND = register_kind(Kind("rl_agent", SCHEMA, run, _semantic_check,
                           "a spiking agent in a gymnasium environment: PPO with surrogate gradients, or "
                           "dopamine-modulated STDP with a TD critic"))
+
+
+# the names this module imported at its top before it left PyTorch to the runner (issue 16)
+__getattr__ = lazy_attributes(__name__, {
+    "run_single": "tasks.rl.single:run_single",
+    "parallel_requested": "tasks.rl.parallel:parallel_requested",
+    "run_parallel": "tasks.rl.parallel:run_parallel",
+})
