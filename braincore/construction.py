@@ -44,8 +44,10 @@ The generator-based functions of :mod:`braincore.synapses` (``build_connectivity
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from . import counter_rng as rng
@@ -188,6 +190,26 @@ def _by_post(pre: Tensor, post: Tensor, n_pre: int, n_post: int) -> Incoming:
     return Incoming(pre, post, slot)
 
 
+def _fixed_total_pairs(seed: int, stream: int, n: int, m: int, n_pre: int, exclude: bool) -> tuple[Tensor, Tensor]:
+    """``(pre, post)`` of a ``fixed_total`` connector with multapses (``n > 0`` synapses, ``m`` candidate post
+    neurons per pre neuron), ordered by ``(pre, post)``: ``n`` draws ``q`` uniform in ``[0, n_pre m)``, keyed
+    ``(0, i)``, sorted, ``q = pre m + post`` (post shifted past pre when excluding self-pairs)."""
+    q = torch.sort(rng.randint(seed, n_pre * m, stream, 0, torch.arange(n, dtype=torch.long))).values
+    pre = torch.div(q, m, rounding_mode="floor")
+    post = q - pre * m
+    if exclude:
+        post = post + (post >= pre).long()
+    return pre, post
+
+
+def _fixed_total_torch(seed: int, stream: int, n: int, n_pre: int, n_post: int, m: int,
+                       exclude: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """The PyTorch path of :func:`braincore.native.construct.fixed_total`: ``(pre, post, slot)`` in CSR order."""
+    syn = _by_post(*_fixed_total_pairs(seed, stream, n, m, n_pre, exclude), n_pre, n_post)
+    order = stable_order(syn.pre, n_pre)
+    return syn.pre[order], syn.post[order], syn.slot[order]
+
+
 def _whole(opts: dict, seed: int, name: str) -> Incoming:
     """Every synapse of a whole-projection connector, sorted by ``(post, slot)``."""
     ctype, exclude = opts["type"], opts["exclude_self"]
@@ -206,7 +228,7 @@ def _whole(opts: dict, seed: int, name: str) -> Incoming:
         if n == 0 or allowed == 0:
             q = torch.zeros(0, dtype=torch.long)
         elif opts["multapses"]:
-            q = torch.sort(rng.randint(seed, allowed, stream, 0, torch.arange(n, dtype=torch.long))).values
+            return _by_post(*_fixed_total_pairs(seed, stream, n, m, n_pre, exclude), n_pre, n_post)
         else:
             q = distinct_per_row(seed, stream, torch.zeros(1, dtype=torch.long), torch.tensor([n]), allowed,
                                  dense=n > allowed / 4)
@@ -308,29 +330,73 @@ def initial_values(spec: Any, seed: int, stream: str, neurons: Tensor, trials: i
     raise ConfigError(f"unknown initial-value distribution {dist!r}; use constant, uniform or normal")
 
 
-def _draw(parsed: dict, seed: int, stream: str, post: Tensor, slot: Tensor) -> Tensor:
+#: synapses per chunk of the weight and delay draws (the values of a chunk, and its temporaries, stay in cache)
+_CHUNK = 1 << 16
+
+
+def _uniform_of_synapses(seed: int, sid: int, post: Tensor, slot: Tensor, *tail: int) -> Tensor:
+    """``rng.uniform(seed, sid, post, slot, *tail)``, in C where it can (the same numbers)."""
+    from .native import construct
+
+    fast = construct.uniform(seed, (sid,), post, slot, tail)
+    return fast if fast is not None else rng.uniform(seed, sid, post, slot, *tail)
+
+
+def _values(parsed: dict, seed: int, sid: int, post: Tensor, slot: Tensor) -> Tensor:
     """float64 values of a parsed weight or delay spec for the synapses ``(post, slot)``, clip applied."""
     from .synapses.weights import lognormal_parameters, truncated_normal_of
 
-    dist, sid = parsed["dist"], rng.stream_id(stream)
+    dist = parsed["dist"]
     if dist == "constant":
         values = torch.full((post.numel(),), parsed["value"], dtype=torch.float64)
     elif dist == "uniform":
-        values = parsed["low"] + (parsed["high"] - parsed["low"]) * rng.uniform(seed, sid, post, slot)
+        values = parsed["low"] + (parsed["high"] - parsed["low"]) * _uniform_of_synapses(seed, sid, post, slot)
     elif dist == "normal" and parsed.get("truncate") is not None:  # redrawn outside the bounds, as NEST's redraw
-        values = truncated_normal_of(rng.uniform(seed, sid, post, slot), parsed["mean"], parsed["std"],
-                                     parsed["truncate"])
-    elif dist == "normal":
-        values = parsed["mean"] + parsed["std"] * rng.normal(seed, sid, post, slot)
-    elif dist == "lognormal":
-        mu, sigma = lognormal_parameters(parsed["mean"], parsed["std"])
-        values = rng.lognormal_exp(mu + sigma * rng.normal(seed, sid, post, slot))
+        from .native import construct
+
+        values = construct.truncated_normal(seed, (sid,), post, slot, parsed["mean"], parsed["std"],
+                                            parsed["truncate"])
+        if values is None:
+            values = truncated_normal_of(_uniform_of_synapses(seed, sid, post, slot), parsed["mean"],
+                                         parsed["std"], parsed["truncate"])
+    elif dist in ("normal", "lognormal"):  # rng.normal's Box-Muller (NumPy's log and cos, on the whole array)
+        u1 = _uniform_of_synapses(seed, sid, post, slot, 0).numpy()
+        u2 = _uniform_of_synapses(seed, sid, post, slot, 1).numpy()
+        z = torch.from_numpy(np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2))
+        if dist == "normal":
+            values = parsed["mean"] + parsed["std"] * z
+        else:
+            mu, sigma = lognormal_parameters(parsed["mean"], parsed["std"])
+            values = rng.lognormal_exp(mu + sigma * z)
     else:  # pragma: no cover
         raise AssertionError(dist)
     if parsed["clip"] is not None:
         lo, hi = parsed["clip"]
         values = torch.clamp(values, min=lo, max=hi)
     return values
+
+
+def _chunk_of(parsed: dict, n: int) -> int:
+    """Synapses per chunk: elementwise draws go chunk by chunk; the Box-Muller normals (NumPy's transcendental
+    functions) on the whole array, as always."""
+    return max(1, n) if parsed["dist"] in ("normal", "lognormal") and parsed.get("truncate") is None else _CHUNK
+
+
+def _draw_into(parsed: dict, seed: int, stream: str, post: Tensor, slot: Tensor, out: Tensor,
+               finish=None) -> Tensor:
+    """``out[:] = finish(values)`` (``finish``: an elementwise function, or none) for the float64 values of a parsed
+    weight or delay spec of the synapses ``(post, slot)``, chunk by chunk; returns ``out``."""
+    sid, n = rng.stream_id(stream), post.numel()
+    chunk = _chunk_of(parsed, n)
+    for lo in range(0, n, chunk):
+        values = _values(parsed, seed, sid, post[lo:lo + chunk], slot[lo:lo + chunk])
+        out[lo:lo + chunk] = values if finish is None else finish(values)
+    return out
+
+
+def _draw(parsed: dict, seed: int, stream: str, post: Tensor, slot: Tensor) -> Tensor:
+    """float64 values of a parsed weight or delay spec for the synapses ``(post, slot)``, clip applied."""
+    return _draw_into(parsed, seed, stream, post, slot, torch.empty(post.numel(), dtype=torch.float64))
 
 
 def parse_weight(spec: Any, dimension: str, where: str) -> dict:
@@ -395,23 +461,86 @@ def build_projection(spec, n_pre: int, n_post: int, *, kind: str, dimension: str
         syn = incoming(opts, n_pre, posts, seed, spec.name)
         weight = _draw(parsed, seed, f"weight/{spec.name}", syn.post, syn.slot)
     weight = signed_weights(weight, spec.sign, kind)
-    delay_spec = spec.delay if spec.delay is not None else default_delay
-    parsed_delay = None if delay_spec is None else parse_delay(delay_spec, where)
-    if parsed_delay is None or parsed_delay["dist"] == "constant":
-        from .synapses.delays import delay_steps
-
-        steps = 1 if parsed_delay is None else \
-            int(delay_steps(torch.tensor([parsed_delay["value"]], dtype=torch.float64), dt)[0])
-        delay = torch.full((syn.pre.numel(),), steps, dtype=torch.long)
-    else:
-        from .synapses.delays import delay_steps
-
-        delay = delay_steps(_draw(parsed_delay, seed, f"delay/{spec.name}", syn.post, syn.slot), dt)
+    delay = _delays(spec, seed, dt, default_delay, syn.post, syn.slot, torch.long)
     # CSR order: by pre, then post, then slot: the synapses come sorted by (post, slot), so a stable sort by pre
     order = stable_order(syn.pre, n_pre)
     return BuiltProjection(syn.pre[order], syn.post[order], syn.slot[order], weight[order], delay[order])
 
 
+def _delays(spec, seed: int, dt: float, default_delay: Optional[Any], post: Tensor, slot: Tensor,
+            dtype: Optional[torch.dtype]) -> Tensor:
+    """The delays (steps >= 1) of the synapses ``(post, slot)`` of ``spec``: ``spec.delay``, else ``default_delay``,
+    else one step. ``dtype``: ``torch.long``, or ``None`` for the narrowest of int16 and int32 that holds them."""
+    from .synapses.delays import delay_steps
+
+    delay_spec = spec.delay if spec.delay is not None else default_delay
+    parsed = None if delay_spec is None else parse_delay(delay_spec, f"projection {spec.name}")
+    n = post.numel()
+    if parsed is None or parsed["dist"] == "constant":
+        steps = 1 if parsed is None else int(delay_steps(torch.tensor([parsed["value"]], dtype=torch.float64), dt)[0])
+        narrow = torch.int16 if steps <= _INT16_MAX else torch.int32
+        return torch.full((n,), steps, dtype=dtype or narrow)
+    out = torch.empty(n, dtype=dtype or torch.int16)
+    sid = rng.stream_id(f"delay/{spec.name}")
+    chunk = _chunk_of(parsed, n)
+    for lo in range(0, n, chunk):
+        steps = delay_steps(_values(parsed, seed, sid, post[lo:lo + chunk], slot[lo:lo + chunk]), dt)
+        if out.dtype != torch.long and steps.numel() and int(steps.max()) > torch.iinfo(out.dtype).max:
+            out = out.to(torch.int32 if int(steps.max()) <= torch.iinfo(torch.int32).max else torch.long)
+        out[lo:lo + chunk] = steps
+    return out
+
+
+_INT16_MAX = (1 << 15) - 1
+
+
+class CompactProjection(NamedTuple):
+    """A projection's synapses as the engines store them, CSR by presynaptic neuron (rows sorted by
+    ``(post, slot)``): ``indptr`` (int64 ``[n_pre + 1]``), ``post`` (int32; int64 for 2^31 post neurons or more),
+    ``weight`` (the requested dtype, signed as the engines store it), ``delay`` (steps >= 1: int16, int32 where a
+    delay exceeds 32767 steps). About 10 bytes per synapse with float32 weights."""
+
+    indptr: Tensor
+    post: Tensor
+    weight: Tensor
+    delay: Tensor
+
+
+def build_compact(spec, n_pre: int, n_post: int, *, kind: str, dimension: str, seed: int, dt: float,
+                  weight_dtype: torch.dtype = torch.float64, default_delay: Optional[Any] = None) -> CompactProjection:
+    """:func:`build_projection` onto every post neuron, stored compactly (:class:`CompactProjection`): the same
+    synapses, weights (rounded to ``weight_dtype``) and delays, bit for bit. A ``fixed_total`` connector with
+    multapses is built in CSR order directly (:func:`braincore.native.construct.fixed_total`, where the C code is
+    available), its weights and delays drawn chunk by chunk into their final arrays: a few bytes per synapse of
+    temporary memory instead of the int64 arrays and sorts of the general path."""
+    from .native import construct
+
+    where = f"projection {spec.name}"
+    opts = connector_options(spec.connector, n_pre, n_post, spec.pre == spec.post, where)
+    parsed = parse_weight(spec.weight, dimension, where)
+    fast = None
+    if opts["type"] == "fixed_total" and opts["multapses"] and parsed["dist"] != "explicit":
+        fast = construct.fixed_total(seed, rng.stream_id(f"conn-pick/{spec.name}"), opts["n"], n_pre, n_post,
+                                     opts["exclude_self"])
+    if fast is None:
+        conn = build_projection(spec, n_pre, n_post, kind=kind, dimension=dimension, seed=seed, dt=dt,
+                                default_delay=default_delay)
+        from .synapses import to_csr
+
+        indptr = to_csr(conn.pre, conn.post, n_pre)
+        delay = conn.delay
+        high = int(delay.max()) if delay.numel() else 1
+        delay = delay.to(torch.int16 if high <= _INT16_MAX else torch.int32 if high < 1 << 31 else torch.long)
+        post = conn.post.to(torch.int32) if n_post < 1 << 31 else conn.post
+        return CompactProjection(indptr, post, conn.weight.to(weight_dtype), delay)
+    indptr, post, slot = fast
+    weight = _draw_into(parsed, seed, f"weight/{spec.name}", post, slot,
+                        torch.empty(post.numel(), dtype=weight_dtype),
+                        finish=lambda values: signed_weights(values, spec.sign, kind))
+    delay = _delays(spec, seed, dt, default_delay, post, slot, None)
+    return CompactProjection(indptr, post, weight, delay)
+
+
 __all__ = ["POST_ALIGNED", "WHOLE_PROJECTION", "Incoming", "BuiltProjection", "connector_options",
            "distinct_per_row", "incoming", "select_posts", "initial_values", "connector_rank", "signed_weights",
-           "build_projection", "parse_weight", "parse_delay"]
+           "build_projection", "build_compact", "CompactProjection", "parse_weight", "parse_delay"]

@@ -107,9 +107,9 @@ class ProjectionRuntime:
     n_pre: int
     n_post: int
     indptr: Tensor  # [N_pre + 1]
-    post_idx: Tensor  # [S]
+    post_idx: Tensor  # [S] int32 (int64 for 2^31 post neurons or more)
     weight: Tensor  # [S] (signed for current kernels)
-    delay: Tensor  # [S] steps >= 1
+    delay: Tensor  # [S] steps >= 1, int16 (int32 above 32767 steps)
     uniform_delay: Optional[int]
     dense: Optional[Tensor] = None  # [N_pre, N_post] when stored dense
     plasticity: Any = None  # the spec as written
@@ -365,8 +365,7 @@ class Simulator:
     def __init__(self, assembly, *, batch: Optional[int] = None, device: Optional[str] = None,
                  dtype: Optional[str] = None, seed: Optional[int] = None, dt: Optional[float] = None,
                  backend: Optional[str] = None):
-        from .construction import build_projection, initial_values
-        from .synapses import to_csr
+        from .construction import build_compact, initial_values
 
         require_valid(assembly)
         run = assembly.run
@@ -427,23 +426,25 @@ class Simulator:
             pre, post = self.populations[spec.pre], self.populations[spec.post]
             gi = self._group_for(spec.synapse, post, group_index, where=f"projection {spec.name}")
             group = self.groups[gi]
-            conn = build_projection(spec, pre.model.size, post.model.size, kind=group.kind, seed=self.seed,
-                                    dimension=required_weight_dimension(group.kind, post.model.input_unit, spec.name),
-                                    dt=self.dt)
-            n_syn = int(conn.pre.numel())
-            weight, delay = conn.weight.to(dt_), conn.delay
+            # compact storage (int32 post indices, int16 delays, weights in the run's dtype), built in place
+            conn = build_compact(spec, pre.model.size, post.model.size, kind=group.kind, seed=self.seed,
+                                 dimension=required_weight_dimension(group.kind, post.model.input_unit, spec.name),
+                                 dt=self.dt, weight_dtype=dt_)
+            n_syn = int(conn.post.numel())
+            weight, delay = conn.weight, conn.delay
             max_delay = max(max_delay, int(delay.max()) if n_syn else 1)
             uniform = int(delay[0]) if n_syn and bool((delay == delay[0]).all()) else (1 if not n_syn else None)
-            indptr = to_csr(conn.pre, conn.post, pre.model.size)
             proj = ProjectionRuntime(spec.name, spec.pre, spec.post, gi, pre.model.size, post.model.size,
-                                     indptr.to(dev), conn.post.to(dev), weight.to(dev), delay.to(dev), uniform,
+                                     conn.indptr.to(dev), conn.post.to(dev), weight.to(dev), delay.to(dev), uniform,
                                      plasticity=spec.plasticity)
+            del conn
             # plastic synapses stay a synapse list where the native engine may run them (it updates the list)
             storage = "sparse" if (spec.plasticity and spec.storage == "auto" and self.backend != "torch"
                                    and self.device.type == "cpu") else spec.storage
             if self._store_dense(storage, n_syn, pre.model.size, post.model.size, uniform):
                 dense = torch.zeros(pre.model.size, post.model.size, dtype=dt_)
-                dense.index_put_((conn.pre, conn.post), weight, accumulate=True)
+                rows = torch.repeat_interleave(torch.arange(pre.model.size), proj.indptr.diff().cpu())
+                dense.index_put_((rows, proj.post_idx.cpu().long()), weight, accumulate=True)
                 proj.dense = dense.to(dev)
             if spec.plasticity:
                 from .plasticity import SynapseView, make_rule
@@ -855,7 +856,7 @@ class Simulator:
         if proj.uniform_delay is not None:
             ring[(k + proj.uniform_delay) % self.ring_length].view(-1).index_add_(0, flat, proj.weight[syn])
         else:
-            slots = (k + proj.delay[syn]) % self.ring_length
+            slots = (k + proj.delay[syn].long()) % self.ring_length  # delays are int16: no overflow
             ring.view(-1).index_add_(0, slots * (self.batch * n_post) + flat, proj.weight[syn])
 
     def _propagate_each(self, proj: ProjectionRuntime, ring: Tensor, rows: list, pairs: list, k: int) -> None:
@@ -880,7 +881,7 @@ class Simulator:
             row = views.get(i) if views is not None else None
             if row is None:
                 start, stop = rows[i], rows[i + 1]
-                row = (proj.post_idx[start:stop], proj.weight[start:stop], proj.delay[start:stop]) \
+                row = (proj.post_idx[start:stop], proj.weight[start:stop], proj.delay[start:stop].long()) \
                     if start != stop else ()
                 if views is not None:
                     views[i] = row

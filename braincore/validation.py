@@ -1067,10 +1067,13 @@ def _check_indices(value: Any, size: Optional[int]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ resources
-#: bytes per synapse while a projection is built (index, slot, float64 weight and delay arrays, the sort order)
-#: and run (post index, weight, delay): a generous bound of what :func:`braincore.construction.build_projection`
-#: and the simulator hold at once
-BYTES_PER_SYNAPSE = 64
+#: bytes per stored synapse besides its weight: an int32 post index and an int16 delay
+#: (:func:`braincore.construction.build_compact`)
+STORED_BYTES_PER_SYNAPSE = 6
+#: bytes per synapse of the projection being built, on top of what is stored (index, slot, float64 weight and
+#: delay arrays, the sort order): a generous bound of :func:`braincore.construction.build_projection`, counted once,
+#: for the largest projection (projections are built one after the other)
+BUILD_BYTES_PER_SYNAPSE = 64
 #: bytes per stored spike of a spike monitor: an int64 ``(step, trial, neuron)`` triple
 BYTES_PER_SPIKE = 24
 #: the default share of the machine's memory a run may plan to use
@@ -1208,6 +1211,7 @@ def memory_needs(assembly: "Assembly", batch: Optional[int] = None) -> list[Need
                           f"{_count(spec.size)} neurons x {B} trial(s) x {n_vars} state variable(s)"))
     groups: dict[tuple, int] = {}
     longest: tuple[float, Optional[str]] = (0.0, None)
+    largest: tuple[float, int] = (0.0, -1)  # synapses of the largest projection, the index of its need
     for proj in assembly.projections():
         pre, post = assembly.resolve(proj.pre), assembly.resolve(proj.post)
         if pre not in sizes or post not in sizes:
@@ -1220,7 +1224,7 @@ def memory_needs(assembly: "Assembly", batch: Optional[int] = None) -> list[Need
         if count is None or not math.isfinite(count) or count < 0:
             count = 0.0
         ctype = proj.connector.get("type") if isinstance(proj.connector, Mapping) else None
-        total = count * BYTES_PER_SYNAPSE
+        total = count * (STORED_BYTES_PER_SYNAPSE + nbytes)
         what = f"{_count(count)} {ctype or ''} synapses ({_count(n_pre)} x {_count(n_post)} neurons)".replace("  ", " ")
         dense = proj.storage == "dense" or (proj.storage == "auto" and n_pre * n_post <= 4_000_000
                                             and count >= 0.2 * n_pre * n_post)
@@ -1231,6 +1235,8 @@ def memory_needs(assembly: "Assembly", batch: Optional[int] = None) -> list[Need
         if traces:
             total += traces * B * (float(n_pre) * n_post if dense else count) * nbytes
             what += f", {traces} per-synapse plasticity trace(s) x {B} trial(s)"
+        if count > largest[0]:
+            largest = (count, len(needs))
         needs.append(Need("projection", proj.name, ("connector",), total, what))
         synapse: Mapping = proj.synapse if isinstance(proj.synapse, Mapping) else {}
         key = (post, synapse.get("type"), str(synapse.get("tau")), str(synapse.get("E_rev")))
@@ -1239,6 +1245,10 @@ def memory_needs(assembly: "Assembly", batch: Optional[int] = None) -> list[Need
             high = _max_delay_ms(proj.delay)
             if high is not None and math.isfinite(high) and high / dt > longest[0]:
                 longest = (high / dt, proj.name)
+    if largest[1] >= 0:  # building it: the temporaries of the largest projection
+        need = needs[largest[1]]
+        needs[largest[1]] = Need(need.kind, need.name, need.path, need.bytes + largest[0] * BUILD_BYTES_PER_SYNAPSE,
+                                 need.what)
     for inp in assembly.inputs:
         target = assembly.resolve(inp.target)
         if target in sizes and inp.type in ("poisson", "spike_file"):

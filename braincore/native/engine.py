@@ -60,7 +60,8 @@ class Group(ctypes.Structure):
 class Proj(ctypes.Structure):
     _fields_ = [("pre", c_int32), ("group", c_int32), ("uniform_delay", c_int32), ("n_post", c_int32),
                 ("full", c_int32), ("same", c_int32),
-                ("indptr", P_int64), ("post", P_int32), ("delay", P_int32), ("w", c_void_p), ("w_same", c_double)]
+                ("indptr", P_int64), ("post", P_int32), ("delay", ctypes.POINTER(ctypes.c_int16)),
+                ("delay32", P_int32), ("w", c_void_p), ("w_same", c_double)]
 
 
 class Input(ctypes.Structure):
@@ -281,16 +282,22 @@ class NativeEngine:
         self.projs = (Proj * max(1, len(sim.projections)))()
         for j, proj in enumerate(sim.projections):
             J = self.projs[j]
+            # the simulator's own index and delay arrays where they are int32 / int16 (no copy), else converted
             indptr = np.ascontiguousarray(proj.indptr.cpu().numpy(), dtype=np.int64)
             post = np.ascontiguousarray(proj.post_idx.cpu().numpy(), dtype=np.int32)
-            delay = np.ascontiguousarray(proj.delay.cpu().numpy(), dtype=np.int32)
+            delay = proj.delay.cpu().numpy()
+            delay = np.ascontiguousarray(delay, dtype=np.int16 if delay.dtype == np.int16 else np.int32)
             self._keep += [indptr, post, delay]
             J.pre, J.group, J.n_post = self.pop_index[proj.pre], proj.group, proj.n_post
             J.uniform_delay = proj.uniform_delay if proj.uniform_delay is not None else -1
             J.full = int(len(post) == proj.n_pre * proj.n_post and bool(
                 (indptr == np.arange(proj.n_pre + 1, dtype=np.int64) * proj.n_post).all()) and bool(
                 (post.reshape(proj.n_pre, proj.n_post) == np.arange(proj.n_post, dtype=np.int32)).all()))
-            J.indptr, J.post, J.delay = _ptr(indptr, ctypes.c_int64), _ptr(post, ctypes.c_int32), _ptr(delay, ctypes.c_int32)
+            J.indptr, J.post = _ptr(indptr, ctypes.c_int64), _ptr(post, ctypes.c_int32)
+            if delay.dtype == np.int16:
+                J.delay = _ptr(delay, ctypes.c_int16)
+            else:
+                J.delay32 = _ptr(delay, ctypes.c_int32)
 
         self.inputs = (Input * max(1, len(sim.inputs)))()
         self._event_steps: dict[int, np.ndarray] = {}  # spike-file inputs: event steps, sorted (cursor search)

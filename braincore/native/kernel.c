@@ -80,7 +80,9 @@ typedef struct {
     int32_t full, same;                /* full: all-to-all in order (synapse s of pre i is post s - indptr[i]);
                                           same: every weight equals w_same and no rule writes them */
     int64_t *indptr;
-    int32_t *post, *delay;             /* 32-bit: half the memory traffic of the delivery loop */
+    int32_t *post;                     /* 32-bit: half the memory traffic of the delivery loop */
+    int16_t *delay;                    /* per-synapse delays (steps), the simulator's int16 tensor ... */
+    int32_t *delay32;                  /* ... or, where a delay exceeds 32767 steps, its int32 one (delay NULL) */
     void *w;
     double w_same;
 } Proj;
@@ -509,12 +511,14 @@ static void propagate(Net *net, Proj *J) {
                 } else {
                     for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += w[s];
                 }
-            } else if (J->same) {
-                for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++)
-                    ring[((net->k + J->delay[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += same;
             } else {
-                for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++)
-                    ring[((net->k + J->delay[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += w[s];
+#define BC_DELIVER(D, V) for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) \
+                    ring[((net->k + (D)[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += (V)
+                if (J->delay && J->same) BC_DELIVER(J->delay, same);
+                else if (J->delay) BC_DELIVER(J->delay, w[s]);
+                else if (J->same) BC_DELIVER(J->delay32, same);
+                else BC_DELIVER(J->delay32, w[s]);
+#undef BC_DELIVER
             }
         }
     }
@@ -628,4 +632,4 @@ int32_t bc_first_nonfinite(void *const *ptrs, const int64_t *lens, int32_t n) {
     return -1;
 }
 
-int32_t bc_abi_version(void) { return 8; }
+int32_t bc_abi_version(void) { return 9; }

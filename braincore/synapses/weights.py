@@ -197,22 +197,37 @@ def truncated_mass(mean: float, std: float, lo: Optional[float], hi: Optional[fl
     return 0.5 * (math.erfc(-b / math.sqrt(2.0)) - math.erfc(-a / math.sqrt(2.0)))
 
 
-def truncated_normal_of(u: Tensor, mean: float, std: float, truncate: tuple) -> Tensor:
-    """float64 values of ``N(mean, std^2)`` truncated to ``truncate = (lo, hi)`` (``None``: unbounded), one per
-    uniform ``u`` in (0, 1), by inverse transform (see the module docstring)."""
+def truncated_normal_setup(mean: float, std: float, truncate: tuple) -> tuple[float, float, bool, float, float]:
+    """The constants of :func:`truncated_normal_of` for ``std > 0``: the standardised bounds ``(a, b)`` (mirrored to
+    the lower tail when ``a > 0``), ``mirror``, ``pa = ndtr(a)`` and ``width = ndtr(b) - ndtr(a)`` (PyTorch's
+    float64 ``ndtr``)."""
     import torch
 
     lo, hi = truncate
-    if std == 0:
-        return torch.full_like(u, mean, dtype=torch.float64)
     a = -math.inf if lo is None else (lo - mean) / std
     b = math.inf if hi is None else (hi - mean) / std
     mirror = a > 0
     if mirror:
         a, b = -b, -a
-    ta, tb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
-    pa, pb = torch.special.ndtr(ta), torch.special.ndtr(tb)
-    z = torch.special.ndtri(pa + u.to(torch.float64) * (pb - pa)).clamp(min=a, max=b)
+    pa = torch.special.ndtr(torch.tensor(a, dtype=torch.float64))
+    pb = torch.special.ndtr(torch.tensor(b, dtype=torch.float64))
+    return a, b, mirror, float(pa), float(pb - pa)
+
+
+def truncated_normal_of(u: Tensor, mean: float, std: float, truncate: tuple, ndtri=None) -> Tensor:
+    """float64 values of ``N(mean, std^2)`` truncated to ``truncate = (lo, hi)`` (``None``: unbounded), one per
+    uniform ``u`` in (0, 1), by inverse transform (see the module docstring):
+    ``z = clamp(ndtri(pa + u width), a, b)``, ``mean + std z`` (:func:`truncated_normal_setup`). ``ndtri``: the
+    inverse normal CDF (default :func:`braincore.native.construct.ndtri`, which is ``torch.special.ndtri``, in C
+    where the two agree bit for bit)."""
+    import torch
+
+    if ndtri is None:
+        from ..native.construct import ndtri
+    if std == 0:
+        return torch.full_like(u, mean, dtype=torch.float64)
+    a, b, mirror, pa, width = truncated_normal_setup(mean, std, truncate)
+    z = ndtri(pa + u.to(torch.float64) * width).clamp(min=a, max=b)
     return mean + std * (-z if mirror else z)
 
 
