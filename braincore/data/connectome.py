@@ -37,6 +37,7 @@ from __future__ import annotations
 import bz2
 import importlib.util
 import io
+import logging
 import re
 import zipfile
 from pathlib import Path
@@ -105,7 +106,13 @@ def _aal2_labels(n: int, subcortical: bool) -> tuple[Optional[list], Optional[li
         from neurolib.utils.atlases import AutomatedAnatomicalParcellation2  # numpy only
     except Exception:  # neurolib absent or changed: generic names
         return None, None
-    atlas = AutomatedAnatomicalParcellation2()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the atlas warns that it re-indexes its table from 0
+    try:
+        atlas = AutomatedAnatomicalParcellation2()
+    finally:
+        root.setLevel(level)
     keep = [i for i in range(94) if subcortical or i not in AAL2_SUBCORTICAL]
     names = [atlas.node_names[i] for i in keep]
     coords = getattr(atlas, "_coordinates", None)

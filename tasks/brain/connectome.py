@@ -48,11 +48,13 @@ import numpy as np
 from braincore.config import (AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text,
                               register_kind)
 
-REGION_DEFAULT = {"n_exc": 40, "n_inh": 10, "epsilon": 0.2, "J": 0.4, "g": 8.0, "eta": 0.9, "tau_m": 10.0,
+REGION_DEFAULT = {"n_exc": 40, "n_inh": 10, "epsilon": 0.2, "J": 0.4, "g": 5.0, "eta": 0.9, "tau_m": 10.0,
                   "background_sources": 100}
 LONG_RANGE_DEFAULT = {"k": 10, "J_long": None, "to_inh": 1.0, "min_weight": 0.01}
 BOLD_DEFAULT = {"tr": None, "gain": 1.0}
 MEAN_FIELD_DEFAULT = {"model": "none", "duration": 60000.0, "sweep": None, "params": {}, "seed": 0}
+#: the start of a mean-field run left out of its BOLD FC (the haemodynamics settle from rest; at most a quarter of it)
+MEAN_FIELD_DISCARD_MS = 20000.0
 #: neurolib's global-coupling parameter of each mean-field model
 MEAN_FIELD_COUPLING = {"aln": "Ke_gl", "hopf": "K_gl"}
 
@@ -73,7 +75,7 @@ SCHEMA = Record({
     "region": Record({"n_exc": Integer(40, minimum=2), "n_inh": Integer(10, minimum=1),
                       "epsilon": Quantity("dimensionless", 0.2, exclusive_minimum=0.0),
                       "J": Quantity("voltage", 0.4, exclusive_minimum=0.0),
-                      "g": Quantity("dimensionless", 8.0, minimum=0.0),
+                      "g": Quantity("dimensionless", 5.0, minimum=0.0),
                       "eta": Quantity("dimensionless", 0.9, minimum=0.0),
                       "tau_m": Quantity("time", 10.0, exclusive_minimum=0.0),
                       "background_sources": Integer(100, minimum=1)}, default=dict(REGION_DEFAULT)),
@@ -156,6 +158,18 @@ def fc_matrix(x: np.ndarray) -> np.ndarray:
     return c
 
 
+def detrend(x: np.ndarray) -> np.ndarray:
+    """Each row of ``x[region, time]`` minus its least-squares straight line (the slow drift a BOLD series has while
+    the haemodynamics settle, which would otherwise correlate every pair)."""
+    x = np.asarray(x, dtype=float)
+    if x.shape[1] < 2:
+        return x - x.mean(axis=1, keepdims=True)
+    t = np.arange(x.shape[1], dtype=float)
+    t -= t.mean()
+    slope = (x * t).sum(axis=1, keepdims=True) / (t * t).sum()
+    return x - x.mean(axis=1, keepdims=True) - slope * t
+
+
 def fit(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> float:
     """Pearson r between the upper triangles of two matrices (nan when either is missing or constant)."""
     if a is None or b is None:
@@ -231,7 +245,7 @@ def score_run(run: dict, config: dict, fc_emp: Optional[np.ndarray], sc: np.ndar
     factor = int(round(config["fc_bin"] / config["rate_bin"]))
     rate_fc = fc_matrix(rebin(run["rates"], factor))
     bold = simulated_bold(run["rates"], config["rate_bin"], tr_ms, config["bold"]["gain"])
-    bold_fc = fc_matrix(bold) if bold.shape[1] >= 3 else None
+    bold_fc = fc_matrix(detrend(bold)) if bold.shape[1] >= 3 else None
     return {"rate_fc": rate_fc, "bold": bold, "bold_fc": bold_fc,
             "r_rate_emp": fit(rate_fc, fc_emp), "r_bold_emp": fit(bold_fc, fc_emp),
             "r_rate_sc": fit(rate_fc, sc), "r_bold_sc": fit(bold_fc, sc),
@@ -245,22 +259,27 @@ def run_mean_field(w: np.ndarray, lengths: np.ndarray, config: dict, coupling: O
     """neurolib's own ALN or Hopf model on ``W``, ``L`` with its BOLD model; the BOLD FC fit. Raises ImportError
     when neurolib's models cannot be imported."""
     mf = config["mean_field"]
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    if mf["model"] == "aln":
-        from neurolib.models.aln import ALNModel as Model
-    else:
-        from neurolib.models.hopf import HopfModel as Model
-    model = Model(Cmat=w, Dmat=lengths, seed=mf["seed"])
-    model.params.update({k: float(v) for k, v in (mf["params"] or {}).items()})
-    if coupling is not None:
-        model.params[MEAN_FIELD_COUPLING[mf["model"]]] = float(coupling)
-    model.params["duration"] = float(mf["duration"])
-    t0 = time.perf_counter()
-    model.run(chunkwise=True, bold=True)
-    wall = time.perf_counter() - t0
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # neurolib logs every step of a run at INFO
+    try:
+        if mf["model"] == "aln":
+            from neurolib.models.aln import ALNModel as Model
+        else:
+            from neurolib.models.hopf import HopfModel as Model
+        model = Model(Cmat=w, Dmat=lengths, seed=mf["seed"])
+        model.params.update({k: float(v) for k, v in (mf["params"] or {}).items()})
+        if coupling is not None:
+            model.params[MEAN_FIELD_COUPLING[mf["model"]]] = float(coupling)
+        model.params["duration"] = float(mf["duration"])
+        t0 = time.perf_counter()
+        model.run(chunkwise=True, bold=True)
+        wall = time.perf_counter() - t0
+    finally:
+        root.setLevel(level)
     t_bold = np.asarray(model.BOLD.t_BOLD, dtype=float)
-    bold = np.asarray(model.BOLD.BOLD, dtype=float)[:, t_bold >= min(10000.0, 0.2 * mf["duration"])]
-    bold_fc = fc_matrix(bold) if bold.shape[1] >= 3 else None
+    bold = np.asarray(model.BOLD.BOLD, dtype=float)[:, t_bold >= min(MEAN_FIELD_DISCARD_MS, 0.25 * mf["duration"])]
+    bold_fc = fc_matrix(detrend(bold)) if bold.shape[1] >= 3 else None
     return {"model": mf["model"], "coupling": float(model.params[MEAN_FIELD_COUPLING[mf["model"]]]),
             "bold_fc": bold_fc, "r_bold_emp": fit(bold_fc, fc_emp), "r_bold_sc": fit(bold_fc, sc),
             "wall_s": wall, "volumes": int(bold.shape[1]),
@@ -525,4 +544,4 @@ KIND = register_kind(Kind("connectome", SCHEMA, run, _check,
                           "rate and BOLD FC against empirical FC, coupling sweep, neurolib mean-field side by side"))
 
 __all__ = ["SCHEMA", "KIND", "run", "simulate", "score_run", "run_mean_field", "simulated_bold", "fc_matrix", "fit",
-           "upper", "rebin", "plot_graph", "plot_fc", "plot_sweep", "load_graph", "network_params"]
+           "upper", "rebin", "detrend", "plot_graph", "plot_fc", "plot_sweep", "load_graph", "network_params"]
