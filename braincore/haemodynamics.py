@@ -18,7 +18,7 @@ blood volume fraction), k1 = 7 rho, k2 = 2, k3 = 2 rho - 0.2 (Buxton et al. 1998
 
 At rest (``z = 0``) ``s = 0``, ``f = v = q = 1`` and ``y = 0``. A constant input ``z`` has the steady state
 ``s = 0``, ``f = 1 + z / gamma``, ``v = f^alpha``, ``q = v E(f) / rho`` (:func:`steady_state`); a brief positive
-input raises y after a delay, peaking about 4-5 s later (the haemodynamic response function), then undershoots.
+input raises y after a delay, peaking about 3 s later (the haemodynamic response function), then undershoots.
 
 :func:`balloon_windkessel` integrates it with Euler steps of ``dt`` (the input held over each step; 1 ms is
 well below the model's time constants), vectorised over regions, and returns ``y`` sampled every ``sample_every``
