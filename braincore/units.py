@@ -60,6 +60,8 @@ UNITS: dict[str, tuple[str, float]] = {
     "mS/cm2": ("conductance_density", 1.0), "S/cm2": ("conductance_density", 1e3),
     "uS/cm2": ("conductance_density", 1e-3),
     "uF/cm2": ("capacitance_density", 1.0), "nF/cm2": ("capacitance_density", 1e-3),
+    # conduction velocity (m/s = mm/ms: a tract length in mm over a velocity in m/s is a delay in ms)
+    "m/s": ("velocity", 1.0), "mm/ms": ("velocity", 1.0), "mm/s": ("velocity", 1e-3), "cm/s": ("velocity", 1e-2),
     # temperature (degC)
     "degC": ("temperature", 1.0), "C": ("temperature", 1.0),
     # dimensionless
@@ -70,7 +72,7 @@ UNITS: dict[str, tuple[str, float]] = {
 CANONICAL: dict[str, str] = {
     "time": "ms", "voltage": "mV", "current": "nA", "conductance": "nS", "capacitance": "pF",
     "frequency": "Hz", "resistance": "MOhm", "current_density": "uA/cm2",
-    "conductance_density": "mS/cm2", "capacitance_density": "uF/cm2", "temperature": "degC",
+    "conductance_density": "mS/cm2", "capacitance_density": "uF/cm2", "temperature": "degC", "velocity": "m/s",
     "dimensionless": "1",
 }
 
