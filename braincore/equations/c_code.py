@@ -42,10 +42,61 @@ def constant_names(program: Program) -> list:
     return names + (["_ref_steps"] if program.refractory else [])
 
 
+#: the synaptic kernels a population step takes in its first loop (the names of braincore.synapses)
+GROUP_KINDS = ("instantaneous", "exponential", "alpha", "conductance")
+
+
+def _group_terms(groups: tuple, voltage: str) -> tuple:
+    """Declarations and per-neuron statements that take each synaptic group's input into ``in_I`` (or, for
+    instantaneous jumps, into the membrane voltage before the update) and decay the group over the step, in
+    group order: the operations of the PyTorch engine's ``synaptic_drive`` and decay, element by element.
+
+    ``groups``: ``(kind, deliver)`` per entry of ``P->groups``; ``deliver``: the group takes this step's
+    ring-buffer slot here (a group fed by Poisson inputs took it, and the Poisson counts, before the step)."""
+    decls, body = [], []
+    for k, (kind, deliver) in enumerate(groups):
+        if kind not in GROUP_KINDS:
+            raise ValueError(f"no C form for synaptic kernel {kind!r}")
+        decls.append(f"    Group *G{k} = &net->groups[P->groups[{k}]];")
+        decls.append(f"    REAL *restrict X{k} = (REAL *)G{k}->x + off;")
+        decls.append(f"    const REAL d{k} = (REAL)G{k}->decay; (void)d{k};")
+        if deliver:
+            decls.append(f"    REAL *restrict R{k} = ring_row(net, G{k}, b);")
+        take = f" + R{k}[i]; R{k}[i] = 0" if deliver else ""
+        if kind == "conductance":
+            decls.append(f"    const REAL E{k} = (REAL)G{k}->E_rev, f{k} = (REAL)G{k}->factor;")
+            body += [f"        const REAL g{k} = X{k}[i]{take};",
+                     f"        in_I = in_I + g{k} * (E{k} - v_now) * f{k};",
+                     f"        X{k}[i] = g{k} * d{k};"]
+        elif kind == "exponential":
+            body += [f"        const REAL g{k} = X{k}[i]{take};",
+                     f"        in_I = in_I + g{k};",
+                     f"        X{k}[i] = g{k} * d{k};"]
+        elif kind == "instantaneous":
+            body += [f"        const REAL g{k} = X{k}[i]{take};",
+                     f"        v_now = v_now + g{k};",
+                     f"        X{k}[i] = 0;"]
+        else:  # alpha: deliveries go to h (times e), x rises from h
+            decls.append(f"    REAL *restrict H{k} = (REAL *)G{k}->h + off;")
+            decls.append(f"    const REAL c{k} = (REAL)G{k}->dt_over_tau;")
+            if deliver:
+                body.append(f"        H{k}[i] += R{k}[i] * (REAL)2.718281828459045235360287; R{k}[i] = 0;")
+            body += [f"        in_I = in_I + X{k}[i];",
+                     f"        X{k}[i] = (X{k}[i] + c{k} * H{k}[i]) * d{k};",
+                     f"        H{k}[i] = H{k}[i] * d{k};"]
+    return decls, body
+
+
 def model_function(defn: NeuronDefinition, method: str, option: Optional[str], function_name: str,
-                   scalars: list, arrays: list) -> str:
-    """The C source of one model's step (see the module docstring). ``scalars`` and ``arrays`` name the entries of
-    ``P->K`` and ``P->arrays`` (parameters, constants and ``dt``), in order."""
+                   scalars: list, arrays: list, groups: tuple = (), external: bool = True) -> str:
+    """The C source of one population's step (see the module docstring). ``scalars`` and ``arrays`` name the
+    entries of ``P->K`` and ``P->arrays`` (parameters, constants and ``dt``), in order.
+
+    The first loop also takes the population's synaptic input, fused: ``groups`` (``(kind, deliver)`` per entry of
+    ``P->groups``, see :func:`_group_terms`) are read, added to the input and decayed in the same pass over the
+    neurons that integrates them; ``external``: the step starts from ``drive`` (external currents, summed before),
+    else from zero. One pass instead of one per group and one for the drive: in float64 the same operations in the
+    same order as the PyTorch engine's separate tensor operations."""
     program: Program = defn.program(method, option)
     state = list(program.state)
 
@@ -56,9 +107,11 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
 
     printer = Printer("c", name_of)
     fields = list(defn.state_fields)
-    lines = [f"static int32_t {function_name}(const Pop *P, int32_t b, const REAL *restrict drive, "
+    lines = [f"static int32_t {function_name}(Net *net, const Pop *P, int32_t b, const REAL *restrict drive, "
              f"int32_t *restrict fired) {{",
-             "    const int32_t n = P->n;", "    const int64_t off = (int64_t)b * n;"]
+             "    const int32_t n = P->n;", "    const int64_t off = (int64_t)b * n;", "    (void)net;"]
+    group_decls, group_body = _group_terms(tuple(groups), defn.voltage)
+    lines += group_decls
     for j, f in enumerate(fields):
         lines.append(f"    REAL *restrict S_{f} = (REAL *)P->state[{j}] + off;")
     for j, name in enumerate(scalars):
@@ -77,12 +130,18 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
 
     # loop 1: integration
     updates = [e for _, e in program.temporaries] + [e for _, e in program.updates]
+    lines.append("    BC_INDEPENDENT")
     lines.append("    for (int32_t i = 0; i < n; i++) {")
     if program.refractory:
         lines.append("        REAL r = S_refrac[i] - 1; r = r < 0 ? 0 : r; S_refrac[i] = r;")
-    lines.append("        const REAL in_I = drive[i]; (void)in_I;")
+    lines.append(f"        REAL in_I = {'drive[i]' if external else '(REAL)0'}; (void)in_I;")
+    lines.append(f"        REAL v_now = S_{defn.voltage}[i]; (void)v_now;")
+    lines += group_body
+    if any(kind == "instantaneous" for kind, _ in groups) and defn.voltage not in dict(program.updates):
+        lines.append(f"        S_{defn.voltage}[i] = v_now;")  # the jumps, where no update writes the voltage
     for name in state:
-        lines.append(f"        const REAL x_{name} = S_{name}[i]; (void)x_{name};")
+        source = "v_now" if name == defn.voltage else f"S_{name}[i]"
+        lines.append(f"        const REAL x_{name} = {source}; (void)x_{name};")
     load_arrays(lines, updates)
     for name, expr in program.temporaries:
         lines.append(f"        const REAL {_c_name(name)} = {printer(expr)};")
@@ -163,6 +222,7 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
 
 def dispatch_function(names: list) -> str:
     """``step_model``: calls the generated function of ``P->model``."""
-    cases = "\n".join(f"    case {k}: return {name}(P, b, drive, fired);" for k, name in enumerate(names))
-    return ("static int32_t step_model(const Pop *P, int32_t b, const REAL *restrict drive, int32_t *restrict fired) {\n"
+    cases = "\n".join(f"    case {k}: return {name}(net, P, b, drive, fired);" for k, name in enumerate(names))
+    return ("static int32_t step_model(Net *net, const Pop *P, int32_t b, const REAL *restrict drive, "
+            "int32_t *restrict fired) {\n"
             f"    switch (P->model) {{\n{cases}\n    default: return 0;\n    }}\n}}\n")

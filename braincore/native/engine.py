@@ -197,14 +197,23 @@ class NativeEngine:
     def source(self) -> str:
         """The C source of this network's engine: the kernel template with its models' generated steps."""
         functions = []
-        for k, (defn, method, option, arrays) in enumerate(self.model_keys):
+        for k, (defn, method, option, arrays, groups, external) in enumerate(self.model_keys):
             scalars = [key for key in constant_names(defn.program(method, option)) if key not in arrays]
-            functions.append(model_function(defn, method, option, f"model_{k}", scalars, list(arrays)))
+            functions.append(model_function(defn, method, option, f"model_{k}", scalars, list(arrays), groups,
+                                            external))
         names = [f"model_{k}" for k in range(len(self.model_keys))]
         rules = [rule_function(defn, defn.program(variant), f"rule_{k}", nearest)
                  for k, (defn, variant, nearest) in enumerate(self.rule_keys)]
         return "".join(functions) + dispatch_function(names) + "".join(rules) + \
             rule_dispatch([f"rule_{k}" for k in range(len(self.rule_keys))])
+
+    def _poisson_fed(self, g: int) -> bool:
+        """Whether Poisson or spike-file inputs add to synaptic group ``g`` (it then takes its ring slot first)."""
+        return any(inp.type in ("poisson", "spike_file") and inp.group == g for inp in self.sim.inputs)
+
+    def _fed(self, g: int) -> bool:
+        """Whether a projection delivers into synaptic group ``g`` (else its ring buffer is never read)."""
+        return any(proj.group == g for proj in self.sim.projections)
 
     # -- arrays that do not change during a simulation --------------------------------------------------
     def _static(self) -> None:
@@ -224,7 +233,12 @@ class NativeEngine:
                 value = m.constants[key]
                 is_array = isinstance(value, torch.Tensor) and value.numel() > 1
                 (arrays if is_array else scalars).append(key)
-            model_key = (m.definition, m.method, m.option, tuple(arrays))
+            # the step is generated per model and per synaptic input: the kinds of the population's groups, in
+            # order, each with whether it takes its ring slot in the step, and whether external currents come first
+            pop = sim.populations[name]
+            groups = tuple((sim.groups[g].kind, not self._poisson_fed(g) and self._fed(g)) for g in pop.groups)
+            external = any(inp.target == name and inp.type.endswith("current") for inp in sim.inputs)
+            model_key = (m.definition, m.method, m.option, tuple(arrays), groups, external)
             if model_key not in self.model_keys:
                 self.model_keys.append(model_key)
             layouts.append((scalars, arrays, self.model_keys.index(model_key)))
@@ -276,8 +290,7 @@ class NativeEngine:
             G.dt_over_tau = sim.dt / group.tau if group.tau > 0 else 0.0
             G.E_rev = group.E_rev if group.E_rev is not None else 0.0
             G.factor = group.factor
-            G.has_poisson = int(any(inp.type in ("poisson", "spike_file") and inp.group == g for inp in sim.inputs))
-            G.fed = int(any(proj.group == g for proj in sim.projections))
+            G.has_poisson, G.fed = int(self._poisson_fed(g)), int(self._fed(g))
 
         self.projs = (Proj * max(1, len(sim.projections)))()
         for j, proj in enumerate(sim.projections):

@@ -33,6 +33,17 @@
 #define REAL double
 #endif
 
+/* A loop over neurons whose arrays are distinct tensors (state variables, synaptic groups, ring slots): no
+ * iteration reads what another writes. Said to the compiler, which otherwise cannot prove it for this many
+ * pointers and leaves a population step scalar (measured: the Diehl & Cook excitatory step 4x slower). */
+#if defined(__clang__)
+#define BC_INDEPENDENT _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define BC_INDEPENDENT _Pragma("GCC ivdep")
+#else
+#define BC_INDEPENDENT
+#endif
+
 /* Vector math. Where glibc's vector math library (libmvec) links, build.py defines BC_LIBMVEC and these
  * declarations tell the compiler that the functions the generated steps call have vector variants: a loop over
  * neurons that calls them (Hodgkin-Huxley rates, AdEx's exponential, exprel) then runs 4 or 8 neurons per
@@ -179,11 +190,12 @@ static int64_t poisson(uint64_t *s, double lam, double limit) {  /* limit: exp(-
 }
 
 /* ---- one step ----------------------------------------------------------------------------------------------
- * Per population and trial, each synaptic group is handled in one pass over the neurons: take the ring-buffer
- * slot of this step (deliver), add the group's term to the drive (or its voltage jump to v), then decay it over
- * the step. Decaying before the neuron update rather than after propagation changes nothing: propagation only
- * writes ring slots of later steps. Groups fed by Poisson inputs take the ring slot and the Poisson counts in
- * separate passes first, so every element sees the PyTorch engine's order: x + ring, + Poisson, use, decay. */
+ * Per population and trial, the generated step (braincore/equations/c_code.py) handles every synaptic group in the
+ * same pass over the neurons as their update: take the ring-buffer slot of this step (deliver), add the group's
+ * term to the input (or its voltage jump to v), decay it over the step, then integrate. Decaying before the neuron
+ * update rather than after propagation changes nothing: propagation only writes ring slots of later steps. Groups
+ * fed by Poisson inputs take the ring slot and the Poisson counts in separate passes first, so every element sees
+ * the PyTorch engine's order: x + ring, + Poisson, use, decay. */
 static inline REAL *ring_row(Net *net, Group *G, int32_t b) {
     return (REAL *)G->ring + (net->k % net->L) * ((int64_t)net->B * G->n) + (int64_t)b * G->n;
 }
@@ -279,55 +291,6 @@ static void take_ring(Net *net, Group *G, int32_t b) {
         for (int32_t i = 0; i < n; i++) target[i] += arriving[i];
     }
     memset(arriving, 0, sizeof(REAL) * n);
-}
-
-/* One group's contribution for trial b: optionally deliver, then drive or v, then decay over the step. */
-static void apply_group(Net *net, Group *G, int32_t b, REAL *restrict v, REAL *restrict drive, int deliver) {
-    const int32_t n = G->n;
-    REAL *restrict x = (REAL *)G->x + (int64_t)b * n;
-    REAL *restrict ring = deliver ? ring_row(net, G, b) : NULL;
-    const REAL d = (REAL)G->decay;
-    switch (G->kind) {
-    case SYN_INSTANT:
-        for (int32_t i = 0; i < n; i++) {
-            if (ring) { x[i] += ring[i]; ring[i] = 0; }
-            v[i] = v[i] + x[i];
-            x[i] = 0;
-        }
-        break;
-    case SYN_COND: {
-        const REAL E = (REAL)G->E_rev, f = (REAL)G->factor;
-        if (ring) {
-            for (int32_t i = 0; i < n; i++) {
-                REAL xi = x[i] + ring[i];
-                ring[i] = 0;
-                drive[i] = drive[i] + xi * (E - v[i]) * f;
-                x[i] = xi * d;
-            }
-        } else {
-            for (int32_t i = 0; i < n; i++) { drive[i] = drive[i] + x[i] * (E - v[i]) * f; x[i] = x[i] * d; }
-        }
-        break;
-    }
-    case SYN_EXP:
-        for (int32_t i = 0; i < n; i++) {
-            REAL xi = x[i];
-            if (ring) { xi += ring[i]; ring[i] = 0; }
-            drive[i] = drive[i] + xi;
-            x[i] = xi * d;
-        }
-        break;
-    default: { /* alpha: deliveries go to h */
-        REAL *h = (REAL *)G->h + (int64_t)b * n;
-        const REAL e = (REAL)2.718281828459045235360287, c = (REAL)G->dt_over_tau;
-        for (int32_t i = 0; i < n; i++) {
-            if (ring) { h[i] += ring[i] * e; ring[i] = 0; }
-            drive[i] = drive[i] + x[i];
-            x[i] = (x[i] + c * h[i]) * d;
-            h[i] = h[i] * d;
-        }
-    }
-    }
 }
 
 static void external_current(Net *net, Pop *P, REAL *drive) {
@@ -472,20 +435,19 @@ static void step_population(Net *net, Pop *P) {
     const int32_t n = P->n;
     REAL *drive = (REAL *)P->drive;
     for (int32_t b = 0; b < net->B; b++) {
-        REAL *v = (REAL *)P->state[P->v_index] + (int64_t)b * n;
         int32_t *fired = P->fired + (int64_t)b * n;
-        memset(drive, 0, sizeof(REAL) * n);
-        external_current(net, P, drive);
+        if (P->n_inputs) {  /* external currents; without, the generated step starts from zero */
+            memset(drive, 0, sizeof(REAL) * n);
+            external_current(net, P, drive);
+        }
         for (int32_t gi = 0; gi < P->n_groups; gi++) {  /* groups fed by Poisson: ring, then Poisson */
             Group *G = &net->groups[P->groups[gi]];
             if (G->has_poisson && G->fed) take_ring(net, G, b);
         }
         deliver_poisson(net, (int32_t)(P - net->pops), b);
-        for (int32_t gi = 0; gi < P->n_groups; gi++) {
-            Group *G = &net->groups[P->groups[gi]];
-            apply_group(net, G, b, v, drive, !G->has_poisson && G->fed);
-        }
-        P->n_fired[b] = step_model(P, b, drive, fired);
+        /* the generated step takes every group's input (delivering the other groups' ring slots), decays the
+         * groups and integrates, in one pass (braincore/equations/c_code.py) */
+        P->n_fired[b] = step_model(net, P, b, drive, fired);
     }
 }
 
