@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
@@ -136,13 +136,29 @@ class InputRuntime:
     neurons: Optional[Tensor] = None
 
 
-@dataclass
 class PopulationRuntime:
-    name: str
-    model: NeuronModel
-    state: Any
-    groups: list = field(default_factory=list)
-    current: Optional[Tensor] = None  # external current buffer [B, N]
+    """A population: its model, its state record (``[B, N]`` tensors), the indices of its synaptic groups and its
+    external current buffer ``[B, N]`` (None without current inputs).
+
+    The state of a population stepped with others (:class:`_MergedStep`) is made of views of their flat state only
+    when it is read (between steps, by monitors, checks, checkpoints or the user); setting it replaces it."""
+
+    def __init__(self, name: str, model: NeuronModel, state: Any, groups: Optional[list] = None,
+                 current: Optional[Tensor] = None):
+        self.name, self.model, self._state = name, model, state
+        self.groups: list = groups if groups is not None else []
+        self.current = current
+        self._merged: Optional[_MergedStep] = None  # the merged step that holds the state, not yet read
+
+    @property
+    def state(self) -> Any:
+        if self._merged is not None:
+            self._state, self._merged = self._merged.state_of(self), None
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._state, self._merged = value, None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -256,8 +272,9 @@ class _MergedStep:
     ``h``) becomes a ``[B, N]`` view of it, its ring an ``[L, B, N]`` view, so inputs, propagation, checkpoints and
     :meth:`Simulator.rest` work on them unchanged (and the sparse projections into a position may be joined,
     :class:`_JoinedProjection`).
-    Each population's state and spikes are views of the flat results; the next step reuses the flat state as long
-    as every population still holds the state it was given (else it concatenates the states again). The
+    Each population's spikes are views of the flat results, and so is its state, made when it is read
+    (:attr:`PopulationRuntime.state`); the next step reuses the flat state as long as no population's state was
+    replaced (else it concatenates the states again). The
     arithmetic of every element is the population's own, so the results are the same to the bit."""
 
     def __init__(self, pops: list, sim: "Simulator"):
@@ -283,8 +300,8 @@ class _MergedStep:
                 g.x, g.h, g.ring = x_view, h_view, ring_view
             self.drive_groups.append(SynapticGroup("", first.kind, first.tau, first.E_rev, first.factor, x, h=h,
                                                    ring=ring, decay=first.decay))
-        self.flat_state = None  # the flat state of the last step, and the per-population states made from it
-        self.states: list = []
+        self.flat_state: Any = None  # the flat state of the last step, and the per-population states made from it
+        self.states: list = []  # (when read; else None)
         self.current: Optional[tuple] = None  # (each population's current tensor, their concatenation)
 
     @staticmethod
@@ -293,9 +310,12 @@ class _MergedStep:
 
     def _views(self, flat: Tensor) -> list:
         """Each population's ``[B, N]`` piece of the flat tensor ``flat`` (views)."""
-        base = flat.storage_offset()
-        return [flat.as_strided(shape, (shape[1], 1), base + offset) for shape, offset in zip(self.shapes,
-                                                                                               self.offsets)]
+        return [self._view(flat, i) for i in range(len(self.pops))]
+
+    def _view(self, flat: Tensor, i: int) -> Tensor:
+        """The ``[B, N]`` piece of population ``i`` of the flat tensor ``flat`` (a view)."""
+        shape = self.shapes[i]
+        return flat.as_strided(shape, (shape[1], 1), flat.storage_offset() + self.offsets[i])
 
     def _ring_views(self, ring: Tensor) -> list:
         """Each population's ``[L, B, N]`` piece of the flat ring ``ring`` ``[L, sum B N]`` (views)."""
@@ -321,11 +341,18 @@ class _MergedStep:
         return (model._step, constants, pop.current is not None,
                 tuple((g.kind, repr(g.tau), repr(g.E_rev), repr(g.factor), repr(g.decay)) for g in groups))
 
+    def state_of(self, pop: PopulationRuntime) -> Any:
+        """The state record of ``pop`` (one of :attr:`pops`) as views of the flat state of the last step."""
+        i = self.pops.index(pop)
+        flat = self.flat_state
+        state = self.states[i] = type(flat)(*[self._view(f, i) for f in flat])
+        return state
+
     def step(self, sim: "Simulator", k: int, spikes_of: dict) -> None:
         """Step the populations; their spikes (views) into ``spikes_of``."""
         pops = self.pops
         flat = self.flat_state
-        if flat is None or not all(pop.state is state for pop, state in zip(pops, self.states)):
+        if flat is None or not all(pop._merged is self or pop._state is state for pop, state in zip(pops, self.states)):
             flat = type(pops[0].state)(*[self._merge(fields) for fields in zip(*(pop.state for pop in pops))])
         current = None
         if pops[0].current is not None:
@@ -337,10 +364,9 @@ class _MergedStep:
         state, drive = synaptic_drive(flat, current, self.drive_groups)
         spikes, flat = self.model.step(state, drive)
         self.flat_state = flat
-        fields = [self._views(f) for f in flat]
-        self.states = [type(flat)(*piece) for piece in zip(*fields)]
-        for pop, state, piece in zip(pops, self.states, self._views(spikes)):
-            pop.state = state
+        self.states = [None] * len(pops)  # made from the flat state when read (state_of)
+        for pop, piece in zip(pops, self._views(spikes)):
+            pop._state, pop._merged = None, self
             spikes_of[pop.name] = piece
 
 
@@ -515,7 +541,8 @@ class _StepPlan:
         self.rows: dict = {}
         if sim.device.type == "cpu":
             self.rows = {proj.name: proj.indptr.tolist() for proj in sim.projections if proj.dense is None}
-        self.current_cache: dict = {}  # population -> (the active constant inputs, their summed current)
+        #: population -> (the active constant inputs, their summed current, the next step an input starts or stops)
+        self.current_cache: dict = {}
         self.rate_cache: dict = {}  # Poisson input -> (rate per step, the [B, N] tensor of it)
         self.ring_slots = [group.ring.unbind(0) for group in self.delivering]  # each ring, slot by slot (views)
         #: the projections in the order they propagate, those joined into a merged position as one
@@ -921,24 +948,33 @@ class Simulator:
 
     def _external_current(self, pop: PopulationRuntime, k: int) -> Optional[Tensor]:
         """The external current into ``pop`` at step ``k`` (``None`` without current inputs). While the same
-        constant inputs are active it is the same tensor, summed once (the plan's ``current_cache``); the neuron
-        step and :func:`synaptic_drive` only read it."""
+        constant inputs are active it is the same tensor, summed once (the plan's ``current_cache``, with the step at
+        which an input starts or stops next: the steps of a run only increase); the neuron step and
+        :func:`synaptic_drive` only read it."""
         if pop.current is None:
             return None
         plan = self._plan
-        active, varying = [], False
+        cached = plan.current_cache.get(pop.name)
+        if cached is not None and k < cached[2]:  # no input starts or stops before cached[2]
+            return cached[1]
+        active, varying, until = [], False, math.inf
         for inp in plan.currents[pop.name]:
             if inp.type in ("constant_current", "step_current"):
-                if k < inp.start or (inp.stop is not None and k >= inp.stop):
+                if k < inp.start:
+                    until = min(until, inp.start)
                     continue
+                if inp.stop is not None:
+                    if k >= inp.stop:
+                        continue
+                    until = min(until, inp.stop)
             elif inp.type == "time_varying_current":
                 if k >= inp.values.shape[0]:
                     continue
                 varying = True
             active.append(inp)
         key = None if varying else tuple(map(id, active))
-        cached = plan.current_cache.get(pop.name)
         if key is not None and cached is not None and cached[0] == key:
+            plan.current_cache[pop.name] = (key, cached[1], until)
             return cached[1]
         pop.current.zero_()
         for inp in active:
@@ -949,7 +985,7 @@ class Simulator:
                 pop.current[:, inp.neurons] += value
         current = pop.current.clone()
         if key is not None:
-            plan.current_cache[pop.name] = (key, current)
+            plan.current_cache[pop.name] = (key, current, until)
         return current
 
     def _deliver_poisson(self, inp: InputRuntime) -> None:

@@ -438,3 +438,26 @@ def test_projections_are_joined_only_where_each_group_keeps_its_order():
     sim = Simulator(twin_network(1), backend="torch").run(1.0)
     assert any(isinstance(unit, simulator._MergedStep) for unit in sim._plan.units)
     assert sim._plan.propagating == sim.projections
+
+
+def test_states_of_populations_stepped_together_read_edited_and_replaced_between_runs(monkeypatch):
+    # a merged population's state is made of views of the flat state when read: edits in place and replaced states
+    # between runs take effect as they do on populations stepped alone
+    import braincore.simulator as simulator
+
+    def edited_run(sim: Simulator) -> Simulator:
+        sim.run(30.0)
+        exc = sim.populations["exc"]
+        exc.state.v[:, :20] += 2.0  # in place
+        sim.run(30.0)
+        inh = sim.populations["inh"]
+        inh.state = inh.state._replace(v=inh.state.v - 1.5)  # replaced
+        return sim.run(30.0)
+
+    fast = edited_run(Simulator(pair_network(2), backend="torch"))
+    assert any(isinstance(unit, simulator._MergedStep) for unit in fast._plan.units)
+    with monkeypatch.context() as m:
+        m.setattr(simulator._MergedStep, "signature", staticmethod(lambda pop, groups: None))
+        alone = edited_run(Simulator(pair_network(2), backend="torch"))
+    assert_same_run(fast, alone)
+    assert_same_synapses(fast, alone)
