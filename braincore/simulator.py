@@ -29,10 +29,12 @@ variable (their effects add linearly).
 
 Cost of a step (the PyTorch engine is a few dozen small tensor operations per step, each a few microseconds on
 the CPU whatever the size): what stays the same for a run is looked up once (:class:`_StepPlan`); populations
-with the same generated step, constants and synapse groups step as one flat tensor (:class:`_MergedStep`); on the
-CPU a few spikes are propagated with one ``index_add_`` per spiking neuron (:data:`SPIKE_LOOP_MAX`); spike
-monitors count and store every 1024 steps. None of this changes an operation on any element, so the engine's
-float64 results stay those of the native engine, bit for bit.
+with the same generated step, constants and synapse groups step as one flat tensor, their synaptic variables and
+ring buffers one flat buffer per synapse kind (:class:`_MergedStep`), and a population's sparse projections into
+such a buffer are joined into one (:class:`_JoinedProjection`); on the CPU a few spikes are propagated with one
+``index_add_`` per spiking neuron (:data:`SPIKE_LOOP_MAX`); spike monitors count and store every 1024 steps.
+None of this changes an operation on any element, nor the order of the additions into any element, so the
+engine's float64 results stay those of the native engine, bit for bit.
 
 Reproducibility: connectivity, weights, delays and initial states are counter-based draws keyed by ``seed``
 and the index of each neuron or synapse (:mod:`braincore.construction`), so every engine -- PyTorch, native,
