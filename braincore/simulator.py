@@ -29,10 +29,12 @@ variable (their effects add linearly).
 
 Cost of a step (the PyTorch engine is a few dozen small tensor operations per step, each a few microseconds on
 the CPU whatever the size): what stays the same for a run is looked up once (:class:`_StepPlan`); populations
-with the same generated step, constants and synapse groups step as one flat tensor (:class:`_MergedStep`); on the
-CPU a few spikes are propagated with one ``index_add_`` per spiking neuron (:data:`SPIKE_LOOP_MAX`); spike
-monitors count and store every 1024 steps. None of this changes an operation on any element, so the engine's
-float64 results stay those of the native engine, bit for bit.
+with the same generated step, constants and synapse groups step as one flat tensor, their synaptic variables and
+ring buffers one flat buffer per synapse kind (:class:`_MergedStep`), and a population's sparse projections into
+such a buffer are joined into one (:class:`_JoinedProjection`); on the CPU a few spikes are propagated with one
+``index_add_`` per spiking neuron (:data:`SPIKE_LOOP_MAX`); spike monitors count and store every 1024 steps.
+None of this changes an operation on any element, nor the order of the additions into any element, so the
+engine's float64 results stay those of the native engine, bit for bit.
 
 Reproducibility: connectivity, weights, delays and initial states are counter-based draws keyed by ``seed``
 and the index of each neuron or synapse (:mod:`braincore.construction`), so every engine -- PyTorch, native,
@@ -48,7 +50,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
@@ -136,13 +138,29 @@ class InputRuntime:
     neurons: Optional[Tensor] = None
 
 
-@dataclass
 class PopulationRuntime:
-    name: str
-    model: NeuronModel
-    state: Any
-    groups: list = field(default_factory=list)
-    current: Optional[Tensor] = None  # external current buffer [B, N]
+    """A population: its model, its state record (``[B, N]`` tensors), the indices of its synaptic groups and its
+    external current buffer ``[B, N]`` (None without current inputs).
+
+    The state of a population stepped with others (:class:`_MergedStep`) is made of views of their flat state only
+    when it is read (between steps, by monitors, checks, checkpoints or the user); setting it replaces it."""
+
+    def __init__(self, name: str, model: NeuronModel, state: Any, groups: Optional[list] = None,
+                 current: Optional[Tensor] = None):
+        self.name, self.model, self._state = name, model, state
+        self.groups: list = groups if groups is not None else []
+        self.current = current
+        self._merged: Optional[_MergedStep] = None  # the merged step that holds the state, not yet read
+
+    @property
+    def state(self) -> Any:
+        if self._merged is not None:
+            self._state, self._merged = self._merged.state_of(self), None
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._state, self._merged = value, None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -162,12 +180,22 @@ ROW_VIEWS_MAX_PRE = 50_000
 
 
 def _own(value: Tensor) -> Tensor:
-    """``value`` on the CPU, copied when it is a view of a larger buffer (the states and synaptic variables of
+    """``value`` on the CPU, copied when it is a view of a larger buffer (the states, synaptic variables and rings of
     populations stepped together, :class:`_MergedStep`), so that a checkpoint holds only its own values."""
     value = value.cpu()
     if value.untyped_storage().nbytes() > value.numel() * value.element_size():
         value = value.clone()
     return value
+
+
+def _flat_ring(ring: Tensor) -> tuple:
+    """``(flat, slot_size)``: the ring buffer ``ring`` ``[L, B, N]`` as a 1-D view from its first element, where
+    the element ``(slot, trial, neuron)`` is ``flat[slot * slot_size + trial * N + neuron]`` (``ring.view(-1)`` for
+    a ring of its own; a ring of populations stepped together is a view of their flat ring, :class:`_MergedStep`,
+    whose slots lie further apart)."""
+    slot_size = ring.stride(0)
+    span = (ring.shape[0] - 1) * slot_size + ring.shape[1] * ring.shape[2]
+    return ring.as_strided((span,), (1,), ring.storage_offset()), slot_size
 
 
 def _quantity(value: Any, dimension: str, where: str) -> float:
@@ -241,11 +269,14 @@ class _MergedStep:
     external current drives them, and the list of synaptic groups (kind, ``tau``, ``E_rev``, factor; none
     instantaneous, whose drive writes ``v``).
 
-    The synaptic variables of the groups in the same position are moved into one flat buffer per position
-    (:attr:`drive_groups`, which also decay in one operation) and each group's ``x`` (and ``h``) becomes a
-    ``[B, N]`` view of it, so delivery, inputs, checkpoints and :meth:`Simulator.rest` work on them unchanged.
-    Each population's state and spikes are views of the flat results; the next step reuses the flat state as long
-    as every population still holds the state it was given (else it concatenates the states again). The
+    The synaptic variables and ring buffers of the groups in the same position are moved into one flat buffer per
+    position (:attr:`drive_groups`, which are delivered and decay in one operation each) and each group's ``x`` (and
+    ``h``) becomes a ``[B, N]`` view of it, its ring an ``[L, B, N]`` view, so inputs, propagation, checkpoints and
+    :meth:`Simulator.rest` work on them unchanged (and the sparse projections into a position may be joined,
+    :class:`_JoinedProjection`).
+    Each population's spikes are views of the flat results, and so is its state, made when it is read
+    (:attr:`PopulationRuntime.state`); the next step reuses the flat state as long as no population's state was
+    replaced (else it concatenates the states again). The
     arithmetic of every element is the population's own, so the results are the same to the bit."""
 
     def __init__(self, pops: list, sim: "Simulator"):
@@ -255,17 +286,24 @@ class _MergedStep:
         sizes = [sim.batch * pop.model.size for pop in self.pops]
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         self.drive_groups = []
+        #: where each synaptic group (by index in ``sim.groups``) lies: its position, the offset of its population's
+        #: piece in the flat buffers and the population's size
+        self.places: dict[int, tuple[int, int, int]] = {}
+        for i, (pop, offset) in enumerate(zip(self.pops, self.offsets)):
+            for j, gi in enumerate(pop.groups):
+                self.places[gi] = (j, offset, pop.model.size)
         for position in zip(*(groups for _, groups in pops)):
             first = position[0]
             x = self._merge([g.x for g in position])
             h = self._merge([g.h for g in position]) if first.h is not None else None
             h_views = self._views(h) if h is not None else [None] * len(position)
-            for g, x_view, h_view in zip(position, self._views(x), h_views):
-                g.x, g.h = x_view, h_view
+            ring = torch.cat([g.ring.reshape(g.ring.shape[0], -1) for g in position], dim=1)  # [L, sum B N]
+            for g, x_view, h_view, ring_view in zip(position, self._views(x), h_views, self._ring_views(ring)):
+                g.x, g.h, g.ring = x_view, h_view, ring_view
             self.drive_groups.append(SynapticGroup("", first.kind, first.tau, first.E_rev, first.factor, x, h=h,
-                                                   decay=first.decay))
-        self.flat_state = None  # the flat state of the last step, and the per-population states made from it
-        self.states: list = []
+                                                   ring=ring, decay=first.decay))
+        self.flat_state: Any = None  # the flat state of the last step, and the per-population states made from it
+        self.states: list = []  # (when read; else None)
         self.current: Optional[tuple] = None  # (each population's current tensor, their concatenation)
 
     @staticmethod
@@ -274,9 +312,19 @@ class _MergedStep:
 
     def _views(self, flat: Tensor) -> list:
         """Each population's ``[B, N]`` piece of the flat tensor ``flat`` (views)."""
-        base = flat.storage_offset()
-        return [flat.as_strided(shape, (shape[1], 1), base + offset) for shape, offset in zip(self.shapes,
-                                                                                               self.offsets)]
+        return [self._view(flat, i) for i in range(len(self.pops))]
+
+    def _view(self, flat: Tensor, i: int) -> Tensor:
+        """The ``[B, N]`` piece of population ``i`` of the flat tensor ``flat`` (a view)."""
+        shape = self.shapes[i]
+        return flat.as_strided(shape, (shape[1], 1), flat.storage_offset() + self.offsets[i])
+
+    def _ring_views(self, ring: Tensor) -> list:
+        """Each population's ``[L, B, N]`` piece of the flat ring ``ring`` ``[L, sum B N]`` (views)."""
+        length, width = ring.shape
+        base = ring.storage_offset()
+        return [ring.as_strided((length,) + shape, (width, shape[1], 1), base + offset)
+                for shape, offset in zip(self.shapes, self.offsets)]
 
     @staticmethod
     def signature(pop: PopulationRuntime, groups: list) -> Optional[tuple]:
@@ -295,11 +343,18 @@ class _MergedStep:
         return (model._step, constants, pop.current is not None,
                 tuple((g.kind, repr(g.tau), repr(g.E_rev), repr(g.factor), repr(g.decay)) for g in groups))
 
+    def state_of(self, pop: PopulationRuntime) -> Any:
+        """The state record of ``pop`` (one of :attr:`pops`) as views of the flat state of the last step."""
+        i = self.pops.index(pop)
+        flat = self.flat_state
+        state = self.states[i] = type(flat)(*[self._view(f, i) for f in flat])
+        return state
+
     def step(self, sim: "Simulator", k: int, spikes_of: dict) -> None:
         """Step the populations; their spikes (views) into ``spikes_of``."""
         pops = self.pops
         flat = self.flat_state
-        if flat is None or not all(pop.state is state for pop, state in zip(pops, self.states)):
+        if flat is None or not all(pop._merged is self or pop._state is state for pop, state in zip(pops, self.states)):
             flat = type(pops[0].state)(*[self._merge(fields) for fields in zip(*(pop.state for pop in pops))])
         current = None
         if pops[0].current is not None:
@@ -311,11 +366,147 @@ class _MergedStep:
         state, drive = synaptic_drive(flat, current, self.drive_groups)
         spikes, flat = self.model.step(state, drive)
         self.flat_state = flat
-        fields = [self._views(f) for f in flat]
-        self.states = [type(flat)(*piece) for piece in zip(*fields)]
-        for pop, state, piece in zip(pops, self.states, self._views(spikes)):
-            pop.state = state
+        self.states = [None] * len(pops)  # made from the flat state when read (state_of)
+        for pop, piece in zip(pops, self._views(spikes)):
+            pop._state, pop._merged = None, self
             spikes_of[pop.name] = piece
+
+
+class _JoinedProjection:
+    """Sparse projections from one population into the synaptic groups of one position of a :class:`_MergedStep`
+    (at most one projection into each group), propagated as one on the CPU: their synapses joined into one CSR by
+    presynaptic neuron (a neuron's synapses of the first projection, then those of the next, ...) whose targets are
+    indices into the position's flat ring. A few spikes (:data:`SPIKE_LOOP_MAX`) then cost one ``index_add_`` per
+    spiking neuron instead of one per spiking neuron and projection; more take each projection's own vectorised
+    path. Each ring element is the target of one of the projections only, so it receives the same additions in the
+    same order as from that projection alone (spike after spike, synapse after synapse): the same sums to the bit.
+
+    The joined arrays are copies, made when a run's :class:`_StepPlan` is built and kept by the simulator while the
+    projections' tensors stay the same (:meth:`build`)."""
+
+    def __init__(self, projections: list, targets: list, ring: Tensor, batch: int):
+        first = projections[0]
+        self.pre, self.n_pre, self.projections = first.pre, first.n_pre, projections
+        self.ring, self.length, self.width = ring, ring.shape[0], ring.shape[1]
+        self.slots = ring.unbind(0)  # the flat ring, slot by slot (views)
+        delays = {proj.uniform_delay for proj in projections}
+        self.uniform_delay: Optional[int] = delays.pop() if len(delays) == 1 and None not in delays else None
+        device = first.indptr.device
+        counts = [proj.indptr[1:] - proj.indptr[:-1] for proj in projections]
+        indptr = torch.zeros(self.n_pre + 1, dtype=torch.long, device=device)
+        torch.cumsum(torch.stack(counts).sum(0), 0, out=indptr[1:])
+        total = int(indptr[-1])
+        self.post = torch.empty(total, dtype=torch.long, device=device)  # flat ring index in trial 0
+        self.weight = torch.empty(total, dtype=first.weight.dtype, device=device)
+        self.delay = torch.empty(total, dtype=torch.long, device=device)  # int64: (delay + k) cannot overflow
+        #: each synapse's target population size (a trial further in the flat ring), with more than one trial
+        self.trial_stride = torch.empty(total, dtype=torch.long, device=device) if batch > 1 else None
+        before = torch.zeros(self.n_pre, dtype=torch.long, device=device)  # synapses of earlier projections per row
+        rows = torch.arange(self.n_pre, device=device)
+        for proj, count, (offset, size) in zip(projections, counts, targets):
+            row = torch.repeat_interleave(rows, count)
+            index = torch.arange(row.numel(), device=device) - proj.indptr[row] + indptr[row] + before[row]
+            self.post[index] = proj.post_idx.long() + offset
+            self.weight[index] = proj.weight
+            self.delay[index] = proj.delay.long()
+            if self.trial_stride is not None:
+                self.trial_stride[index] = size
+            before += count
+        self.rows = indptr.tolist()
+        #: each presynaptic neuron's synapse slices (post, trial stride, weight, delay), made at its first spike
+        self.views: Optional[dict] = {} if self.n_pre <= ROW_VIEWS_MAX_PRE else None
+
+    @staticmethod
+    def build(sim: "Simulator", merged: list) -> list:
+        """The projections in the order to propagate them: :class:`_JoinedProjection` where projections from one
+        population into one merged position can be joined (sparse, without plasticity, into different groups),
+        else each :class:`ProjectionRuntime`. Only where the joined ones keep, for every synaptic group, the order
+        in which the projections into it add their spikes (that of ``sim.projections``)."""
+        projections = sim.projections
+        places = {gi: (unit, place) for unit in merged for gi, place in unit.places.items()}
+        families: dict = {}  # (pre, unit, position) -> indices of the projections that may be joined
+        if sim.device.type == "cpu":
+            for i, proj in enumerate(projections):
+                found = places.get(proj.group)
+                if found is not None and proj.dense is None and proj.rule is None:
+                    families.setdefault((proj.pre, id(found[0]), found[1][0]), []).append(i)
+        joins = [family for family in families.values()
+                 if len(family) > 1 and len({projections[i].group for i in family}) == len(family)]
+        while True:
+            joined_in = {i: j for j, family in enumerate(joins) for i in family}
+            rank: dict = {}  # projection -> the position of its item in the order
+            items: list = []
+            for i in range(len(projections)):
+                j = joined_in.get(i)
+                key = ("join", j) if j is not None else ("alone", i)
+                if key not in rank:
+                    rank[key] = len(items)
+                    items.append(key)
+                rank[i] = rank[key]
+            last: dict = {}  # group -> (rank of the latest projection into it, that projection)
+            broken: set = set()
+            for i, proj in enumerate(projections):
+                previous = last.get(proj.group)
+                if previous is not None and previous[0] > rank[i]:
+                    broken.update(joined_in.get(n) for n in (previous[1], i) if joined_in.get(n) is not None)
+                last[proj.group] = (rank[i], i) if previous is None or rank[i] >= previous[0] else previous
+            if not broken:
+                break
+            joins = [family for j, family in enumerate(joins) if j not in broken]
+        cache = sim._joined
+        order: list = []
+        for kind, index in items:
+            if kind == "alone":
+                order.append(projections[index])
+                continue
+            family = [projections[i] for i in joins[index]]
+            unit, (position, _, _) = places[family[0].group]
+            targets = [places[proj.group][1][1:] for proj in family]
+            stamp = [(t, t._version) for proj in family for t in (proj.indptr, proj.post_idx, proj.weight, proj.delay)]
+            key = tuple(proj.name for proj in family)
+            cached = cache.get(key)
+            ring = unit.drive_groups[position].ring
+            if cached is None or len(cached[0]) != len(stamp) or \
+                    any(a is not b or v != w for (a, v), (b, w) in zip(cached[0], stamp)) or cached[1] != targets:
+                joined = _JoinedProjection(family, targets, ring, sim.batch)
+                cache[key] = (stamp, targets, joined)
+            else:
+                joined = cached[2]
+                joined.ring, joined.slots = ring, ring.unbind(0)  # a new flat ring each run; the same synapses
+            order.append(joined)
+        return order
+
+    def propagate(self, sim: "Simulator", spikes: Tensor, k: int, fired_of: dict) -> None:
+        """Schedule the outgoing synapses of the spiking neurons (``spikes``: those of :attr:`pre`)."""
+        pairs = sim._fired_list(self.pre, spikes, fired_of)
+        if pairs is None:  # many spikes: each projection's vectorised path
+            for proj in self.projections:
+                sim._propagate(proj, spikes, k, fired_of)
+            return
+        views, rows = self.views, self.rows
+        uniform = self.uniform_delay
+        if uniform is not None:
+            target = self.slots[(k + uniform) % self.length]
+        else:
+            flat_ring = self.ring.view(-1)
+        for trial, i in pairs:
+            row = views.get(i) if views is not None else None
+            if row is None:
+                start, stop = rows[i], rows[i + 1]
+                stride = self.trial_stride[start:stop] if self.trial_stride is not None else None
+                row = (self.post[start:stop], stride, self.weight[start:stop], self.delay[start:stop]) \
+                    if start != stop else ()
+                if views is not None:
+                    views[i] = row
+            if not row:
+                continue
+            post, stride, weight, delay = row
+            if trial:
+                post = post + stride * trial
+            if uniform is not None:
+                target.index_add_(0, post, weight)
+            else:
+                flat_ring.index_add_(0, (delay + k) % self.length * self.width + post, weight)
 
 
 class _StepPlan:
@@ -340,9 +531,10 @@ class _StepPlan:
         self.units = [pops[0] if len(pops) == 1 else _MergedStep(pops, sim) for pops in by_signature.values()]
         merged = [unit for unit in self.units if isinstance(unit, _MergedStep)]
         alone = [group for unit in self.units if not isinstance(unit, _MergedStep) for group in unit[1]]
-        #: the synaptic variables that decay: each merged position's flat buffer, and the other groups
-        self.decaying = [g for g in alone if g.kind != "instantaneous"] + \
-            [g for unit in merged for g in unit.drive_groups]
+        #: the synaptic variables (with their rings) that are delivered and decay: each merged position's flat
+        #: buffer, and the other groups
+        self.delivering = alone + [g for unit in merged for g in unit.drive_groups]
+        self.decaying = [g for g in self.delivering if g.kind != "instantaneous"]
         self.currents = {name: [inp for inp in sim.inputs if inp.target == name and inp.type.endswith("current")]
                          for name in sim.populations}
         self.spike_inputs = [inp for inp in sim.inputs if inp.type in ("poisson", "spike_file")]
@@ -351,9 +543,12 @@ class _StepPlan:
         self.rows: dict = {}
         if sim.device.type == "cpu":
             self.rows = {proj.name: proj.indptr.tolist() for proj in sim.projections if proj.dense is None}
-        self.current_cache: dict = {}  # population -> (the active constant inputs, their summed current)
+        #: population -> (the active constant inputs, their summed current, the next step an input starts or stops)
+        self.current_cache: dict = {}
         self.rate_cache: dict = {}  # Poisson input -> (rate per step, the [B, N] tensor of it)
-        self.ring_slots = [group.ring.unbind(0) for group in groups]  # each group's ring, slot by slot (views)
+        self.ring_slots = [group.ring.unbind(0) for group in self.delivering]  # each ring, slot by slot (views)
+        #: the projections in the order they propagate, those joined into a merged position as one
+        self.propagating = _JoinedProjection.build(sim, merged)
         self.row_views: dict = {}  # projection -> {presynaptic neuron: its synapses' post, weight, delay views}
         self.ring_trials: dict = {}  # (group, ring slot) -> that slot's [N] view of each trial
 
@@ -391,6 +586,7 @@ class Simulator:
         self._finite_step = 0  # the step of the last check that found every state and weight finite
         self._finite_weights: dict = {}  # projection -> (tensor id, version) of weights found finite
         self._plan: Optional[_StepPlan] = None  # the PyTorch step's lookups for the current run
+        self._joined: dict = {}  # the joined projections of the last plan, while their projections stay the same
         build_rng = torch.Generator().manual_seed(self.seed)
         self.rng = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         dev, dt_, B = self.device, self.dtype, self.batch
@@ -703,9 +899,8 @@ class Simulator:
         if plan is None:
             plan = self._plan = _StepPlan(self)
         k = self.step_count
-        groups = self.groups
         # 1. deliver scheduled spikes and this step's external spikes
-        deliver_arriving(groups, k % self.ring_length, plan.ring_slots)
+        deliver_arriving(plan.delivering, k % self.ring_length, plan.ring_slots)
         for inp in plan.spike_inputs:
             if inp.type == "poisson":
                 if k >= inp.start and (inp.stop is None or k < inp.stop):
@@ -724,8 +919,11 @@ class Simulator:
             spikes_of[pop.name] = spikes
         # 4. propagate, then plasticity (which sees this step's pre and post spikes)
         fired_of: dict = {}  # each population's spikes, found once for its projections and monitors (_fired)
-        for proj in self.projections:
-            self._propagate(proj, spikes_of[proj.pre], k, fired_of)
+        for proj in plan.propagating:
+            if isinstance(proj, _JoinedProjection):
+                proj.propagate(self, spikes_of[proj.pre], k, fired_of)
+            else:
+                self._propagate(proj, spikes_of[proj.pre], k, fired_of)
         self.modulators.step(self.dt)
         for proj in plan.plastic:
             proj.rule.step(proj.view, proj.rule_state, spikes_of[proj.pre], spikes_of[proj.post], self.dt)
@@ -766,24 +964,33 @@ class Simulator:
 
     def _external_current(self, pop: PopulationRuntime, k: int) -> Optional[Tensor]:
         """The external current into ``pop`` at step ``k`` (``None`` without current inputs). While the same
-        constant inputs are active it is the same tensor, summed once (the plan's ``current_cache``); the neuron
-        step and :func:`synaptic_drive` only read it."""
+        constant inputs are active it is the same tensor, summed once (the plan's ``current_cache``, with the step at
+        which an input starts or stops next: the steps of a run only increase); the neuron step and
+        :func:`synaptic_drive` only read it."""
         if pop.current is None:
             return None
         plan = self._plan
-        active, varying = [], False
+        cached = plan.current_cache.get(pop.name)
+        if cached is not None and k < cached[2]:  # no input starts or stops before cached[2]
+            return cached[1]
+        active, varying, until = [], False, math.inf
         for inp in plan.currents[pop.name]:
             if inp.type in ("constant_current", "step_current"):
-                if k < inp.start or (inp.stop is not None and k >= inp.stop):
+                if k < inp.start:
+                    until = min(until, inp.start)
                     continue
+                if inp.stop is not None:
+                    if k >= inp.stop:
+                        continue
+                    until = min(until, inp.stop)
             elif inp.type == "time_varying_current":
                 if k >= inp.values.shape[0]:
                     continue
                 varying = True
             active.append(inp)
         key = None if varying else tuple(map(id, active))
-        cached = plan.current_cache.get(pop.name)
         if key is not None and cached is not None and cached[0] == key:
+            plan.current_cache[pop.name] = (key, cached[1], until)
             return cached[1]
         pop.current.zero_()
         for inp in active:
@@ -794,7 +1001,7 @@ class Simulator:
                 pop.current[:, inp.neurons] += value
         current = pop.current.clone()
         if key is not None:
-            plan.current_cache[pop.name] = (key, current)
+            plan.current_cache[pop.name] = (key, current, until)
         return current
 
     def _deliver_poisson(self, inp: InputRuntime) -> None:
@@ -857,7 +1064,8 @@ class Simulator:
             ring[(k + proj.uniform_delay) % self.ring_length].view(-1).index_add_(0, flat, proj.weight[syn])
         else:
             slots = (k + proj.delay[syn].long()) % self.ring_length  # delays are int16: no overflow
-            ring.view(-1).index_add_(0, slots * (self.batch * n_post) + flat, proj.weight[syn])
+            flat_ring, slot_size = _flat_ring(ring)
+            flat_ring.index_add_(0, slots * slot_size + flat, proj.weight[syn])
 
     def _propagate_each(self, proj: ProjectionRuntime, ring: Tensor, rows: list, pairs: list, k: int) -> None:
         """:meth:`_propagate` for a few spikes on the CPU (``pairs``: ``[trial, neuron]`` of each): one
@@ -876,7 +1084,7 @@ class Simulator:
             if trials is None:
                 trials = plan.ring_trials[(proj.group, slot)] = ring[slot].unbind(0)
         else:
-            flat_ring, trial_size, length = ring.view(-1), self.batch * proj.n_post, self.ring_length
+            (flat_ring, slot_size), length = _flat_ring(ring), self.ring_length
         for trial, i in pairs:
             row = views.get(i) if views is not None else None
             if row is None:
@@ -892,7 +1100,7 @@ class Simulator:
                 trials[trial].index_add_(0, post, weight)
             else:
                 slots = (delay + k) % length
-                flat_ring.index_add_(0, slots * trial_size + (post + trial * proj.n_post), weight)
+                flat_ring.index_add_(0, slots * slot_size + (post + trial * proj.n_post), weight)
 
     def _warn_undeclared_modulators(self, proj) -> None:
         rules = getattr(proj.rule, "rules", [proj.rule])
@@ -992,7 +1200,7 @@ class Simulator:
             "populations": {name: {f: _own(getattr(p.state, f)) for f in p.state._fields}
                             for name, p in self.populations.items()},
             "groups": [{"x": _own(g.x), "h": _own(g.h) if g.h is not None else None,
-                        "ring": g.ring.cpu() if g.ring is not None else None}
+                        "ring": _own(g.ring) if g.ring is not None else None}
                        for g in self.groups],
             "weights": {p.name: p.weight.cpu() for p in self.projections},
             "dense": {p.name: p.dense.cpu() for p in self.projections if p.dense is not None},

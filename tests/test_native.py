@@ -345,3 +345,119 @@ def test_torch_fast_paths_give_the_reference_paths_and_the_native_spikes(batch, 
     assert_same_run(fast, resumed)
     for name in ("left_spikes", "right_spikes", "other_spikes"):  # the loaded run holds the first half too
         np.testing.assert_array_equal(fast.monitor(name)["step"], again.monitor(name)["step"])
+
+
+def pair_network(batch: int = 1) -> Assembly:
+    """An excitatory and an inhibitory population with the same model and synapse groups (stepped as one flat
+    tensor), whose projections into each merged position are joined (:class:`~braincore.simulator._JoinedProjection`):
+    conductance synapses with per-synapse delays and with one delay, alpha currents, weights that differ from
+    synapse to synapse (so that an addition out of order would show), a population stepping alone that projects
+    into a joined group after the joined projections, and a pulse into the excitatory population only (steps in
+    which it propagates by the vectorised path while the inhibitory one loops over its few spikes)."""
+    a = Assembly(name="pair")
+    init = {"v": {"dist": "uniform", "low": "-60 mV", "high": "-50 mV"}}
+    for name, size in (("exc", 160), ("inh", 40)):
+        a.add_population(name, "lif", size, LIF_CELL, init=init)
+        a.add_input(f"{name}_bias", "constant_current", name, amplitude="0.1 nA")
+        a.add_monitor(f"{name}_spikes", "spikes", name)
+    a.add_input("exc_pulse", "step_current", "exc", amplitude="40 nA", start="40 ms", stop="40.1 ms")
+    a.add_population("other", "lif", 30, dict(LIF_CELL, tau_m="10 ms"), init=init)
+    a.add_input("other_bias", "constant_current", "other", amplitude="0.16 nA")
+    a.add_monitor("other_spikes", "spikes", "other")
+    a.add_monitor("inh_v", "state", "inh", variables=["v"], neurons=[0, 7, 39])
+    ampa = {"type": "conductance", "tau": "5 ms", "E_rev": "0 mV"}
+    gaba = {"type": "conductance", "tau": "10 ms", "E_rev": "-80 mV"}
+    alpha = {"type": "alpha", "tau": "2 ms"}
+    weight = {"dist": "uniform", "low": "0.5 nS", "high": "1.5 nS"}
+    delays = {"dist": "uniform", "low": "0.1 ms", "high": "3 ms"}
+    for post in ("exc", "inh"):
+        a.add_projection("exc", post, {"type": "fixed_probability", "p": 0.15}, weight, ampa, delays,
+                         sign="excitatory")
+    for post in ("exc", "inh"):
+        a.add_projection("inh", post, {"type": "fixed_probability", "p": 0.15}, dict(weight, high="3 nS"), gaba,
+                         "0.5 ms", sign="inhibitory")
+        a.add_projection("inh", post, {"type": "fixed_indegree", "k": 6},
+                         {"dist": "uniform", "low": "0.01 nA", "high": "0.03 nA"}, alpha, "1 ms")
+    a.add_projection("other", "exc", {"type": "fixed_indegree", "k": 5}, "1 nS", ampa, "0.2 ms",
+                     sign="excitatory")
+    a.add_projection("other", "inh", {"type": "fixed_probability", "p": 0.5}, "0.5 nS", ampa, "0.3 ms",
+                     sign="excitatory", storage="dense")
+    a.set_run(duration=120.0, dt=DT, seed=7, dtype="float64", batch=batch)
+    return a
+
+
+def assert_same_synapses(sim_a: Simulator, sim_b: Simulator) -> None:
+    for a, b in zip(sim_a.groups, sim_b.groups):
+        for name in ("x", "h", "ring"):
+            if getattr(a, name) is not None:
+                torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0.0, atol=0.0)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_joined_projections_give_the_reference_paths_and_the_native_spikes(batch, monkeypatch, tmp_path):
+    # projections into populations stepped together, joined into one per presynaptic population and synapse group
+    # position, against each projection alone, the plain paths and the native engine, bit for bit (synaptic
+    # variables and rings too); and a resumed run equal to an uninterrupted one
+    import braincore.simulator as simulator
+
+    fast = Simulator(pair_network(batch), backend="torch").run(60.0)
+    joined = [p for p in fast._plan.propagating if isinstance(p, simulator._JoinedProjection)]
+    assert sorted(tuple(q.name for q in p.projections) for p in joined) == [
+        ("exc->exc", "exc->inh"), ("inh->exc", "inh->inh"), ("inh->exc#2", "inh->inh#2")]
+    assert {p.uniform_delay for p in joined} == {None, 5, 10}
+    fast.run(60.0)
+    native_sim = Simulator(pair_network(batch), backend="native").run()
+    assert all(c > 0 for c in native_sim.spike_counts().values())
+    assert_same_run(fast, native_sim, state_atol=1e-9)
+    with monkeypatch.context() as m:  # each projection alone
+        m.setattr(simulator._JoinedProjection, "build", staticmethod(lambda sim, merged: list(sim.projections)))
+        alone = Simulator(pair_network(batch), backend="torch").run()
+    assert_same_run(fast, alone)
+    assert_same_synapses(fast, alone)
+    with monkeypatch.context() as m:  # nothing merged, every spike by the vectorised path
+        m.setattr(simulator._MergedStep, "signature", staticmethod(lambda pop, groups: None))
+        m.setattr(simulator, "SPIKE_LOOP_MAX", 0)
+        plain = Simulator(pair_network(batch), backend="torch").run()
+    assert not any(isinstance(p, simulator._JoinedProjection) for p in plain._plan.propagating)
+    assert_same_run(fast, plain)
+    assert_same_synapses(fast, plain)
+    resumed = Simulator(pair_network(batch), backend="torch").run(50.0)
+    resumed.save(tmp_path / "half.pt")
+    again = Simulator(pair_network(batch), backend="torch").load(tmp_path / "half.pt").run(70.0)
+    assert_same_run(fast, again)
+    assert_same_synapses(fast, again)
+    for name in ("exc_spikes", "inh_spikes", "other_spikes"):
+        np.testing.assert_array_equal(fast.monitor(name)["step"], again.monitor(name)["step"])
+
+
+def test_projections_are_joined_only_where_each_group_keeps_its_order():
+    # in the twin network the projections into each group come from both populations in the opposite order of the
+    # joins (right->left before left->left): joining would add them out of order, so none is joined
+    import braincore.simulator as simulator
+
+    sim = Simulator(twin_network(1), backend="torch").run(1.0)
+    assert any(isinstance(unit, simulator._MergedStep) for unit in sim._plan.units)
+    assert sim._plan.propagating == sim.projections
+
+
+def test_states_of_populations_stepped_together_read_edited_and_replaced_between_runs(monkeypatch):
+    # a merged population's state is made of views of the flat state when read: edits in place and replaced states
+    # between runs take effect as they do on populations stepped alone
+    import braincore.simulator as simulator
+
+    def edited_run(sim: Simulator) -> Simulator:
+        sim.run(30.0)
+        exc = sim.populations["exc"]
+        exc.state.v[:, :20] += 2.0  # in place
+        sim.run(30.0)
+        inh = sim.populations["inh"]
+        inh.state = inh.state._replace(v=inh.state.v - 1.5)  # replaced
+        return sim.run(30.0)
+
+    fast = edited_run(Simulator(pair_network(2), backend="torch"))
+    assert any(isinstance(unit, simulator._MergedStep) for unit in fast._plan.units)
+    with monkeypatch.context() as m:
+        m.setattr(simulator._MergedStep, "signature", staticmethod(lambda pop, groups: None))
+        alone = edited_run(Simulator(pair_network(2), backend="torch"))
+    assert_same_run(fast, alone)
+    assert_same_synapses(fast, alone)
