@@ -1144,10 +1144,17 @@ class Simulator:
         if tuple(hz.shape) not in ((n,), (self.batch, n)):
             raise ValueError(f"input {inp.name}: rates must be [{n}] or [{self.batch}, {n}] (batch, target "
                              f"neurons), got {tuple(hz.shape)}")
-        if not bool(torch.isfinite(hz).all()) or bool((hz < 0).any()):
-            raise ValueError(f"input {inp.name}: rates must be finite and >= 0 Hz")
-        lam = hz.to(device=self.device, dtype=self.dtype) * (self.dt / 1000.0 * sources)
-        inp.rate_map = lam.expand(self.batch, n).contiguous()
+        if hz.numel():
+            low, high = torch.aminmax(hz.reshape(-1))  # one pass; a NaN makes both NaN, and the test below fail
+            if not (float(low) >= 0 and float(high) < math.inf):
+                raise ValueError(f"input {inp.name}: rates must be finite and >= 0 Hz")
+        scale = self.dt / 1000.0 * sources
+        current = inp.rate_map
+        if current is not None and current.shape == (self.batch, n) and current.is_contiguous():
+            # in place (its version counter tells the engines it changed): rates set at every trial of a protocol
+            current.copy_(hz.expand(self.batch, n)).mul_(scale)
+        else:
+            inp.rate_map = (hz.to(device=self.device, dtype=self.dtype) * scale).expand(self.batch, n).contiguous()
 
     # -- results ----------------------------------------------------------------------------------------
     def monitor(self, name: str) -> dict:

@@ -196,8 +196,11 @@ class DiehlCookNetwork:
         n = rates_hz.shape[0]
         sim = self._activate(learn)
         sim.rest(keep={"exc": ["theta"]})
-        full = torch.zeros(self.batch, self.n_in, dtype=torch.float64)
-        full[:n] = rates_hz.detach().to("cpu", torch.float64)
+        if n == self.batch:
+            full = rates_hz.detach()
+        else:  # the spare trials get no input
+            full = torch.zeros(self.batch, self.n_in, dtype=torch.float64)
+            full[:n] = rates_hz.detach().to("cpu", torch.float64)
         sim.set_poisson_rate("pixels", full)
         monitors = {m.name: m for m in sim.monitors}
         for m in monitors.values():
