@@ -67,6 +67,7 @@ from .neurons import get_model
 from .errors import ConfigError
 from .finite import raise_if_not_finite
 from .neurons.base import NeuronModel
+from .neurons.poisson import is_spike_source
 from .units import UnitError, dimension_of, parse_quantity
 from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, required_weight_dimension
 
@@ -136,6 +137,9 @@ class InputRuntime:
     spike_steps: Optional[Tensor] = None  # spike-file events: step and neuron
     spike_neurons: Optional[Tensor] = None
     neurons: Optional[Tensor] = None
+    #: the spikes of a Poisson source population (braincore.neurons.poisson), named after it: its neurons fire
+    #: in a step where their count is at least one (no synaptic group)
+    fires: bool = False
 
 
 class PopulationRuntime:
@@ -522,7 +526,10 @@ class _StepPlan:
 
     def __init__(self, sim: "Simulator"):
         groups = sim.groups
-        self.populations = [(pop, [groups[gi] for gi in pop.groups]) for pop in sim.populations.values()]
+        self.populations = [(pop, [groups[gi] for gi in pop.groups]) for pop in sim.populations.values()
+                            if not is_spike_source(pop.model)]
+        #: Poisson source populations, each with the input that draws its spikes
+        self.sources = [inp for inp in sim.inputs if inp.fires]
         by_signature: dict = {}
         for pop, pop_groups in self.populations:
             key = _MergedStep.signature(pop, pop_groups)
@@ -537,7 +544,7 @@ class _StepPlan:
         self.decaying = [g for g in self.delivering if g.kind != "instantaneous"]
         self.currents = {name: [inp for inp in sim.inputs if inp.target == name and inp.type.endswith("current")]
                          for name in sim.populations}
-        self.spike_inputs = [inp for inp in sim.inputs if inp.type in ("poisson", "spike_file")]
+        self.spike_inputs = [inp for inp in sim.inputs if inp.type in ("poisson", "spike_file") and not inp.fires]
         self.plastic = [proj for proj in sim.projections if proj.rule is not None]
         self.monitors = [(monitor, monitor.target) for monitor in sim.monitors]
         self.rows: dict = {}
@@ -656,6 +663,15 @@ class Simulator:
         # inputs (may add synaptic groups too)
         self.inputs: list[InputRuntime] = [self._build_input(spec, group_index, build_rng)
                                            for spec in assembly.inputs]
+        for pop in self.populations.values():  # Poisson sources: their spikes, as an input named after them
+            if is_spike_source(pop.model):
+                source = InputRuntime(pop.name, "poisson", pop.name, fires=True)
+                rate = getattr(pop.model.params, "rate")
+                if isinstance(rate, Tensor) and rate.numel() > 1:
+                    self._set_rate_map(source, rate, 1)
+                else:
+                    source.rate_per_step = float(rate) * self.dt / 1000.0
+                self.inputs.append(source)
         for pop in self.populations.values():
             if any(i.target == pop.name and i.type.endswith("current") for i in self.inputs):
                 pop.current = torch.zeros(B, pop.model.size, device=dev, dtype=dt_)
@@ -712,6 +728,9 @@ class Simulator:
 
     # -- construction helpers -------------------------------------------------------------------------
     def _group_for(self, synapse: dict, post: PopulationRuntime, index: dict, where: str) -> int:
+        if is_spike_source(post.model):
+            raise ConfigError(f"{where}: population {post.name!r} is a Poisson source ({post.model.name}): it takes "
+                              f"no input; set its rates with Simulator.set_poisson_rate({post.name!r}, ...)")
         kind, tau, E_rev = synapse_kind(synapse, where)
         key = (post.name, kind, tau, E_rev)
         if key not in index:
@@ -741,6 +760,9 @@ class Simulator:
         params = dict(spec.params or {})
         where = f"input {spec.name}"
         unit_dim = dimension_of(pop.model.input_unit)
+        if is_spike_source(pop.model) and spec.type not in ("poisson", "spike_file"):
+            raise ConfigError(f"{where}: population {pop.name!r} is a Poisson source ({pop.model.name}): it takes "
+                              f"no input current")
         inp = InputRuntime(spec.name, spec.type, spec.target)
         neurons = params.get("neurons")
         if neurons is not None:
@@ -907,8 +929,8 @@ class Simulator:
                     self._deliver_poisson(inp)
             else:
                 self._deliver_file(inp, k)
-        # 2-3. synaptic input and neuron step
-        spikes_of: dict = {}
+        # 2-3. synaptic input and neuron step (Poisson sources: their spikes drawn)
+        spikes_of: dict = {inp.target: self._source_spikes(inp) for inp in plan.sources}
         for unit in plan.units:
             if isinstance(unit, _MergedStep):
                 unit.step(self, k, spikes_of)
@@ -1004,20 +1026,29 @@ class Simulator:
             plan.current_cache[pop.name] = (key, current, until)
         return current
 
+    def _poisson_means(self, inp: InputRuntime, shape: tuple) -> Tensor:
+        """The mean counts per step of Poisson input ``inp``, ``[B, n]``: its rate map, or its one rate as a
+        tensor made once per run and rate (the plan's ``rate_cache``)."""
+        if inp.rate_map is not None:
+            return inp.rate_map
+        cached = self._plan.rate_cache.get(id(inp)) if self._plan is not None else None
+        if cached is None or cached[0] != inp.rate_per_step:
+            cached = (inp.rate_per_step, torch.full(shape, inp.rate_per_step, device=self.device, dtype=self.dtype))
+            if self._plan is not None:
+                self._plan.rate_cache[id(inp)] = cached
+        return cached[1]
+
+    def _source_spikes(self, inp: InputRuntime) -> Tensor:
+        """A Poisson source population's spikes in this step ``[B, n]``: a neuron fires when its Poisson count is
+        at least one (braincore.neurons.poisson)."""
+        lam = self._poisson_means(inp, (self.batch, self.populations[inp.target].model.size))
+        return (torch.poisson(lam, generator=self.rng) > 0).to(self.dtype)
+
     def _deliver_poisson(self, inp: InputRuntime) -> None:
         group = self.groups[inp.group]
         target = group.h if group.kind == "alpha" else group.x
         scale = inp.weight * (math.e if group.kind == "alpha" else 1.0)
-        lam = inp.rate_map
-        if lam is None:  # one rate: its [B, n] tensor, made once per run and rate (the plan's rate_cache)
-            cached = self._plan.rate_cache.get(id(inp)) if self._plan is not None else None
-            if cached is None or cached[0] != inp.rate_per_step:
-                shape = target.shape if inp.neurons is None else (self.batch, len(inp.neurons))
-                cached = (inp.rate_per_step, torch.full(shape, inp.rate_per_step, device=self.device,
-                                                        dtype=self.dtype))
-                if self._plan is not None:
-                    self._plan.rate_cache[id(inp)] = cached
-            lam = cached[1]
+        lam = self._poisson_means(inp, target.shape if inp.neurons is None else (self.batch, len(inp.neurons)))
         if inp.neurons is None:
             target.add_(torch.poisson(lam, generator=self.rng), alpha=scale)
         else:
@@ -1123,12 +1154,14 @@ class Simulator:
         trial) or ``[B, n]`` (one per trial and neuron), ``n`` being the input's target neurons (its ``neurons``
         list, else the whole population): the closed-loop input of a batch of environments. Checkpoints do not
         hold input rates: set them again after a :meth:`load`."""
-        q = next((i for i, inp in enumerate(self.inputs) if inp.name == name), None)
+        q = next((i for i, inp in enumerate(self.inputs) if inp.name == name and inp.fires), None)  # a source first
+        if q is None:
+            q = next((i for i, inp in enumerate(self.inputs) if inp.name == name), None)
         if q is None or self.inputs[q].type != "poisson":
             known = ", ".join(i.name for i in self.inputs if i.type == "poisson") or "none"
-            raise KeyError(f"no Poisson input named {name!r}; Poisson inputs: {known}")
+            raise KeyError(f"no Poisson input or Poisson source population named {name!r}; they are: {known}")
         inp = self.inputs[q]
-        sources = int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
+        sources = 1 if inp.fires else int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
         if isinstance(rate, (torch.Tensor, np.ndarray, list, tuple)):
             self._set_rate_map(inp, torch.as_tensor(np.asarray(rate) if not isinstance(rate, torch.Tensor)
                                                     else rate), sources)

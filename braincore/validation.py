@@ -197,6 +197,13 @@ def _model_class(model: Any):
     return MODELS.get(model) if isinstance(model, str) else None
 
 
+def _is_source(model: Any) -> bool:
+    """Whether ``model`` names a spike source (braincore.neurons.poisson), which takes no input."""
+    from .neurons.poisson import is_spike_source
+
+    return is_spike_source(_model_class(model))
+
+
 def model_label(model: Any) -> str:
     """How messages name a model: its registry name, or ``user model 'name'`` for a mapping."""
     if isinstance(model, Mapping):
@@ -718,6 +725,9 @@ def check_projection(assembly: "Assembly", spec: "ProjectionSpec") -> list[Issue
             pops[end] = assembly.graph.nodes[resolved]["spec"]
     sizes = {end: p.size for end, p in pops.items()
              if isinstance(p.size, int) and not isinstance(p.size, bool) and p.size > 0}
+    if "post" in pops and _is_source(pops["post"].model):
+        add(("post",), f"population {pops['post'].name!r} is a Poisson source (model {pops['post'].model!r}): it "
+                       f"takes no input; it fires at its own rate (set_poisson_rate)")
 
     # connector
     connector = spec.connector
@@ -834,6 +844,10 @@ def check_input(assembly: "Assembly", spec: "InputSpec") -> list[Issue]:
         return out
     table, params = INPUT_PARAMS[spec.type], spec.params
     model = pop.model if pop is not None else None
+    if pop is not None and _is_source(model):
+        add(("target",), f"population {pop.name!r} is a Poisson source (model {model!r}): it takes no input; "
+                         f"give it its rate (params: {{rate: ...}}) instead")
+        return out
     cls = _model_class(model)
     input_dim = _input_dimension(cls.input_unit) if cls is not None else None
     for key in params:

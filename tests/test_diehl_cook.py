@@ -57,7 +57,7 @@ def _replay_simulators(tmp_path, learn: bool, n_exc: int = 30, steps: int = 300)
     params = DiehlCookParams.from_mapping({"n_exc": n_exc})
     sims = []
     for backend in ("native", "torch"):
-        assembly = diehl_cook_assembly(params, learn=learn, steps=steps, seed=3)
+        assembly = diehl_cook_assembly(params, learn=learn, steps=steps, seed=3, relays=True)
         assembly.add_input("replay", "spike_file", "input", path=str(path), weight="1 mV")
         sims.append(Simulator(assembly, dtype="float64", backend=backend))
     return sims, int(fired.sum())

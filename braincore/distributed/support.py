@@ -73,6 +73,10 @@ def model_problems(spec, dt: float) -> list[str]:
         cls = get_model(spec.model)
     except ConfigError as err:
         return [str(err)]
+    if getattr(cls, "spike_source", False):
+        return [f"model {spec.model!r} (a Poisson source) is not run by the distributed engine yet: its spikes would "
+                f"need the engine's partition-independent Poisson stream; drive relay neurons with a poisson input "
+                f"instead (braincore.neurons.poisson)"]
     definition = getattr(cls, "definition", None)
     if definition is None:
         return [f"model {spec.model!r} has no equation definition (a hand-written step): the distributed engine "

@@ -30,7 +30,7 @@ from typing import Optional
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
-ABI_VERSION = 9
+ABI_VERSION = 10
 #: where kernel.c takes the generated model code
 MODELS_MARKER = "/* @MODELS@ */"
 

@@ -30,6 +30,7 @@ import torch
 
 from ..equations.c_code import constant_names, dispatch_function, model_function
 from ..equations.c_rule import rule_constant_names, rule_dispatch, rule_function
+from ..neurons.poisson import is_spike_source
 from .build import NativeUnavailable, load_generated
 
 c_int32, c_int64, c_double, c_void_p = ctypes.c_int32, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
@@ -71,7 +72,8 @@ class Input(ctypes.Structure):
                 ("neurons", P_int64), ("values", c_void_p), ("ncols", c_int64), ("lams", c_void_p),
                 ("limits", P_double), ("nz_ptr", P_int64), ("nz_index", P_int64), ("nz_accept", P_double),
                 ("nz_max", P_double),
-                ("ev_steps", P_int64), ("ev_neurons", P_int64), ("n_events", c_int64), ("cursor", c_int64)]
+                ("ev_steps", P_int64), ("ev_neurons", P_int64), ("n_events", c_int64), ("cursor", c_int64),
+                ("ev_index", P_int64), ("ev_count", P_int64), ("fires", c_int32), ("pad", c_int32)]
 
 
 class Rec(ctypes.Structure):
@@ -154,6 +156,8 @@ def unsupported_reasons(sim) -> list[str]:
         out.append(f"dtype {sim.dtype}")
     for pop in sim.populations.values():
         model = pop.model
+        if is_spike_source(model):
+            continue
         if getattr(model, "definition", None) is None:
             out.append(f"population {pop.name!r}: model {model.name!r} is not defined as equations")
             continue
@@ -228,6 +232,9 @@ class NativeEngine:
         layouts = []
         for name in names:
             m = sim.populations[name].model
+            if is_spike_source(m):  # no generated step: the kernel draws its spikes (step_source)
+                layouts.append(([], [], -1))
+                continue
             scalars, arrays = [], []
             for key in constant_names(m.program):
                 value = m.constants[key]
@@ -257,13 +264,14 @@ class NativeEngine:
             P = self.pops[i]
             scalars, arrays, P.model = layouts[i]
             P.n = n
-            P.ref_steps = int(m.constants.get("_ref_steps", 0))
-            P.v_index = m.definition.state_fields.index(m.definition.voltage)
+            source = is_spike_source(m)
+            P.ref_steps = 0 if source else int(m.constants.get("_ref_steps", 0))
+            P.v_index = 0 if source else m.definition.state_fields.index(m.definition.voltage)
             K = np.array([float(m.constants[k]) for k in scalars] or [0.0], dtype=np.float64)
             array_values = [np.ascontiguousarray(torch.as_tensor(m.constants[k]).reshape(-1).cpu().numpy(),
                                                  dtype=self.real) for k in arrays]
             array_ptrs = (c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in array_values])
-            state_ptrs = (c_void_p * len(m.definition.state_fields))()
+            state_ptrs = (c_void_p * max(1, len(pop.state)))()
             self._keep += [K, array_values, array_ptrs, state_ptrs]
             P.K = K.ctypes.data_as(ctypes.POINTER(c_double))
             P.arrays = ctypes.cast(array_ptrs, ctypes.POINTER(c_void_p))
@@ -324,8 +332,13 @@ class NativeEngine:
                 self._keep.append(neurons)
                 Q.neurons, Q.n_neurons = _ptr(neurons, ctypes.c_int64), len(neurons)
             if inp.type == "poisson":
-                kind = sim.groups[inp.group].kind
+                Q.fires = int(inp.fires)
+                kind = sim.groups[inp.group].kind if inp.group is not None else None
                 Q.scale = inp.weight * (math.e if kind == "alpha" else 1.0)
+                m = len(inp.neurons) if inp.neurons is not None else sim.populations[inp.target].model.size
+                events = (np.empty(max(1, m), dtype=np.int64), np.empty(max(1, m), dtype=np.int64))
+                self._keep += list(events)
+                Q.ev_index, Q.ev_count = (_ptr(e, ctypes.c_int64) for e in events)
                 Q.lam = inp.rate_per_step
                 Q.start, Q.stop = inp.start, inp.stop if inp.stop is not None else -1
             elif inp.type == "spike_file":  # events sorted by step (stable: a file's order within a step is kept)

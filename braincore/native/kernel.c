@@ -113,6 +113,8 @@ typedef struct {
     const double *nz_accept, *nz_max;
     int64_t *ev_steps, *ev_neurons;    /* spike file: events sorted by step */
     int64_t n_events, cursor;          /* cursor: first event not yet delivered */
+    int64_t *ev_index, *ev_count;      /* Poisson: scratch for one trial's events [m] (poisson_events) */
+    int32_t fires, pad;                /* fires: the spikes of a Poisson source population (no group) */
 } Input;
 
 typedef struct {
@@ -219,10 +221,59 @@ static inline int64_t truncated_poisson(uint64_t *s, double lam) {
     return k;
 }
 
+/* The Poisson counts of input `in` in trial b at this step, as events: (target index j in 0..m-1, count >= 1) in
+ * ascending j, written to idx/cnt (room for m); returns how many. The draws, and their order, are the sampler's:
+ * only the consumer differs (a synaptic group adds count * weight; a Poisson source fires once). */
+static int64_t poisson_events(Net *net, Input *in, int32_t b, int64_t m, int64_t *restrict idx,
+                              int64_t *restrict cnt) {
+    int64_t n_ev = 0;
+    const REAL *lams = in->lams ? (const REAL *)in->lams + (int64_t)b * m : NULL;
+    const double *limits = lams ? in->limits + (int64_t)b * m : NULL;
+    if (lams) {  /* a rate map: only its non-zero rates */
+        const int64_t first = in->nz_ptr[b], K = in->nz_ptr[b + 1] - first;
+        const int64_t *index = in->nz_index + first;
+        const double lam_max = in->nz_max[b];
+        if (lam_max < SKIP_BELOW) {
+            /* thinning: Poisson(lam_max) counts at geometric gaps over the K neurons, each event kept with
+             * probability lam / lam_max, gives independent Poisson(lam) counts (a thinned Poisson variable is
+             * Poisson), at a cost per event rather than per neuron */
+            const double *accept = in->nz_accept + first;
+            for (int64_t e = next_nonzero(net->rng, lam_max, -1); e < K; e = next_nonzero(net->rng, lam_max, e)) {
+                const int64_t candidates = truncated_poisson(net->rng, lam_max);
+                int64_t count = candidates;
+                if (accept[e] < 1.0) {
+                    count = 0;
+                    for (int64_t c = 0; c < candidates; c++) count += uniform01(net->rng) < accept[e];
+                }
+                if (count) { idx[n_ev] = index[e]; cnt[n_ev++] = count; }
+            }
+        } else {
+            for (int64_t e = 0; e < K; e++) {
+                const int64_t j = index[e];
+                const int64_t count = poisson(net->rng, (double)lams[j], limits[j]);
+                if (count) { idx[n_ev] = j; cnt[n_ev++] = count; }
+            }
+        }
+        return n_ev;
+    }
+    if (in->lam > 0.0 && in->lam < SKIP_BELOW) {  /* one rate, rarely a count: skip the zeros */
+        for (int64_t j = next_nonzero(net->rng, in->lam, -1); j < m; j = next_nonzero(net->rng, in->lam, j)) {
+            idx[n_ev] = j; cnt[n_ev++] = truncated_poisson(net->rng, in->lam);
+        }
+        return n_ev;
+    }
+    const double shared_limit = exp(-in->lam);
+    for (int64_t j = 0; j < m; j++) {
+        const int64_t count = poisson(net->rng, in->lam, shared_limit);
+        if (count) { idx[n_ev] = j; cnt[n_ev++] = count; }
+    }
+    return n_ev;
+}
+
 static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
     for (int32_t q = 0; q < net->n_inputs; q++) {
         Input *in = &net->inputs[q];
-        if ((in->type != IN_POISSON && in->type != IN_SPIKE_FILE) || in->pop != pop) continue;
+        if ((in->type != IN_POISSON && in->type != IN_SPIKE_FILE) || in->pop != pop || in->fires) continue;
         Group *G = &net->groups[in->group];
         REAL *row = (REAL *)(G->kind == SYN_ALPHA ? G->h : G->x) + (int64_t)b * G->n;
         const REAL scale = (REAL)in->scale;
@@ -234,49 +285,26 @@ static void deliver_poisson(Net *net, int32_t pop, int32_t b) {
         }
         if (net->k < in->start || (in->stop >= 0 && net->k >= in->stop)) continue;  /* outside its window */
         const int64_t m = in->neurons ? in->n_neurons : G->n;
-        const REAL *lams = in->lams ? (const REAL *)in->lams + (int64_t)b * m : NULL;
-        const double *limits = lams ? in->limits + (int64_t)b * m : NULL;
-        if (lams) {  /* a rate map: only its non-zero rates */
-            const int64_t first = in->nz_ptr[b], K = in->nz_ptr[b + 1] - first;
-            const int64_t *index = in->nz_index + first;
-            const double lam_max = in->nz_max[b];
-            if (lam_max < SKIP_BELOW) {
-                /* thinning: Poisson(lam_max) counts at geometric gaps over the K neurons, each event kept with
-                 * probability lam / lam_max, gives independent Poisson(lam) counts (a thinned Poisson variable is
-                 * Poisson), at a cost per event rather than per neuron */
-                const double *accept = in->nz_accept + first;
-                for (int64_t e = next_nonzero(net->rng, lam_max, -1); e < K; e = next_nonzero(net->rng, lam_max, e)) {
-                    const int64_t candidates = truncated_poisson(net->rng, lam_max);
-                    int64_t count = candidates;
-                    if (accept[e] < 1.0) {
-                        count = 0;
-                        for (int64_t c = 0; c < candidates; c++) count += uniform01(net->rng) < accept[e];
-                    }
-                    const int64_t j = index[e];
-                    if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
-                }
-            } else {
-                for (int64_t e = 0; e < K; e++) {
-                    const int64_t j = index[e];
-                    const int64_t count = poisson(net->rng, (double)lams[j], limits[j]);
-                    if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
-                }
-            }
-            continue;
-        }
-        if (!lams && in->lam > 0.0 && in->lam < SKIP_BELOW) {  /* one rate, rarely a count: skip the zeros */
-            for (int64_t j = next_nonzero(net->rng, in->lam, -1); j < m; j = next_nonzero(net->rng, in->lam, j)) {
-                int64_t count = truncated_poisson(net->rng, in->lam);
-                row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
-            }
-            continue;
-        }
-        const double shared_limit = exp(-in->lam);
-        for (int64_t j = 0; j < m; j++) {
-            int64_t count = poisson(net->rng, in->lam, shared_limit);
-            if (count) row[in->neurons ? in->neurons[j] : j] += scale * (REAL)count;
+        const int64_t n_ev = poisson_events(net, in, b, m, in->ev_index, in->ev_count);
+        for (int64_t e = 0; e < n_ev; e++) {
+            const int64_t j = in->ev_index[e];
+            row[in->neurons ? in->neurons[j] : j] += scale * (REAL)in->ev_count[e];
         }
     }
+}
+
+/* A Poisson source population (braincore/neurons/poisson.py): its neurons with a count >= 1 fire, in ascending
+ * order (the order every neuron model's step gives). */
+static int32_t fire_poisson(Net *net, Pop *P, int32_t b, int32_t *restrict fired) {
+    const int32_t pop = (int32_t)(P - net->pops);
+    for (int32_t q = 0; q < net->n_inputs; q++) {
+        Input *in = &net->inputs[q];
+        if (!in->fires || in->pop != pop) continue;
+        const int64_t n_ev = poisson_events(net, in, b, P->n, in->ev_index, in->ev_count);
+        for (int64_t e = 0; e < n_ev; e++) fired[e] = (int32_t)in->ev_index[e];
+        return (int32_t)n_ev;
+    }
+    return 0;
 }
 
 /* x += ring (alpha: h += e * ring), and clear the slot. */
@@ -451,6 +479,10 @@ static void step_population(Net *net, Pop *P) {
     }
 }
 
+static void step_source(Net *net, Pop *P) {
+    for (int32_t b = 0; b < net->B; b++) P->n_fired[b] = fire_poisson(net, P, b, P->fired + (int64_t)b * P->n);
+}
+
 static void propagate(Net *net, Proj *J) {
     Pop *P = &net->pops[J->pre];
     Group *G = &net->groups[J->group];
@@ -526,7 +558,10 @@ int64_t bc_run(Net *net, int64_t steps) {
     int64_t done = 0;
     for (; done < steps; done++) {
         if (recorders_full(net)) break;
-        for (int32_t p = 0; p < net->n_pops; p++) step_population(net, &net->pops[p]);
+        for (int32_t p = 0; p < net->n_pops; p++) {
+            if (net->pops[p].model < 0) step_source(net, &net->pops[p]);  /* a Poisson source: spikes drawn */
+            else step_population(net, &net->pops[p]);
+        }
         for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j]);
         step_modulators(net);
         for (int32_t r = 0; r < net->n_rules; r++) { step_rule(net, &net->rules[r]); net->rules[r].first = 0; }
@@ -594,4 +629,4 @@ int32_t bc_first_nonfinite(void *const *ptrs, const int64_t *lens, int32_t n) {
     return -1;
 }
 
-int32_t bc_abi_version(void) { return 9; }
+int32_t bc_abi_version(void) { return 10; }

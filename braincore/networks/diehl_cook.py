@@ -11,7 +11,8 @@ other excitatory neuron (``w_ie``): a soft winner-take-all.
 
 **The network is an Assembly** (:func:`diehl_cook_assembly`), run by braincore's generic engines like any
 other: the native C engine on the CPU (generated from the definitions below), the PyTorch engine elsewhere.
-Populations: ``input`` (``n_in`` relay neurons, each firing in a step where its Poisson input has an event),
+Populations: ``input`` (``n_in`` Poisson sources, :mod:`braincore.neurons.poisson`: each fires in a step where
+its Poisson count is at least one),
 ``exc`` (the model :data:`EXCITATORY_MODEL`), ``inh`` (braincore's ``lif``, Euler). Conductances are
 dimensionless, in units of the leak conductance (``g_L = 1 nS``: a weight of 1 nS is one leak conductance); mV,
 ms::
@@ -201,7 +202,7 @@ class DiehlCookNetwork:
         else:  # the spare trials get no input
             full = torch.zeros(self.batch, self.n_in, dtype=torch.float64)
             full[:n] = rates_hz.detach().to("cpu", torch.float64)
-        sim.set_poisson_rate("pixels", full)
+        sim.set_poisson_rate("input", full)
         monitors = {m.name: m for m in sim.monitors}
         for m in monitors.values():
             m.reset_counts()

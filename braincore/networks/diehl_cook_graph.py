@@ -34,22 +34,26 @@ def _q(value: Any, unit: str) -> str:
 
 
 def diehl_cook_assembly(params: Optional[DiehlCookParams] = None, *, learn: bool = True, steps: int = 700,
-                        seed: int = 0, relay_weight: float = 1.0) -> "Any":
+                        seed: int = 0, relays: bool = False) -> "Any":
     """The Diehl & Cook network as an :class:`~braincore.graph.Assembly` (see the module docstring).
 
     ``learn``: STDP, normalisation (on the last of every ``steps`` steps) and rising, decaying thresholds; without,
-    the weights and ``theta`` stay as they are (the test phase). The Poisson input ``pixels`` (rates set with
-    ``Simulator.set_poisson_rate``) drives the ``input`` relay neurons; monitors ``exc_spikes`` and
-    ``inh_spikes`` count spikes (no spike times are stored)."""
+    the weights and ``theta`` stay as they are (the test phase). ``input`` is a population of Poisson sources
+    (:mod:`braincore.neurons.poisson`; rates set with ``Simulator.set_poisson_rate("input", ...)``); with
+    ``relays`` it is a population of relay neurons instead, which fire in every step where an input adds to them
+    (the Poisson input ``pixels``, or a replayed spike file: the same spike trains, one membrane per input).
+    Monitors ``exc_spikes`` and ``inh_spikes`` count spikes (no spike times are stored)."""
     from ..graph import Assembly
 
     p = params or DiehlCookParams()
     n_in, n_exc = int(p.n_in), int(p.n_exc)
     a = Assembly("diehl_cook", dt=_q(p.dt, "ms"), duration=_q(p.dt * steps, "ms"), seed=int(seed))
-    # relays: a Poisson event lifts v by relay_weight mV above the 0.5 mV threshold at once; no refractoriness
-    a.add_population("input", "lif", n_in, {"tau_m": "20 ms", "R_m": "100 MOhm", "v_rest": "0 mV",
-                                            "v_reset": "0 mV", "v_th": "0.5 mV", "t_ref": "0 ms"})
-    a.add_input("pixels", "poisson", "input", rate="0 Hz", weight=_q(relay_weight, "mV"))
+    if relays:  # a Poisson event lifts v by 1 mV, above the 0.5 mV threshold at once; no refractoriness
+        a.add_population("input", "lif", n_in, {"tau_m": "20 ms", "R_m": "100 MOhm", "v_rest": "0 mV",
+                                                "v_reset": "0 mV", "v_th": "0.5 mV", "t_ref": "0 ms"})
+        a.add_input("pixels", "poisson", "input", rate="0 Hz", weight="1 mV")
+    else:  # a spike in every step with a Poisson count >= 1, drawn without a membrane
+        a.add_population("input", "poisson", n_in, {"rate": "0 Hz"})
     a.add_population("exc", EXCITATORY_MODEL, n_exc, {
         "v_rest": _q(p.v_rest_e, "mV"), "v_reset": _q(p.v_reset_e, "mV"), "v_th": _q(p.v_th_e, "mV"),
         "tau": _q(p.tau_e, "ms"), "t_ref": _q(p.t_ref_e, "ms"), "t_hold": _q(p.t_hold, "ms"),

@@ -74,6 +74,10 @@ def _discover() -> None:
 
 _discover()
 
+from .poisson import PoissonSource  # noqa: E402  (a spike source, not an equation model: registered by hand)
+
+register(PoissonSource, *PoissonSource.aliases)
+
 from .injection import ClampResult, inject_current  # noqa: E402
 
 __all__ = ["MODELS", "register", "get_model", "NeuronModel", "NeuronParams", "RunResult", "ConfigError",
