@@ -579,22 +579,63 @@ def load_config(path: Union[str, Path]) -> tuple[Kind, dict]:
 _PLUGIN_GROUP = "braincore.kinds"
 
 
+def checkout_entry_points(group: str) -> dict[str, str]:
+    """The entry points of ``group`` that the ``pyproject.toml`` of the source checkout this braincore runs from
+    declares (``name -> "module"`` or ``"module:attr"``), or ``{}`` when it does not run from a checkout. An
+    installed package's metadata is written at install time, so a checkout that gained an entry point since (a
+    worktree run with ``PYTHONPATH``, an editable install made before) still finds it."""
+    path = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed metadata alone
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, ValueError):
+        return {}
+    project = data.get("project") or {}
+    if project.get("name") != "braincore":
+        return {}
+    table = (project.get("entry-points") or {}).get(group) or {}
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def plugin_entry_points(group: str) -> dict[str, str]:
+    """``name -> "module[:attr]"`` for the entry points of ``group``: the installed ones, those of the running
+    source checkout's ``pyproject.toml`` taking precedence (:func:`checkout_entry_points`)."""
+    from importlib.metadata import entry_points
+
+    found = {entry.name: entry.value for entry in entry_points(group=group)}
+    found.update(checkout_entry_points(group))
+    return found
+
+
+def load_entry_point(value: str) -> Any:
+    """Import what an entry point names: ``"module"`` or ``"module:attr"``."""
+    module_name, _, attr = value.partition(":")
+    module = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        module = getattr(module, part)
+    return module
+
+
 def _load_plugin_kinds(name: Optional[str] = None) -> None:
     """Import the modules named by the ``braincore.kinds`` entry points (only the one called ``name`` when
     given; tasks register their config kinds there: ``diehl_cook = "tasks.perception.diehl_cook"`` in
     pyproject.toml), so the engine runs task configs without importing the task packages itself. A plugin that
     fails to import is reported, not fatal."""
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group=_PLUGIN_GROUP):
-        if entry.name in KINDS or (name is not None and entry.name != name):
+    for entry_name, value in plugin_entry_points(_PLUGIN_GROUP).items():
+        if entry_name in KINDS or (name is not None and entry_name != name):
             continue
         try:
-            entry.load()
+            load_entry_point(value)
         except Exception as err:  # a broken plugin must not hide the other kinds
             import warnings
 
-            warnings.warn(f"braincore: config kind {entry.name!r} ({entry.value}) failed to load: {err}")
+            warnings.warn(f"braincore: config kind {entry_name!r} ({value}) failed to load: {err}")
 
 
 def bundled_config_dir() -> Path:

