@@ -201,7 +201,7 @@ def _is_source(model: Any) -> bool:
     """Whether ``model`` names a spike source (braincore.neurons.poisson), which takes no input."""
     from .neurons.poisson import is_spike_source
 
-    return is_spike_source(_model_class(model))
+    return is_spike_source(model if isinstance(model, type) else _model_class(model))
 
 
 def model_label(model: Any) -> str:
@@ -240,7 +240,7 @@ def state_variables(model: Any) -> tuple[str, ...]:
     cls = _model_class(model)
     if cls is None:
         return ()
-    if getattr(cls, "definition", None) is not None:
+    if getattr(cls, "definition", None) is not None or _is_source(cls):  # the record declares them
         return tuple(cls.state_cls._fields)
     if cls not in _STATE_FIELDS:
         with warnings.catch_warnings():
