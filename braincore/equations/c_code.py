@@ -128,10 +128,34 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
             if name in used:
                 body.append(f"        const REAL {_c_name(name)} = A_{_c_name(name)}[i];")
 
+    # the threshold: on the updated state (loop 2 reads it back, x_ names; loop 1 holds it, u_ names)
+    cond = cond_now = None
+    if program.distance is not None:
+        printer_now = Printer("c", lambda name: f"u_{name}" if name in state else _c_name(name))
+        cond = f"({printer(program.distance)} {'>' if program.strict else '>='} 0)"
+        cond_now = f"({printer_now(program.distance)} {'>' if program.strict else '>='} 0)"
+        for gate in program.gates:
+            cond += f" & ({printer(gate)})"
+            cond_now += f" & ({printer_now(gate)})"
+        if program.refractory:
+            cond = f"(S_refrac[i] == 0) & {cond}"
+            cond_now = f"(S_refrac[i] == 0) & {cond_now}"  # read back: GCC then vectorises the loop (not with r)
+    # Spikes are rare: loop 1 runs over blocks of 64 neurons and notes, branch-free, whether any neuron of the
+    # block crossed the threshold; loop 2 (the per-neuron test, reset and spike list) runs only in blocks with a
+    # crossing. A per-neuron test of `refractory && above` mispredicts on the random set of refractory neurons
+    # and dominated the step of large networks; a separate scan would read the state once more.
+    blocked = cond is not None and not program.after
+
     # loop 1: integration
     updates = [e for _, e in program.temporaries] + [e for _, e in program.updates]
+    cond_exprs = list(program.gates) + ([program.distance] if program.distance is not None else [])
+    lines.append("    int32_t count = 0;")
+    if blocked:
+        lines.append("    for (int32_t i0 = 0; i0 < n; i0 += 64) {")
+        lines.append("    const int32_t i1 = i0 + 64 < n ? i0 + 64 : n;")
+        lines.append("    int hit = 0;")
     lines.append("    BC_INDEPENDENT")
-    lines.append("    for (int32_t i = 0; i < n; i++) {")
+    lines.append(f"    for (int32_t i = {'i0' if blocked else '0'}; i < {'i1' if blocked else 'n'}; i++) {{")
     if program.refractory:
         lines.append("        REAL r = S_refrac[i] - 1; r = r < 0 ? 0 : r; S_refrac[i] = r;")
     lines.append(f"        REAL in_I = {'drive[i]' if external else '(REAL)0'}; (void)in_I;")
@@ -142,47 +166,31 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
     for name in state:
         source = "v_now" if name == defn.voltage else f"S_{name}[i]"
         lines.append(f"        const REAL x_{name} = {source}; (void)x_{name};")
-    load_arrays(lines, updates)
+    load_arrays(lines, updates + (cond_exprs if blocked else []))
     for name, expr in program.temporaries:
         lines.append(f"        const REAL {_c_name(name)} = {printer(expr)};")
     for name, expr in program.updates:
         lines.append(f"        const REAL new_{name} = {printer(expr)};")
-    for name, _ in program.updates:
-        if program.refractory and name in program.clamped:
-            lines.append(f"        S_{name}[i] = r == 0 ? new_{name} : x_{name};")
+    updated = dict(program.updates)
+    for name in state:
+        if name not in updated:
+            stored = f"x_{name}"
+        elif program.refractory and name in program.clamped:
+            stored = f"r == 0 ? new_{name} : x_{name}"
         else:
-            lines.append(f"        S_{name}[i] = new_{name};")
+            stored = f"new_{name}"
+        lines.append(f"        const REAL u_{name} = {stored}; (void)u_{name};")
+        if name in updated:
+            lines.append(f"        S_{name}[i] = u_{name};")
+    if blocked:
+        lines.append(f"        hit |= {cond_now};")
     lines.append("    }")
 
     # loop 2: threshold, reset, after-step statements
-    lines.append("    int32_t count = 0;")
     post = list(program.gates) + [s.expr for s in program.resets] + [s.expr for s in program.after]
     if program.distance is not None:
         post.append(program.distance)
-    cond = None
-    if program.distance is not None:
-        cond = f"({printer(program.distance)} {'>' if program.strict else '>='} 0)"
-        for gate in program.gates:
-            cond += f" & ({printer(gate)})"
-        if program.refractory:
-            cond = f"(S_refrac[i] == 0) & {cond}"
-    blocked = cond is not None and not program.after
     if blocked:
-        # Spikes are rare: a branch-free (vectorisable) scan of each block of 64 neurons for any threshold crossing,
-        # and the per-neuron loop below only in blocks that have one. A per-neuron test of `refractory && above`
-        # mispredicts on the random set of refractory neurons and dominated the step of large networks.
-        cond_exprs = list(program.gates) + [program.distance]
-        used = set().union(*[{sym.name for sym in e.free_symbols} for e in cond_exprs])
-        lines.append("    for (int32_t i0 = 0; i0 < n; i0 += 64) {")
-        lines.append("    const int32_t i1 = i0 + 64 < n ? i0 + 64 : n;")
-        lines.append("    int hit = 0;")
-        lines.append("    for (int32_t i = i0; i < i1; i++) {")
-        for name in state:
-            if name in used:
-                lines.append(f"        const REAL x_{name} = S_{name}[i];")
-        load_arrays(lines, cond_exprs)
-        lines.append(f"        hit |= {cond};")
-        lines.append("    }")
         lines.append("    if (!hit) continue;")
     if program.distance is not None or program.after:
         lines.append(f"    for (int32_t i = {'i0' if blocked else '0'}; i < {'i1' if blocked else 'n'}; i++) {{")
