@@ -45,8 +45,9 @@ class PoissonState(NamedTuple):
 
 
 class PoissonSource(NeuronModel):
-    """Independent Poisson spike sources (see the module docstring). Stepped by the simulator's engines, which
-    draw its spikes; it takes no input current."""
+    """Independent Poisson spike sources: each neuron fires in a step with probability 1 - exp(-rate dt).
+
+    Stepped by the simulator's engines, which draw its spikes; it takes no input (see the module docstring)."""
 
     name: ClassVar[str] = "poisson"
     aliases: ClassVar[tuple[str, ...]] = ("poisson_group",)
