@@ -194,7 +194,9 @@ class NativeEngine:
         self._clipped: dict = {}  # rule index -> (weight tensor, its version) after the last run
         self._plan_arrays: dict = {}  # input index -> the arrays bc_poisson_plan fills (see _poisson_plan)
         self._traces_bound: dict = {}  # rule index -> ((trace tensor, address) list, the C pointer array)
-        self._bound: Optional[list] = None  # (tensor, address) of each tensor bound at the last run (_bind)
+        self._bound: Optional[list] = None
+        self._finite_args: Optional[tuple] = None
+        self._recs: Optional[tuple] = None  # run's monitor records, kept while the monitors stay the same  # all_finite's last tensors and their C arguments  # (tensor, address) of each tensor bound at the last run (_bind)
         self._plastic = {j for j, _, _, _ in self.rule_entries}  # projections whose weights a rule changes
         self.lib.bc_seed(self.rng_state.ctypes.data, ctypes.c_uint64((sim.seed + 1) & 0xFFFFFFFFFFFFFFFF))
 
@@ -554,27 +556,37 @@ class NativeEngine:
         records_state = any(isinstance(m, StateMonitor) for m in sim.monitors)
         # at most CHUNK_STEPS steps per call into C: Python sees Ctrl-C (and updates the bar) between calls
         chunk = 1 if records_state else CHUNK_STEPS
-        recs = (Rec * max(1, len(sim.monitors)))()
-        buffers = []
-        for r, m in enumerate(sim.monitors):
-            R = recs[r]
-            R.pop = self.pop_index[m.target]
-            n = sim.populations[m.target].model.size
-            if isinstance(m, SpikeMonitor):
-                R.type = 0
-                # room for what the monitor may still store (spikes past its max_spikes are only counted)
-                R.cap = max(1, min(max(SPIKE_BUFFER_MIN, 4 * B * n), m.max_spikes - m.stored))
-                buf = self._spike_buffer(r, R.cap)
-                R.triples = _ptr(buf, ctypes.c_int64)
-                R.counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
-            elif isinstance(m, StateMonitor):
-                R.type = 2  # read from Python after each step
-                buf = None
-            else:
-                R.type = 1
-                buf = np.zeros((max(1, min(chunk, steps)), B), dtype=np.int64)
-                R.counts = _ptr(buf, ctypes.c_int64)
-            buffers.append(buf)
+        # the monitor records: as at the last run when the monitors, their buffers' sizes and count tensors are
+        caps = [max(1, min(max(SPIKE_BUFFER_MIN, 4 * B * sim.populations[m.target].model.size),
+                           m.max_spikes - m.stored)) if isinstance(m, SpikeMonitor) else 0 for m in sim.monitors]
+        key = (tuple(map(id, sim.monitors)), tuple(caps), max(1, min(chunk, steps)))
+        if self._recs is not None and self._recs[0] == key:
+            recs, buffers = self._recs[1], self._recs[2]
+            for r, m in enumerate(sim.monitors):  # a monitor's counts may be a new tensor (reset_counts)
+                if isinstance(m, SpikeMonitor):
+                    recs[r].counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
+        else:
+            recs = (Rec * max(1, len(sim.monitors)))()
+            buffers = []
+            for r, m in enumerate(sim.monitors):
+                R = recs[r]
+                R.pop = self.pop_index[m.target]
+                if isinstance(m, SpikeMonitor):
+                    R.type = 0
+                    # room for what the monitor may still store (spikes past its max_spikes are only counted)
+                    R.cap = caps[r]
+                    buf = self._spike_buffer(r, R.cap)
+                    R.triples = _ptr(buf, ctypes.c_int64)
+                    R.counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
+                elif isinstance(m, StateMonitor):
+                    R.type = 2  # read from Python after each step
+                    buf = None
+                else:
+                    R.type = 1
+                    buf = np.zeros((max(1, min(chunk, steps)), B), dtype=np.int64)
+                    R.counts = _ptr(buf, ctypes.c_int64)
+                buffers.append(buf)
+            self._recs = (key, recs, buffers, list(sim.monitors))  # the monitors held: their ids stay theirs
         chans, n_chans = self._bind_rules()
         net = Net(B=B, L=sim.ring_length, n_pops=len(self.pops), n_groups=len(sim.groups),
                   n_projs=len(sim.projections), n_inputs=len(sim.inputs), n_recs=len(sim.monitors),
@@ -627,11 +639,17 @@ class NativeEngine:
         over them all: the blow-up check's fast path); ``False`` when a sum is not (the caller counts exactly:
         finite values whose sum overflows also land there); ``None`` when a tensor is not a contiguous CPU
         tensor of the engine's dtype (the caller checks in PyTorch)."""
-        dtype = self.sim.dtype
-        if any(t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() for t in tensors):
-            return None
-        ptrs = np.fromiter((t.data_ptr() for t in tensors), dtype=np.uint64, count=len(tensors))
-        lens = np.fromiter((t.numel() for t in tensors), dtype=np.int64, count=len(tensors))
+        key = tuple(map(id, tensors))
+        cached = self._finite_args
+        if cached is None or cached[0] != key or any(t.data_ptr() != p for t, p in zip(tensors, cached[2])):
+            dtype = self.sim.dtype
+            if any(t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() for t in tensors):
+                return None
+            ptrs = np.fromiter((t.data_ptr() for t in tensors), dtype=np.uint64, count=len(tensors))
+            lens = np.fromiter((t.numel() for t in tensors), dtype=np.int64, count=len(tensors))
+            # the tensors are held, so that their ids name them while the entry lives
+            cached = self._finite_args = (key, list(tensors), ptrs.tolist(), ptrs, lens)
+        ptrs, lens = cached[3], cached[4]
         return int(self.lib.bc_first_nonfinite(ptrs.ctypes.data, lens.ctypes.data, len(tensors))) < 0
 
     # -- checkpoints ------------------------------------------------------------------------------------
