@@ -50,7 +50,7 @@ def test_set_poisson_rate_switches_an_input_between_runs(backend):
     sim.set_poisson_rate("drive", 0)
     sim.run(50)
     assert sim.spike_counts()["cells"] <= on + 40     # stops (at most the refractory tail)
-    with pytest.raises(KeyError, match="no Poisson input named 'driv'"):
+    with pytest.raises(KeyError, match="no Poisson input or Poisson source population named 'driv'"):
         sim.set_poisson_rate("driv", 5)
     with pytest.raises(ConfigError):
         sim.set_poisson_rate("drive", "5 mV")
