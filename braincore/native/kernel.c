@@ -20,6 +20,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #define BC_FTZ_ON() const unsigned int bc_saved_csr = _mm_getcsr(); _mm_setcsr(bc_saved_csr | 0x8040u)
@@ -77,6 +80,9 @@ typedef struct {
     void *drive;                       /* scratch [n] */
     int32_t *fired;                    /* scratch [B*n]: indices of this step's spikes per trial */
     int32_t *n_fired;                  /* scratch [B] */
+    int32_t *bounds;                   /* [T+1]: part t (one per thread) is neurons bounds[t] .. bounds[t+1]-1 */
+    int32_t *part_fired;               /* scratch [B*T]: spikes of part t in trial b, listed at fired + b n +
+                                          bounds[t] until the step's end joins the lists (join_spikes) */
 } Pop;
 
 typedef struct {
@@ -96,6 +102,9 @@ typedef struct {
     int32_t *delay32;                  /* ... or, where a delay exceeds 32767 steps, its int32 one (delay NULL) */
     void *w;
     double w_same;
+    int64_t *cuts;                     /* T > 1, rows sorted by post: [n_pre*(T+1)], the synapses of row i onto part
+                                          t of the post population are cuts[i(T+1)+t] .. cuts[i(T+1)+t+1]-1 (see
+                                          bc_row_cuts); NULL: one part, all-to-all, or unsorted rows (filtered) */
 } Proj;
 
 typedef struct {
@@ -150,7 +159,7 @@ typedef struct {
 
 typedef struct {
     int32_t B, L, n_pops, n_groups, n_projs, n_inputs, n_recs, n_rules;
-    int32_t n_chans, pad;
+    int32_t n_chans, threads;          /* threads: parts of every population (Pop.bounds), one thread each */
     int64_t k;
     Pop *pops; Group *groups; Proj *projs; Input *inputs; Rec *recs;
     uint64_t *rng;                     /* xoshiro256** state [4] */
@@ -293,7 +302,8 @@ static void take_ring(Net *net, Group *G, int32_t b) {
     memset(arriving, 0, sizeof(REAL) * n);
 }
 
-static void external_current(Net *net, Pop *P, REAL *drive) {
+/* drive += the population's current inputs, in input order, for the neurons lo .. hi-1 (one part) */
+static void external_current(Net *net, Pop *P, REAL *drive, int32_t lo, int32_t hi) {
     for (int32_t c = 0; c < P->n_inputs; c++) {
         Input *in = &net->inputs[P->inputs[c]];
         const int64_t k = net->k;
@@ -306,10 +316,13 @@ static void external_current(Net *net, Pop *P, REAL *drive) {
             if (k >= in->T) continue;
             vals = (const REAL *)in->values + k * in->ncols;
         }
-        const int64_t m = in->neurons ? in->n_neurons : P->n;
-        for (int64_t j = 0; j < m; j++) {
-            REAL value = vals ? vals[in->ncols == 1 ? 0 : j] : amp;
-            drive[in->neurons ? in->neurons[j] : j] += value;
+        if (in->neurons) {  /* listed neurons: those of this part, in list order */
+            for (int64_t j = 0; j < in->n_neurons; j++) {
+                const int64_t i = in->neurons[j];
+                if (i >= lo && i < hi) drive[i] += vals ? vals[in->ncols == 1 ? 0 : j] : amp;
+            }
+        } else {
+            for (int64_t j = lo; j < hi; j++) drive[j] += vals ? vals[in->ncols == 1 ? 0 : j] : amp;
         }
     }
 }
@@ -431,57 +444,129 @@ static void step_modulators(Net *net) {
 
 /* @MODELS@ */
 
-static void step_population(Net *net, Pop *P) {
-    const int32_t n = P->n;
-    REAL *drive = (REAL *)P->drive;
-    for (int32_t b = 0; b < net->B; b++) {
-        int32_t *fired = P->fired + (int64_t)b * n;
-        if (P->n_inputs) {  /* external currents; without, the generated step starts from zero */
-            memset(drive, 0, sizeof(REAL) * n);
-            external_current(net, P, drive);
+/* ---- threads ----------------------------------------------------------------------------------------------
+ * Every population is cut into net->threads contiguous parts (Pop.bounds, aligned for the vector loops), and thread t
+ * updates part t of every population and delivers spikes only into part t of each post-synaptic population: it
+ * walks the spiking presynaptic neurons in the same order as one thread would and adds the synapses of each row that
+ * fall into its part (a sub-range of the row: Proj.cuts). So every element of state and ring buffers receives the
+ * same operations in the same order whatever the number of threads, and the results are bit for bit those of one
+ * thread. What is sequential by nature runs on one thread between barriers: the Poisson inputs (one random stream,
+ * drawn at the start of the step for every population in population and trial order, as one thread draws them),
+ * then, after propagation, joining each population's per-part spike lists into one ascending list, neuromodulators,
+ * plasticity rules and spike recording. With one thread (or a build without OpenMP) the same functions run with
+ * part 0 = every neuron and no barrier. */
+
+/* The sequential start of a step: Poisson and spike-file inputs, population by population and trial by trial (each
+ * group fed by them takes its ring slot first, so that every element sees x + ring, + Poisson, as PyTorch). */
+static void begin_step(Net *net) {
+    for (int32_t p = 0; p < net->n_pops; p++) {
+        Pop *P = &net->pops[p];
+        int has = 0;
+        for (int32_t gi = 0; gi < P->n_groups; gi++) has |= net->groups[P->groups[gi]].has_poisson;
+        if (!has) continue;
+        for (int32_t b = 0; b < net->B; b++) {
+            for (int32_t gi = 0; gi < P->n_groups; gi++) {
+                Group *G = &net->groups[P->groups[gi]];
+                if (G->has_poisson && G->fed) take_ring(net, G, b);
+            }
+            deliver_poisson(net, p, b);
         }
-        for (int32_t gi = 0; gi < P->n_groups; gi++) {  /* groups fed by Poisson: ring, then Poisson */
-            Group *G = &net->groups[P->groups[gi]];
-            if (G->has_poisson && G->fed) take_ring(net, G, b);
-        }
-        deliver_poisson(net, (int32_t)(P - net->pops), b);
-        /* the generated step takes every group's input (delivering the other groups' ring slots), decays the
-         * groups and integrates, in one pass (braincore/equations/c_code.py) */
-        P->n_fired[b] = step_model(net, P, b, drive, fired);
     }
 }
 
-static void propagate(Net *net, Proj *J) {
+/* Part t of every population: external currents, then the generated step (braincore/equations/c_code.py), which takes
+ * every group's input (delivering the other groups' ring slots), decays the groups and integrates in one pass, and
+ * lists the part's spikes at fired + b n + bounds[t]. */
+static void step_populations(Net *net, int32_t t) {
+    const int32_t T = net->threads;
+    for (int32_t p = 0; p < net->n_pops; p++) {
+        Pop *P = &net->pops[p];
+        const int32_t n = P->n, lo = P->bounds[t], hi = P->bounds[t + 1];
+        REAL *drive = (REAL *)P->drive;
+        for (int32_t b = 0; b < net->B; b++) {
+            if (lo == hi) { P->part_fired[b * T + t] = 0; continue; }
+            if (P->n_inputs) {  /* external currents; without, the generated step starts from zero */
+                memset(drive + lo, 0, sizeof(REAL) * (size_t)(hi - lo));
+                external_current(net, P, drive, lo, hi);
+            }
+            P->part_fired[b * T + t] = step_model(net, P, b, drive, P->fired + (int64_t)b * n + lo, lo, hi);
+        }
+    }
+}
+
+/* Spikes of projection J into part t of its post population: the presynaptic spikes in ascending order (the parts'
+ * lists in part order), each row's synapses onto the part in row order. */
+static void propagate(Net *net, Proj *J, int32_t t) {
     Pop *P = &net->pops[J->pre];
     Group *G = &net->groups[J->group];
-    const int32_t B = net->B, L = net->L;
+    const Pop *Q = &net->pops[G->post];
+    const int32_t B = net->B, L = net->L, T = net->threads;
+    const int32_t lo = Q->bounds[t], hi = Q->bounds[t + 1];
+    if (lo == hi) return;
+    const int filter = T > 1 && !J->cuts && !J->full;  /* rows not sorted by post: test each synapse */
+    const int64_t *cuts = J->cuts;
     const int64_t plane = (int64_t)B * J->n_post;
     const REAL *w = (const REAL *)J->w;
     const REAL same = (REAL)J->w_same;
     REAL *ring = (REAL *)G->ring;
     for (int32_t b = 0; b < B; b++) {
-        const int32_t *fired = P->fired + (int64_t)b * P->n;
-        for (int32_t f = 0; f < P->n_fired[b]; f++) {
-            const int32_t i = fired[f];
-            if (J->uniform_delay >= 0) {
-                REAL *restrict row = ring + ((net->k + J->uniform_delay) % L) * plane + (int64_t)b * J->n_post;
-                if (J->full) {  /* the same additions, without the index: vectorised */
-                    const REAL *restrict ws = w + J->indptr[i];
-                    for (int32_t j = 0; j < J->n_post; j++) row[j] += ws[j];
-                } else if (J->same) {  /* one weight: the indices are the only memory traffic */
-                    for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += same;
+        for (int32_t part = 0; part < T; part++) {
+            const int32_t *fired = P->fired + (int64_t)b * P->n + P->bounds[part];
+            const int32_t count = P->part_fired[b * T + part];
+            for (int32_t f = 0; f < count; f++) {
+                const int32_t i = fired[f];
+                const int64_t s0 = cuts ? cuts[(int64_t)i * (T + 1) + t] : J->indptr[i];
+                const int64_t s1 = cuts ? cuts[(int64_t)i * (T + 1) + t + 1] : J->indptr[i + 1];
+                if (J->uniform_delay >= 0) {
+                    REAL *restrict row = ring + ((net->k + J->uniform_delay) % L) * plane + (int64_t)b * J->n_post;
+                    if (J->full) {  /* the same additions, without the index: vectorised */
+                        const REAL *restrict ws = w + J->indptr[i];
+                        for (int32_t j = lo; j < hi; j++) row[j] += ws[j];
+                    } else if (filter) {
+                        for (int64_t s = s0; s < s1; s++) {
+                            const int32_t j = J->post[s];
+                            if (j >= lo && j < hi) row[j] += J->same ? same : w[s];
+                        }
+                    } else if (J->same) {  /* one weight: the indices are the only memory traffic */
+                        for (int64_t s = s0; s < s1; s++) row[J->post[s]] += same;
+                    } else {
+                        for (int64_t s = s0; s < s1; s++) row[J->post[s]] += w[s];
+                    }
                 } else {
-                    for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += w[s];
-                }
-            } else {
-#define BC_DELIVER(D, V) for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) \
+#define BC_DELIVER(D, V) for (int64_t s = s0; s < s1; s++) \
                     ring[((net->k + (D)[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += (V)
-                if (J->delay && J->same) BC_DELIVER(J->delay, same);
-                else if (J->delay) BC_DELIVER(J->delay, w[s]);
-                else if (J->same) BC_DELIVER(J->delay32, same);
-                else BC_DELIVER(J->delay32, w[s]);
+#define BC_DELIVER_FILTERED(D, V) for (int64_t s = s0; s < s1; s++) { const int32_t j = J->post[s]; \
+                    if (j >= lo && j < hi) ring[((net->k + (D)[s]) % L) * plane + (int64_t)b * J->n_post + j] += (V); }
+                    if (filter && J->delay) { BC_DELIVER_FILTERED(J->delay, J->same ? same : w[s]); }
+                    else if (filter) { BC_DELIVER_FILTERED(J->delay32, J->same ? same : w[s]); }
+                    else if (J->delay && J->same) BC_DELIVER(J->delay, same);
+                    else if (J->delay) BC_DELIVER(J->delay, w[s]);
+                    else if (J->same) BC_DELIVER(J->delay32, same);
+                    else BC_DELIVER(J->delay32, w[s]);
 #undef BC_DELIVER
+#undef BC_DELIVER_FILTERED
+                }
             }
+        }
+    }
+}
+
+/* Each population's per-part spike lists moved together: fired + b n holds the step's spikes in ascending order and
+ * n_fired[b] their number, as the rules and recorders read them. */
+static void join_spikes(Net *net) {
+    const int32_t T = net->threads;
+    for (int32_t p = 0; p < net->n_pops; p++) {
+        Pop *P = &net->pops[p];
+        for (int32_t b = 0; b < net->B; b++) {
+            int32_t *fired = P->fired + (int64_t)b * P->n;
+            int32_t total = 0;
+            for (int32_t part = 0; part < T; part++) {
+                const int32_t count = P->part_fired[b * T + part];
+                if (count && P->bounds[part] != total)
+                    memmove(fired + total, fired + P->bounds[part], sizeof(int32_t) * (size_t)count);
+                total += count;
+            }
+            P->n_fired[b] = total;
         }
     }
 }
@@ -520,21 +605,93 @@ static void record(Net *net, int64_t local_step) {
     }
 }
 
+static void end_step(Net *net, int64_t local_step) {
+    join_spikes(net);
+    step_modulators(net);
+    for (int32_t r = 0; r < net->n_rules; r++) { step_rule(net, &net->rules[r]); net->rules[r].first = 0; }
+    record(net, local_step);
+    net->k++;
+}
+
 /* Run up to `steps` steps; returns how many ran (fewer when a spike buffer needs emptying first). */
 int64_t bc_run(Net *net, int64_t steps) {
     BC_FTZ_ON();  /* subnormals to zero (see the top of this file) */
     int64_t done = 0;
+    if (net->threads < 1) net->threads = 1;
+#if defined(_OPENMP)
+    if (net->threads > 1) {
+        /* one parallel region for the call; thread id takes parts id, id + nt, ... (all of them should the runtime
+         * give fewer threads than asked) */
+        int go = steps > 0 && !recorders_full(net);
+        if (go) begin_step(net);
+#pragma omp parallel num_threads(net->threads) default(shared)
+        {
+            BC_FTZ_ON();  /* the floating-point control register is per thread */
+            const int32_t nt = (int32_t)omp_get_num_threads(), id = (int32_t)omp_get_thread_num();
+            while (go) {
+                for (int32_t t = id; t < net->threads; t += nt) step_populations(net, t);
+#pragma omp barrier
+                for (int32_t t = id; t < net->threads; t += nt)
+                    for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j], t);
+#pragma omp barrier
+#pragma omp single
+                {
+                    end_step(net, done);
+                    done++;
+                    go = done < steps && !recorders_full(net);
+                    if (go) begin_step(net);
+                }
+            }
+            BC_FTZ_OFF();
+        }
+        BC_FTZ_OFF();
+        return done;
+    }
+#endif
+    net->threads = 1;  /* a build without OpenMP runs one part (the engine asked for one) */
     for (; done < steps; done++) {
         if (recorders_full(net)) break;
-        for (int32_t p = 0; p < net->n_pops; p++) step_population(net, &net->pops[p]);
-        for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j]);
-        step_modulators(net);
-        for (int32_t r = 0; r < net->n_rules; r++) { step_rule(net, &net->rules[r]); net->rules[r].first = 0; }
-        record(net, done);
-        net->k++;
+        begin_step(net);
+        step_populations(net, 0);
+        for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j], 0);
+        end_step(net, done);
     }
     BC_FTZ_OFF();
     return done;
+}
+
+/* Whether this build runs threads (compiled with OpenMP). */
+int32_t bc_openmp(void) {
+#if defined(_OPENMP)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* For part boundaries bounds[0..T] of a post population, cut each CSR row i (synapses indptr[i] .. indptr[i+1]-1
+ * onto post[s]) into the synapses onto each part: cuts[i(T+1)+t] is the row's first synapse with post >= bounds[t]
+ * (cuts[i(T+1)] = indptr[i], cuts[i(T+1)+T] = indptr[i+1]). Returns 0, or -1 when a row is not sorted by post (no
+ * cuts then: propagation filters those rows synapse by synapse). */
+int32_t bc_row_cuts(const int64_t *indptr, const int32_t *post, int64_t n_pre, const int32_t *bounds, int32_t T,
+                    int64_t *cuts) {
+    for (int64_t i = 0; i < n_pre; i++)
+        for (int64_t s = indptr[i] + 1; s < indptr[i + 1]; s++)
+            if (post[s] < post[s - 1]) return -1;
+    for (int64_t i = 0; i < n_pre; i++) {
+        int64_t *c = cuts + i * (T + 1);
+        c[0] = indptr[i];
+        c[T] = indptr[i + 1];
+        for (int32_t t = 1; t < T; t++) {  /* first s in [c[t-1], end) with post[s] >= bounds[t] */
+            int64_t a = c[t - 1], z = indptr[i + 1];
+            while (a < z) {
+                const int64_t mid = a + (z - a) / 2;
+                if (post[mid] < bounds[t]) a = mid + 1; else z = mid;
+            }
+            c[t] = a;
+        }
+    }
+    return 0;
 }
 
 /* Seed the generator with splitmix64, as the xoshiro authors recommend. */
@@ -594,4 +751,4 @@ int32_t bc_first_nonfinite(void *const *ptrs, const int64_t *lens, int32_t n) {
     return -1;
 }
 
-int32_t bc_abi_version(void) { return 9; }
+int32_t bc_abi_version(void) { return 10; }
