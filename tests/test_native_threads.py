@@ -106,9 +106,20 @@ def test_spikes_and_state_are_the_same_for_any_number_of_threads(dtype):
     assert all(len(b) == 2 for b in bounds)
     for threads in (2, 3):
         many = run(network(dtype), threads)
-        parts = many.native_engine()._bounds[0]  # exc: 333 neurons in parts of multiples of 64
-        assert len(parts) == threads + 1 and (np.diff(parts) > 0).all(), parts
+        engine = many.native_engine()
+        parts = engine._bounds[0]  # exc: 333 neurons cut at multiples of 64 into parts (some empty)
+        assert len(parts) == engine.parts + 1 == threads + 1 and (np.diff(parts) > 0).all(), parts
         assert_identical(one, many)
+
+
+def test_several_parts_per_thread_give_the_same_results(monkeypatch):
+    from braincore.native import engine
+
+    one = run(network(), 1, (50.0,))
+    monkeypatch.setattr(engine, "PARTS_PER_THREAD", 3)
+    many = run(network(), 2, (50.0,))
+    assert many.native_engine().parts == 6  # exc: 333 neurons, parts at multiples of 64, some empty
+    assert_identical(one, many)
 
 
 def test_several_trials_and_a_state_monitor_with_threads():

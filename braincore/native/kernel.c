@@ -159,11 +159,12 @@ typedef struct {
 
 typedef struct {
     int32_t B, L, n_pops, n_groups, n_projs, n_inputs, n_recs, n_rules;
-    int32_t n_chans, threads;          /* threads: parts of every population (Pop.bounds), one thread each */
+    int32_t n_chans, threads;          /* threads: how many run the parts (see the threads section below) */
     int64_t k;
     Pop *pops; Group *groups; Proj *projs; Input *inputs; Rec *recs;
     uint64_t *rng;                     /* xoshiro256** state [4] */
     Rule *rules; Chan *chans;
+    int32_t parts, pad2;               /* every population is cut into this many parts (Pop.bounds) */
 } Net;
 
 /* ---- random numbers: xoshiro256** (Blackman & Vigna 2018) ------------------------------------------------ */
@@ -445,16 +446,22 @@ static void step_modulators(Net *net) {
 /* @MODELS@ */
 
 /* ---- threads ----------------------------------------------------------------------------------------------
- * Every population is cut into net->threads contiguous parts (Pop.bounds, aligned for the vector loops), and thread t
- * updates part t of every population and delivers spikes only into part t of each post-synaptic population: it
- * walks the spiking presynaptic neurons in the same order as one thread would and adds the synapses of each row that
- * fall into its part (a sub-range of the row: Proj.cuts). So every element of state and ring buffers receives the
- * same operations in the same order whatever the number of threads, and the results are bit for bit those of one
- * thread. What is sequential by nature runs on one thread between barriers: the Poisson inputs (one random stream,
- * drawn at the start of the step for every population in population and trial order, as one thread draws them),
- * then, after propagation, joining each population's per-part spike lists into one ascending list, neuromodulators,
- * plasticity rules and spike recording. With one thread (or a build without OpenMP) the same functions run with
- * part 0 = every neuron and no barrier. */
+ * Every population is cut into net->parts contiguous parts (Pop.bounds: boundaries at multiples of 64 neurons, so
+ * that the vector loops split a part where they split the whole population). Part t of a step is: update part t of
+ * every population (step_populations), and, once every part is updated, deliver every spike into part t of each
+ * post-synaptic population (propagate), walking the spiking presynaptic neurons in the order one thread does and
+ * adding the synapses of each row that fall into the part (a sub-range of the row: Proj.cuts). So every element of
+ * state and ring buffers receives the same operations in the same order whatever the number of parts or threads,
+ * and the results are bit for bit those of one thread. What is sequential by nature runs on the calling thread
+ * between the two parallel phases: the Poisson inputs (one random stream, drawn at the start of the step for every
+ * population in population and trial order, as before), then joining each population's per-part spike lists into
+ * one ascending list, neuromodulators, plasticity rules and spike recording.
+ *
+ * Each thread runs its own parts in every phase (the same parts every step: their state and ring buffers stay in its
+ * core's cache), then any part no thread has taken yet (claimed by compare-and-swap); the calling thread waits for
+ * the parts to be done, not for the other threads to arrive. On a machine shared with other work, a thread that is
+ * not scheduled then does not stall the step (the others take its parts), where a barrier would wait a time slice
+ * for it. With one thread (or a build without OpenMP) the same functions run part after part, unsynchronised. */
 
 /* The sequential start of a step: Poisson and spike-file inputs, population by population and trial by trial (each
  * group fed by them takes its ring slot first, so that every element sees x + ring, + Poisson, as PyTorch). */
@@ -478,7 +485,7 @@ static void begin_step(Net *net) {
  * every group's input (delivering the other groups' ring slots), decays the groups and integrates in one pass, and
  * lists the part's spikes at fired + b n + bounds[t]. */
 static void step_populations(Net *net, int32_t t) {
-    const int32_t T = net->threads;
+    const int32_t T = net->parts;
     for (int32_t p = 0; p < net->n_pops; p++) {
         Pop *P = &net->pops[p];
         const int32_t n = P->n, lo = P->bounds[t], hi = P->bounds[t + 1];
@@ -500,7 +507,7 @@ static void propagate(Net *net, Proj *J, int32_t t) {
     Pop *P = &net->pops[J->pre];
     Group *G = &net->groups[J->group];
     const Pop *Q = &net->pops[G->post];
-    const int32_t B = net->B, L = net->L, T = net->threads;
+    const int32_t B = net->B, L = net->L, T = net->parts;
     const int32_t lo = Q->bounds[t], hi = Q->bounds[t + 1];
     if (lo == hi) return;
     const int filter = T > 1 && !J->cuts && !J->full;  /* rows not sorted by post: test each synapse */
@@ -554,7 +561,7 @@ static void propagate(Net *net, Proj *J, int32_t t) {
 /* Each population's per-part spike lists moved together: fired + b n holds the step's spikes in ascending order and
  * n_fired[b] their number, as the rules and recorders read them. */
 static void join_spikes(Net *net) {
-    const int32_t T = net->threads;
+    const int32_t T = net->parts;
     for (int32_t p = 0; p < net->n_pops; p++) {
         Pop *P = &net->pops[p];
         for (int32_t b = 0; b < net->B; b++) {
@@ -613,34 +620,104 @@ static void end_step(Net *net, int64_t local_step) {
     net->k++;
 }
 
+enum { PHASE_UPDATE = 0, PHASE_PROPAGATE = 1, PHASE_QUIT = 2 };
+
+static void run_part(Net *net, int32_t phase, int32_t t) {
+    if (phase == PHASE_UPDATE) step_populations(net, t);
+    else for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j], t);
+}
+
+#if defined(_OPENMP)
+#if defined(__x86_64__) || defined(__i386__)
+#define BC_PAUSE() __builtin_ia32_pause()
+#else
+#define BC_PAUSE() do { } while (0)
+#endif
+#include <sched.h>
+
+/* The phases the calling thread hands out: seq numbers them; claimed[t] is the last phase whose part t some thread
+ * took (compare-and-swap: one thread per part and phase); done counts the parts finished in the current phase. */
+typedef struct {
+    int64_t seq;
+    int32_t done, phase;
+    int64_t *claimed;
+} Team;
+
+static inline int claim(Team *team, int32_t t, int64_t seq) {
+    int64_t v = __atomic_load_n(&team->claimed[t], __ATOMIC_ACQUIRE);
+    /* v >= seq: taken in this phase, or the caller's phase is over (every part of it was taken) */
+    return v < seq && __atomic_compare_exchange_n(&team->claimed[t], &v, seq, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Take and run parts of phase `seq`: first this thread's own (t = id, id + nt, ...: the same parts every step, whose
+ * data stay in this core's cache), then any left (a thread the machine has not scheduled leaves its parts to those
+ * that run). A part is run only when claimed in phase seq, which cannot end before that part is done. */
+static void take_parts(Net *net, Team *team, int64_t seq, int32_t id, int32_t nt) {
+    for (int pass = 0; pass < 2; pass++) {
+        for (int32_t t = pass ? 0 : id; t < net->parts; t += pass ? 1 : nt) {
+            if (!claim(team, t, seq)) continue;
+            run_part(net, __atomic_load_n(&team->phase, __ATOMIC_ACQUIRE), t);
+            __atomic_add_fetch(&team->done, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+static inline void wait_a_little(int32_t *spins) {
+    if (++*spins < 2000) BC_PAUSE();
+    else sched_yield();  /* long waits (the caller's sequential work): let other work run on this core */
+}
+
+/* The calling thread (id 0): publish a phase, take parts too, wait until all are done. */
+static void run_phase(Net *net, Team *team, int32_t phase, int32_t nt) {
+    __atomic_store_n(&team->phase, phase, __ATOMIC_RELAXED);
+    __atomic_store_n(&team->done, 0, __ATOMIC_RELAXED);
+    const int64_t seq = team->seq + 1;
+    __atomic_store_n(&team->seq, seq, __ATOMIC_RELEASE);
+    if (phase == PHASE_QUIT) return;
+    take_parts(net, team, seq, 0, nt);
+    int32_t spins = 0;
+    while (__atomic_load_n(&team->done, __ATOMIC_ACQUIRE) < net->parts) wait_a_little(&spins);
+}
+
+/* The other threads: wait for a phase, take parts, until told to quit. */
+static void work(Net *net, Team *team, int32_t id, int32_t nt) {
+    int64_t seen = 0;
+    for (;;) {
+        int64_t seq;
+        int32_t spins = 0;
+        while ((seq = __atomic_load_n(&team->seq, __ATOMIC_ACQUIRE)) == seen) wait_a_little(&spins);
+        seen = seq;
+        if (__atomic_load_n(&team->phase, __ATOMIC_ACQUIRE) == PHASE_QUIT) return;
+        take_parts(net, team, seq, id, nt);
+    }
+}
+#endif
+
 /* Run up to `steps` steps; returns how many ran (fewer when a spike buffer needs emptying first). */
 int64_t bc_run(Net *net, int64_t steps) {
     BC_FTZ_ON();  /* subnormals to zero (see the top of this file) */
     int64_t done = 0;
-    if (net->threads < 1) net->threads = 1;
+    if (net->parts < 1) net->parts = 1;
 #if defined(_OPENMP)
-    if (net->threads > 1) {
-        /* one parallel region for the call; thread id takes parts id, id + nt, ... (all of them should the runtime
-         * give fewer threads than asked) */
-        int go = steps > 0 && !recorders_full(net);
-        if (go) begin_step(net);
+    if (net->threads > 1 && net->parts > 1) {
+        int64_t claimed[net->parts];
+        for (int32_t t = 0; t < net->parts; t++) claimed[t] = 0;
+        Team team = {0, 0, PHASE_UPDATE, claimed};
 #pragma omp parallel num_threads(net->threads) default(shared)
         {
             BC_FTZ_ON();  /* the floating-point control register is per thread */
-            const int32_t nt = (int32_t)omp_get_num_threads(), id = (int32_t)omp_get_thread_num();
-            while (go) {
-                for (int32_t t = id; t < net->threads; t += nt) step_populations(net, t);
-#pragma omp barrier
-                for (int32_t t = id; t < net->threads; t += nt)
-                    for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j], t);
-#pragma omp barrier
-#pragma omp single
-                {
+            const int32_t id = (int32_t)omp_get_thread_num(), nt = (int32_t)omp_get_num_threads();
+            if (id == 0) {
+                for (; done < steps; done++) {
+                    if (recorders_full(net)) break;
+                    begin_step(net);
+                    run_phase(net, &team, PHASE_UPDATE, nt);
+                    run_phase(net, &team, PHASE_PROPAGATE, nt);
                     end_step(net, done);
-                    done++;
-                    go = done < steps && !recorders_full(net);
-                    if (go) begin_step(net);
                 }
+                run_phase(net, &team, PHASE_QUIT, nt);
+            } else {
+                work(net, &team, id, nt);
             }
             BC_FTZ_OFF();
         }
@@ -648,12 +725,11 @@ int64_t bc_run(Net *net, int64_t steps) {
         return done;
     }
 #endif
-    net->threads = 1;  /* a build without OpenMP runs one part (the engine asked for one) */
     for (; done < steps; done++) {
         if (recorders_full(net)) break;
         begin_step(net);
-        step_populations(net, 0);
-        for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j], 0);
+        for (int32_t t = 0; t < net->parts; t++) run_part(net, PHASE_UPDATE, t);
+        for (int32_t t = 0; t < net->parts; t++) run_part(net, PHASE_PROPAGATE, t);
         end_step(net, done);
     }
     BC_FTZ_OFF();
