@@ -109,6 +109,7 @@ def test_spikes_and_state_are_the_same_for_any_number_of_threads(dtype):
         engine = many.native_engine()
         parts = engine._bounds[0]  # exc: 333 neurons cut at multiples of 64 into parts (some empty)
         assert len(parts) == engine.parts + 1 == threads + 1 and (np.diff(parts) > 0).all(), parts
+        assert all(bool(J.cuts) != bool(J.full) for J in engine.projs)  # sparse rows cut by part (sorted by post)
         assert_identical(one, many)
 
 
@@ -212,12 +213,32 @@ def test_rows_not_sorted_by_post_neuron_are_filtered_with_the_same_results():
     reference.run(60.0)
     for threads in (1, 2):
         sim = shuffled(threads)
-        assert sim.native_engine().projs[0].cuts is not None if threads == 1 else not sim.native_engine().projs[0].cuts
+        assert not sim.native_engine().projs[0].cuts  # one part, or filtered rows
         for monitor in ("exc_spikes", "inh_spikes", "adex_spikes"):
             for key in ("step", "trial", "neuron"):
                 np.testing.assert_array_equal(reference.monitor(monitor)[key], sim.monitor(monitor)[key])
         for name, pop in reference.populations.items():
             assert torch.equal(pop.state.v, sim.populations[name].state.v)
+
+
+def test_spike_file_inputs_on_threads(tmp_path):
+    rng = np.random.default_rng(4)
+    path = tmp_path / "events.npz"
+    np.savez(path, times=rng.uniform(0.0, 60.0, 3000), neurons=rng.integers(0, 250, 3000))
+
+    def replay() -> Assembly:
+        a = Assembly(name="replay")
+        a.add_population("p", "lif", 250, LIF, init=INIT)
+        a.add_input("file", "spike_file", "p", path=str(path), weight="2 nA",
+                    synapse={"type": "exponential", "tau": "3 ms"})
+        a.add_projection("p", "p", {"type": "fixed_probability", "p": 0.1}, "1 mV", None, DELAYS)
+        a.add_monitor("spikes", "spikes", "p")
+        a.set_run(duration=60.0, dt=0.1, seed=1, dtype="float64", batch=2, backend="native")
+        return a
+
+    one = run(replay(), 1, (23.3, 36.7))
+    assert len(one.monitor("spikes")["t"]) > 100
+    assert_identical(one, run(replay(), 2, (23.3, 36.7)))
 
 
 def test_threads_setting_auto_environment_and_errors(monkeypatch, tmp_path):

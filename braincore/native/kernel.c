@@ -17,6 +17,7 @@
  * hundred steps, and arithmetic on subnormals is about 100x slower on x86: they made a quiet synaptic group the
  * most expensive loop of a step. A value that small added to a membrane potential or a weight changes nothing.
  */
+#define _GNU_SOURCE  /* syscall() (the threads' futex) under -std=c99 */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -634,6 +635,12 @@ static void run_part(Net *net, int32_t phase, int32_t t) {
 #define BC_PAUSE() do { } while (0)
 #endif
 #include <sched.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <limits.h>
+#endif
 
 /* The phases the calling thread hands out: seq numbers them; claimed[t] is the last phase whose part t some thread
  * took (compare-and-swap: one thread per part and phase); done counts the parts finished in the current phase. */
@@ -641,7 +648,33 @@ typedef struct {
     int64_t seq;
     int32_t done, phase;
     int64_t *claimed;
+    int32_t gen, sleepers;             /* gen: the low bits of seq, the word sleeping threads wait on (futex) */
 } Team;
+
+/* A thread that finds no phase for a while sleeps until the next one (Linux futex; elsewhere it yields): spinning,
+ * it would take time from the calling thread whenever the two share a core. */
+#define SPINS_BEFORE_SLEEP 1000
+static void sleep_until_next(Team *team, int64_t seen) {
+#if defined(__linux__)
+    const int32_t gen = __atomic_load_n(&team->gen, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&team->sleepers, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&team->seq, __ATOMIC_SEQ_CST) == seen)  /* else published meanwhile: no sleep */
+        syscall(SYS_futex, &team->gen, FUTEX_WAIT_PRIVATE, gen, NULL, NULL, 0);
+    __atomic_sub_fetch(&team->sleepers, 1, __ATOMIC_SEQ_CST);
+#else
+    (void)team; (void)seen;
+    sched_yield();
+#endif
+}
+
+static void wake_sleepers(Team *team) {
+#if defined(__linux__)
+    if (__atomic_load_n(&team->sleepers, __ATOMIC_SEQ_CST) > 0)
+        syscall(SYS_futex, &team->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)team;
+#endif
+}
 
 static inline int claim(Team *team, int32_t t, int64_t seq) {
     int64_t v = __atomic_load_n(&team->claimed[t], __ATOMIC_ACQUIRE);
@@ -672,7 +705,9 @@ static void run_phase(Net *net, Team *team, int32_t phase, int32_t nt) {
     __atomic_store_n(&team->phase, phase, __ATOMIC_RELAXED);
     __atomic_store_n(&team->done, 0, __ATOMIC_RELAXED);
     const int64_t seq = team->seq + 1;
-    __atomic_store_n(&team->seq, seq, __ATOMIC_RELEASE);
+    __atomic_store_n(&team->seq, seq, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&team->gen, (int32_t)seq, __ATOMIC_SEQ_CST);
+    wake_sleepers(team);
     if (phase == PHASE_QUIT) return;
     take_parts(net, team, seq, 0, nt);
     int32_t spins = 0;
@@ -685,7 +720,10 @@ static void work(Net *net, Team *team, int32_t id, int32_t nt) {
     for (;;) {
         int64_t seq;
         int32_t spins = 0;
-        while ((seq = __atomic_load_n(&team->seq, __ATOMIC_ACQUIRE)) == seen) wait_a_little(&spins);
+        while ((seq = __atomic_load_n(&team->seq, __ATOMIC_ACQUIRE)) == seen) {
+            if (++spins < SPINS_BEFORE_SLEEP) BC_PAUSE();
+            else { sleep_until_next(team, seen); spins = 0; }
+        }
         seen = seq;
         if (__atomic_load_n(&team->phase, __ATOMIC_ACQUIRE) == PHASE_QUIT) return;
         take_parts(net, team, seq, id, nt);
@@ -702,7 +740,7 @@ int64_t bc_run(Net *net, int64_t steps) {
     if (net->threads > 1 && net->parts > 1) {
         int64_t claimed[net->parts];
         for (int32_t t = 0; t < net->parts; t++) claimed[t] = 0;
-        Team team = {0, 0, PHASE_UPDATE, claimed};
+        Team team = {0, 0, PHASE_UPDATE, claimed, 0, 0};
 #pragma omp parallel num_threads(net->threads) default(shared)
         {
             BC_FTZ_ON();  /* the floating-point control register is per thread */
