@@ -653,7 +653,7 @@ typedef struct {
 
 /* A thread that finds no phase for a while sleeps until the next one (Linux futex; elsewhere it yields): spinning,
  * it would take time from the calling thread whenever the two share a core. */
-#define SPINS_BEFORE_SLEEP 1000
+#define SPINS_BEFORE_SLEEP 20000
 static void sleep_until_next(Team *team, int64_t seen) {
 #if defined(__linux__)
     const int32_t gen = __atomic_load_n(&team->gen, __ATOMIC_SEQ_CST);
