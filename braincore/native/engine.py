@@ -18,6 +18,11 @@ transcendental functions (IF, LIF, ALIF, Izhikevich, GIF) the spikes and state a
 networks without Poisson inputs; where the step calls ``exp`` (AdEx, Hodgkin–Huxley) the two libraries' ``exp`` may
 differ in the last bit. Poisson inputs are drawn with the kernel's own generator (xoshiro256**,
 seeded from the simulator's seed), reproducible and checkpointed, but a different stream from PyTorch's.
+
+Threads (``Simulator(threads=N)``): every population is cut into one part per thread (:func:`partition`), each
+thread updates its part and delivers spikes only into its own post-synaptic neurons (rows cut by part,
+``bc_row_cuts``), in the order of one thread, so the results are bit for bit the same for any number of threads
+(kernel.c's threads section); Poisson inputs, rules and recording run on the calling thread.
 """
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ typedef struct {
     void *drive;                       /* scratch [n] */
     int32_t *fired;                    /* scratch [B*n]: indices of this step's spikes per trial */
     int32_t *n_fired;                  /* scratch [B] */
-    int32_t *bounds;                   /* [T+1]: part t (one per thread) is neurons bounds[t] .. bounds[t+1]-1 */
+    int32_t *bounds;                   /* [T+1], T = Net.parts: part t is neurons bounds[t] .. bounds[t+1]-1 */
     int32_t *part_fired;               /* scratch [B*T]: spikes of part t in trial b, listed at fired + b n +
                                           bounds[t] until the step's end joins the lists (join_spikes) */
 } Pop;
@@ -103,9 +103,10 @@ typedef struct {
     int32_t *delay32;                  /* ... or, where a delay exceeds 32767 steps, its int32 one (delay NULL) */
     void *w;
     double w_same;
-    int64_t *cuts;                     /* T > 1, rows sorted by post: [n_pre*(T+1)], the synapses of row i onto part
-                                          t of the post population are cuts[i(T+1)+t] .. cuts[i(T+1)+t+1]-1 (see
-                                          bc_row_cuts); NULL: one part, all-to-all, or unsorted rows (filtered) */
+    int64_t *cuts;                     /* T = Net.parts > 1, rows sorted by post: [n_pre*(T+1)], the synapses of
+                                          row i onto part t of the post population are cuts[i(T+1)+t] ..
+                                          cuts[i(T+1)+t+1]-1 (bc_row_cuts); NULL: one part, all-to-all, or rows not
+                                          sorted by post (filtered synapse by synapse) */
 } Proj;
 
 typedef struct {
