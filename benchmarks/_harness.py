@@ -239,7 +239,9 @@ def environment() -> dict[str, Any]:
     """Versions and machine, for the JSON files."""
     info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
                             "cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
-                            "numpy": np.__version__, "threads": 1}
+                            "numpy": np.__version__,
+                            "threads": os.environ.get("BRAINCORE_THREADS") or 1,  # the native engine's
+                            "load_average": os.getloadavg()[0]}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))

@@ -145,14 +145,15 @@ def nest_microcircuit(scale: float = 0.1, seed: int = 1, t_presim: float = 500.0
 
 # ------------------------------------------------------------------------------------------ braincore
 def braincore_microcircuit(scale: float = 0.1, seed: int = 1, t_presim: float = 500.0, t_sim: float = 1000.0, *,
-                           dtype: str = "float64", backend: str = "native", **region: Any) -> dict:
+                           dtype: str = "float64", backend: str = "native", threads: int = 1,
+                           **region: Any) -> dict:
     """The same run in braincore (``tasks.brain.microcircuit.simulate``); the same keys as :func:`nest_microcircuit`
     (``synapses`` counts the recurrent and thalamic synapses)."""
     from tasks.brain.microcircuit import SCHEMA, simulate
 
     config = {name: spec.default for name, spec in SCHEMA.fields.items()}
     config.update({"scale": scale, "seed": seed, "presim": t_presim, "duration": t_sim, "dtype": dtype,
-                   "backend": backend, "progress": False}, **region)
+                   "backend": backend, "threads": threads, "progress": False}, **region)
     sim, spikes, sizes, timing = simulate(config, say=lambda *_: None)
     return {"spikes": spikes, "sizes": sizes, "build_s": timing["build_s"], "presim_s": timing["presim_s"],
             "simulate_s": timing["simulate_s"], "peak_mb": _peak_mb(), "synapses": timing["synapses"],
@@ -174,8 +175,9 @@ def _worker(spec: dict) -> None:
 
 
 def measure(simulator: str, scale: float, seed: int, t_presim: float, t_sim: float, dtype: str,
-            timeout: float) -> dict:
+            timeout: float, threads: int = 1) -> dict:
     spec = {"simulator": simulator, "scale": scale, "seed": seed, "t_presim": t_presim, "t_sim": t_sim}
+    spec["threads"] = threads  # braincore's native engine threads, NEST's local_num_threads
     if simulator == "braincore":
         spec["dtype"] = dtype
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -199,6 +201,8 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--t-sim", type=float, default=1000.0)
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--timeout", type=float, default=7200.0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of braincore's native engine and of NEST (default 1)")
     parser.add_argument("--out", default=None, help="file stem (default benchmarks/results/microcircuit[_scale])")
     args = parser.parse_args(argv)
     if args.worker:
@@ -210,7 +214,8 @@ def main(argv: Optional[list] = None) -> int:
     for sim in args.sims:
         runs = []
         for r in range(args.repeat):
-            result = measure(sim, args.scale, args.seed + r, args.t_presim, args.t_sim, args.dtype, args.timeout)
+            result = measure(sim, args.scale, args.seed + r, args.t_presim, args.t_sim, args.dtype, args.timeout,
+                             args.threads)
             print(f"{sim} seed {args.seed + r}: build {result['build_s']:.2f} s, simulate {result['simulate_s']:.2f} s "
                   f"(rtf {result['rtf']:.2f}), peak {result['peak_mb']:.0f} MiB", flush=True)
             runs.append(result)
@@ -220,7 +225,8 @@ def main(argv: Optional[list] = None) -> int:
                      "synapses": runs[0]["synapses"], "engine": runs[0]["engine"], "runs": runs, "median": med,
                      "median_rates": rates, "dtype": args.dtype if sim == "braincore" else "float64"})
     header = (f"Potjans-Diesmann microcircuit, scale {args.scale:g}, t_presim {args.t_presim:g} ms, t_sim "
-              f"{args.t_sim:g} ms, one thread, medians of {args.repeat} "
+              f"{args.t_sim:g} ms, {'one thread' if args.threads == 1 else f'{args.threads} threads'}, "
+              f"load average {os.getloadavg()[0]:.1f} at the end, medians of {args.repeat} "
               f"(seeds {args.seed}..{args.seed + args.repeat - 1})")
     lines = [header, "",
              f"{'simulator':<11}{'neurons':>9}{'synapses':>13}{'build (s)':>11}{'sim (s)':>9}{'RTF':>7}"

@@ -455,6 +455,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="Brian2 Cython cache folder (default: a fresh temporary one per size, so that "
                              "compile_s is a cold compile)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per subprocess")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of braincore's native engine (BRAINCORE_THREADS in the subprocesses; default 1)")
     parser.add_argument("--json-out", type=Path, help="write {'meta': ..., 'rows': [...]} to this file")
     parser.add_argument("--table-out", type=Path, help="write the summary table to this file")
     args = parser.parse_args(argv)
@@ -470,6 +472,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     one_thread()  # inherited by every subprocess, and by Brian2's compiled binary
+    os.environ["BRAINCORE_THREADS"] = str(args.threads)  # the native engine's own threads (OpenMP's variable is 1)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     sims = [s for s in SIMULATORS if s in args.sims]
     rows: list[dict[str, Any]] = []
@@ -510,7 +513,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     title = (f"COBA, {args.duration:g} ms at dt = {MODEL.dt:g} ms, drive {args.drive_pA:g} pA, seed {args.seed}, "
-             f"median of {args.repeat} run(s), one thread; times in s, memory in MiB")
+             f"median of {args.repeat} run(s), "
+             f"{'one thread' if args.threads == 1 else f'native engine on {args.threads} threads, others on one'} "
+             f"(load average {os.getloadavg()[0]:.1f} at the end); times in s, memory in MiB")
     text = table(rows, skipped, title)
     print()
     print(text)

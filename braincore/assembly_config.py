@@ -10,6 +10,7 @@ A full example (every key; all but ``kind`` and ``populations`` are optional)::
     device: cpu                       # cpu, cuda, cuda:N, mps or auto
     dtype: float32                    # or float64
     backend: auto                     # auto (native C loop where supported, else torch), native or torch
+    threads: 1                        # native engine threads: N or auto (default: $BRAINCORE_THREADS, else 1)
     batch: 1
 
     include:                          # sub-assemblies, each under a prefix
@@ -99,7 +100,7 @@ from typing import Any, Mapping, Union
 
 
 from .config import (AnyMapping, ConfigProblems, Document, Integer, Kind, ListOf, Problem, Quantity, Record, Spec,
-                     Text, load_file, load_text, register_kind, validate)
+                     Text, Threads, load_file, load_text, register_kind, validate)
 from .errors import ConfigError
 from .graph import Assembly
 from .validation import Issue, OutputName
@@ -281,6 +282,7 @@ SCHEMA = Record({
     "dt": Quantity("time", 0.1), "duration": Quantity("time", 1000.0), "seed": Integer(0),
     "device": Text("cpu"), "dtype": Text("float32"), "batch": Integer(1),
     "backend": Text("auto", doc="auto, native (C loop on the CPU) or torch"),
+    "threads": Threads(),
     "populations": AnyMapping(_check_populations, default=None),
     "projections": ListOf(PROJECTION, default=None),
     "inputs": ListOf(AnyMapping(_check_input), default=None),
@@ -292,7 +294,7 @@ SCHEMA = Record({
                          doc="user models written as equations, by name, for populations to use (model: name)"),
 })
 
-RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch", "backend")
+RUN_KEYS = ("duration", "dt", "seed", "device", "dtype", "batch", "backend", "threads")
 
 
 # ------------------------------------------------------------------------------------------ building

@@ -405,6 +405,22 @@ class Text(Spec):
         return value
 
 
+class Threads(Spec):
+    """The native engine's threads: an integer >= 1 or ``auto`` (see :func:`braincore.validation.resolve_threads`)."""
+
+    description = "an integer >= 1 or 'auto'"
+
+    def __init__(self, default: Any = None, doc: str = "native engine threads: N >= 1 or auto (the CPUs this "
+                                                         "process may use); default $BRAINCORE_THREADS, else 1"):
+        self.default, self.doc = default, doc
+
+    def check(self, value, doc, path, problems):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        problems.append(doc.problem(path, f"expected {self.description}, got {value!r}"))
+        return None
+
+
 class Flag(Spec):
     def __init__(self, default: bool = False, doc: str = ""):
         self.default, self.doc, self.description = default, doc, "true or false"

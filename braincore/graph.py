@@ -151,6 +151,9 @@ class RunSpec:
     dtype: str = "float32"
     batch: int = 1
     backend: str = "auto"
+    #: threads of the native engine: an integer >= 1 or "auto" (the CPUs this process may use); None: the
+    #: environment variable BRAINCORE_THREADS, else 1 (:func:`braincore.validation.resolve_threads`)
+    threads: Any = None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -210,7 +213,7 @@ class Assembly:
     # -------------------------------------------------------------------------------- building
     def set_run(self, duration: Any = None, dt: Any = None, seed: Optional[int] = None,
                 device: Optional[str] = None, dtype: Optional[str] = None, batch: Optional[int] = None,
-                backend: Optional[str] = None) -> RunSpec:
+                backend: Optional[str] = None, threads: Any = None) -> RunSpec:
         """Change run settings (units allowed: ``dt="0.1 ms"``); unspecified ones are kept."""
         changes: dict[str, Any] = {}
         if duration is not None:
@@ -218,7 +221,7 @@ class Assembly:
         if dt is not None:
             changes["dt"] = _quantity_or_raw(dt, "time")
         for key, value in (("seed", seed), ("device", device), ("dtype", dtype), ("batch", batch),
-                           ("backend", backend)):
+                           ("backend", backend), ("threads", threads)):
             if value is not None:
                 changes[key] = value
         self.run = dataclasses.replace(self.run, **changes)

@@ -52,7 +52,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -69,7 +69,8 @@ from .finite import raise_if_not_finite
 from .neurons.base import NeuronModel
 from .neurons.poisson import is_spike_source
 from .units import UnitError, dimension_of, parse_quantity
-from .validation import BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, required_weight_dimension
+from .validation import (BACKENDS, SYNAPSE_TYPES as _SYNAPSE_KEYS, require_valid, required_weight_dimension,
+                         resolve_threads)
 
 if TYPE_CHECKING:
     from .native.engine import NativeEngine
@@ -566,7 +567,7 @@ class Simulator:
 
     def __init__(self, assembly, *, batch: Optional[int] = None, device: Optional[str] = None,
                  dtype: Optional[str] = None, seed: Optional[int] = None, dt: Optional[float] = None,
-                 backend: Optional[str] = None):
+                 backend: Optional[str] = None, threads: Union[int, str, None] = None):
         from .construction import build_compact, initial_values
 
         require_valid(assembly)
@@ -582,6 +583,13 @@ class Simulator:
             self.backend = os.environ["BRAINCORE_BACKEND"]  # force one engine everywhere (debugging, tests)
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; use auto, native or torch")
+        #: threads of the native engine (each updates one part of every population and delivers spikes into it;
+        #: results are the same for any number): ``threads`` here, else the run settings' ``threads``, else
+        #: ``$BRAINCORE_THREADS``, else 1; ``"auto"``: the CPUs this process may use. Read when the engine is built.
+        try:
+            self.threads = resolve_threads(threads if threads is not None else getattr(run, "threads", None))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         # device auto: CUDA when available, else the CPU (the CPU for backend native, which runs there only)
         self.device = resolve_device(device if device is not None else run.device, native=self.backend == "native")
         self._engine: Optional[NativeEngine] = None  # the native engine, built at the first run

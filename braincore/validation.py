@@ -507,6 +507,9 @@ def check_run(r: "RunSpec") -> list[Issue]:
     if r.dtype not in DTYPES:
         out.append(Issue("run", None, ("dtype",), f"unknown dtype {r.dtype!r}{_suggest(r.dtype, DTYPES)} "
                                                   f"(expected one of: {', '.join(DTYPES)})"))
+    threads_problem = check_threads(r.threads)
+    if threads_problem:
+        out.append(Issue("run", None, ("threads",), threads_problem))
     if r.backend not in BACKENDS:
         out.append(Issue("run", None, ("backend",), f"unknown backend {r.backend!r}{_suggest(r.backend, BACKENDS)} "
                                                     f"(expected one of: {', '.join(BACKENDS)})"))
@@ -518,6 +521,39 @@ def check_run(r: "RunSpec") -> list[Issue]:
         if missing:
             out.append(Issue("run", None, ("device",), missing))
     return out
+
+
+#: the environment variable that gives the native engine's threads where neither the Simulator nor the run
+#: settings do
+THREADS_ENV = "BRAINCORE_THREADS"
+
+
+def check_threads(value: Any) -> Optional[str]:
+    """Why ``value`` is not a thread setting (``None``, an integer >= 1 or ``"auto"``); ``None`` when it is."""
+    if value is None or value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return None
+    return f"expected an integer >= 1 or 'auto', got {value!r}"
+
+
+def resolve_threads(value: Any = None) -> int:
+    """The native engine's number of threads for the setting ``value``: an integer >= 1 as given; ``"auto"``: the
+    CPUs this process may run on (its affinity mask, else ``os.cpu_count()``); ``None``: the environment variable
+    ``BRAINCORE_THREADS`` (an integer or ``auto``) when set, else 1. Raises :class:`ValueError` for anything else."""
+    source = "threads"
+    if value is None:
+        env = os.environ.get(THREADS_ENV, "").strip()
+        if not env:
+            return 1
+        source, value = THREADS_ENV, env if env == "auto" else (int(env) if env.lstrip("-").isdigit() else env)
+    problem = check_threads(value)
+    if problem:
+        raise ValueError(f"{source}: {problem}")
+    if value == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+    return int(value)
 
 
 def device_unavailable(device: str) -> Optional[str]:
@@ -554,7 +590,7 @@ def native_issues(assembly: "Assembly") -> list[Issue]:
                                                     f"{assembly.run.device!r} (use backend: torch, or device: cpu)"))
     for spec in assembly.populations():
         cls = _model_class(spec.model)
-        if cls is not None and getattr(cls, "definition", None) is None:
+        if cls is not None and getattr(cls, "definition", None) is None and not _is_source(cls):
             out.append(Issue("population", spec.name, ("model",), f"backend native: {model_label(spec.model)} is not "
                                                                   f"defined as equations (use backend: auto or torch)"))
     for proj in assembly.projections():
@@ -1338,4 +1374,5 @@ __all__ = ["Issue", "AssemblyError", "assembly_issues", "resource_issues", "memo
            "check_distribution", "weight_problems", "delay_problems", "connector_problem_paths",
            "weight_dimension", "state_variables",
            "SYNAPSE_TYPES", "CONNECTOR_TYPES", "SIGNS", "STORAGES", "DTYPES", "BACKENDS", "MONITOR_TYPES",
-           "DISTRIBUTIONS", "INIT_DISTRIBUTIONS", "INPUT_PARAMS", "STATE_DIMENSIONS"]
+           "DISTRIBUTIONS", "INIT_DISTRIBUTIONS", "INPUT_PARAMS", "STATE_DIMENSIONS",
+           "check_threads", "resolve_threads", "THREADS_ENV"]

@@ -3,9 +3,12 @@
 For each model in a network the engine asks for :func:`model_function`: a C function that advances one trial of one
 population by one step and returns the number of spikes::
 
-    static int32_t model_K(const Pop *P, int32_t b, const REAL *restrict drive, int32_t *restrict fired)
+    static int32_t model_K(Net *net, const Pop *P, int32_t b, const REAL *restrict drive,
+                           int32_t *restrict fired, int32_t lo, int32_t hi)
 
-Its first loop is branch-free (vectorisable): refractory countdown, then every temporary and update of the program
+It updates the neurons ``lo`` to ``hi - 1`` (one part of the population, see the threads section of kernel.c; every
+neuron with one thread) and lists their spikes in ascending order in ``fired`` (which points at the part's own
+stretch of the population's list). Its first loop is branch-free (vectorisable): refractory countdown, then every temporary and update of the program
 from the old values, and the clamped variables held where refractory. The second loop tests the threshold on the
 updated state, applies the resets of the spiking neurons in order, restarts their refractory counters, records
 their indices in ``fired``, and runs the after-step statements for every neuron. The expressions are printed by
@@ -108,7 +111,7 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
     printer = Printer("c", name_of)
     fields = list(defn.state_fields)
     lines = [f"static int32_t {function_name}(Net *net, const Pop *P, int32_t b, const REAL *restrict drive, "
-             f"int32_t *restrict fired) {{",
+             f"int32_t *restrict fired, int32_t lo, int32_t hi) {{",
              "    const int32_t n = P->n;", "    const int64_t off = (int64_t)b * n;", "    (void)net;"]
     group_decls, group_body = _group_terms(tuple(groups), defn.voltage)
     lines += group_decls
@@ -151,11 +154,11 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
     cond_exprs = list(program.gates) + ([program.distance] if program.distance is not None else [])
     lines.append("    int32_t count = 0;")
     if blocked:
-        lines.append("    for (int32_t i0 = 0; i0 < n; i0 += 64) {")
-        lines.append("    const int32_t i1 = i0 + 64 < n ? i0 + 64 : n;")
+        lines.append("    for (int32_t i0 = lo; i0 < hi; i0 += 64) {")
+        lines.append("    const int32_t i1 = i0 + 64 < hi ? i0 + 64 : hi;")
         lines.append("    int hit = 0;")
     lines.append("    BC_INDEPENDENT")
-    lines.append(f"    for (int32_t i = {'i0' if blocked else '0'}; i < {'i1' if blocked else 'n'}; i++) {{")
+    lines.append(f"    for (int32_t i = {'i0' if blocked else 'lo'}; i < {'i1' if blocked else 'hi'}; i++) {{")
     if program.refractory:
         lines.append("        REAL r = S_refrac[i] - 1; r = r < 0 ? 0 : r; S_refrac[i] = r;")
     lines.append(f"        REAL in_I = {'drive[i]' if external else '(REAL)0'}; (void)in_I;")
@@ -193,7 +196,7 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
     if blocked:
         lines.append("    if (!hit) continue;")
     if program.distance is not None or program.after:
-        lines.append(f"    for (int32_t i = {'i0' if blocked else '0'}; i < {'i1' if blocked else 'n'}; i++) {{")
+        lines.append(f"    for (int32_t i = {'i0' if blocked else 'lo'}; i < {'i1' if blocked else 'hi'}; i++) {{")
         for name in state:
             lines.append(f"        REAL x_{name} = S_{name}[i]; (void)x_{name};")
         load_arrays(lines, post)
@@ -230,7 +233,8 @@ def model_function(defn: NeuronDefinition, method: str, option: Optional[str], f
 
 def dispatch_function(names: list) -> str:
     """``step_model``: calls the generated function of ``P->model``."""
-    cases = "\n".join(f"    case {k}: return {name}(net, P, b, drive, fired);" for k, name in enumerate(names))
+    cases = "\n".join(f"    case {k}: return {name}(net, P, b, drive, fired, lo, hi);"
+                      for k, name in enumerate(names))
     return ("static int32_t step_model(Net *net, const Pop *P, int32_t b, const REAL *restrict drive, "
-            "int32_t *restrict fired) {\n"
+            "int32_t *restrict fired, int32_t lo, int32_t hi) {\n"
             f"    switch (P->model) {{\n{cases}\n    default: return 0;\n    }}\n}}\n")

@@ -14,6 +14,10 @@ floating-point operation is rounded as written (the float64 kernel reproduces th
 Vector math: where glibc's vector math library links (``-lmvec``; tried once per source, a failure remembered next
 to the library), the kernel is built with ``BC_LIBMVEC`` so that loops calling ``exp``, ``expm1``, ``log``, ...
 vectorise (see kernel.c); elsewhere, or with ``BRAINCORE_NO_VECTOR_MATH=1``, the scalar libm build is used.
+
+Threads: where the compiler takes ``-fopenmp`` (probed once per compiler with a small program, a failure remembered
+in the cache), the kernel is built with OpenMP and runs ``Simulator(threads=N)`` on N threads (see kernel.c);
+elsewhere, or with ``BRAINCORE_NO_OPENMP=1``, it is built without and runs one thread (the engine says so).
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from typing import Optional
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
-ABI_VERSION = 10
+ABI_VERSION = 11
 #: where kernel.c takes the generated model code
 MODELS_MARKER = "/* @MODELS@ */"
 
@@ -132,6 +136,30 @@ def compile_and_load(source: Path, tag: str, defines: tuple = (), text: Optional
         raise NativeUnavailable(f"loading {target} failed: {err}") from None
 
 
+#: the probe of :func:`openmp_flags`: a parallel region that links against the OpenMP runtime
+OPENMP_PROBE = """#include <omp.h>
+int bc_openmp_probe(void) {
+    int n = 0;
+#pragma omp parallel num_threads(2) reduction(+:n)
+    n += omp_get_thread_num() >= 0;
+    return n;
+}
+"""
+
+
+@lru_cache(maxsize=None)
+def openmp_flags() -> tuple:
+    """``("-fopenmp",)`` where the C compiler builds and links OpenMP code (probed once, a failure remembered next
+    to the cache), else ``()``: the kernel then runs one thread. ``BRAINCORE_NO_OPENMP=1`` disables it."""
+    if os.environ.get("BRAINCORE_NO_OPENMP"):
+        return ()
+    try:
+        compile_and_load(SOURCE, "openmp_probe", text=OPENMP_PROBE, libs=("-fopenmp",), remember_failure=True)
+    except NativeUnavailable:
+        return ()
+    return ("-fopenmp",)
+
+
 @lru_cache(maxsize=64)
 def load_generated(models: str, precision: str) -> ctypes.CDLL:
     """The kernel with the generated model code ``models`` inserted, for ``precision`` ``"float64"`` or
@@ -147,14 +175,15 @@ def load_generated(models: str, precision: str) -> ctypes.CDLL:
         raise NativeUnavailable(f"{SOURCE.name} has no {MODELS_MARKER} marker")
     text = template.replace(MODELS_MARKER, models)
     lib = None
+    openmp = openmp_flags()
     if not os.environ.get("BRAINCORE_NO_VECTOR_MATH"):
         try:
             lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}", "BC_LIBMVEC"), text=text,
-                                   libs=VECTOR_MATH_LIBS, remember_failure=True)
+                                   libs=openmp + VECTOR_MATH_LIBS, remember_failure=True)
         except NativeUnavailable:
             lib = None  # no libmvec here (or not these functions): the scalar build below
     if lib is None:
-        lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}",), text=text)
+        lib = compile_and_load(SOURCE, f"kernel_{precision}", (f"REAL={real}",), text=text, libs=openmp)
     lib.bc_abi_version.restype = ctypes.c_int32
     if lib.bc_abi_version() != ABI_VERSION:
         raise NativeUnavailable(f"{SOURCE.name} has ABI {lib.bc_abi_version()}, expected {ABI_VERSION}")
@@ -164,6 +193,11 @@ def load_generated(models: str, precision: str) -> ctypes.CDLL:
     lib.bc_first_nonfinite.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
     lib.bc_poisson_plan.restype = ctypes.c_int64
     lib.bc_poisson_plan.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64] + [ctypes.c_void_p] * 5
+    lib.bc_openmp.restype = ctypes.c_int32
+    lib.bc_openmp.argtypes = []
+    lib.bc_row_cuts.restype = ctypes.c_int32
+    lib.bc_row_cuts.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32,
+                                ctypes.c_void_p]
     lib.bc_seed.restype = None
     lib.bc_seed.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
     return lib

