@@ -41,6 +41,12 @@ def output_dir(options: dict) -> Path:
     return out
 
 
+def show_progress(config: dict, options: dict) -> bool:
+    """Whether a runner shows progress bars: ``progress`` in the config, unless the caller turns them off
+    (``options["progress"]`` false or ``options["no_progress"]``)."""
+    return bool(config.get("progress", True)) and bool(options.get("progress", True)) and not options.get("no_progress")
+
+
 def run_setup(config: dict, options: dict) -> tuple[Path, bool]:
     """What every task runner does first: its output folder, whether to show progress bars (``progress`` in the
     config, unless ``options["no_progress"]``), and the torch thread count (``threads``, when the config has one
@@ -49,7 +55,7 @@ def run_setup(config: dict, options: dict) -> tuple[Path, bool]:
         import torch
 
         torch.set_num_threads(config["threads"])
-    return output_dir(options), bool(config["progress"]) and not options.get("no_progress")
+    return output_dir(options), show_progress(config, options)
 
 
 def config_key(config: dict, keys: Iterable[str], **extra: Any) -> str:

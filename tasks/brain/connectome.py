@@ -65,6 +65,7 @@ import numpy as np
 
 from braincore.config import (AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, Threads,
                               register_kind)
+from tasks.common import output_dir, show_progress
 
 REGION_DEFAULT = {"n_exc": 40, "n_inh": 10, "epsilon": 0.2, "J": 0.4, "g": 5.0, "eta": 0.9, "tau_m": 10.0,
                   "background_sources": 100}
@@ -647,10 +648,9 @@ def _r(x: float) -> Optional[float]:
 def run(config: dict, options: dict) -> dict:
     from braincore.data.connectome import matrices
 
-    out = Path(options.get("out") or "braincore_out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(options)
     say = options.get("print", print)
-    progress = bool(config["progress"]) and options.get("progress", True) and not options.get("no_progress")
+    progress = show_progress(config, options)
     name = config["name"]
     graph = options.get("graph") or load_graph(config)
     w, lengths = matrices(graph)

@@ -40,6 +40,7 @@ from typing import Optional
 import numpy as np
 
 from braincore.config import Document, Flag, Integer, Kind, Quantity, Record, Text, Threads, register_kind
+from tasks.common import output_dir, show_progress
 from regions.microcircuit import POPULATIONS, PUBLISHED_RATES, microcircuit
 
 ANALYSIS_DEFAULT = {"cv_min_spikes": 3, "corr_neurons": 200, "corr_bin": 5.0, "raster_window": 200.0,
@@ -307,10 +308,9 @@ def simulate(config: dict, say=print, progress: bool = False):
 
 
 def run(config: dict, options: dict) -> dict:
-    out = Path(options.get("out") or "braincore_out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(options)
     say = options.get("print", print)
-    progress = bool(config["progress"]) and options.get("progress", True) and not options.get("no_progress")
+    progress = show_progress(config, options)
     analysis = config["analysis"]
     sim, spikes, sizes, timing = simulate(config, say, progress)
     t0, t1 = config["presim"], config["presim"] + config["duration"]
