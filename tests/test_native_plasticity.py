@@ -26,6 +26,10 @@ RULES = {
     "stdp_then_normalize_post": [{"rule": "stdp", "A_plus": 0.05, "w_max": 1.5},
                                  {"rule": "normalize", "total": 12.0, "every": 10}],
     "normalize_pre": {"rule": "normalize", "total": 9.0, "by": "pre", "every": 3},
+    # normalised above w_max (about 25 synapses per post neuron share 35): every weight is clamped again at the
+    # next STDP step, on both engines
+    "stdp_then_normalize_over_w_max": [{"rule": "stdp", "A_plus": 0.05, "w_max": 1.0},
+                                       {"rule": "normalize", "total": 35.0, "every": 10}],
     "synaptic_scaling": {"rule": "synaptic_scaling", "r_target": "10 Hz", "eta": "2 Hz", "every": 5, "w_max": 3.0},
     "rstdp_d1": {"rule": "rstdp", "eta": 0.01, "tau_c": "100 ms", "w_max": 2.0},
     "rstdp_d2_nearest_baseline": {"rule": "rstdp", "eta": 0.01, "tau_c": "50 ms", "receptor": "d2",

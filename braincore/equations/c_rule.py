@@ -234,7 +234,8 @@ def rule_function(defn: RuleDefinition, program: RuleProgram, function_name: str
         L.append("    }")
     # 7. the events clipped what they changed (a synapse with both a pre and a post spike after both updates,
     # as the PyTorch executor clips once per step); on the first step of a run everything is clipped, as the
-    # weights may have been set out of bounds from Python
+    # weights may have been set out of bounds from Python, and so on the step after a normalisation of the
+    # projection scaled them (R->first, set by the kernel's builtin_rule)
     if clip_events:
         L.append("    if (R->first) {")
         L.append(f"        for (int64_t s = 0; s < S; s++) {clip_line}")

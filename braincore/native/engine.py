@@ -477,7 +477,9 @@ class NativeEngine:
             # tensor, or one modified in place since the last run (torch counts in-place edits; the kernel's
             # own writes through the pointer are not counted)
             seen = self._clipped.get(r)
-            R.first = int(seen is None or seen[0] is not proj.weight or seen[1] != proj.weight._version)
+            # (or when the kernel asked for it: a normalisation scaled the weights on the last step of the last run)
+            R.first = int(bool(R.first) or seen is None or seen[0] is not proj.weight or
+                          seen[1] != proj.weight._version)
             state = proj.rule_state
             if hasattr(rule, "definition"):
                 names = [prefix + name for name, _, _ in rule.program.traces]

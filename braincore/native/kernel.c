@@ -461,6 +461,11 @@ static void builtin_rule(Net *net, Rule *R) {
         }
     }
     R->finite_at = bad ? -1 : net->k;
+    /* the scaled weights may lie outside a bounded rule's [w_min, w_max]: as the PyTorch engine clamps every weight
+     * at that rule's next step, the rules of this projection clip every weight at their next step (a rule before
+     * this one in the chain at the next step, one after it at this step) */
+    for (int32_t q = 0; q < net->n_rules; q++)
+        if (net->rules[q].proj == R->proj && &net->rules[q] != R) net->rules[q].first = 1;
 }
 
 static void step_modulators(Net *net) {
