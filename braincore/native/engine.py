@@ -453,7 +453,6 @@ class NativeEngine:
             R.act_pre, R.act_post = (_ptr(a, ctypes.c_int32) for a in acts)
             R.scratch = scratch.ctypes.data
             R.finite_at = -1
-        self._trace_ptrs = []
 
     def _bind_rules(self) -> tuple:
         """Point the rule records at this run's trace tensors and modulator channels (which Python may have
@@ -470,7 +469,6 @@ class NativeEngine:
             C.baseline, C.zero_baseline = channel.baseline, int(channel.baseline == 0.0)
             C.value = _tensor_ptr(channel.value, dtype)
         index = {name: c for c, (name, _) in enumerate(channels)}
-        self._trace_ptrs = []
         for r, (j, proj, rule, prefix) in enumerate(self.rule_entries):
             R = self.rules[r]
             # clip every weight on the first step only when Python may have set weights out of bounds: a new
@@ -501,7 +499,6 @@ class NativeEngine:
                 ptrs = (c_void_p * max(1, len(names)))(*[_tensor_ptr(state[name], dtype) for name in names])
                 R.traces = ctypes.cast(ptrs, ctypes.POINTER(c_void_p))
                 bound = self._traces_bound[r] = (tensors, ptrs)  # held: no address reused unnoticed
-            self._trace_ptrs.append(bound[1])
         self._chans = chans
         return chans, len(channels)
 
