@@ -10,8 +10,9 @@ The neuron models' C code is generated from their definitions (:mod:`braincore.e
 defined as equations runs here, built-in or written by a user, with scalar or per-neuron parameters. What is
 supported follows from that (anything else makes ``backend: auto`` fall back to PyTorch, and ``backend: native``
 fail with the reason, :func:`unsupported_reasons`): CPU tensors in float32 or float64; every defined neuron model
-(a surrogate spike function changes only gradients, and the simulator runs without); every synaptic kernel and
-delay; Poisson, constant, step and time-varying current inputs; spike and rate monitors.
+(a surrogate spike function changes only gradients, and the simulator runs without) and Poisson source
+populations; every synaptic kernel and delay; Poisson, spike-file, constant, step and time-varying current inputs;
+spike, rate and state monitors.
 
 In float64 the engine reproduces the PyTorch engine's operations in the same order: for models without per-step
 transcendental functions (IF, LIF, ALIF, Izhikevich, GIF) the spikes and state are bit for bit the same on
