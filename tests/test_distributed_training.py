@@ -14,6 +14,7 @@ are compared bit for bit: they perform exactly the same operations.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -225,7 +226,7 @@ RESULT_KEYS = ("seed", "train_episodes", "train_steps", "final_train_return_100"
 def _tiny_config(tmp_path: Path, extra: str = "") -> dict:
     from braincore.config import load_config
 
-    path = tmp_path / "tiny.yaml"
+    path = tmp_path / f"tiny.{os.getpid()}.yaml"    # one file per process: ranks never read a half-written one
     path.write_text(TINY_CARTPOLE + extra)
     return load_config(path)[1]
 

@@ -115,6 +115,7 @@ def run_parallel(config: dict, options: dict, run_one: RunOne) -> dict:
         summaries = [s for part in bd.gather_objects(mine) for s in part]
         launcher, processes = "torchrun", world
         if rank != 0:
+            bd.barrier()  # leave with rank 0: no rank tears its connections down under another's (gloo aborts)
             return {"task": "rl_agent_seeds", "rank": rank, "per_seed": mine}
     else:
         seeds = seeds_of(config, 1)
@@ -123,7 +124,17 @@ def run_parallel(config: dict, options: dict, run_one: RunOne) -> dict:
         with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
             summaries = list(pool.map(_local_worker, jobs))
         launcher = "local"
-    combined = _combine(config, summaries, processes, launcher, time.perf_counter() - wall)
+    try:
+        combined = _combine(config, summaries, processes, launcher, time.perf_counter() - wall)
+        _report(config, seeds, processes, launcher, combined)
+    finally:
+        if launcher == "torchrun":
+            bd.barrier()
+    return combined
+
+
+def _report(config: dict, seeds: list, processes: int, launcher: str, combined: dict) -> None:
+    """One line per seed and the combined JSON line, on stdout."""
     print(f"rl_agent: {len(seeds)} seeds of {config['env']['id']} on {processes} processes ({launcher})")
     for s in combined["per_seed"]:
         if "error" in s:
@@ -133,4 +144,3 @@ def run_parallel(config: dict, options: dict, run_one: RunOne) -> dict:
                   + (f", target {'reached' if s.get('solved') else 'not reached'}" if "solved" in s else "")
                   + f", {s['train_episodes']} training episodes, {s['train_seconds']:.1f} s (log {s['log']})")
     print(json.dumps(combined))
-    return combined
