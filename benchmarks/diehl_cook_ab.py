@@ -45,14 +45,19 @@ def one(i):
 for i in range(5):
     one(i)
 start = time.process_time()
-for i in range(samples):
-    one(i)
+if hasattr(net, "present_many") and not {one_by_one}:  # the trials in one call, as the training runs them
+    for begin in range(0, samples, 200):
+        net.present_many(rates[:min(200, samples - begin)], learn=True)
+else:
+    for i in range(samples):
+        one(i)
 print((time.process_time() - start) / samples * 1e3)
 """
 
 
 def measure(checkout: Path, args: argparse.Namespace) -> float:
-    code = WORKER.format(bench=str(HERE), n_exc=args.n_exc, steps=args.steps, dt=args.dt, samples=args.samples)
+    code = WORKER.format(bench=str(HERE), n_exc=args.n_exc, steps=args.steps, dt=args.dt, samples=args.samples,
+                         one_by_one=bool(args.one_by_one))
     env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(checkout), capture_output=True, text=True,
                           timeout=1800)  # cwd: "-c" puts the current folder first on sys.path
@@ -69,6 +74,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--n-exc", type=int, default=400)
     parser.add_argument("--steps", type=int, default=350)
     parser.add_argument("--dt", type=float, default=0.5)
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="this checkout presents sample by sample (present), not in one run_trials call")
     args = parser.parse_args(argv)
     times: dict = {"this": [], "baseline": []}
     for r in range(args.rounds):

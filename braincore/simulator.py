@@ -702,6 +702,18 @@ class Simulator:
         variables and the spikes in flight are cleared; plasticity traces restart from their initial values.
         Kept: the weights, the step count, the random streams, the input rates, the monitors, the neuromodulator
         channels, and a homeostatic rule's step counter (so its phase). Returns ``self``."""
+        copies, zeros = self._rest_plan(keep)
+        with torch.no_grad():  # in place: the engines keep their bindings to the state tensors
+            for dst, src in copies:
+                dst.copy_(src)
+            for buffer in zeros:
+                buffer.zero_()
+        return self
+
+    def _rest_plan(self, keep: Optional[Mapping[str, Sequence[str]]]) -> tuple[list, list]:
+        """What :meth:`rest` does, as ``(copies, zeros)``: ``(destination, initial value)`` pairs of tensors and
+        the buffers to zero (run by :meth:`rest` in PyTorch, and between trials by the native engine's
+        :meth:`run_trials`)."""
         keeping = {name: set(variables) for name, variables in (keep or {}).items()}
         for name, variables in keeping.items():
             if name not in self.populations:
@@ -710,29 +722,113 @@ class Simulator:
             if unknown:
                 raise KeyError(f"rest: population {name!r} has no state variable {', '.join(sorted(unknown))}; "
                                f"it has {', '.join(self.populations[name].state._fields)}")
-        with torch.no_grad():  # in place: the engines keep their bindings to the state tensors
-            for name, pop in self.populations.items():
-                kept = keeping.get(name, set())
-                for field_name, value, initial in zip(pop.state._fields, pop.state, self._initial_states[name]):
-                    if field_name not in kept:
-                        value.copy_(initial)
-            for group in self.groups:
-                group.x.zero_()
-                if group.ring is not None:
-                    group.ring.zero_()
-                if group.h is not None:
-                    group.h.zero_()
-            for proj in self.projections:
-                if proj.rule is None:
-                    continue
-                fresh = self._fresh_rule_states.get(proj.name)
-                if fresh is None:  # a rule's initial state depends only on the projection, batch, device, dtype
-                    fresh = self._fresh_rule_states[proj.name] = proj.rule.init_state(proj.view, self.batch,
-                                                                                       self.device, self.dtype)
-                for key, value in (proj.rule_state or {}).items():
-                    if not (value.dtype == torch.int64 and value.dim() == 0):  # step counters keep their phase
-                        value.copy_(fresh[key])
-        return self
+        copies: list = []
+        zeros: list = []
+        for name, pop in self.populations.items():
+            kept = keeping.get(name, set())
+            copies += [(value, initial) for field_name, value, initial
+                       in zip(pop.state._fields, pop.state, self._initial_states[name]) if field_name not in kept]
+        for group in self.groups:
+            zeros += [buffer for buffer in (group.x, group.ring, group.h) if buffer is not None]
+        for proj in self.projections:
+            if proj.rule is None:
+                continue
+            fresh = self._fresh_rule_states.get(proj.name)
+            if fresh is None:  # a rule's initial state depends only on the projection, batch, device, dtype
+                fresh = self._fresh_rule_states[proj.name] = proj.rule.init_state(proj.view, self.batch,
+                                                                                   self.device, self.dtype)
+            copies += [(value, fresh[key]) for key, value in (proj.rule_state or {}).items()
+                       if not (value.dtype == torch.int64 and value.dim() == 0)]  # step counters keep their phase
+        return copies, zeros
+
+    def run_trials(self, duration: float, rates: Mapping[str, Any], *, counts: Union[str, Sequence[str]],
+                   keep: Optional[Mapping[str, Sequence[str]]] = None, stop_below: int = 0) -> dict:
+        """The trials of a protocol (one image after another): for each row ``k`` of the rates, exactly
+
+            rest(keep); set_poisson_rate(name, rates[name][k]); every spike monitor's reset_counts(); run(duration)
+
+        and the spike counts of the monitors ``counts`` after it. ``rates``: one Poisson input or source
+        population ``name`` -> ``[K, n]`` or ``[K, B, n]`` rates in Hz (``K`` trials; ``n`` its target neurons;
+        ``B`` the batch). ``stop_below > 0``: stop after the first trial in which some trial of the batch
+        counted fewer than ``stop_below`` spikes in the first of ``counts`` (a protocol that presents such an
+        input again, louder). Returns ``{monitor: int64 counts [K', B, n]}`` for the ``K' <= K`` trials run.
+
+        On the native engine the trials run in C, a call per :data:`NATIVE_CHECK_EVERY` steps (the blow-up
+        check after each call, not after each trial), when every monitor only counts spikes (its ``max_spikes``
+        reached); otherwise, and on the PyTorch engine, trial by trial as above. Both give the same results."""
+        steps = int(round(float(duration) / self.dt))
+        if steps < 0:
+            raise ConfigError(f"duration must be >= 0 ms, got {float(duration):g}")
+        names = [counts] if isinstance(counts, str) else list(counts)
+        by_name = {m.name: (r, m) for r, m in enumerate(self.monitors)}
+        for name in names:
+            if name not in by_name or not isinstance(by_name[name][1], SpikeMonitor):
+                spike = ", ".join(m.name for m in self.monitors if isinstance(m, SpikeMonitor)) or "none"
+                raise KeyError(f"run_trials: no spike monitor named {name!r}; spike monitors: {spike}")
+        if len(rates) != 1:
+            raise ValueError(f"run_trials: rates for exactly one Poisson input or source, got {len(rates)}")
+        (input_name, table), = rates.items()
+        table = torch.as_tensor(np.asarray(table) if not isinstance(table, torch.Tensor) else table)
+        if table.dim() not in (2, 3) or table.shape[0] < 1:
+            raise ValueError(f"run_trials: rates of {input_name!r} must be [K, n] or [K, B, n] (K >= 1 trials), got "
+                             f"{tuple(table.shape)}")
+        self.set_poisson_rate(input_name, table[0])  # checks the name and the shape of a trial's rates
+        spike_monitors = [m for m in self.monitors if isinstance(m, SpikeMonitor)]
+        engine = self.native_engine()
+        plan = self._rest_plan(keep)
+        in_c = engine is not None and engine.trials_reason() is None and all(
+            dst.shape == src.shape and dst.dtype == src.dtype and dst.is_contiguous() and src.is_contiguous()
+            for dst, src in plan[0]) and all(buffer.is_contiguous() for buffer in plan[1])
+        if not in_c:
+            return self._trials_in_python(duration, input_name, table, names, keep, stop_below, spike_monitors)
+        q = self._poisson_index(input_name)
+        inp = self.inputs[q]
+        if table.numel():
+            low, high = torch.aminmax(table.reshape(-1))
+            if not (float(low) >= 0 and float(high) < math.inf):
+                raise ValueError(f"input {input_name}: rates must be finite and >= 0 Hz")
+        n = inp.rate_map.shape[1]
+        sources = 1 if inp.fires else int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
+        # as set_poisson_rate scales each trial's rates: converted to the map's dtype, then times dt * sources
+        scaled = table.to(dtype=self.dtype)
+        if scaled.dim() == 2:
+            scaled = scaled[:, None].expand(table.shape[0], self.batch, n)
+        scaled = (scaled * (self.dt / 1000.0 * sources)).reshape(table.shape[0], self.batch * n).contiguous()
+        for m in self.monitors:
+            m.reset_counts()
+            m.prepare(steps, self.batch, self.device, self.dtype)
+        out = {name: torch.zeros(table.shape[0], self.batch, by_name[name][1].size, dtype=torch.int64)
+               for name in names}
+        per_call = max(1, NATIVE_CHECK_EVERY // max(1, steps))
+        done = 0
+        with torch.no_grad():
+            while done < table.shape[0]:
+                k = min(per_call, table.shape[0] - done)
+                ran = engine.run_trials(steps, plan, q, scaled[done:done + k],
+                                        [(by_name[name][0], out[name][done:done + k]) for name in names],
+                                        stop_below)
+                done += ran
+                self.check_finite()
+                if ran < k:
+                    break
+        return {name: value[:done] for name, value in out.items()}
+
+    def _trials_in_python(self, duration: float, input_name: str, table: Tensor, names: list, keep,
+                          stop_below: int, spike_monitors: list) -> dict:
+        """:meth:`run_trials` trial by trial (its definition)."""
+        by_name = {m.name: m for m in self.monitors}
+        out: dict = {name: [] for name in names}
+        for k in range(table.shape[0]):
+            self.rest(keep)
+            self.set_poisson_rate(input_name, table[k])
+            for m in spike_monitors:
+                m.reset_counts()
+            self.run(duration)
+            for name in names:
+                out[name].append(by_name[name].counts.cpu().clone())
+            if stop_below > 0 and bool((by_name[names[0]].counts.sum(dim=1) < stop_below).any()):
+                break
+        return {name: torch.stack(values) for name, values in out.items()}
 
     # -- construction helpers -------------------------------------------------------------------------
     def _group_for(self, synapse: dict, post: PopulationRuntime, index: dict, where: str) -> int:
@@ -1162,9 +1258,7 @@ class Simulator:
         trial) or ``[B, n]`` (one per trial and neuron), ``n`` being the input's target neurons (its ``neurons``
         list, else the whole population): the closed-loop input of a batch of environments. Checkpoints do not
         hold input rates: set them again after a :meth:`load`."""
-        q = next((i for i, inp in enumerate(self.inputs) if inp.name == name and inp.fires), None)  # a source first
-        if q is None:
-            q = next((i for i, inp in enumerate(self.inputs) if inp.name == name), None)
+        q = self._poisson_index(name)
         if q is None or self.inputs[q].type != "poisson":
             known = ", ".join(i.name for i in self.inputs if i.type == "poisson") or "none"
             raise KeyError(f"no Poisson input or Poisson source population named {name!r}; they are: {known}")
@@ -1179,6 +1273,14 @@ class Simulator:
             raise ConfigError(f"input {name}: rate must be >= 0 Hz, got {hz:g}")
         inp.rate_per_step = hz * self.dt / 1000.0 * sources
         inp.rate_map = None
+
+    def _poisson_index(self, name: str) -> Optional[int]:
+        """The index of the input ``name`` in :attr:`inputs`: a Poisson source population first, else the
+        input of that name (``None`` without one)."""
+        q = next((i for i, inp in enumerate(self.inputs) if inp.name == name and inp.fires), None)
+        if q is None:
+            q = next((i for i, inp in enumerate(self.inputs) if inp.name == name), None)
+        return q
 
     def _set_rate_map(self, inp: InputRuntime, hz: Tensor, sources: int) -> None:
         n = len(inp.neurons) if inp.neurons is not None else self.populations[inp.target].model.size

@@ -476,6 +476,8 @@ def test_the_native_engine_sees_ctrl_c_between_chunks_of_steps():
     text = text[:text.index("monitors:")]
     sim = Simulator(assembly_from_text(text + "backend: native\n", "net.yaml"))
     assert sim.monitors == []
+    sim.run(sim.dt)       # the generated kernel is compiled (or loaded) before the clock starts: a cold cache
+    assert sim.engine == "native"             # would otherwise take the signal while compiling
     total = 1_000_000                                                   # 100 s of 0.1 ms steps
     at_signal = {}
 
@@ -487,6 +489,5 @@ def test_the_native_engine_sees_ctrl_c_between_chunks_of_steps():
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         sim.run(total * sim.dt)                                         # no progress bar
-    assert sim.engine == "native"
-    assert 0 < sim.step_count < total
+    assert 1 < sim.step_count < total + 1
     assert sim.step_count - at_signal["step"] <= CHUNK_STEPS

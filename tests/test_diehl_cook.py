@@ -211,19 +211,20 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
     whole = _run(text, tmp_path / "whole")
     reference = torch.load(tmp_path / "whole" / "dc.ckpt", weights_only=True)
 
-    real, calls = task.present_with_retries, {"n": 0}
+    real, calls = task.present_in_turn, {"n": 0}
 
-    def interrupted(*args, **kwargs):
+    def interrupted(*args, **kwargs):  # training shows its samples up to the next checkpoint in one call
         if kwargs.get("learn"):
             calls["n"] += 1
-            if calls["n"] > 80:  # after the checkpoint at 75 of 120 samples
+            if calls["n"] > 4:  # after the checkpoint at 75 of 120 (blocks end at checkpoints and at epoch ends: 0-25,
+                #                 25-50, 50-60, 60-75)
                 raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(task, "present_with_retries", interrupted)
+    monkeypatch.setattr(task, "present_in_turn", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(text, tmp_path / "cut")
-    monkeypatch.setattr(task, "present_with_retries", real)
+    monkeypatch.setattr(task, "present_in_turn", real)
     assert torch.load(tmp_path / "cut" / "dc.ckpt", weights_only=True)["position"] == 75
     resumed = _run(text, tmp_path / "cut")
     state = torch.load(tmp_path / "cut" / "dc.ckpt", weights_only=True)
@@ -304,16 +305,15 @@ def test_ctrl_c_writes_a_checkpoint_where_it_stops_and_prints_how_to_resume(tmp_
     reference = torch.load(tmp_path / "whole" / "dc.ckpt", weights_only=True)
     (tmp_path / "dc.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)
-    real = task.present_with_retries
-    monkeypatch.setattr(task, "present_with_retries",
-                        press_ctrl_c_during(real, 81, lambda *a, **k: k.get("learn", False)))
+    real = task.present_in_turn  # training shows its samples in blocks: 0-25, 25-50, 50-60, 60-75, 75-100, ...
+    monkeypatch.setattr(task, "present_in_turn", press_ctrl_c_during(real, 5, lambda *a, **k: k.get("learn", False)))
     last = interrupted_cli_run(["run", "dc.yaml", "--out", "cut", "--no-plot"], capsys)
-    # stopped after the presentation in progress (the 81st), not at the last periodic checkpoint (75)
-    assert resume_message("training sample 81/120", "cut/dc.ckpt", "braincore run dc.yaml --out cut").match(last), last
-    assert torch.load(tmp_path / "cut" / "dc.ckpt", weights_only=True)["position"] == 81
-    monkeypatch.setattr(task, "present_with_retries", real)
+    # stopped after the block in progress (samples 75-100), not at the last periodic checkpoint (75)
+    assert resume_message("training sample 100/120", "cut/dc.ckpt", "braincore run dc.yaml --out cut").match(last), last
+    assert torch.load(tmp_path / "cut" / "dc.ckpt", weights_only=True)["position"] == 100
+    monkeypatch.setattr(task, "present_in_turn", real)
     assert main(["run", "dc.yaml", "--out", "cut", "--no-plot"]) == 0
-    assert "resumed from cut/dc.ckpt at training sample 81" in capsys.readouterr().out
+    assert "resumed from cut/dc.ckpt at training sample 100" in capsys.readouterr().out
     state = torch.load(tmp_path / "cut" / "dc.ckpt", weights_only=True)
     assert torch.equal(state["network"]["w"], reference["network"]["w"])
     assert torch.equal(state["network"]["theta"], reference["network"]["theta"])

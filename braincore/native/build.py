@@ -34,7 +34,7 @@ from typing import Optional
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC", "-std=c99"]
-ABI_VERSION = 11
+ABI_VERSION = 12
 #: where kernel.c takes the generated model code
 MODELS_MARKER = "/* @MODELS@ */"
 
@@ -189,6 +189,8 @@ def load_generated(models: str, precision: str) -> ctypes.CDLL:
         raise NativeUnavailable(f"{SOURCE.name} has ABI {lib.bc_abi_version()}, expected {ABI_VERSION}")
     lib.bc_run.restype = ctypes.c_int64
     lib.bc_run.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    lib.bc_run_trials.restype = ctypes.c_int64
+    lib.bc_run_trials.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
     lib.bc_first_nonfinite.restype = ctypes.c_int32
     lib.bc_first_nonfinite.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
     lib.bc_poisson_plan.restype = ctypes.c_int64

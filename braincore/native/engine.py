@@ -30,7 +30,7 @@ from __future__ import annotations
 import ctypes
 import math
 import warnings
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -102,6 +102,18 @@ class Rule(ctypes.Structure):
                 ("finite_at", c_int64)]
 
 
+class Trials(ctypes.Structure):
+    """``bc_run_trials``'s description of a protocol's trials (kernel.c)."""
+    _pointer_types = {"copy_dst": ctypes.POINTER(c_void_p), "copy_src": ctypes.POINTER(c_void_p),
+                      "copy_bytes": P_int64, "zero_dst": ctypes.POINTER(c_void_p), "zero_bytes": P_int64,
+                      "out_rec": P_int32, "out": ctypes.POINTER(c_void_p)}
+    _fields_ = [("n_copies", c_int64), ("n_zeros", c_int64), ("copy_dst", ctypes.POINTER(c_void_p)),
+                ("copy_src", ctypes.POINTER(c_void_p)), ("copy_bytes", P_int64),
+                ("zero_dst", ctypes.POINTER(c_void_p)), ("zero_bytes", P_int64), ("rates", c_void_p),
+                ("m", c_int64), ("input", c_int32), ("n_out", c_int32), ("out_rec", P_int32),
+                ("out", ctypes.POINTER(c_void_p)), ("stop_below", c_int64)]
+
+
 class Chan(ctypes.Structure):
     _fields_ = [("factor", c_double), ("baseline", c_double), ("decays", c_int32), ("zero_baseline", c_int32),
                 ("value", c_void_p)]
@@ -125,6 +137,20 @@ def projection_rules(proj) -> list:
     if rules is None:
         return [(proj.rule, "")]
     return [(rule, f"{i}.") for i, rule in enumerate(rules)]
+
+
+def _tightest_bounds(proj, normalize, dt: float) -> tuple[float, float]:
+    """The largest ``w_min`` and the least ``w_max`` of the rules on ``proj`` that hold its weights in bounds (other
+    than ``normalize``); ``(-inf, inf)`` without any. The kernel's normalisation pass asks those rules to clip every
+    weight at their next step only when a weight it scaled leaves this range (inside it, no clip changes one)."""
+    low, high = -math.inf, math.inf
+    for rule, _ in projection_rules(proj):
+        program = getattr(rule, "program", None)
+        if rule is normalize or program is None or not program.clip:
+            continue
+        values = rule.constants(dt)
+        low, high = max(low, float(values["w_min"])), min(high, float(values["w_max"]))
+    return low, high
 
 
 def _rule_reason(proj) -> Optional[str]:
@@ -431,7 +457,8 @@ class NativeEngine:
                 K = np.array([float(values[k]) for k in rule_constant_names(rule.program)], dtype=np.float64)
             elif isinstance(rule, Normalize):
                 R.kind, R.every, R.by = -1, int(rule.params.every), int(rule.params.by == "pre")
-                K = np.array([float(rule.params.total)], dtype=np.float64)
+                low, high = _tightest_bounds(proj, rule, sim.dt)
+                K = np.array([float(rule.params.total), low, high], dtype=np.float64)
             else:  # SynapticScaling: the constants of homeostasis.SynapticScaling.step, computed as it does
                 p, dt = rule.params, sim.dt
                 decay = math.exp(-dt / p.tau_rate)
@@ -602,47 +629,11 @@ class NativeEngine:
 
         sim = self.sim
         self._bind()
-        B = sim.batch
         records_state = any(isinstance(m, StateMonitor) for m in sim.monitors)
         # at most CHUNK_STEPS steps per call into C: Python sees Ctrl-C (and updates the bar) between calls
         chunk = 1 if records_state else CHUNK_STEPS
-        # the monitor records: as at the last run when the monitors, their buffers' sizes and count tensors are
-        caps = [max(1, min(max(SPIKE_BUFFER_MIN, 4 * B * sim.populations[m.target].model.size),
-                           m.max_spikes - m.stored)) if isinstance(m, SpikeMonitor) else 0 for m in sim.monitors]
-        key = (tuple(map(id, sim.monitors)), tuple(caps), max(1, min(chunk, steps)))
-        if self._recs is not None and self._recs[0] == key:
-            recs, buffers = self._recs[1], self._recs[2]
-            for r, m in enumerate(sim.monitors):  # a monitor's counts may be a new tensor (reset_counts)
-                if isinstance(m, SpikeMonitor):
-                    recs[r].counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
-        else:
-            recs = (Rec * max(1, len(sim.monitors)))()
-            buffers = []
-            for r, m in enumerate(sim.monitors):
-                R = recs[r]
-                R.pop = self.pop_index[m.target]
-                if isinstance(m, SpikeMonitor):
-                    R.type = 0
-                    # room for what the monitor may still store (spikes past its max_spikes are only counted)
-                    R.cap = caps[r]
-                    buf = self._spike_buffer(r, R.cap)
-                    R.triples = _ptr(buf, ctypes.c_int64)
-                    R.counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
-                elif isinstance(m, StateMonitor):
-                    R.type = 2  # read from Python after each step
-                    buf = None
-                else:
-                    R.type = 1
-                    buf = np.zeros((max(1, min(chunk, steps)), B), dtype=np.int64)
-                    R.counts = _ptr(buf, ctypes.c_int64)
-                buffers.append(buf)
-            self._recs = (key, recs, buffers, list(sim.monitors))  # the monitors held: their ids stay theirs
-        chans, n_chans = self._bind_rules()
-        net = Net(B=B, L=sim.ring_length, n_pops=len(self.pops), n_groups=len(sim.groups),
-                  n_projs=len(sim.projections), n_inputs=len(sim.inputs), n_recs=len(sim.monitors),
-                  n_rules=len(self.rule_entries), n_chans=n_chans, threads=self.threads, parts=self.parts,
-                  k=sim.step_count, pops=self.pops, groups=self.groups, projs=self.projs, inputs=self.inputs,
-                  recs=recs, rng=self.rng_state.ctypes.data, rules=self.rules, chans=chans)
+        recs, buffers = self._records(max(1, min(chunk, steps)))
+        net = self._net(recs)
         left = steps
         while left > 0:
             for r, m in enumerate(sim.monitors):
@@ -664,9 +655,120 @@ class NativeEngine:
             sim.step_count = int(net.k)
             if bar is not None:
                 bar.update(done)
-        if steps > 0:  # the weights are within bounds now (until Python edits them)
-            for r, (_, proj, _, _) in enumerate(self.rule_entries):
-                self._clipped[r] = (proj.weight, proj.weight._version)
+        if steps > 0:
+            self._ran()
+
+    def _records(self, rate_rows: int) -> tuple:
+        """The C monitor records (and their buffers: ``rate_rows`` steps of a rate monitor), kept from the last
+        run while the monitors, their buffers' sizes and count tensors are the same."""
+        from ..monitors import SpikeMonitor, StateMonitor
+
+        sim, B = self.sim, self.sim.batch
+        caps = [max(1, min(max(SPIKE_BUFFER_MIN, 4 * B * sim.populations[m.target].model.size),
+                           m.max_spikes - m.stored)) if isinstance(m, SpikeMonitor) else 0 for m in sim.monitors]
+        key = (tuple(map(id, sim.monitors)), tuple(caps), rate_rows)
+        if self._recs is not None and self._recs[0] == key:
+            recs, buffers = self._recs[1], self._recs[2]
+            for r, m in enumerate(sim.monitors):  # a monitor's counts may be a new tensor (reset_counts)
+                if isinstance(m, SpikeMonitor):
+                    recs[r].counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
+            return recs, buffers
+        recs = (Rec * max(1, len(sim.monitors)))()
+        buffers = []
+        for r, m in enumerate(sim.monitors):
+            R = recs[r]
+            R.pop = self.pop_index[m.target]
+            if isinstance(m, SpikeMonitor):
+                R.type = 0
+                # room for what the monitor may still store (spikes past its max_spikes are only counted)
+                R.cap = caps[r]
+                buf = self._spike_buffer(r, R.cap)
+                R.triples = _ptr(buf, ctypes.c_int64)
+                R.counts = ctypes.cast(_tensor_ptr(m.counts, torch.int64), P_int64)
+            elif isinstance(m, StateMonitor):
+                R.type = 2  # read from Python after each step
+                buf = None
+            else:
+                R.type = 1
+                buf = np.zeros((rate_rows, B), dtype=np.int64)
+                R.counts = _ptr(buf, ctypes.c_int64)
+            buffers.append(buf)
+        self._recs = (key, recs, buffers, list(sim.monitors))  # the monitors held: their ids stay theirs
+        return recs, buffers
+
+    def _net(self, recs) -> "Net":
+        """The C network record of this run: its rules and modulator channels bound (:meth:`_bind_rules`)."""
+        sim = self.sim
+        chans, n_chans = self._bind_rules()
+        return Net(B=sim.batch, L=sim.ring_length, n_pops=len(self.pops), n_groups=len(sim.groups),
+                   n_projs=len(sim.projections), n_inputs=len(sim.inputs), n_recs=len(sim.monitors),
+                   n_rules=len(self.rule_entries), n_chans=n_chans, threads=self.threads, parts=self.parts,
+                   k=sim.step_count, pops=self.pops, groups=self.groups, projs=self.projs, inputs=self.inputs,
+                   recs=recs, rng=self.rng_state.ctypes.data, rules=self.rules, chans=chans)
+
+    def _ran(self) -> None:
+        """After a run of at least one step: the weights are within bounds (until Python edits them)."""
+        for r, (_, proj, _, _) in enumerate(self.rule_entries):
+            self._clipped[r] = (proj.weight, proj.weight._version)
+
+    # -- trials in one call -----------------------------------------------------------------------------
+    def trials_reason(self) -> Optional[str]:
+        """Why :meth:`run_trials` cannot run this network's trials in C (``None`` when it can): every monitor
+        must be a spike monitor that only counts (``max_spikes`` reached), as the trials are not returned to
+        Python between steps."""
+        from ..monitors import SpikeMonitor
+
+        for m in self.sim.monitors:
+            if not isinstance(m, SpikeMonitor):
+                return f"monitor {m.name!r} records more than spike counts"
+            if m.max_spikes - m.stored > 0:
+                return f"spike monitor {m.name!r} stores spikes (max_spikes {m.max_spikes})"
+        return None
+
+    def run_trials(self, steps: int, rest: tuple, input_index: int, rates: torch.Tensor,
+                   outputs: Sequence[tuple], stop_below: int) -> int:
+        """Run ``len(rates)`` trials of ``steps`` steps in one call into C (``bc_run_trials``): before each, the
+        simulator's rest plan ``rest`` (``(copies [(dst, src)], zeros [tensor])``), row ``k`` of ``rates``
+        (``[K, B*m]``, mean counts per step, this engine's dtype) into input ``input_index``'s rate map, and
+        every spike monitor's counts zeroed; after each, the counts of ``outputs`` (``(monitor index, int64
+        tensor [K, B, n])``) copied out. Returns the trials run (fewer when one counted fewer than
+        ``stop_below`` spikes in some trial of the batch in the first output). :meth:`trials_reason` must be
+        ``None``; the caller has set the first trial's rates (so the map and its plan arrays exist)."""
+        sim = self.sim
+        self._bind()
+        recs, _ = self._records(1)
+        net = self._net(recs)
+        for r in range(len(sim.monitors)):
+            recs[r].filled, recs[r].dropped, recs[r].room = 0, 0, 0
+        copies, zeros = rest
+        held = [t for pair in copies for t in pair] + list(zeros) + [rates] + [out for _, out in outputs]
+        for t in held:
+            if t.device.type != "cpu" or not t.is_contiguous():
+                raise ValueError("run_trials: every tensor must be a contiguous CPU tensor")
+        n_trials = int(rates.shape[0])
+        Q = self.inputs[input_index]
+        if not Q.lams or not Q.limits:
+            raise ValueError("run_trials: set the input's rates (a map) before the trials")
+        vp = c_void_p
+        arrays = dict(
+            copy_dst=(vp * max(1, len(copies)))(*[d.data_ptr() for d, _ in copies]),
+            copy_src=(vp * max(1, len(copies)))(*[s.data_ptr() for _, s in copies]),
+            copy_bytes=(c_int64 * max(1, len(copies)))(*[d.numel() * d.element_size() for d, _ in copies]),
+            zero_dst=(vp * max(1, len(zeros)))(*[z.data_ptr() for z in zeros]),
+            zero_bytes=(c_int64 * max(1, len(zeros)))(*[z.numel() * z.element_size() for z in zeros]),
+            out_rec=(c_int32 * max(1, len(outputs)))(*[r for r, _ in outputs]),
+            out=(vp * max(1, len(outputs)))(*[out.data_ptr() for _, out in outputs]))
+        spec = Trials(n_copies=len(copies), n_zeros=len(zeros), rates=_tensor_ptr(rates, sim.dtype),
+                      m=rates.shape[1] // sim.batch, input=input_index, n_out=len(outputs),
+                      stop_below=int(stop_below),
+                      **{name: ctypes.cast(a, Trials._pointer_types[name]) for name, a in arrays.items()})
+        done = int(self.lib.bc_run_trials(ctypes.byref(net), ctypes.byref(spec), int(steps), n_trials))
+        for r, m in enumerate(sim.monitors):
+            m.dropped += int(recs[r].dropped)
+        sim.step_count = int(net.k)
+        if done * steps > 0:
+            self._ran()
+        return done
 
     def weights_found_finite(self) -> set:
         """Names of the projections whose every weight the kernel found finite on the last step run: those whose

@@ -443,7 +443,9 @@ static void builtin_rule(Net *net, Rule *R) {
     for (int32_t q = 0; q < n; q++) tmp[q] = tmp[q] * total > 0 ? ((REAL)1 / tmp[q]) * total : (REAL)1;
     /* the pass writes every weight: it notes whether all are finite (x - x is 0 for a finite x, NaN otherwise), so
      * that the blow-up check after a run ending on this step need not read the weights again */
-    int bad = 0;
+    /* ... and whether any leaves [K[1], K[2]], the tightest bounds of the projection's bounded rules */
+    const REAL bound_lo = (REAL)R->K[1], bound_hi = (REAL)R->K[2];
+    int bad = 0, out = 0;
     if (J->full && !R->by) {
         for (int32_t i = 0; i < Pa->n; i++) {
             REAL *restrict row = w + (int64_t)i * nb;
@@ -451,6 +453,7 @@ static void builtin_rule(Net *net, Rule *R) {
                 const REAL x = row[j] * tmp[j];
                 row[j] = x;
                 bad |= (x - x) != (REAL)0;
+                out |= (x < bound_lo) | (x > bound_hi);
             }
         }
     } else {
@@ -458,14 +461,17 @@ static void builtin_rule(Net *net, Rule *R) {
             const REAL x = w[s] * tmp[R->by ? R->pre_of[s] : J->post[s]];
             w[s] = x;
             bad |= (x - x) != (REAL)0;
+            out |= (x < bound_lo) | (x > bound_hi);
         }
     }
     R->finite_at = bad ? -1 : net->k;
-    /* the scaled weights may lie outside a bounded rule's [w_min, w_max]: as the PyTorch engine clamps every weight
-     * at that rule's next step, the rules of this projection clip every weight at their next step (a rule before
-     * this one in the chain at the next step, one after it at this step) */
-    for (int32_t q = 0; q < net->n_rules; q++)
-        if (net->rules[q].proj == R->proj && &net->rules[q] != R) net->rules[q].first = 1;
+    /* scaled weights outside a bounded rule's [w_min, w_max]: as the PyTorch engine clamps every weight at that
+     * rule's next step, the rules of this projection clip every weight at their next step (a rule before this one in
+     * the chain at the next step, one after it at this step). Inside the tightest bounds, no clip would change a
+     * weight, and none is done (a NaN is left as it is by a clip, as by torch.clamp). */
+    if (out)
+        for (int32_t q = 0; q < net->n_rules; q++)
+            if (net->rules[q].proj == R->proj && &net->rules[q] != R) net->rules[q].first = 1;
 }
 
 static void step_modulators(Net *net) {
@@ -817,6 +823,61 @@ int64_t bc_run(Net *net, int64_t steps) {
     return done;
 }
 
+/* The trials of a protocol in one call (Simulator.run_trials): before each trial the network's rest (copies of
+ * initial values, zeroed buffers: Simulator._rest_plan), the trial's row of rates (mean counts per step) into one
+ * Poisson rate map and its plan, every spike recorder's counts zeroed; then `steps` steps; then the counts of the
+ * listed recorders copied out. Every spike recorder counts only (no room for triples), so no step stops early. */
+typedef struct {
+    int64_t n_copies, n_zeros;
+    void *const *copy_dst;
+    void *const *copy_src;
+    const int64_t *copy_bytes;
+    void *const *zero_dst;
+    const int64_t *zero_bytes;
+    const REAL *rates;                 /* [n_trials * B * m] */
+    int64_t m;                         /* the rate map's entries per trial of the batch */
+    int32_t input, n_out;              /* the Poisson input whose map is set; how many recorders are copied out */
+    const int32_t *out_rec;            /* [n_out] recorder indices */
+    int64_t *const *out;               /* [n_out] destinations, [n_trials * B * n] each */
+    int64_t stop_below;                /* > 0: stop after a trial in which some trial of the batch counted fewer
+                                          spikes in the first listed recorder */
+} Trials;
+
+int64_t bc_poisson_plan(const REAL *lams, int32_t B, int64_t m, double *limits, int64_t *nz_ptr, int64_t *nz_index,
+                        double *nz_accept, double *nz_max);
+
+/* Returns how many trials ran: n_trials, or fewer when stop_below stopped them. */
+int64_t bc_run_trials(Net *net, const Trials *T, int64_t steps, int64_t n_trials) {
+    Input *Q = &net->inputs[T->input];
+    const int64_t row = (int64_t)net->B * T->m;
+    for (int64_t k = 0; k < n_trials; k++) {
+        for (int64_t c = 0; c < T->n_copies; c++) memcpy(T->copy_dst[c], T->copy_src[c], (size_t)T->copy_bytes[c]);
+        for (int64_t z = 0; z < T->n_zeros; z++) memset(T->zero_dst[z], 0, (size_t)T->zero_bytes[z]);
+        memcpy(Q->lams, T->rates + k * row, (size_t)row * sizeof(REAL));
+        bc_poisson_plan((const REAL *)Q->lams, net->B, T->m, (double *)Q->limits, (int64_t *)Q->nz_ptr,
+                        (int64_t *)Q->nz_index, (double *)Q->nz_accept, (double *)Q->nz_max);
+        for (int32_t r = 0; r < net->n_recs; r++)
+            if (net->recs[r].type == REC_SPIKES)
+                memset(net->recs[r].counts, 0, (size_t)net->B * net->pops[net->recs[r].pop].n * sizeof(int64_t));
+        bc_run(net, steps);
+        for (int32_t o = 0; o < T->n_out; o++) {
+            const Rec *R = &net->recs[T->out_rec[o]];
+            const int64_t n = (int64_t)net->B * net->pops[R->pop].n;
+            memcpy(T->out[o] + k * n, R->counts, (size_t)n * sizeof(int64_t));
+        }
+        if (T->stop_below > 0 && T->n_out > 0) {
+            const Rec *R = &net->recs[T->out_rec[0]];
+            const int32_t n = net->pops[R->pop].n;
+            for (int32_t b = 0; b < net->B; b++) {
+                int64_t total = 0;
+                for (int32_t i = 0; i < n; i++) total += R->counts[(int64_t)b * n + i];
+                if (total < T->stop_below) return k + 1;
+            }
+        }
+    }
+    return n_trials;
+}
+
 /* Whether this build runs threads (compiled with OpenMP). */
 int32_t bc_openmp(void) {
 #if defined(_OPENMP)
@@ -908,4 +969,4 @@ int32_t bc_first_nonfinite(void *const *ptrs, const int64_t *lens, int32_t n) {
     return -1;
 }
 
-int32_t bc_abi_version(void) { return 11; }
+int32_t bc_abi_version(void) { return 12; }

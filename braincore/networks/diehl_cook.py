@@ -215,6 +215,23 @@ class DiehlCookNetwork:
             return counts, monitors["inh_spikes"].counts[:n].cpu().clone()
         return counts
 
+    def present_many(self, rates_hz: torch.Tensor, *, learn: bool, stop_below: int = 0) -> torch.Tensor:
+        """Show the samples ``rates_hz [K, n_in]`` one after another, each as :meth:`present` shows it (a network
+        of ``batch`` 1), in one :meth:`~braincore.simulator.Simulator.run_trials` (on the native engine, one
+        call into C per 10,000 steps). ``stop_below > 0``: stop after the first sample that evoked fewer than
+        ``stop_below`` excitatory spikes. Returns the counts ``[K', n_exc]`` of the ``K' <= K`` samples shown."""
+        if self.batch != 1:
+            raise ValueError(f"diehl_cook: present_many shows one sample at a time (a network of batch 1); this "
+                             f"one has batch {self.batch}: use present")
+        rates_hz = torch.as_tensor(rates_hz)
+        if rates_hz.dim() != 2 or rates_hz.shape[1] != self.n_in or rates_hz.shape[0] < 1:
+            raise ValueError(f"diehl_cook: rates must be [K, {self.n_in}] Hz with K >= 1, got "
+                             f"{tuple(rates_hz.shape)}")
+        sim = self._activate(learn)
+        counts = sim.run_trials(self.steps * float(self.p.dt), {"input": rates_hz.detach()}, counts="exc_spikes",
+                                keep={"exc": ["theta"]}, stop_below=stop_below)
+        return counts["exc_spikes"][:, 0].clone()
+
     # ---------------------------------------------------------------------------------------------- workers
     def worker(self, seed: int) -> "DiehlCookNetwork":
         """A copy for a parallel worker: its own simulators and random streams (seeded by ``seed``), this

@@ -77,11 +77,14 @@ def rates_of(images: torch.Tensor, intensity: float) -> torch.Tensor:
 
 
 def present_with_retries(net: DiehlCookNetwork, images: torch.Tensor, steps: int, intensity: float,
-                         min_spikes: int, learn: bool) -> tuple[torch.Tensor, int]:
+                         min_spikes: int, learn: bool,
+                         counts: "torch.Tensor | None" = None) -> tuple[torch.Tensor, int]:
     """Show ``images`` (a batch) until each evokes ``min_spikes`` spikes, raising the intensity by one per retry
     (the learning simulator normalises the weights at the end of every presentation, so each one starts from
-    normalised weights). Returns counts ``[B, n_exc]`` and the number of retries."""
-    counts = net.present(rates_of(images, intensity), steps, learn=learn)
+    normalised weights). ``counts``: those of a first presentation already made. Returns counts ``[B, n_exc]``
+    and the number of retries."""
+    if counts is None:
+        counts = net.present(rates_of(images, intensity), steps, learn=learn)
     retries = 0
     low = counts.sum(dim=1) < min_spikes
     while bool(low.any()) and retries < MAX_INTENSITY_RAISES:
@@ -90,6 +93,33 @@ def present_with_retries(net: DiehlCookNetwork, images: torch.Tensor, steps: int
         counts[again] = net.present(rates_of(images[again], intensity + retries), steps, learn=learn)
         low = counts.sum(dim=1) < min_spikes
     return counts, retries
+
+
+#: samples per :func:`present_in_turn` call on a network of batch 1 (the progress bar's and Ctrl-C's granularity)
+SAMPLES_PER_CALL = 100
+
+
+def present_in_turn(net: DiehlCookNetwork, images: torch.Tensor, steps: int, intensity: float, min_spikes: int,
+                    learn: bool) -> tuple[torch.Tensor, int]:
+    """:func:`present_with_retries` for each image in turn on a network of batch 1, the images between retries
+    shown in one :meth:`DiehlCookNetwork.present_many` (the same presentations, in the same order, as one
+    :func:`present_with_retries` per image). Returns counts ``[K, n_exc]`` and the number of retries."""
+    import torch
+
+    out = torch.zeros(images.shape[0], net.n_exc, dtype=torch.int64)
+    start, retries = 0, 0
+    while start < images.shape[0]:
+        counts = net.present_many(rates_of(images[start:], intensity), learn=learn, stop_below=min_spikes)
+        shown = counts.shape[0]
+        out[start:start + shown] = counts
+        if int(counts[-1].sum()) < min_spikes:  # the last one shown evoked too few spikes: louder, until it does
+            last = start + shown - 1
+            again, r = present_with_retries(net, images[last:last + 1], steps, intensity, min_spikes, learn,
+                                            counts=counts[-1:].clone())
+            out[last] = again[0]
+            retries += r
+        start += shown
+    return out, retries
 
 
 def assign_labels(responses: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
@@ -119,9 +149,11 @@ def _respond(net, images, steps, config, learn, bar_desc, progress) -> np.ndarra
     batch = net.batch
     out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
     with progress_bar(images.shape[0], bar_desc, progress, unit="image") as bar:
-        for start in range(0, images.shape[0], batch):
-            chunk = images[start:start + batch]
-            counts, _ = present_with_retries(net, chunk, steps, config["intensity"], config["min_spikes"], learn)
+        step = SAMPLES_PER_CALL if batch == 1 else batch
+        for start in range(0, images.shape[0], step):
+            chunk = images[start:start + step]
+            present = present_in_turn if batch == 1 else present_with_retries
+            counts, _ = present(net, chunk, steps, config["intensity"], config["min_spikes"], learn)
             out[start:start + len(chunk)] = counts.numpy()
             bar.update(len(chunk))
     return out
@@ -223,9 +255,15 @@ def run(config: dict, options: dict) -> dict:
                 safe_points(ckpt_path, lambda: save(position, train_seconds)) as points:
             last_save = position
             while position < total:
-                epoch, take = epoch_batch(train_idx, position, per_epoch, batch, seed)
+                # a network of batch 1 shows its samples in turn, up to the next checkpoint in one call
+                block = batch if batch > 1 or parallel else \
+                    min(SAMPLES_PER_CALL, config["checkpoint_every"] - (position - last_save))
+                epoch, take = epoch_batch(train_idx, position, per_epoch, max(1, block), seed)
                 start = time.perf_counter()
-                if parallel:
+                if batch == 1 and not parallel:
+                    counts, retries = present_in_turn(net, train.images[torch.as_tensor(take)], steps,
+                                                      config["intensity"], config["min_spikes"], learn=True)
+                elif parallel:
                     counts_np, retries = run_workers(net, train.images[torch.as_tensor(take)], steps, config, True,
                                                      position)
                     counts = torch.from_numpy(counts_np)
