@@ -10,7 +10,8 @@ subprocess with one thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``)
 Engines:
 
 - ``braincore-native``: :class:`braincore.networks.diehl_cook.DiehlCookNetwork` (the network as an Assembly)
-  on the generic native engine, one sample after the other (the paper's sequential learning);
+  on the generic native engine, one sample after the other (the paper's sequential learning), 25 samples per
+  ``present_many`` call (``Simulator.run_trials``: the trials in one call into C, as the training shows them);
 - ``braincore-parallel``: the C engine on ``--workers`` threads (one core each): each worker learns online on its
   share of a batch of ``--parallel-batch`` samples from the batch-start state, the workers' changes averaged at
   the batch end (the task's ``workers`` option); wall time per sample, so it counts the cores used;
@@ -117,6 +118,10 @@ def _time_blocks(step, n_samples: int, warmup: int, repeat: int, per_call: int) 
     return out
 
 
+#: samples per timed call of the sequential native engine (DiehlCookNetwork.present_many, as the training shows them)
+SAMPLES_IN_TURN = 25
+
+
 def work_braincore(spec: dict) -> dict:
     import torch
 
@@ -124,7 +129,9 @@ def work_braincore(spec: dict) -> dict:
     from braincore.networks.diehl_cook import DiehlCookNetwork, DiehlCookParams
 
     engine, n_exc, steps, dt = spec["engine"], spec["n_exc"], spec["steps"], spec["dt"]
-    batch = {"braincore-batch": spec["batch"], "braincore-parallel": spec["parallel_batch"]}.get(engine, 1)
+    # samples per timed call: a batch of trials, a parallel batch, or (sequential native) samples shown in turn
+    batch = {"braincore-batch": spec["batch"], "braincore-parallel": spec["parallel_batch"]}.get(
+        engine, SAMPLES_IN_TURN)
     total = spec["warmup"] + spec["samples"] * spec["repeat"] + batch
     images, source = _images(total)
     rates = images.reshape(len(images), -1).double() / 4.0
@@ -136,6 +143,8 @@ def work_braincore(spec: dict) -> dict:
     spikes = []
 
     def learn_one(model, rows) -> int:  # normalised on the last step of each presentation
+        if model.batch == 1:  # one sample after the other, in one run_trials call (as the training does)
+            return int(model.present_many(rows, learn=True).sum())
         return int(model.present(rows, steps, learn=True).sum())
 
     def step(i: int) -> None:
