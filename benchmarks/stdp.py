@@ -153,8 +153,8 @@ def work_braincore(spec: dict) -> dict:
             spikes.append(learn_one(net, chunk))
             return
         seeds = [i * 31 + k for k in range(spec["workers"])]
-        spikes.append(sum(net.run_parallel(len(chunk), lambda worker, share: sum(
-            learn_one(worker, chunk[j:j + 1]) for j in share), seeds, learn=True)))
+        spikes.append(sum(net.run_parallel(len(chunk), lambda worker, share: learn_one(
+            worker, chunk[torch.as_tensor(share)]), seeds, learn=True)))
 
     times = _time_blocks(step, spec["samples"], spec["warmup"], spec["repeat"], batch)
     return {"s_per_sample_all": times, "spikes_per_sample": sum(spikes) / (len(spikes) * batch), "images": source,

@@ -809,7 +809,8 @@ class Simulator:
                                         stop_below)
                 done += ran
                 self.check_finite()
-                if ran < k:
+                # stopped by stop_below (on any trial of this call, its last one included), or done
+                if ran < k or (stop_below > 0 and bool((out[names[0]][done - 1].sum(dim=1) < stop_below).any())):
                     break
         return {name: value[:done] for name, value in out.items()}
 

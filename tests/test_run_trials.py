@@ -124,7 +124,12 @@ def test_one_rate_row_for_every_trial_of_the_batch_and_a_poisson_input():
 
 
 @pytest.mark.skipif(not NATIVE, reason="no C compiler")
-def test_stop_below_ends_after_the_first_trial_with_too_few_spikes():
+@pytest.mark.parametrize("per_call", [None, 2, 4])   # trials per call into C: the silent trial 3 inside the
+def test_stop_below_ends_after_the_first_trial_with_too_few_spikes(per_call, monkeypatch):  # 2nd call, or its last
+    import braincore.simulator as simulator
+
+    if per_call is not None:
+        monkeypatch.setattr(simulator, "NATIVE_CHECK_EVERY", per_call * STEPS)
     table = _rates(6, 1)
     table[3] = 0.0                                     # trial 3: no input, no exc spikes
     a, b = _sim(1), _sim(1)

@@ -169,17 +169,20 @@ def run_workers(net: DiehlCookNetwork, images: torch.Tensor, steps: int, config:
     (:meth:`DiehlCookNetwork.run_parallel`), each taking a contiguous share; with ``learn`` the workers' changes
     are averaged into ``net``. Worker random streams are seeded from the run's seed and ``position``, so a run
     is reproducible and resumable. Returns counts ``[B, n_exc]`` and retries."""
+    import torch
+
     out = np.zeros((images.shape[0], net.n_exc), dtype=np.int64)
 
     def work(worker: DiehlCookNetwork, share: np.ndarray) -> int:
         retries = 0
-        for i in share:
-            counts, r = present_with_retries(worker, images[i:i + 1], steps, config["intensity"],
-                                             config["min_spikes"], learn)
-            out[i] = counts[0].numpy()
+        for begin in range(0, len(share), SAMPLES_PER_CALL):  # the share's images in turn, a call per block
+            block = share[begin:begin + SAMPLES_PER_CALL]
+            counts, r = present_in_turn(worker, images[torch.as_tensor(block)], steps, config["intensity"],
+                                        config["min_spikes"], learn)
+            out[block] = counts.numpy()
             retries += r
             if bar is not None:
-                bar.update(1)
+                bar.update(len(block))
         return retries
 
     seeds = [_worker_seed(config["seed"], position, k) for k in range(config["workers"])]
