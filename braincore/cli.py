@@ -1,6 +1,7 @@
 """The ``braincore`` command.
 
     braincore run [CONFIG] [--out DIR] [--seed N] [--no-plot] [--json]   run a config (default: the bundled demo)
+                  [--env ENV_ID]                 an agent config (kind rl_agent) on another environment
     braincore validate CONFIG [--json]             list every problem in a config; exit 1 if any
     braincore configs [--json]                     the bundled configs, one line each
     braincore plot neuron MODEL [--preset P] [--current I] [--duration T] [--dt DT] [--out PNG] [--json]
@@ -104,6 +105,9 @@ def _parser() -> tuple[_Parser, dict]:
     run.add_argument("--no-plot", action="store_true", help="do not write PNG files")
     run.add_argument("--seed", type=int, default=None,
                      help="override the config's seed (repeat a run over seeds without editing the YAML)")
+    run.add_argument("--env", default=None, metavar="ENV_ID",
+                     help="an agent config (kind rl_agent) on another gymnasium environment: its env.id, "
+                          "checked like the config's own before anything runs")
     json_flag(run)
     subs["run"] = run
 
@@ -207,6 +211,8 @@ def _resume_command(args: argparse.Namespace) -> str:
     parts = ["braincore", "run", args.config, "--out", args.out]
     if args.seed is not None:
         parts += ["--seed", str(args.seed)]
+    if getattr(args, "env", None) is not None:
+        parts += ["--env", args.env]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -247,13 +253,33 @@ def _interrupt_message(err: KeyboardInterrupt, args: argparse.Namespace, kind, c
                            f"is resumable; start again with: {again}", None)
 
 
+def _with_env(path: Path, env_id: str) -> tuple:
+    """The config at ``path`` with its ``env.id`` replaced by ``env_id`` (and its ``env.kwargs`` dropped: they
+    belong to the config's own environment), validated as a whole, so that an environment whose spaces the agent
+    cannot take is reported before anything runs."""
+    from .config import load_file, validate
+
+    doc = load_file(path)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    if data.get("kind") != "rl_agent":
+        raise ConfigError(f"{path}: --env applies to agent configs (kind: rl_agent), not to kind "
+                          f"{data.get('kind')!r}")
+    if not isinstance(env_id, str) or not env_id.strip():
+        raise ConfigError("--env: expected a gymnasium environment id such as CartPole-v1")
+    data["env"] = {"id": env_id.strip()}
+    return validate(doc)
+
+
 def _cmd_run(args: argparse.Namespace, beat: Heartbeat) -> dict:
     from .config import load_config, resolve_config_path
     from .launch_env import environment_world_size
 
     path = resolve_config_path(args.config)
     beat.phase = f"loading {path}"
-    kind, config = load_config(path)
+    if getattr(args, "env", None) is not None:
+        kind, config = _with_env(path, args.env)
+    else:
+        kind, config = load_config(path)
     if args.seed is not None:
         if "seed" not in kind.schema.fields:
             raise ConfigError(f"{path}: a {kind.name} config has no seed to override")

@@ -427,6 +427,17 @@ class Assembly:
             raise KeyError(f"no population or port {name!r}{_suggest(name, self._names())}")
         return self.graph.nodes[resolved]["spec"]
 
+    def resize(self, name: str, size: int) -> None:
+        """Give population ``name`` (or the one behind a port) ``size`` neurons, before a simulator is built from
+        this assembly: sizes that follow from outside it (an agent's observation and action spaces). Its
+        projections keep their connectors, drawn for the new sizes when the network is built."""
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"resize {name!r}: size must be an integer >= 1, got {size!r}")
+        resolved = self.resolve(name)
+        if resolved is None:
+            raise KeyError(f"no population or port {name!r}{_suggest(name, self._names())}")
+        self.graph.nodes[resolved]["spec"] = dataclasses.replace(self.graph.nodes[resolved]["spec"], size=size)
+
     def populations(self) -> list[PopulationSpec]:
         return [data["spec"] for _, data in self.graph.nodes(data=True) if data.get("kind") == "population"]
 

@@ -118,7 +118,12 @@ class TDCritic:
     error (Sutton 1988; Schultz, Dayan & Montague 1997)::
 
         delta_b = r_b + gamma (1 - term_b) V(s'_b) - V(s_b)
-        w <- w + alpha sum_b delta_b phi(s_b) / (phi(s_b) . phi(s_b))         (normalised LMS: alpha is a fraction)
+        e_b <- gamma lambda e_b + phi(s_b)                                      (e_b = phi(s_b) for lambda = 0)
+        w <- w + alpha sum_b delta_b e_b / (phi(s_b) . phi(s_b))             (normalised LMS: alpha is a fraction)
+
+with ``lambda = trace_decay`` (TD(lambda) with accumulating eligibility traces, Sutton 1988; Sutton & Barto 2018,
+sec. 12.2: the error of a step also corrects the values of the states visited before it, in proportion to their
+decayed trace); a trial's trace restarts with its episode (:meth:`end_episodes`).
 
     The weights start at ``initial`` (see :meth:`__init__`). ``term_b`` marks a terminal ``s'`` (its value is 0); a
     time-limit truncation is not terminal: pass the true
@@ -129,11 +134,12 @@ class TDCritic:
     """
 
     def __init__(self, features: int, learning_rate: float = 0.1, gamma: float = 0.99, gain: float = 1.0,
-                 channel: str = "dopamine", initial: float = 0.0):
+                 channel: str = "dopamine", initial: float = 0.0, trace_decay: float = 0.0):
         check = Checker("TDCritic")
         features = check.integer("features", features, 1)
         check.quantity("learning_rate", learning_rate, "dimensionless", minimum=0.0, maximum=1.0)
         check.quantity("gamma", gamma, "dimensionless", minimum=0.0, maximum=1.0)
+        check.quantity("trace_decay", trace_decay, "dimensionless", minimum=0.0, maximum=1.0)
         check.quantity("gain", gain, "dimensionless")
         if not isinstance(channel, str) or not channel:
             check.fail("channel", f"expected a channel name, got {channel!r}")
@@ -147,6 +153,8 @@ class TDCritic:
         self.weight = torch.full((features,), float(initial), dtype=torch.float64)
         self.learning_rate, self.gamma, self.gain, self.channel = float(learning_rate), float(gamma), float(gain), \
             channel
+        self.trace_decay = float(trace_decay)
+        self.traces = None  # [B, F], made at the first transition (lambda > 0)
 
     def value(self, phi):
         """``V = phi w`` for features ``phi [B, F]`` -> ``[B]``."""
@@ -162,18 +170,35 @@ class TDCritic:
         delta = reward + self.gamma * live * self.value(phi_next) - self.value(phi)
         if learn:
             norm = (phi * phi).sum(dim=1).clamp_min(1e-12)
-            self.weight += self.learning_rate * ((delta / norm)[:, None] * phi).sum(dim=0)
+            eligible = phi
+            if self.trace_decay > 0:
+                if self.traces is None or self.traces.shape != phi.shape:
+                    self.traces = torch.zeros_like(phi)
+                self.traces.mul_(self.gamma * self.trace_decay).add_(phi)
+                eligible = self.traces
+            self.weight += self.learning_rate * ((delta / norm)[:, None] * eligible).sum(dim=0)
         return delta
+
+    def end_episodes(self, done) -> None:
+        """Restart the eligibility traces of the trials whose episode ended (``done [B]`` booleans)."""
+        if self.traces is not None:
+            import torch
+
+            self.traces[torch.as_tensor(done, dtype=torch.bool)] = 0.0
 
     def release(self, sim, delta) -> None:
         """Set the channel to ``gain * delta`` (one value per trial) in ``sim.modulators``."""
         sim.modulators.set(self.channel, self.gain * delta)
 
     def state_dict(self) -> dict:
-        return {"weight": self.weight.clone()}
+        out = {"weight": self.weight.clone()}
+        if self.traces is not None:
+            out["traces"] = self.traces.clone()
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         self.weight.copy_(state["weight"])
+        self.traces = state["traces"].clone() if "traces" in state else None
 
 
 register_region("dopamine", dopamine, "VTA/SNc dopamine neurons; declares the dopamine modulator channel that a "

@@ -6,6 +6,12 @@
   ``exp(-(clip(x_d) - c_{d,j})^2 / (2 sigma_d^2))``, ``sigma_d = spacing_d / 1.5``. Unbounded components need a
   range from the config (``obs_low``/``obs_high``); values outside it drive the edge neuron.
 - ``Discrete(n)`` observations: **one-hot** (neuron ``s`` at intensity 1, the others 0), so ``m`` is ignored.
+- **Ranges estimated online** (``online=True``, the config's ``encoder: {range: online}``): every dimension's
+  range is ``mean_d +- width * std_d`` of the observations seen while training, estimated over the first
+  ``warmup`` observations (Welford's running moments) and frozen after them, so that the receptive fields no longer
+  move under the weights that learned on them. The same agent then runs on environments whose observation scale
+  it was not told (unbounded velocities, changed physical constants). Until a dimension has been seen to vary its
+  range is ``mean +- width`` (a unit standard deviation). The moments are part of the agent's checkpoint.
 
 The intensities are dimensionless; an agent turns them into Poisson rates (``intensity * max_rate``) or into
 constant input currents. Any other observation space (Dict, Tuple, MultiDiscrete, images as Box are allowed but
@@ -28,8 +34,10 @@ class ObservationEncoder:
     """Maps a batch of observations ``[B, ...]`` to intensities ``[B, size]`` (see the module docstring)."""
 
     def __init__(self, space: spaces.Space, neurons_per_dim: int = 10, low: Optional[Sequence[float]] = None,
-                 high: Optional[Sequence[float]] = None):
+                 high: Optional[Sequence[float]] = None, online: bool = False, warmup: int = 5000,
+                 width: float = 3.0):
         self.space = space
+        self.online = bool(online) and not isinstance(space, spaces.Discrete)
         if isinstance(space, spaces.Discrete):
             self.kind = "one_hot"
             self.n = int(space.n)
@@ -43,6 +51,19 @@ class ObservationEncoder:
             raise ValueError(f"obs_neurons must be >= 2 per dimension, got {neurons_per_dim}")
         self.kind = "population"
         dims = space.shape[0]
+        self.m = int(neurons_per_dim)
+        self.size = dims * self.m
+        self._bound_cache: Optional[tuple[Tensor, Tensor]] = None
+        if self.online:
+            if low is not None or high is not None:
+                raise ValueError("obs_low/obs_high fix the ranges: give them, or range: online, not both")
+            if warmup < 1 or not width > 0:
+                raise ValueError(f"online ranges need warmup >= 1 observations and width > 0, got {warmup}, {width}")
+            self.warmup, self.width = int(warmup), float(width)
+            # Welford's running moments per dimension: count, mean, sum of squared deviations
+            self.moments = (0, np.zeros(dims), np.zeros(dims))
+            self._bounds = self._online_bounds()
+            return
         lo = np.asarray(space.low, dtype=np.float64) if low is None else np.asarray(low, dtype=np.float64)
         hi = np.asarray(space.high, dtype=np.float64) if high is None else np.asarray(high, dtype=np.float64)
         for name, value in (("obs_low", lo), ("obs_high", hi)):
@@ -52,14 +73,50 @@ class ObservationEncoder:
         if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
             bad = [d for d in range(dims) if not (np.isfinite(lo[d]) and np.isfinite(hi[d]))]
             raise ValueError(f"observation dimensions {bad} are unbounded in {space}: give their range in the "
-                             f"config (obs_low, obs_high: {dims} values each)")
+                             f"config (obs_low, obs_high: {dims} values each), or estimate it (range: online)")
         if not (hi > lo).all():
             raise ValueError(f"obs_high must exceed obs_low in every dimension, got low {lo.tolist()}, "
                              f"high {hi.tolist()}")
-        self.m = int(neurons_per_dim)
         self._bounds = (lo, hi)  # tensors on first use: validating a config builds the encoder without PyTorch
-        self._bound_cache: Optional[tuple[Tensor, Tensor]] = None
-        self.size = dims * self.m
+
+    # -- online ranges ---------------------------------------------------------------------------------------
+    def _online_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        count, mean, m2 = self.moments
+        std = np.sqrt(m2 / count) if count > 1 else np.zeros_like(mean)
+        std = np.where(std > 1e-8, std, 1.0)
+        return mean - self.width * std, mean + self.width * std
+
+    def observe(self, obs) -> None:
+        """Add a batch of observations ``[B, D]`` to the running moments while the warm-up lasts (a no-op for
+        fixed ranges and after it)."""
+        if not self.online or self.moments[0] >= self.warmup:
+            return
+        count, mean, m2 = self.moments
+        for x in np.asarray(obs, dtype=np.float64).reshape(-1, len(mean))[: self.warmup - count]:
+            count += 1
+            step = x - mean
+            mean = mean + step / count
+            m2 = m2 + step * (x - mean)
+        self.moments = (count, mean, m2)
+        self._bounds = self._online_bounds()
+        self._bound_cache = None
+
+    def state_dict(self) -> dict:
+        """The running moments of online ranges (empty for fixed ranges)."""
+        if not self.online:
+            return {}
+        import torch
+
+        count, mean, m2 = self.moments
+        return {"count": torch.tensor(count), "mean": torch.as_tensor(mean), "m2": torch.as_tensor(m2)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not self.online:
+            return
+        self.moments = (int(state["count"]), state["mean"].numpy().astype(np.float64),
+                        state["m2"].numpy().astype(np.float64))
+        self._bounds = self._online_bounds()
+        self._bound_cache = None
 
     @property
     def low(self) -> Tensor:

@@ -31,6 +31,8 @@ Evaluation silences the exploration input and freezes learning (dopamine stays 0
 """
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -42,11 +44,14 @@ from braincore.simulator import Simulator
 from regions.dopamine import TDCritic
 
 from .encoders import ObservationEncoder
-from .envs import make_vector_env, restore, snapshot
+from .envs import evaluate, make_vector_env, restore, snapshot
 
 Tensor = torch.Tensor
 
 MONITOR = "_agent_action_counts"
+#: the rate of the running mean of delta^2 that scales the dopamine (scale_dopamine): about 100 steps of the
+#: vector of environments
+DELTA_RATE = 0.01
 
 
 @dataclass
@@ -65,9 +70,15 @@ class LocalSettings:
     gain: float = 1.0
     critic_lr: float = 0.1
     critic_initial: float = 0.0      # V of an unvisited state (optimistic: the largest return)
+    critic_trace: float = 0.0        # TD(lambda) trace decay of the critic (0: TD(0))
     gamma: float = 0.95
+    scale_dopamine: bool = False     # dopamine = gain * delta / RMS(delta) (running): the reward's scale drops out
     num_envs: int = 16
     episodes: int = 1000
+    backend: str = "torch"           # the simulator's engine (configs: auto, the native one on the CPU when it can)
+    reset_eligibility: bool = False  # zero a trial's plasticity traces and tags when its episode ends
+    cells_per_channel: Optional[int] = None  # sensory cells per encoder channel (sizes the observation population)
+    cells_per_action: Optional[int] = None   # action cells per action (sizes the action and efference populations)
 
 
 class DopamineAgent:
@@ -82,6 +93,15 @@ class DopamineAgent:
             if name not in names:
                 raise ConfigError(f"local.{key}: no population {name!r} in the assembly (populations: "
                                   f"{', '.join(sorted(names))})")
+        inputs = {i.name: i for i in assembly.inputs}
+        # sizes that follow from the environment: the same config then runs on another observation or action space
+        if s.cells_per_channel is not None:
+            assembly.resize(s.observation_population, s.cells_per_channel * encoder.size)
+        if s.cells_per_action is not None:
+            assembly.resize(s.actions, s.cells_per_action * n_actions)
+            efference = inputs.get(s.efference_input) if s.efference_input is not None else None
+            if efference is not None and efference.target != s.actions:
+                assembly.resize(efference.target, s.cells_per_action * n_actions)
         obs_size = assembly.population(s.observation_population).size
         if obs_size % encoder.size:
             raise ConfigError(f"local.observation: population {s.observation_population!r} has {obs_size} cells, "
@@ -112,13 +132,15 @@ class DopamineAgent:
         self.env_id, self.encoder, self.n_actions = env_id, encoder, int(n_actions)
         self.replicas = obs_size // encoder.size
         self.channel_size = act_size // n_actions
-        self.sim = Simulator(assembly, batch=s.num_envs, seed=seed, backend="torch", device=device)
+        self.sim = Simulator(assembly, batch=s.num_envs, seed=seed, backend=s.backend, device=device)
         self.monitor = next(m for m in self.sim.monitors if m.name == MONITOR)
         self.exploration_rate = None
         if s.exploration_input is not None:
             spec = inputs[s.exploration_input]
             self.exploration_rate = dict(spec.params or {}).get("rate", 0.0)
-        self.critic = TDCritic(encoder.size, s.critic_lr, s.gamma, s.gain, s.channel, s.critic_initial)
+        self.critic = TDCritic(encoder.size, s.critic_lr, s.gamma, s.gain, s.channel, s.critic_initial,
+                               s.critic_trace)
+        self.delta_square = 1.0  # running mean of delta^2 (scale_dopamine)
         self.generator = torch.Generator().manual_seed(seed)
         self.seed = int(seed)
         self.envs = make_vector_env(env_id, s.num_envs, env_kwargs)
@@ -153,8 +175,13 @@ class DopamineAgent:
         self.sim.set_poisson_rate(self.s.efference_input, 0.0)
 
     def reinforce(self, delta: Tensor) -> None:
-        """Release ``gain * delta`` on the dopamine channel for the reward window, observation input off."""
+        """Release ``gain * delta`` on the dopamine channel for the reward window, observation input off (with
+        ``scale_dopamine``, ``delta`` over the running root mean square of the errors: what matters is whether
+        an outcome is better or worse than predicted relative to the usual surprise, not the reward's unit)."""
         self.sim.set_poisson_rate(self.s.observation_input, 0.0)
+        if self.s.scale_dopamine:
+            self.delta_square += DELTA_RATE * (float((delta * delta).mean()) - self.delta_square)
+            delta = delta / math.sqrt(self.delta_square + 1e-12)
         self.critic.release(self.sim, delta)
         self.sim.run(self.s.reward_window)
         self.sim.modulators.set(self.s.channel, 0.0)
@@ -165,7 +192,10 @@ class DopamineAgent:
 
     # -- training ------------------------------------------------------------------------------------------
     def train_step(self) -> None:
-        """One step of every environment: decide, act, TD error, dopamine."""
+        """One step of every environment: decide, act, TD error, dopamine; the eligibility of an environment
+        whose episode ended restarts (the critic's traces; with ``reset_eligibility``, the trial's synaptic
+        tags)."""
+        self.encoder.observe(self.obs)
         phi = self.encoder(self.obs)
         actions, _ = self.decide(phi)
         self.commit(actions)
@@ -176,6 +206,10 @@ class DopamineAgent:
             last[i] = info["final_obs"][i]
         delta = self.critic.error(phi, reward, self.encoder(last), term)
         self.reinforce(delta)
+        if done.any():
+            self.critic.end_episodes(done)
+            if self.s.reset_eligibility:
+                self._forget_tags(done)
         self._running += reward
         for i in np.flatnonzero(done):
             self.episode_returns.append(float(self._running[i]))
@@ -184,6 +218,15 @@ class DopamineAgent:
         self.episodes += int(done.sum())
         self.steps += self.s.num_envs  # environment steps, all environments together (as PPO counts them)
         self.obs = next_obs
+
+    def _forget_tags(self, done: np.ndarray) -> None:
+        """Zero the plasticity traces (eligibility ``c`` and the pair traces) of the trials whose episode ended:
+        a new episode does not inherit credit for the last one's decisions."""
+        rows = torch.as_tensor(done, dtype=torch.bool)
+        for proj in self.sim.projections:
+            for value in (proj.rule_state or {}).values():
+                if value.dim() >= 2 and value.shape[0] == self.sim.batch and value.is_floating_point():
+                    value[rows] = 0.0
 
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """The evaluation policy: the network as trained (exploration input as set by :meth:`set_exploration`),
@@ -197,6 +240,20 @@ class DopamineAgent:
         self.sim.set_poisson_rate(self.s.observation_input, 0.0)
         self.sim.run(self.s.commit + self.s.reward_window)  # the same rhythm as in training, without dopamine
         return actions[:n].numpy()
+
+    def evaluate(self, episodes: int, seed: int, exploration: bool, env_kwargs: "dict | None" = None) -> list:
+        """Returns of ``episodes`` evaluation episodes (seeds ``seed + i``), learning off, the exploration input
+        on or off; the training goes on afterwards exactly as if none had run (the simulator's state, traces,
+        tags and random streams, and the agent's generator, are restored)."""
+        # a copy: the state dict holds the simulator's own tensors, which the evaluation would advance in place
+        saved, generator = copy.deepcopy(self.sim.state_dict()), self.generator.get_state()
+        self.set_exploration(exploration)
+        try:
+            return evaluate(self.env_id, self.policy, episodes, seed, self.s.num_envs, env_kwargs)
+        finally:
+            self.sim.load_state_dict(saved)
+            self.generator.set_state(generator)
+            self.set_exploration(True)
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """:meth:`policy` with the exploration input silenced."""
@@ -222,6 +279,7 @@ class DopamineAgent:
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"simulator": self.sim.state_dict(), "critic": self.critic.state_dict(),
+                "encoder": self.encoder.state_dict(), "delta_square": self.delta_square,
                 "generator": self.generator.get_state(), "episodes": self.episodes, "steps": self.steps,
                 "episode_returns": list(self.episode_returns), "episode_steps": list(self.episode_steps),
                 "running": self._running.tolist(), "obs": torch.as_tensor(np.asarray(self.obs)),
@@ -230,6 +288,8 @@ class DopamineAgent:
     def load_state_dict(self, state: dict) -> None:
         self.sim.load_state_dict(state["simulator"])
         self.critic.load_state_dict(state["critic"])
+        self.encoder.load_state_dict(state.get("encoder", {}))
+        self.delta_square = float(state.get("delta_square", 1.0))
         self.generator.set_state(state["generator"])
         self.episodes, self.steps = int(state["episodes"]), int(state["steps"])
         self.episode_returns = list(state["episode_returns"])

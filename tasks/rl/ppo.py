@@ -92,6 +92,7 @@ class PPO:
         done_buf = torch.zeros(s.rollout, n)
         self.model.eval()
         for t in range(s.rollout):
+            self.encoder.observe(self.obs)  # online ranges: their warm-up
             x = self.encoder(self.obs)
             with torch.no_grad():
                 logits, value = self.model(x)
@@ -172,7 +173,8 @@ class PPO:
                 "iteration": self.iteration, "steps": self.steps, "episode_returns": list(self.episode_returns),
                 "episode_steps": list(self.episode_steps), "running": self._running.tolist(),
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "obs": torch.as_tensor(np.asarray(self.obs)), "envs": snapshot(self.envs)}
+                "obs": torch.as_tensor(np.asarray(self.obs)), "envs": snapshot(self.envs),
+                "encoder": self.encoder.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -185,6 +187,7 @@ class PPO:
         torch.set_rng_state(state["torch_rng"])
         self.obs = state["obs"].numpy()
         restore(self.envs, state["envs"])
+        self.encoder.load_state_dict(state.get("encoder", {}))
 
     def close(self) -> None:
         self.envs.close()

@@ -33,7 +33,8 @@ __all__ = ["run_single"]
 # ------------------------------------------------------------------------------------------ agents
 def _encoder(config: dict, space) -> ObservationEncoder:
     enc = config["encoder"]
-    return ObservationEncoder(space, enc["neurons_per_dim"], enc["obs_low"], enc["obs_high"])
+    return ObservationEncoder(space, enc["neurons_per_dim"], enc["obs_low"], enc["obs_high"],
+                              online=enc["range"] == "online", warmup=enc["warmup"], width=enc["width"])
 
 
 def _gradient_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
@@ -77,8 +78,9 @@ def _local_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
         efference_rate=c["efference"]["rate"], decision=c["decision"], commit=c["commit"],
         reward_window=c["reward_window"], channel=c["dopamine"]["channel"], gain=c["dopamine"]["gain"],
         critic_lr=c["critic"]["learning_rate"], critic_initial=c["critic"]["initial"], gamma=c["critic"]["gamma"],
-        num_envs=c["num_envs"],
-        episodes=c["episodes"])
+        critic_trace=c["critic"]["trace"], scale_dopamine=c["dopamine"]["scale"], num_envs=c["num_envs"],
+        episodes=c["episodes"], backend=c["backend"], cells_per_channel=c["observation"]["cells_per_channel"],
+        cells_per_action=c["cells_per_action"], reset_eligibility=c["reset_eligibility"])
     return DopamineAgent(config["_assembly"], config["env"]["id"], encoder, n_actions, settings, config["seed"],
                          config["env"]["kwargs"], device=config["device"])
 
@@ -106,8 +108,15 @@ def run_single(config: dict, options: dict) -> dict:
         train_seconds = float(state["train_seconds"])
         print(f"resumed from {ckpt_path}")
 
+    ev = config["evaluation"]
+    # the local agent's checks during training (evaluation.every): [episodes, steps, check mean, full mean or None]
+    checks: list = list(state.get("checks", [])) if state is not None else []
+    solved_at = state.get("solved_at") if state is not None else None
+    final_returns: "list | None" = None
+
     def save(seconds: float) -> None:
-        save_checkpoint(ckpt_path, {"config_key": key, "agent": agent.state_dict(), "train_seconds": seconds})
+        save_checkpoint(ckpt_path, {"config_key": key, "agent": agent.state_dict(), "train_seconds": seconds,
+                                    "checks": checks, "solved_at": solved_at})
 
     if kind == "gradient":
         total, done, unit = agent.iterations, agent.iteration, "iteration"
@@ -125,7 +134,7 @@ def run_single(config: dict, options: dict) -> dict:
     with progress_bar(total, "training", progress, unit=unit) as bar, \
             safe_points(ckpt_path, lambda: save(train_seconds)) as points:
         bar.update(min(done, total))
-        while done < total:
+        while done < total and solved_at is None:
             start = time.perf_counter()
             if kind == "gradient":
                 agent.iterate()
@@ -134,6 +143,11 @@ def run_single(config: dict, options: dict) -> dict:
                 agent.train_step()
                 new = min(agent.episodes, total)
             train_seconds += time.perf_counter() - start
+            if kind == "local" and ev["every"] and ev["target"] is not None and \
+                    agent.episodes // ev["every"] > len(checks):
+                final_returns = _check(agent, config, checks)
+                if final_returns is not None:
+                    solved_at = agent.episodes
             bar.update(new - done)
             done = new
             since_save += 1
@@ -141,20 +155,18 @@ def run_single(config: dict, options: dict) -> dict:
             if returns:
                 bar.set_postfix_str(f"return {returns[-1]:.1f}, last 100 {_moving_average(returns):.2f}",
                                     refresh=False)
-            if since_save >= config["checkpoint_every"] or done >= total:
+            if since_save >= config["checkpoint_every"] or done >= total or solved_at is not None:
                 save(train_seconds)
                 since_save = 0
             points.stop(f"{unit} {done}/{total}")  # Ctrl-C: checkpoint here and stop
     print(f"trained: {len(agent.episode_returns)} episodes, {agent.steps} steps, {train_seconds:.1f} s")
 
-    ev = config["evaluation"]
     start = time.perf_counter()
     if kind == "local":
-        agent.set_exploration(ev["exploration"])
-        policy, parallel = agent.policy, agent.s.num_envs
+        returns = final_returns if final_returns is not None else \
+            agent.evaluate(ev["episodes"], ev["seed"], ev["exploration"], config["env"]["kwargs"])
     else:
-        policy, parallel = agent.greedy, ev["parallel"]
-    returns = evaluate(env_id, policy, ev["episodes"], ev["seed"], parallel, config["env"]["kwargs"])
+        returns = evaluate(env_id, agent.greedy, ev["episodes"], ev["seed"], ev["parallel"], config["env"]["kwargs"])
     eval_seconds = time.perf_counter() - start
     mean = float(np.mean(returns))
     summary: dict[str, Any] = {
@@ -170,13 +182,19 @@ def run_single(config: dict, options: dict) -> dict:
         summary["solved"] = bool(mean >= ev["target"])
         hit = _first_solved(agent.episode_returns, ev["target"])
         summary["episodes_to_target_100"] = hit
+        if kind == "local" and ev["every"]:
+            summary["episodes_to_solve"] = solved_at  # the first check whose full evaluation reached the target
+            summary["steps_to_solve"] = next((c[1] for c in checks if c[3] is not None and c[3] >= ev["target"]),
+                                             None)
+            summary["checks"] = checks
     if kind == "gradient" and config["gradient"]["network"] == "assembly":
         summary.update(_simulate_exported(config, agent, encoder, n_actions))
     if hasattr(probe.unwrapped, "P") and kind == "local":
         summary.update(_tabular_report(agent, probe))
     probe.close()
     if not options.get("no_plot"):
-        png = _plot_curve(agent, out_dir / f"{config['name']}_learning_curve.png", env_id, kind, ev["target"])
+        png = _plot_curve(agent, out_dir / f"{config['name']}_learning_curve.png", env_id, kind, ev["target"],
+                          checks)
         if png:
             summary["learning_curve"] = str(png)
     summary["checkpoint"] = str(ckpt_path)
@@ -187,6 +205,21 @@ def run_single(config: dict, options: dict) -> dict:
     agent.close()
     print(json.dumps(summary))
     return summary
+
+
+def _check(agent, config: dict, checks: list) -> "list | None":
+    """A check during training (``evaluation.every``): ``check_episodes`` episodes on their own seeds; when their
+    mean reaches the target, the full evaluation on the evaluation seeds. Appends ``[episodes, steps, check
+    mean, full mean or None]`` to ``checks``; returns the full evaluation's returns when they reach the target
+    (training is then done), else ``None``. Neither changes the training (:meth:`DopamineAgent.evaluate`)."""
+    ev, kwargs = config["evaluation"], config["env"]["kwargs"]
+    quick = float(np.mean(agent.evaluate(ev["check_episodes"], ev["check_seed"], ev["exploration"], kwargs)))
+    full = None
+    if quick >= ev["target"]:
+        returns = agent.evaluate(ev["episodes"], ev["seed"], ev["exploration"], kwargs)
+        full = float(np.mean(returns))
+    checks.append([agent.episodes, agent.steps, round(quick, 3), None if full is None else round(full, 3)])
+    return returns if full is not None and full >= ev["target"] else None
 
 
 def _first_solved(returns: list, target: float, window: int = 100) -> "int | None":
@@ -236,7 +269,7 @@ def _tabular_report(agent, env) -> dict:
             "policy_optimality": round(float(v_pi / max(v_best, 1e-12)), 4)}
 
 
-def _plot_curve(agent, path: Path, env_id: str, kind: str, target) -> "Path | None":
+def _plot_curve(agent, path: Path, env_id: str, kind: str, target, checks: "list | None" = None) -> "Path | None":
     try:
         import matplotlib
 
@@ -253,6 +286,13 @@ def _plot_curve(agent, path: Path, env_id: str, kind: str, target) -> "Path | No
     if returns.size >= 10:
         w = min(100, returns.size)
         ax.plot(x[w - 1:], np.convolve(returns, np.ones(w) / w, mode="valid"), lw=2, label=f"mean of last {w}")
+    if checks:
+        ax.plot([c[0] for c in checks], [c[2] for c in checks], "o", ms=3, color="C2",
+                label="check (learning off)")
+        full = [c for c in checks if c[3] is not None]
+        if full:
+            ax.plot([c[0] for c in full], [c[3] for c in full], "s", ms=5, color="C3",
+                    label="full evaluation")
     if target is not None:
         ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
     ax.set_xlabel("training episode")

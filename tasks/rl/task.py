@@ -56,19 +56,31 @@ GRADIENT = filled_record({
 
 LOCAL = filled_record({
     "observation": filled_record({"input": Text("observation"), "population": Text("ctx"),
-                                  "max_rate": Quantity("frequency", 100.0, exclusive_minimum=0.0)}),
+                                  "max_rate": Quantity("frequency", 100.0, exclusive_minimum=0.0),
+                                  "cells_per_channel": Integer(None, minimum=1,
+                                                               doc="size the population: this many cells per "
+                                                                   "encoder channel (default: its YAML size)")}),
     "actions": Text("d1", doc="population split into one channel per action"),
+    "cells_per_action": Integer(None, minimum=1, doc="size the action population (and the efference copy's "
+                                                     "target): this many cells per action (default: YAML sizes)"),
     "exploration": filled_record({"input": Text("exploration", doc="'none' for no exploration input")}),
     "efference": filled_record({"input": Text("efference", doc="'none' for no efference copy"),
                                 "rate": Quantity("frequency", 300.0, minimum=0.0)}),
     "decision": Quantity("time", 20.0, exclusive_minimum=0.0),
     "commit": Quantity("time", 10.0, minimum=0.0),
     "reward_window": Quantity("time", 10.0, exclusive_minimum=0.0),
-    "dopamine": filled_record({"channel": Text("dopamine"), "gain": Quantity("dimensionless", 1.0)}),
+    "dopamine": filled_record({"channel": Text("dopamine"), "gain": Quantity("dimensionless", 1.0),
+                               "scale": Flag(False, doc="divide the TD error by its running RMS before release "
+                                                        "(the reward's unit drops out)")}),
     "critic": filled_record({"learning_rate": Quantity("dimensionless", 0.1, minimum=0.0),
                              "gamma": Quantity("dimensionless", 0.99, minimum=0.0),
+                             "trace": Quantity("dimensionless", 0.0, minimum=0.0,
+                                               doc="TD(lambda) trace decay of the critic (0: TD(0))"),
                              "initial": Quantity("dimensionless", 0.0,
                                                  doc="value of an unvisited state (optimism: the largest return)")}),
+    "backend": Text("auto", choices=("auto", "native", "torch"), doc="the simulator's engine"),
+    "reset_eligibility": Flag(False, doc="zero an environment's synaptic tags and plasticity traces when its "
+                                         "episode ends (tags that outlive a step: tau_c >> the step)"),
     "num_envs": Integer(16, minimum=1),
     "episodes": Integer(1000, minimum=1, doc="training episodes (all environments together)"),
 }, doc="the dopamine-modulated STDP agent")
@@ -80,6 +92,12 @@ SCHEMA = Record({
     "agent": Text("gradient", choices=("gradient", "local")),
     "encoder": filled_record({
         "neurons_per_dim": Integer(10, minimum=2, doc="receptive fields per Box dimension"),
+        "range": Text("space", choices=("space", "online"),
+                      doc="space: obs_low/obs_high, else the space's bounds; online: mean +- width std of the "
+                          "first warmup observations"),
+        "warmup": Integer(5000, minimum=1, doc="observations that estimate online ranges"),
+        "width": Quantity("dimensionless", 3.0, exclusive_minimum=0.0, doc="online range: standard deviations "
+                                                                          "each side of the mean"),
         "obs_low": ListOf(NUMBER, doc="range of each Box dimension (default: the space's bounds)"),
         "obs_high": ListOf(NUMBER)}),
     "gradient": GRADIENT,
@@ -88,6 +106,10 @@ SCHEMA = Record({
         "episodes": Integer(100, minimum=1), "seed": Integer(10_000, minimum=0),
         "parallel": Integer(20, minimum=1, doc="episodes played at once (gradient agent)"),
         "target": Quantity("dimensionless", None, doc="mean return that counts as solved"),
+        "every": Integer(None, minimum=1, doc="local agent: every this many training episodes, a check on "
+                                             "check_episodes episodes (seeds check_seed + i); when it reaches the "
+                                             "target, the full evaluation; when that does too, training stops"),
+        "check_episodes": Integer(16, minimum=1), "check_seed": Integer(20_000, minimum=0),
         "exploration": Flag(True, doc="local agent: keep the exploration input on while evaluating")}),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
     "seeds": Integer(1, minimum=1, doc="train seeds seed..seed+seeds-1 in parallel processes (tasks.rl.parallel)"),
@@ -111,16 +133,19 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
                 n_actions = check_action_space(probe.action_space)
                 enc = config.get("encoder") or {}
                 encoder = ObservationEncoder(probe.observation_space, enc.get("neurons_per_dim") or 10,
-                                             enc.get("obs_low"), enc.get("obs_high"))
+                                             enc.get("obs_low"), enc.get("obs_high"),
+                                             online=enc.get("range") == "online", warmup=enc.get("warmup") or 5000,
+                                             width=enc.get("width") or 3.0)
             except ValueError as err:
                 problems.append(doc.problem(("env",), str(err)))
             probe.close()
-    for path in (("gradient", "gamma"), ("gradient", "gae_lambda"), ("local", "critic", "gamma")):
+    for path in (("gradient", "gamma"), ("gradient", "gae_lambda"), ("local", "critic", "gamma"),
+                 ("local", "critic", "trace")):
         value = config
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
         if value is not None and value > 1:
-            what = "a discount factor" if path[-1] == "gamma" else "the GAE weight"
+            what = {"gamma": "a discount factor", "gae_lambda": "the GAE weight"}.get(path[-1], "a trace decay")
             problems.append(doc.problem(path, f"{what} must be in [0, 1], got {value:g} (returns would grow "
                                               f"without bound)"))
     gradient = config.get("gradient") or {}
@@ -159,9 +184,10 @@ def _local_section_problems(config: dict, assembly, doc: Document, problems: lis
     populations = {p.name: p for p in assembly.populations()}
     known = ", ".join(sorted(populations)) or "none"
     obs = local.get("observation") or {}
-    checks = ((("local", "observation", "population"), obs.get("population"), encoder.size if encoder else None,
-               "the encoder's channels"),
-              (("local", "actions"), local.get("actions"), n_actions, "actions"))
+    sized_obs, sized_actions = obs.get("cells_per_channel") is not None, local.get("cells_per_action") is not None
+    checks = ((("local", "observation", "population"), obs.get("population"),
+               encoder.size if encoder and not sized_obs else None, "the encoder's channels"),
+              (("local", "actions"), local.get("actions"), n_actions if not sized_actions else None, "actions"))
     for path, name, divisor, what in checks:
         if not isinstance(name, str):
             continue
@@ -192,7 +218,7 @@ def _local_section_problems(config: dict, assembly, doc: Document, problems: lis
                 inputs[name].target != assembly.resolve(obs["population"]):
             problems.append(doc.problem(path, f"input {name!r} targets {inputs[name].target!r}, not the observation "
                                               f"population {obs['population']!r}"))
-        elif path[1] == "efference" and n_actions:
+        elif path[1] == "efference" and n_actions and not sized_actions:
             target = populations.get(inputs[name].target)
             if target is not None and isinstance(target.size, int) and target.size % n_actions:
                 problems.append(doc.problem(path, f"its target {target.name!r} has {target.size} cells, not a "
