@@ -38,6 +38,15 @@ def test_online_ranges_are_the_mean_and_sd_of_the_warm_up_then_frozen():
     assert enc(mean[None]).reshape(2, 5).argmax(dim=1).tolist() == [2, 2]
 
 
+def test_auto_ranges_keep_the_space_bounds_where_finite_and_estimate_the_rest():
+    space = spaces.Box(np.array([-4.8, -np.inf]), np.array([4.8, np.inf]), dtype=np.float64)
+    enc = ObservationEncoder(space, 5, online="auto", warmup=100, width=3.0)
+    x = np.random.default_rng(1).normal([0.0, 2.0], [0.1, 0.5], size=(100, 2))
+    enc.observe(x)
+    np.testing.assert_allclose(enc.low.numpy(), [-4.8, x[:, 1].mean() - 3 * x[:, 1].std()], rtol=1e-5)
+    np.testing.assert_allclose(enc.high.numpy(), [4.8, x[:, 1].mean() + 3 * x[:, 1].std()], rtol=1e-5)
+
+
 def test_online_ranges_refuse_fixed_ones_and_unbounded_spaces_name_the_option():
     space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
     with pytest.raises(ValueError, match="not both"):

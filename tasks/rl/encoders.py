@@ -6,7 +6,8 @@
   ``exp(-(clip(x_d) - c_{d,j})^2 / (2 sigma_d^2))``, ``sigma_d = spacing_d / 1.5``. Unbounded components need a
   range from the config (``obs_low``/``obs_high``); values outside it drive the edge neuron.
 - ``Discrete(n)`` observations: **one-hot** (neuron ``s`` at intensity 1, the others 0), so ``m`` is ignored.
-- **Ranges estimated online** (``online=True``, the config's ``encoder: {range: online}``): every dimension's
+- **Ranges estimated online** (``online=True``, the config's ``encoder: {range: online}``; ``"auto"`` / ``range:
+  auto``: only the dimensions the space leaves unbounded, the others keep its bounds): every dimension's
   range is ``mean_d +- width * std_d`` of the observations seen while training, estimated over the first
   ``warmup`` observations (Welford's running moments) and frozen after them, so that the receptive fields no longer
   move under the weights that learned on them. The same agent then runs on environments whose observation scale
@@ -34,7 +35,7 @@ class ObservationEncoder:
     """Maps a batch of observations ``[B, ...]`` to intensities ``[B, size]`` (see the module docstring)."""
 
     def __init__(self, space: spaces.Space, neurons_per_dim: int = 10, low: Optional[Sequence[float]] = None,
-                 high: Optional[Sequence[float]] = None, online: bool = False, warmup: int = 5000,
+                 high: Optional[Sequence[float]] = None, online: "bool | str" = False, warmup: int = 5000,
                  width: float = 3.0):
         self.space = space
         self.online = bool(online) and not isinstance(space, spaces.Discrete)
@@ -60,6 +61,10 @@ class ObservationEncoder:
             if warmup < 1 or not width > 0:
                 raise ValueError(f"online ranges need warmup >= 1 observations and width > 0, got {warmup}, {width}")
             self.warmup, self.width = int(warmup), float(width)
+            # online="auto": only the unbounded dimensions are estimated; bounded ones keep the space's bounds
+            self.fixed = (np.isfinite(space.low) & np.isfinite(space.high)) if online == "auto" else \
+                np.zeros(dims, dtype=bool)
+            self._space_bounds = (np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64))
             # Welford's running moments per dimension: count, mean, sum of squared deviations
             self.moments = (0, np.zeros(dims), np.zeros(dims))
             self._bounds = self._online_bounds()
@@ -84,7 +89,8 @@ class ObservationEncoder:
         count, mean, m2 = self.moments
         std = np.sqrt(m2 / count) if count > 1 else np.zeros_like(mean)
         std = np.where(std > 1e-8, std, 1.0)
-        return mean - self.width * std, mean + self.width * std
+        lo, hi = self._space_bounds
+        return np.where(self.fixed, lo, mean - self.width * std), np.where(self.fixed, hi, mean + self.width * std)
 
     def observe(self, obs) -> None:
         """Add a batch of observations ``[B, D]`` to the running moments while the warm-up lasts (a no-op for
@@ -151,6 +157,11 @@ class ObservationEncoder:
         if x.ndim == 1:
             x = x[None]
         return population_rates(x, self.m, self.low, self.high)
+
+
+def online_setting(range_setting: Optional[str]) -> "bool | str":
+    """The encoder's ``online`` argument for a config's ``encoder.range`` (``space``, ``online`` or ``auto``)."""
+    return {"online": True, "auto": "auto"}.get(range_setting or "space", False)
 
 
 def check_action_space(space: spaces.Space) -> int:

@@ -24,7 +24,7 @@ import torch
 from braincore.checkpoint import save_checkpoint
 from tasks.common import config_key, load_resumable, progress_bar, run_setup, safe_points
 
-from .encoders import ObservationEncoder, check_action_space
+from .encoders import ObservationEncoder, check_action_space, online_setting
 from .envs import evaluate, make_env
 
 __all__ = ["run_single"]
@@ -34,7 +34,7 @@ __all__ = ["run_single"]
 def _encoder(config: dict, space) -> ObservationEncoder:
     enc = config["encoder"]
     return ObservationEncoder(space, enc["neurons_per_dim"], enc["obs_low"], enc["obs_high"],
-                              online=enc["range"] == "online", warmup=enc["warmup"], width=enc["width"])
+                              online=online_setting(enc["range"]), warmup=enc["warmup"], width=enc["width"])
 
 
 def _gradient_agent(config: dict, encoder: ObservationEncoder, n_actions: int):

@@ -23,7 +23,7 @@ from braincore.assembly_config import _semantic_check as assembly_check
 from braincore.config import AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from tasks.common import assembly_memory_problems, filled_record, layered_needs, memory_problem, lazy_attributes
 
-from .encoders import ObservationEncoder, check_action_space
+from .encoders import ObservationEncoder, check_action_space, online_setting
 from .envs import make_env
 
 # the runners (.single, .parallel) import PyTorch: they load when a config runs, not when one is validated
@@ -92,9 +92,9 @@ SCHEMA = Record({
     "agent": Text("gradient", choices=("gradient", "local")),
     "encoder": filled_record({
         "neurons_per_dim": Integer(10, minimum=2, doc="receptive fields per Box dimension"),
-        "range": Text("space", choices=("space", "online"),
+        "range": Text("space", choices=("space", "online", "auto"),
                       doc="space: obs_low/obs_high, else the space's bounds; online: mean +- width std of the "
-                          "first warmup observations"),
+                          "first warmup observations; auto: the space's bounds where finite, online elsewhere"),
         "warmup": Integer(5000, minimum=1, doc="observations that estimate online ranges"),
         "width": Quantity("dimensionless", 3.0, exclusive_minimum=0.0, doc="online range: standard deviations "
                                                                           "each side of the mean"),
@@ -134,7 +134,8 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
                 enc = config.get("encoder") or {}
                 encoder = ObservationEncoder(probe.observation_space, enc.get("neurons_per_dim") or 10,
                                              enc.get("obs_low"), enc.get("obs_high"),
-                                             online=enc.get("range") == "online", warmup=enc.get("warmup") or 5000,
+                                             online=online_setting(enc.get("range")),
+                                             warmup=enc.get("warmup") or 5000,
                                              width=enc.get("width") or 3.0)
             except ValueError as err:
                 problems.append(doc.problem(("env",), str(err)))
