@@ -254,9 +254,10 @@ def _interrupt_message(err: KeyboardInterrupt, args: argparse.Namespace, kind, c
 
 
 def _with_env(path: Path, env_id: str) -> tuple:
-    """The config at ``path`` with its ``env.id`` replaced by ``env_id`` (and its ``env.kwargs`` dropped: they
-    belong to the config's own environment), validated as a whole, so that an environment whose spaces the agent
-    cannot take is reported before anything runs."""
+    """The config at ``path`` with its ``env.id`` replaced by ``env_id`` (its ``env.kwargs`` dropped, and its
+    encoder's ``obs_low``/``obs_high`` replaced by ``range: auto``: they belong to the config's own environment),
+    validated as a whole, so that an environment whose spaces the agent cannot take is reported before anything
+    runs."""
     from .config import load_file, validate
 
     doc = load_file(path)
@@ -267,6 +268,14 @@ def _with_env(path: Path, env_id: str) -> tuple:
     if not isinstance(env_id, str) or not env_id.strip():
         raise ConfigError("--env: expected a gymnasium environment id such as CartPole-v1")
     data["env"] = {"id": env_id.strip()}
+    encoder = data.get("encoder")
+    if isinstance(encoder, dict) and ("obs_low" in encoder or "obs_high" in encoder):
+        # ranges written for the config's own environment: the space's bounds where finite, estimated elsewhere
+        encoder.pop("obs_low", None)
+        encoder.pop("obs_high", None)
+        encoder["range"] = "auto"
+        print(f"--env {env_id}: the config's obs_low/obs_high are its own environment's; observation ranges: "
+              f"auto (the space's bounds where finite, estimated online elsewhere)", flush=True)
     return validate(doc)
 
 

@@ -107,6 +107,7 @@ def test_the_agent_is_sized_from_the_environment_spaces():
     pops = cartpole.sim.populations
     assert pops["bg.ctx"].model.size == 4 * 40 and pops["bg.d1"].model.size == 2 * 10
     assert pops["bg.thal"].model.size == 2 * 10                 # the efference copy's target, one-to-one with d1
+    config["encoder"] = {**config["encoder"], "obs_low": None, "obs_high": None, "range": "auto"}  # as --env does
     acrobot = _agent(config, "Acrobot-v1")                     # 6 observations, 3 actions: the same config
     pops = acrobot.sim.populations
     assert pops["bg.ctx"].model.size == 4 * 60 and pops["bg.d1"].model.size == 3 * 10
@@ -172,9 +173,11 @@ def test_run_env_override_runs_the_config_on_another_environment(tmp_path, capsy
     (tmp_path / "agent.yaml").write_text(text)
     assert main(["run", str(tmp_path / "agent.yaml"), "--env", "Acrobot-v1", "--out", str(tmp_path / "out"),
                  "--no-plot", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
     assert summary["env"] == "Acrobot-v1" and summary["train_episodes"] >= 3 and summary["eval_episodes"] == 2
     assert {"eval_return_mean", "eval_return_std", "train_seconds", "checks"} <= set(summary)
+    assert "observation ranges: auto" in out
 
 
 def test_run_env_override_refuses_what_the_agent_cannot_take(tmp_path):
@@ -187,7 +190,7 @@ def test_run_env_override_refuses_what_the_agent_cannot_take(tmp_path):
 
 
 def test_config_errors_for_the_new_keys():
-    text = open(CONFIG).read().replace("trace: 0.8", "trace: 1.5").replace("range: online", "range: guess")
+    text = open(CONFIG).read().replace("trace: 0.8", "trace: 1.5").replace("range: space", "range: guess")
     with pytest.raises(ConfigProblems) as err:
         validate(load_text(text, "configs/rl/agent.yaml"))
     message = str(err.value)
