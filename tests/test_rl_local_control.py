@@ -190,7 +190,7 @@ def test_run_env_override_refuses_what_the_agent_cannot_take(tmp_path):
 
 
 def test_config_errors_for_the_new_keys():
-    text = open(CONFIG).read().replace("trace: 0.8", "trace: 1.5").replace("range: space", "range: guess")
+    text = open(CONFIG).read().replace("trace: 0.0", "trace: 1.5").replace("range: space", "range: guess")
     with pytest.raises(ConfigProblems) as err:
         validate(load_text(text, "configs/rl/agent.yaml"))
     message = str(err.value)

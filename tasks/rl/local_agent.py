@@ -28,6 +28,30 @@ predicted and shrink when worse: an actor-critic (Barto, Sutton & Anderson 1983)
 local (pre, post and a broadcast neuromodulator), as in the spiking actor-critic models of Potjans, Morrison &
 Diesmann 2009 (Neural Comput 21:301) and Fremaux, Sprekeler & Gerstner 2013 (PLoS Comput Biol 9:e1003024).
 Evaluation silences the exploration input and freezes learning (dopamine stays 0, so ``rstdp`` changes nothing).
+
+**Control tasks** (``configs/rl/cartpole_local.yaml``). A table lake is learned from one-step credit; balancing a
+pole is not. What the agent adds, each a setting, and what each is worth on CartPole-v1 (seeds 0 and 1, the mean
+of the evaluation after 1,000 episodes, each ablation against the setting with ``critic.trace: 0.8``, 222 / 204):
+
+- eligibility across decisions: ``tau_c`` of the corticostriatal ``rstdp`` longer than a step (400 ms against a
+  50 ms step: the actor's lambda 0.88). With ``tau_c = 20 ms`` (lambda 0.08): about 55;
+- a critic: without it (``critic.learning_rate: 0``, so ``delta = r``, a dopamine that always says "better")
+  the agent falls to the worst policy, about 9;
+- heterosynaptic normalisation by pre (``normalize``): without it about 185, against 222 / 204 with it;
+- the critic's TD(lambda) traces (``critic.trace``, :class:`regions.dopamine.TDCritic`) did not help here: TD(0)
+  reached 376 / 242 against 222 / 204 with ``trace: 0.8`` (the actor's tags already carry the credit back);
+- tags on the chosen channel only: with normalisation, only the difference between the chosen and the other
+  channels' tags teaches. A 10 ms efference copy left the other channel's tags at 0.7 of the chosen one's and the
+  agent near 150; strong fast-spiking inhibition (4 mV) and a 30 ms copy at 600 Hz bring them to about 0.2;
+- a learning rate small enough for a tag of tens of pair-units (``eta = 5e-5``): ``2e-3`` and ``8e-3`` oscillated
+  and collapsed.
+
+The sensory and action populations are sized from the environment's spaces (``cells_per_channel``,
+``cells_per_action``), the TD error is divided by its running RMS (``scale_dopamine``), the tags of an environment
+restart with its episode (``reset_eligibility``), and :meth:`DopamineAgent.evaluate` runs checks that leave the
+training as it was. The agent reaches 240-390 (mean 327 over 5 seeds), not CartPole's 475: its decision is a
+spike count, so the policy stays stochastic with exploration off (a rate model of the same rule solves the task when
+it acts by argmax, and does not when it acts by Poisson counts of the same drive; README).
 """
 from __future__ import annotations
 
