@@ -254,8 +254,9 @@ def _interrupt_message(err: KeyboardInterrupt, args: argparse.Namespace, kind, c
 
 
 def _with_env(path: Path, env_id: str) -> tuple:
-    """The config at ``path`` with its ``env.id`` replaced by ``env_id`` (its ``env.kwargs`` dropped, and its
-    encoder's ``obs_low``/``obs_high`` replaced by ``range: auto``: they belong to the config's own environment),
+    """The config at ``path`` with its ``env.id`` replaced by ``env_id`` (its ``env.kwargs`` and evaluation target
+    dropped, and its encoder's ``obs_low``/``obs_high`` replaced by ``range: auto``: they belong to the config's own
+    environment),
     validated as a whole, so that an environment whose spaces the agent cannot take is reported before anything
     runs."""
     from .config import load_file, validate
@@ -268,6 +269,9 @@ def _with_env(path: Path, env_id: str) -> tuple:
     if not isinstance(env_id, str) or not env_id.strip():
         raise ConfigError("--env: expected a gymnasium environment id such as CartPole-v1")
     data["env"] = {"id": env_id.strip()}
+    evaluation = data.get("evaluation")
+    if isinstance(evaluation, dict) and evaluation.pop("target", None) is not None:
+        print(f"--env {env_id}: the config's evaluation target is its own environment's; none is set", flush=True)
     encoder = data.get("encoder")
     if isinstance(encoder, dict) and ("obs_low" in encoder or "obs_high" in encoder):
         # ranges written for the config's own environment: the space's bounds where finite, estimated elsewhere

@@ -143,8 +143,7 @@ def run_single(config: dict, options: dict) -> dict:
                 agent.train_step()
                 new = min(agent.episodes, total)
             train_seconds += time.perf_counter() - start
-            if kind == "local" and ev["every"] and ev["target"] is not None and \
-                    agent.episodes // ev["every"] > len(checks):
+            if kind == "local" and ev["every"] and agent.episodes // ev["every"] > len(checks):
                 final_returns = _check(agent, config, checks)
                 if final_returns is not None:
                     solved_at = agent.episodes
@@ -186,7 +185,8 @@ def run_single(config: dict, options: dict) -> dict:
             summary["episodes_to_solve"] = solved_at  # the first check whose full evaluation reached the target
             summary["steps_to_solve"] = next((c[1] for c in checks if c[3] is not None and c[3] >= ev["target"]),
                                              None)
-            summary["checks"] = checks
+    if kind == "local" and ev["every"]:
+        summary["checks"] = checks
     if kind == "gradient" and config["gradient"]["network"] == "assembly":
         summary.update(_simulate_exported(config, agent, encoder, n_actions))
     if hasattr(probe.unwrapped, "P") and kind == "local":
@@ -209,13 +209,13 @@ def run_single(config: dict, options: dict) -> dict:
 
 def _check(agent, config: dict, checks: list) -> "list | None":
     """A check during training (``evaluation.every``): ``check_episodes`` episodes on their own seeds; when their
-    mean reaches the target, the full evaluation on the evaluation seeds. Appends ``[episodes, steps, check
+    mean reaches the target (if one is set), the full evaluation on the evaluation seeds. Appends ``[episodes, steps, check
     mean, full mean or None]`` to ``checks``; returns the full evaluation's returns when they reach the target
     (training is then done), else ``None``. Neither changes the training (:meth:`DopamineAgent.evaluate`)."""
     ev, kwargs = config["evaluation"], config["env"]["kwargs"]
     quick = float(np.mean(agent.evaluate(ev["check_episodes"], ev["check_seed"], ev["exploration"], kwargs)))
     full = None
-    if quick >= ev["target"]:
+    if ev["target"] is not None and quick >= ev["target"]:
         returns = agent.evaluate(ev["episodes"], ev["seed"], ev["exploration"], kwargs)
         full = float(np.mean(returns))
     checks.append([agent.episodes, agent.steps, round(quick, 3), None if full is None else round(full, 3)])

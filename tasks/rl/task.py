@@ -108,7 +108,8 @@ SCHEMA = Record({
         "target": Quantity("dimensionless", None, doc="mean return that counts as solved"),
         "every": Integer(None, minimum=1, doc="local agent: every this many training episodes, a check on "
                                              "check_episodes episodes (seeds check_seed + i); when it reaches the "
-                                             "target, the full evaluation; when that does too, training stops"),
+                                             "target (if set), the full evaluation; when that does too, training "
+                                             "stops"),
         "check_episodes": Integer(16, minimum=1), "check_seed": Integer(20_000, minimum=0),
         "exploration": Flag(True, doc="local agent: keep the exploration input on while evaluating")}),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
