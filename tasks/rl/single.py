@@ -210,8 +210,9 @@ def run_single(config: dict, options: dict) -> dict:
 def _check(agent, config: dict, checks: list) -> "list | None":
     """A check during training (``evaluation.every``): ``check_episodes`` episodes on their own seeds; when their
     mean reaches the target (if one is set), the full evaluation on the evaluation seeds. Appends ``[episodes,
-    steps, check mean, full mean or None]`` to ``checks``; returns the full evaluation's returns when they reach the target
-    (training is then done), else ``None``. Neither changes the training (:meth:`DopamineAgent.evaluate`)."""
+    steps, check mean, full mean or None]`` to ``checks``; returns the full evaluation's returns when they reach
+    the target (training is then done), else ``None``. Neither changes the training
+    (:meth:`DopamineAgent.evaluate`)."""
     ev, kwargs = config["evaluation"], config["env"]["kwargs"]
     quick = float(np.mean(agent.evaluate(ev["check_episodes"], ev["check_seed"], ev["exploration"], kwargs)))
     full = None
