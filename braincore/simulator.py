@@ -184,6 +184,15 @@ SPIKE_LOOP_MAX = 32
 ROW_VIEWS_MAX_PRE = 50_000
 
 
+def _check_rates(name: str, hz: Tensor) -> None:
+    """A :class:`ValueError` unless every rate (Hz) of the input ``name`` is finite and >= 0 (one ``aminmax`` pass:
+    a NaN makes both ends NaN, and the test fail)."""
+    if hz.numel():
+        low, high = torch.aminmax(hz.reshape(-1))
+        if not (float(low) >= 0 and float(high) < math.inf):
+            raise ValueError(f"input {name}: rates must be finite and >= 0 Hz")
+
+
 def _own(value: Tensor) -> Tensor:
     """``value`` on the CPU, copied when it is a view of a larger buffer (the states, synaptic variables and rings of
     populations stepped together, :class:`_MergedStep`), so that a checkpoint holds only its own values."""
@@ -783,12 +792,9 @@ class Simulator:
             return self._trials_in_python(duration, input_name, table, names, keep, stop_below, spike_monitors)
         q = self._poisson_index(input_name)
         inp = self.inputs[q]
-        if table.numel():
-            low, high = torch.aminmax(table.reshape(-1))
-            if not (float(low) >= 0 and float(high) < math.inf):
-                raise ValueError(f"input {input_name}: rates must be finite and >= 0 Hz")
+        _check_rates(input_name, table)  # every trial's (set_poisson_rate checked the first one's shape)
         n = inp.rate_map.shape[1]
-        sources = 1 if inp.fires else int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
+        sources = self._poisson_sources(q)
         # as set_poisson_rate scales each trial's rates: converted to the map's dtype, then times dt * sources
         scaled = table.to(dtype=self.dtype)
         if scaled.dim() == 2:
@@ -1264,7 +1270,7 @@ class Simulator:
             known = ", ".join(i.name for i in self.inputs if i.type == "poisson") or "none"
             raise KeyError(f"no Poisson input or Poisson source population named {name!r}; they are: {known}")
         inp = self.inputs[q]
-        sources = 1 if inp.fires else int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
+        sources = self._poisson_sources(q)
         if isinstance(rate, (torch.Tensor, np.ndarray, list, tuple)):
             self._set_rate_map(inp, torch.as_tensor(np.asarray(rate) if not isinstance(rate, torch.Tensor)
                                                     else rate), sources)
@@ -1283,15 +1289,17 @@ class Simulator:
             q = next((i for i, inp in enumerate(self.inputs) if inp.name == name), None)
         return q
 
+    def _poisson_sources(self, q: int) -> int:
+        """Independent Poisson sources per target neuron of input ``q`` (1 for a source population): its rate in Hz
+        becomes ``rate * dt / 1000 * sources`` expected spikes per step."""
+        return 1 if self.inputs[q].fires else int(dict(self.assembly.inputs[q].params or {}).get("sources", 1))
+
     def _set_rate_map(self, inp: InputRuntime, hz: Tensor, sources: int) -> None:
         n = len(inp.neurons) if inp.neurons is not None else self.populations[inp.target].model.size
         if tuple(hz.shape) not in ((n,), (self.batch, n)):
             raise ValueError(f"input {inp.name}: rates must be [{n}] or [{self.batch}, {n}] (batch, target "
                              f"neurons), got {tuple(hz.shape)}")
-        if hz.numel():
-            low, high = torch.aminmax(hz.reshape(-1))  # one pass; a NaN makes both NaN, and the test below fail
-            if not (float(low) >= 0 and float(high) < math.inf):
-                raise ValueError(f"input {inp.name}: rates must be finite and >= 0 Hz")
+        _check_rates(inp.name, hz)
         scale = self.dt / 1000.0 * sources
         current = inp.rate_map
         if current is not None and current.shape == (self.batch, n) and current.is_contiguous():
