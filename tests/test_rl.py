@@ -14,7 +14,8 @@ from gymnasium import spaces
 from braincore.config import ConfigProblems, load_text, validate
 from braincore.graph import Assembly
 from regions.dopamine import TDCritic
-from tasks.rl.encoders import ObservationEncoder, check_action_space
+from tasks.rl.actions import check_action_space
+from tasks.rl.encoders import ObservationEncoder
 from tasks.rl.envs import evaluate, make_vector_env, restore, snapshot
 from tasks.rl.local_agent import DopamineAgent, LocalSettings
 from tasks.rl.networks import SpikingActorCritic
@@ -300,10 +301,11 @@ def test_config_errors_name_line_and_key():
     text = str(err.value)
     assert "rl.yaml:3: gradient.hiden: unknown key; did you mean 'hidden'?" in text
     assert "unbounded" in text  # CartPole's velocities need obs_low/obs_high
-    with pytest.raises(ConfigProblems, match="rl.yaml:2: env: action space .* not supported"):
+    with pytest.raises(ConfigProblems, match="rl.yaml:2: env: action space .* not supported by the local agent"):
         _validate("""\
             kind: rl_agent
             env: {id: Pendulum-v1}
+            agent: local
             """)
     with pytest.raises(ConfigProblems, match="agent: local needs an assembly"):
         _validate("""\

@@ -15,8 +15,8 @@
   range is ``mean +- width`` (a unit standard deviation). The moments are part of the agent's checkpoint.
 
 The intensities are dimensionless; an agent turns them into Poisson rates (``intensity * max_rate``) or into
-constant input currents. Any other observation space (Dict, Tuple, MultiDiscrete, images as Box are allowed but
-costly) raises a :class:`ValueError` that names the space and what is supported.
+constant input currents. Any other observation space (Dict, Tuple, MultiDiscrete, an image: a Box of rank > 1)
+raises a :class:`ValueError` that names the space and what is supported.
 """
 from __future__ import annotations
 
@@ -45,7 +45,11 @@ class ObservationEncoder:
             self.start = int(space.start)
             self.size = self.n
             return
-        if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+        if isinstance(space, spaces.Box) and len(space.shape) > 1:
+            raise ValueError(f"observation space {space} is not supported: an image (a Box of rank "
+                             f"{len(space.shape)}) would need a convolutional spiking encoder, which the agents do "
+                             f"not have yet; they encode a 1-D Box (population coding) or a Discrete space (one-hot)")
+        if not isinstance(space, spaces.Box):
             raise ValueError(f"observation space {space} is not supported: spiking agents encode a 1-D Box "
                              f"(population coding) or a Discrete space (one-hot)")
         if neurons_per_dim < 2:
@@ -162,13 +166,3 @@ class ObservationEncoder:
 def online_setting(range_setting: Optional[str]) -> "bool | str":
     """The encoder's ``online`` argument for a config's ``encoder.range`` (``space``, ``online`` or ``auto``)."""
     return {"online": True, "auto": "auto"}.get(range_setting or "space", False)
-
-
-def check_action_space(space: spaces.Space) -> int:
-    """The number of actions of a ``Discrete`` action space; a :class:`ValueError` for any other space."""
-    if not isinstance(space, spaces.Discrete):
-        raise ValueError(f"action space {space} is not supported: spiking agents choose among the channels of a "
-                         f"Discrete action space (continuous control would need a different read-out)")
-    if int(space.start) != 0:
-        raise ValueError(f"action space {space}: actions must start at 0")
-    return int(space.n)

@@ -9,9 +9,10 @@
 - :func:`snapshot` / :func:`restore`: the dynamic state of every sub-environment (the unwrapped env's plain
   attributes: numpy arrays, numbers, its ``np_random`` bit-generator state, and the ``TimeLimit`` step count) as
   tensors and plain values, so a checkpointed training run resumes the episodes in flight exactly. This covers
-  gymnasium's classic-control and toy-text environments, whose state lives in such attributes; an environment
-  that keeps state elsewhere (a physics engine's handle) is refused with a clear error rather than resumed
-  inexactly.
+  gymnasium's classic-control and toy-text environments, whose state lives in such attributes, and the MuJoCo
+  environments, whose physics state (``mj_getState`` with ``mjSTATE_INTEGRATION``: time, positions, velocities,
+  actuator activations, warm-start accelerations, controls) is saved and put back with ``mj_setState`` and
+  ``mj_forward``. An environment that keeps its state in other objects is not covered.
 """
 from __future__ import annotations
 
@@ -47,6 +48,30 @@ def _time_limit(env: gym.Env):
     return None
 
 
+def _is_mujoco(base: gym.Env) -> bool:
+    return type(getattr(base, "data", None)).__name__ == "MjData" and hasattr(base, "model")
+
+
+def _mujoco_state(base: gym.Env) -> "list | None":
+    """The full integration state of a MuJoCo environment's physics, or None for any other environment."""
+    if not _is_mujoco(base):
+        return None
+    import mujoco
+
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    state = np.empty(mujoco.mj_stateSize(base.model, spec))
+    mujoco.mj_getState(base.model, base.data, state, spec)
+    return state.tolist()
+
+
+def _set_mujoco_state(base: gym.Env, values: list) -> None:
+    import mujoco
+
+    mujoco.mj_setState(base.model, base.data, np.asarray(values, dtype=np.float64),
+                       mujoco.mjtState.mjSTATE_INTEGRATION)
+    mujoco.mj_forward(base.model, base.data)
+
+
 def snapshot(vec: SyncVectorEnv) -> list[dict]:
     """The dynamic state of each sub-environment (see the module docstring)."""
     out = []
@@ -63,7 +88,9 @@ def snapshot(vec: SyncVectorEnv) -> list[dict]:
             elif value is None:
                 attrs[key] = ("none", None)
         limit = _time_limit(env)
-        out.append({"attrs": {k: [kind, v.tolist() if kind == "array" else v, str(v.dtype) if kind == "array"
+        physics = _mujoco_state(base)
+        out.append({"physics": physics,
+                    "attrs": {k: [kind, v.tolist() if kind == "array" else v, str(v.dtype) if kind == "array"
                                   else None, list(v.shape) if kind == "array" else None]
                               for k, (kind, v) in attrs.items()},
                     "rng": base.np_random.bit_generator.state,
@@ -83,6 +110,8 @@ def restore(vec: SyncVectorEnv, states: Sequence[dict]) -> None:
             else:
                 setattr(base, key, value)
         base.np_random.bit_generator.state = state["rng"]
+        if state.get("physics") is not None:
+            _set_mujoco_state(base, state["physics"])
         limit = _time_limit(env)
         if limit is not None and state["elapsed"] is not None:
             limit._elapsed_steps = state["elapsed"]
@@ -90,7 +119,8 @@ def restore(vec: SyncVectorEnv, states: Sequence[dict]) -> None:
 
 def evaluate(env_id: str, policy: Callable[[np.ndarray], np.ndarray], episodes: int, seed0: int,
              parallel: int = 20, env_kwargs: "dict | None" = None) -> list[float]:
-    """Returns of ``episodes`` episodes seeded ``seed0 + i``, played by ``policy(obs [n, ...]) -> actions [n]``,
+    """Returns of ``episodes`` episodes seeded ``seed0 + i``, played by ``policy(obs [n, ...]) -> actions [n]``
+    (Discrete) or ``[n, D]`` (a Box, in the environment's units),
     ``parallel`` at a time (each copy plays exactly one episode per round; finished copies idle)."""
     returns: list[float] = []
     kwargs = dict(env_kwargs or {})
@@ -104,7 +134,7 @@ def evaluate(env_id: str, policy: Callable[[np.ndarray], np.ndarray], episodes: 
             idx = np.flatnonzero(live)
             actions = policy(np.stack([obs[i] for i in idx]))
             for i, a in zip(idx, actions):
-                obs[i], r, term, trunc, _ = envs[i].step(int(a))
+                obs[i], r, term, trunc, _ = envs[i].step(int(a) if np.ndim(a) == 0 else a)
                 total[i] += r
                 if term or trunc:
                     live[i] = False

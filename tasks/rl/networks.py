@@ -158,3 +158,120 @@ class AssemblyActorCritic(nn.Module):
         from braincore.training.compile import export_weights
 
         return export_weights(self.net, self.assembly)
+
+
+# ------------------------------------------------------------------------------------------ continuous control
+class PopulationActor(nn.Module):
+    """A population-coded spiking actor network (PopSAN; Tang, Kumar, Michmizos & Nandi 2020, IROS).
+
+    ``forward(r [B, n_in]) -> u [B, D]``: the encoded observation (Gaussian receptive fields, :mod:`.encoders`;
+    PopSAN's encoder population) drives, as a constant input current for ``steps`` time steps, LIF layers
+    (:class:`~braincore.training.layers.LIFLayer`, surrogate gradients) and then an **action population** of
+    ``population`` LIF cells per action component. Each component is decoded from its population's firing rates
+    ``f_{d,k} = mean_t s_{t,d,k}`` (spikes per step) by its own weights and bias (PopSAN's group decoder)::
+
+        o_d = sum_k w_{d,k} f_{d,k} + b_d,        u_d = tanh(o_d)  (deterministic: TD3)  or  o_d  (Gaussian mean)
+
+    in the unit box (:class:`.actions.ActionSpec` scales it onto the environment's range). ``squash``: apply the
+    tanh. Time constants in steps (``beta = exp(-1 / tau_m)``). Unlike PopSAN, the receptive fields are fixed (not
+    learned) and the input is a current, not deterministic spikes: the encoder is shared with the other agents.
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256, 256), population: int = 10,
+                 steps: int = 5, tau_m: float = 4.0, init_gain: float = 2.0, surrogate: str = "fast_sigmoid",
+                 squash: bool = True, seed: int = 0):
+        super().__init__()
+        if steps < 1 or population < 1 or not hidden:
+            raise ValueError(f"need steps >= 1, population >= 1 and at least one hidden layer, got steps={steps}, "
+                             f"population={population}, hidden={list(hidden)}")
+        g = torch.Generator().manual_seed(seed)
+        self.n_in, self.n_out, self.steps, self.population = int(n_in), int(n_out), int(steps), int(population)
+        self.squash = bool(squash)
+        sizes = [n_in, *hidden, n_out * population]
+        self.layers = nn.ModuleList(LIFLayer(a, b, tau_m=tau_m, init_gain=init_gain, surrogate=surrogate,
+                                             generator=g) for a, b in zip(sizes[:-1], sizes[1:]))
+        bound = 1.0 / population ** 0.5
+        self.decoder_weight = nn.Parameter((torch.rand(n_out, population, generator=g) * 2 - 1) * bound)
+        self.decoder_bias = nn.Parameter(torch.zeros(n_out))
+        self.last_spikes: list[Tensor] = []
+
+    def forward(self, intensities: Tensor) -> Tensor:
+        if intensities.dim() != 2 or intensities.shape[1] != self.n_in:
+            raise ValueError(f"intensities must be [B, {self.n_in}], got {tuple(intensities.shape)}")
+        x = intensities.unsqueeze(0).expand(self.steps, -1, -1)
+        spikes = []
+        for layer in self.layers:
+            x = layer(x)
+            spikes.append(x)
+        self.last_spikes = spikes
+        rates = x.mean(dim=0).reshape(-1, self.n_out, self.population)
+        out = (rates * self.decoder_weight).sum(-1) + self.decoder_bias
+        return torch.tanh(out) if self.squash else out
+
+
+def mlp(n_in: int, hidden: Sequence[int], n_out: int, seed: int) -> nn.Sequential:
+    """``Linear -> ReLU`` per hidden width, then a linear output (PyTorch's default initialisation, seeded)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        size = n_in
+        for width in hidden:
+            layers += [nn.Linear(size, width), nn.ReLU()]
+            size = width
+        layers.append(nn.Linear(size, n_out))
+        return nn.Sequential(*layers)
+
+
+class MLPActor(nn.Module):
+    """The non-spiking actor of the same size: the same encoded input and hidden widths as
+    :class:`PopulationActor`, ReLU units, ``u = tanh(o)`` (``squash``) or ``o``. The baseline of the comparison."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: Sequence[int] = (256, 256), squash: bool = True,
+                 seed: int = 0):
+        super().__init__()
+        self.net, self.squash = mlp(n_in, hidden, n_out, seed), bool(squash)
+        self.last_spikes: list[Tensor] = []
+
+    def forward(self, intensities: Tensor) -> Tensor:
+        out = self.net(intensities)
+        return torch.tanh(out) if self.squash else out
+
+
+class QCritic(nn.Module):
+    """A non-spiking action-value network ``Q(s, u) = MLP([r, u])`` (encoded observation ``r [B, n_in]``, unit
+    action ``u [B, D]`` -> ``[B]``): PopSAN trains its spiking actors with such deep critics."""
+
+    def __init__(self, n_in: int, n_actions: int, hidden: Sequence[int] = (256, 256), seed: int = 0):
+        super().__init__()
+        self.net = mlp(n_in + n_actions, hidden, 1, seed)
+
+    def forward(self, intensities: Tensor, actions: Tensor) -> Tensor:
+        return self.net(torch.cat([intensities, actions], dim=-1)).squeeze(-1)
+
+
+class GaussianActorCritic(nn.Module):
+    """A Gaussian policy and a state value for PPO on a continuous action space.
+
+    ``forward(r [B, n_in]) -> (mean [B, D], value [B])``: the mean from ``actor`` (a :class:`PopulationActor` or
+    :class:`MLPActor` without the tanh), the value from a non-spiking MLP; the policy is
+    ``pi(u | s) = N(mean, diag(exp(2 log_std)))`` with a learned, state-independent ``log_std [D]`` (as in
+    PPO's MuJoCo experiments, Schulman et al. 2017).
+    """
+
+    def __init__(self, actor: nn.Module, n_in: int, n_actions: int, critic_hidden: Sequence[int] = (64, 64),
+                 log_std: float = 0.0, seed: int = 0):
+        super().__init__()
+        self.actor = actor
+        self.critic = mlp(n_in, critic_hidden, 1, seed + 1)
+        self.log_std = nn.Parameter(torch.full((n_actions,), float(log_std)))
+
+    @property
+    def last_spikes(self) -> list:
+        return getattr(self.actor, "last_spikes", [])
+
+    def forward(self, intensities: Tensor) -> "tuple[Tensor, Tensor]":
+        return self.actor(intensities), self.critic(intensities).squeeze(-1)
+
+    def distribution(self, mean: Tensor) -> torch.distributions.Distribution:
+        """``N(mean, exp(log_std)^2)`` over the components, as one event (log-probabilities summed)."""
+        return torch.distributions.Independent(torch.distributions.Normal(mean, self.log_std.exp()), 1)

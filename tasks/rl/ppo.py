@@ -1,7 +1,10 @@
-"""Proximal policy optimisation (Schulman et al. 2017) of the spiking actor-critic (:mod:`tasks.rl.networks`).
+"""Proximal policy optimisation (Schulman et al. 2017) of the spiking actor-critics (:mod:`tasks.rl.networks`).
 
 One **iteration** collects ``rollout`` steps from each of ``num_envs`` environments with the current stochastic
-policy ``a ~ softmax(logits)``, then runs ``epochs`` passes of minibatch gradient steps on the clipped objective::
+policy (Discrete actions: ``a ~ softmax(logits)``; a Box: a Gaussian ``u ~ N(mean, exp(log_std)^2)`` in the unit
+box, clipped and scaled onto the action range by :meth:`.actions.ActionSpec.to_env` for the environment while the
+unclipped ``u`` enters the probability ratios), then runs ``epochs`` passes of minibatch gradient steps on the
+clipped objective::
 
     L = -E[min(rho A, clip(rho, 1 - eps, 1 + eps) A)] + c_v E[(V - R)^2] - c_H E[H(pi)]      rho = pi / pi_old
 
@@ -16,6 +19,11 @@ is bootstrapped into ``r_t`` (``r_t <- r_t + gamma V(s_final)``), and in both ca
 stops at the episode boundary (``done_t = term_t or trunc_t``). Advantages are normalised per minibatch;
 gradients clipped to ``max_grad_norm``; the learning rate decays linearly to ``lr * lr_final`` over the run.
 
+``normalize_reward``: the rewards the learner sees are divided by the running standard deviation of the
+discounted return ``G_t = gamma G_{t-1} (1 - done_{t-1}) + r_t`` (Welford's moments over all steps so far; the
+``NormalizeReward`` of gymnasium and of the PPO implementations for MuJoCo), so one learning rate suits rewards of
+any scale; the returns reported are the environment's own.
+
 The learner's whole state (network, Adam, RNGs, environment states and the current observations, counters) is a
 dict of tensors and plain values (:meth:`PPO.state_dict`), saved atomically between iterations: a resumed run
 continues exactly as an uninterrupted one.
@@ -27,9 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .actions import action_spec
 from .encoders import ObservationEncoder
 from .envs import make_vector_env, restore, snapshot
-from .networks import SpikingActorCritic
 
 Tensor = torch.Tensor
 
@@ -49,16 +57,23 @@ class PPOSettings:
     entropy_coef: float = 0.01
     max_grad_norm: float = 0.5
     total_steps: int = 200_000
+    normalize_reward: bool = False
 
 
 class PPO:
-    """A PPO learner for one environment id and one :class:`SpikingActorCritic` (see the module docstring)."""
+    """A PPO learner for one environment id and one actor-critic (see the module docstring):
+    :class:`~.networks.SpikingActorCritic` or :class:`~.networks.AssemblyActorCritic` (Discrete actions,
+    ``forward -> (logits, value)``), :class:`~.networks.GaussianActorCritic` (a Box, ``forward -> (mean, value)``
+    and ``distribution(mean)``)."""
 
-    def __init__(self, env_id: str, model: SpikingActorCritic, encoder: ObservationEncoder, settings: PPOSettings,
+    def __init__(self, env_id: str, model: torch.nn.Module, encoder: ObservationEncoder, settings: PPOSettings,
                  seed: int, env_kwargs: "dict | None" = None):
         self.env_id, self.model, self.encoder, self.s = env_id, model, encoder, settings
         self.seed = int(seed)
         self.envs = make_vector_env(env_id, settings.num_envs, env_kwargs)
+        self.actions = action_spec(self.envs.single_action_space)
+        if self.actions.continuous != hasattr(model, "distribution"):
+            raise ValueError(f"{type(model).__name__} does not fit the action space {self.envs.single_action_space}")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, eps=1e-5)
         self.iterations = max(1, settings.total_steps // (settings.num_envs * settings.rollout))
         self.iteration = 0
@@ -66,6 +81,9 @@ class PPO:
         self.episode_returns: list[float] = []  # training episodes in the order they ended
         self.episode_steps: list[int] = []      # global step at which each ended
         self._running = np.zeros(settings.num_envs)
+        # reward normalisation: discounted return per environment, Welford moments (count, mean, M2) of it
+        self._discounted = np.zeros(settings.num_envs)
+        self._return_moments = [0, 0.0, 0.0]
         self.generator = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)  # Bernoulli input spikes (input: spikes) draw from the global generator
         self.obs, _ = self.envs.reset(seed=[self.seed * 1000 + i for i in range(settings.num_envs)])
@@ -75,10 +93,37 @@ class PPO:
         return self.model(self.encoder(obs))
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """The deterministic policy used for evaluation: the action channel with the largest logit."""
+        """The deterministic policy used for evaluation, as environment actions: the action channel with the
+        largest logit, or the Gaussian's mean (clipped and scaled)."""
         with torch.no_grad():
-            logits, _ = self.policy_value(obs)
-        return logits.argmax(dim=-1).numpy()
+            out, _ = self.policy_value(obs)
+        return self.actions.to_env(out.numpy() if self.actions.continuous else out.argmax(dim=-1).numpy())
+
+    def _distribution(self, out: Tensor) -> torch.distributions.Distribution:
+        if self.actions.continuous:
+            return self.model.distribution(out)
+        return torch.distributions.Categorical(logits=out)
+
+    def _sample(self, dist: torch.distributions.Distribution) -> Tensor:
+        """A sample drawn from the learner's own generator (so a resumed run draws the same ones)."""
+        if self.actions.continuous:
+            mean, std = dist.base_dist.loc, dist.base_dist.scale
+            return mean + std * torch.randn(mean.shape, generator=self.generator)
+        return torch.multinomial(dist.probs, 1, generator=self.generator).squeeze(1)
+
+    def _scaled_rewards(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """Rewards divided by the running SD of the discounted return (``normalize_reward``, module docstring)."""
+        self._discounted = self._discounted * self.s.gamma + reward
+        count, mean, m2 = self._return_moments
+        for g in self._discounted:
+            count += 1
+            step = g - mean
+            mean += step / count
+            m2 += step * (g - mean)
+        self._return_moments = [count, mean, m2]
+        self._discounted[done] = 0.0
+        std = np.sqrt(m2 / count) if count > 1 else 1.0
+        return reward / max(std, 1e-8)
 
     # -- one iteration -------------------------------------------------------------------------------------
     def iterate(self) -> dict:
@@ -95,17 +140,19 @@ class PPO:
             self.encoder.observe(self.obs)  # online ranges: their warm-up
             x = self.encoder(self.obs)
             with torch.no_grad():
-                logits, value = self.model(x)
-            dist = torch.distributions.Categorical(logits=logits)
-            action = torch.multinomial(dist.probs, 1, generator=self.generator).squeeze(1)
+                out, value = self.model(x)
+                dist = self._distribution(out)
+                action = self._sample(dist)
+                logp_buf.append(dist.log_prob(action))
             obs_buf.append(x)
             act_buf.append(action)
-            logp_buf.append(dist.log_prob(action))
             val_buf.append(value)
-            next_obs, reward, term, trunc, info = self.envs.step(action.numpy())
-            reward = torch.as_tensor(reward, dtype=torch.float32)
-            self._running += reward.numpy()
+            next_obs, env_reward, term, trunc, info = self.envs.step(self.actions.to_env(action.numpy()))
+            self._running += env_reward
             done = np.logical_or(term, trunc)
+            if s.normalize_reward:
+                env_reward = self._scaled_rewards(np.asarray(env_reward, dtype=np.float64), done)
+            reward = torch.as_tensor(env_reward, dtype=torch.float32)
             if trunc.any():  # bootstrap truncated episodes from their true last observation
                 idx = np.flatnonzero(np.logical_and(trunc, np.logical_not(term)))
                 if idx.size:
@@ -149,8 +196,8 @@ class PPO:
             order = torch.randperm(total, generator=self.generator)
             for start in range(0, total, size):
                 idx = order[start:start + size]
-                logits, value = self.model(obs[idx])
-                dist = torch.distributions.Categorical(logits=logits)
+                out, value = self.model(obs[idx])
+                dist = self._distribution(out)
                 logp = dist.log_prob(actions[idx])
                 ratio = torch.exp(logp - logp_old[idx])
                 a = adv[idx]
@@ -172,6 +219,7 @@ class PPO:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "iteration": self.iteration, "steps": self.steps, "episode_returns": list(self.episode_returns),
                 "episode_steps": list(self.episode_steps), "running": self._running.tolist(),
+                "discounted": self._discounted.tolist(), "return_moments": list(self._return_moments),
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "obs": torch.as_tensor(np.asarray(self.obs)), "envs": snapshot(self.envs),
                 "encoder": self.encoder.state_dict()}
@@ -183,6 +231,8 @@ class PPO:
         self.episode_returns = list(state["episode_returns"])
         self.episode_steps = list(state["episode_steps"])
         self._running = np.asarray(state["running"], dtype=np.float64)
+        self._discounted = np.asarray(state.get("discounted", np.zeros(self.s.num_envs)), dtype=np.float64)
+        self._return_moments = list(state.get("return_moments", [0, 0.0, 0.0]))
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.obs = state["obs"].numpy()

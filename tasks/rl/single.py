@@ -24,7 +24,8 @@ import torch
 from braincore.checkpoint import save_checkpoint
 from tasks.common import config_key, load_resumable, progress_bar, run_setup, safe_points
 
-from .encoders import ObservationEncoder, check_action_space, online_setting
+from .actions import ActionSpec, action_spec
+from .encoders import ObservationEncoder, online_setting
 from .envs import evaluate, make_env
 
 __all__ = ["run_single"]
@@ -37,10 +38,13 @@ def _encoder(config: dict, space) -> ObservationEncoder:
                               online=online_setting(enc["range"]), warmup=enc["warmup"], width=enc["width"])
 
 
-def _gradient_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
+def _gradient_agent(config: dict, encoder: ObservationEncoder, actions: ActionSpec):
     from .networks import SpikingActorCritic
 
     g = config["gradient"]
+    n_actions = actions.dim
+    if actions.continuous:
+        return _continuous_agent(config, encoder, actions)
     if g["network"] == "assembly":
         from .networks import AssemblyActorCritic
 
@@ -55,12 +59,36 @@ def _gradient_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
     return _ppo(config, model, encoder)
 
 
+def _continuous_agent(config: dict, encoder: ObservationEncoder, actions: ActionSpec):
+    """The population-coded spiking actor (or the non-spiking one of the same size) for a Box action space, with
+    non-spiking critics, trained by TD3 (a deterministic policy) or PPO (a Gaussian one)."""
+    from .networks import GaussianActorCritic, MLPActor, PopulationActor, QCritic
+
+    g, seed = config["gradient"], config["seed"]
+    td3 = g["algorithm"] == "td3"
+    if g["actor"] == "spiking":
+        actor = PopulationActor(encoder.size, actions.dim, hidden=g["hidden"], population=g["population"],
+                                steps=g["steps"], tau_m=g["tau_m"], init_gain=g["init_gain"],
+                                surrogate=g["surrogate"], squash=td3, seed=seed)
+    else:
+        actor = MLPActor(encoder.size, actions.dim, hidden=g["hidden"], squash=td3, seed=seed)
+    if not td3:
+        return _ppo(config, GaussianActorCritic(actor, encoder.size, actions.dim, g["critic_hidden"], g["log_std"],
+                                                seed=seed), encoder)
+    from .td3 import TD3, TD3Settings
+
+    critics = (QCritic(encoder.size, actions.dim, g["critic_hidden"], seed=seed + 1),
+               QCritic(encoder.size, actions.dim, g["critic_hidden"], seed=seed + 2))
+    settings = TD3Settings(num_envs=g["num_envs"], total_steps=g["total_steps"], gamma=g["gamma"], **g["td3"])
+    return TD3(config["env"]["id"], actor, critics, encoder, settings, seed, config["env"]["kwargs"])
+
+
 def _ppo(config: dict, model, encoder: ObservationEncoder):
     from .ppo import PPO, PPOSettings
 
     g = config["gradient"]
     names = ("num_envs", "rollout", "epochs", "minibatches", "gamma", "gae_lambda", "clip", "lr", "lr_final",
-             "value_coef", "entropy_coef", "max_grad_norm", "total_steps")
+             "value_coef", "entropy_coef", "max_grad_norm", "total_steps", "normalize_reward")
     settings = PPOSettings(**{k: g[k] for k in names})
     return PPO(config["env"]["id"], model, encoder, settings, config["seed"], config["env"]["kwargs"])
 
@@ -85,6 +113,19 @@ def _local_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
                          config["env"]["kwargs"], device=config["device"])
 
 
+def _describe_gradient(config: dict, encoder: ObservationEncoder, actions: ActionSpec) -> str:
+    g = config["gradient"]
+    if g["network"] == "assembly":
+        steps = int(round(config["local"]["decision"] / config["_assembly"].run.dt))
+        return f"the assembly's network, compiled ({steps} steps per decision)"
+    if not actions.continuous:
+        return f"spiking actor-critic {encoder.size}-{g['hidden']}-{actions.dim} ({g['steps']} steps per decision)"
+    if g["actor"] == "mlp":
+        return f"non-spiking actor {encoder.size}-{g['hidden']}-{actions.dim} (ReLU), critics {g['critic_hidden']}"
+    return f"population-coded spiking actor {encoder.size}-{g['hidden']}-{actions.dim}x{g['population']} " \
+           f"({g['steps']} steps per action), non-spiking critics {g['critic_hidden']}"
+
+
 def _moving_average(values: list, window: int = 100) -> float:
     return float(np.mean(values[-window:])) if values else 0.0
 
@@ -96,8 +137,10 @@ def run_single(config: dict, options: dict) -> dict:
     env_id, kind = config["env"]["id"], config["agent"]
     probe = make_env(env_id, **config["env"]["kwargs"])
     encoder = _encoder(config, probe.observation_space)
-    n_actions = check_action_space(probe.action_space)
-    agent = (_gradient_agent if kind == "gradient" else _local_agent)(config, encoder, n_actions)
+    actions = action_spec(probe.action_space)
+    n_actions = actions.dim
+    agent = _gradient_agent(config, encoder, actions) if kind == "gradient" else \
+        _local_agent(config, encoder, n_actions)
     key = config_key(config, ("seed", "env", "agent", "encoder", kind, "populations", "projections", "inputs",
                               "include", "modulators", "dt"))
     ckpt_path = out_dir / f"{config['name']}.ckpt"
@@ -120,12 +163,9 @@ def run_single(config: dict, options: dict) -> dict:
 
     if kind == "gradient":
         total, done, unit = agent.iterations, agent.iteration, "iteration"
-        network = (f"the assembly's network, compiled ({agent.model.steps} steps per decision)"
-                   if config["gradient"]["network"] == "assembly" else
-                   f"spiking actor-critic {encoder.size}-{config['gradient']['hidden']}-{n_actions} "
-                   f"({config['gradient']['steps']} steps per decision)")
-        print(f"rl_agent: {env_id}, {network}, PPO over {agent.iterations * agent.s.num_envs * agent.s.rollout} "
-              f"environment steps")
+        print(f"rl_agent: {env_id}, {_describe_gradient(config, encoder, actions)}, "
+              f"{config['gradient']['algorithm'].upper()} over {config['gradient']['total_steps']} environment "
+              f"steps")
     else:
         total, done, unit = agent.s.episodes, agent.episodes, "episode"
         print(f"rl_agent: {env_id}, dopamine-modulated STDP agent ({len(agent.sim.populations)} populations), "
@@ -181,6 +221,8 @@ def run_single(config: dict, options: dict) -> dict:
         summary["solved"] = bool(mean >= ev["target"])
         hit = _first_solved(agent.episode_returns, ev["target"])
         summary["episodes_to_target_100"] = hit
+        steps_at = getattr(agent, "episode_steps", None)
+        summary["steps_to_target_100"] = int(steps_at[hit - 1]) if hit is not None and steps_at else None
         if kind == "local" and ev["every"]:
             summary["episodes_to_solve"] = solved_at  # the first check whose full evaluation reached the target
             summary["steps_to_solve"] = next((c[1] for c in checks if c[3] is not None and c[3] >= ev["target"]),
@@ -193,7 +235,9 @@ def run_single(config: dict, options: dict) -> dict:
         summary.update(_tabular_report(agent, probe))
     probe.close()
     if not options.get("no_plot"):
-        png = _plot_curve(agent, out_dir / f"{config['name']}_learning_curve.png", env_id, kind, ev["target"],
+        title = "dopamine-modulated STDP" if kind == "local" else \
+            f"{config['gradient']['algorithm'].upper()}, surrogate gradients"
+        png = _plot_curve(agent, out_dir / f"{config['name']}_learning_curve.png", env_id, title, ev["target"],
                           checks)
         if png:
             summary["learning_curve"] = str(png)
@@ -270,7 +314,7 @@ def _tabular_report(agent, env) -> dict:
             "policy_optimality": round(float(v_pi / max(v_best, 1e-12)), 4)}
 
 
-def _plot_curve(agent, path: Path, env_id: str, kind: str, target, checks: "list | None" = None) -> "Path | None":
+def _plot_curve(agent, path: Path, env_id: str, title: str, target, checks: "list | None" = None) -> "Path | None":
     try:
         import matplotlib
 
@@ -298,7 +342,7 @@ def _plot_curve(agent, path: Path, env_id: str, kind: str, target, checks: "list
         ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
     ax.set_xlabel("training episode")
     ax.set_ylabel("return")
-    ax.set_title(f"{env_id}: {'PPO, surrogate gradients' if kind == 'gradient' else 'dopamine-modulated STDP'}")
+    ax.set_title(f"{env_id}: {title}")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

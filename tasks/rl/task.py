@@ -5,7 +5,10 @@
 ``populations``/``projections``/``inputs``/``modulators``/``include`` keys of ``kind: assembly``) by
 dopamine-modulated STDP with a TD critic (:mod:`tasks.rl.local_agent`), no gradients. Both read observations
 through :mod:`tasks.rl.encoders` (population coding for Box, one-hot for Discrete) and choose among the channels
-of a Discrete action space; any other space is refused before training with a clear error.
+of a Discrete action space. For a continuous (Box) action space the gradient agent uses the population-coded
+spiking actor (PopSAN; or ``actor: mlp``, a non-spiking one of the same size) with non-spiking critics, trained by
+TD3 (:mod:`tasks.rl.td3`, ``algorithm: td3``) or by PPO with a Gaussian policy (:mod:`tasks.rl.actions` scales and
+clips the actions). Any other space is refused before training with a clear error.
 
 The run trains with a progress bar (episode return, its moving average over the last 100 episodes), writes
 atomic checkpoints (``<out>/<name>.ckpt``: network, optimiser or plastic weights and traces, critic, RNGs, the
@@ -23,17 +26,45 @@ from braincore.assembly_config import _semantic_check as assembly_check
 from braincore.config import AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from tasks.common import assembly_memory_problems, filled_record, layered_needs, memory_problem, lazy_attributes
 
-from .encoders import ObservationEncoder, check_action_space, online_setting
+from .actions import action_spec, check_action_space
+from .encoders import ObservationEncoder, online_setting
 from .envs import make_env
 
 # the runners (.single, .parallel) import PyTorch: they load when a config runs, not when one is validated
 
 NUMBER = Quantity("dimensionless")
 
+TD3 = filled_record({
+    "buffer_size": Integer(1_000_000, minimum=1, doc="replay buffer capacity (transitions)"),
+    "batch_size": Integer(256, minimum=1),
+    "start_steps": Integer(5000, minimum=0, doc="environment steps of uniformly random actions first"),
+    "tau": Quantity("dimensionless", 0.005, exclusive_minimum=0.0, doc="target network update rate (<= 1)"),
+    "actor_lr": Quantity("dimensionless", 1e-3, exclusive_minimum=0.0),
+    "critic_lr": Quantity("dimensionless", 1e-3, exclusive_minimum=0.0),
+    "policy_delay": Integer(2, minimum=1, doc="critic steps per actor and target step"),
+    "noise": Text("gaussian", choices=("gaussian", "ou"), doc="exploration noise: white Gaussian, or "
+                                                               "Ornstein-Uhlenbeck (temporally correlated)"),
+    "exploration_noise": Quantity("dimensionless", 0.1, minimum=0.0, doc="its SD, in unit-box units"),
+    "ou_theta": Quantity("dimensionless", 0.15, exclusive_minimum=0.0, doc="OU mean reversion per step (<= 1)"),
+    "target_noise": Quantity("dimensionless", 0.2, minimum=0.0, doc="target policy smoothing SD"),
+    "target_noise_clip": Quantity("dimensionless", 0.5, minimum=0.0),
+    "steps_per_iteration": Integer(1000, minimum=1, doc="environment steps per iteration (progress, checkpoints)"),
+}, doc="TD3 (gradient.algorithm: td3)")
+
 GRADIENT = filled_record({
     "network": Text("pathways", choices=("pathways", "assembly"),
                     doc="pathways: the actor and critic LIF pathways below; assembly: the config's assembly, "
                         "compiled (sensory and action populations from the local section)"),
+    "algorithm": Text("ppo", choices=("ppo", "td3"), doc="td3: continuous (Box) actions only"),
+    "actor": Text("spiking", choices=("spiking", "mlp"),
+                  doc="continuous actions: spiking: the population-coded spiking actor (PopSAN); mlp: a "
+                      "non-spiking actor of the same size (the baseline)"),
+    "population": Integer(10, minimum=1, doc="continuous actions: action-population cells per action component"),
+    "critic_hidden": ListOf(Integer(minimum=1), default=[256, 256],
+                            doc="continuous actions: hidden sizes of the non-spiking critics"),
+    "log_std": Quantity("dimensionless", -0.5, doc="PPO, continuous actions: initial log SD of the Gaussian"),
+    "normalize_reward": Flag(False, doc="PPO: divide rewards by the running SD of the discounted return"),
+    "td3": TD3,
     "hidden": ListOf(Integer(minimum=1), default=[128], doc="LIF layer sizes of each pathway"),
     "steps": Integer(8, minimum=1, doc="time steps per environment step"),
     "tau_m": Quantity("dimensionless", 4.0, exclusive_minimum=0.0, doc="membrane time constant, in steps"),
@@ -131,7 +162,17 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
             problems.append(doc.problem(("env", "id"), str(err)))
         else:
             try:
-                n_actions = check_action_space(probe.action_space)
+                spec = action_spec(probe.action_space)
+                if config.get("agent") == "local":
+                    check_action_space(probe.action_space)
+                elif spec.continuous and (config.get("gradient") or {}).get("network") == "assembly":
+                    raise ValueError(f"action space {probe.action_space}: gradient.network: assembly reads "
+                                     f"Discrete action channels; continuous actions use the population-coded "
+                                     f"actor (network: pathways)")
+                elif not spec.continuous and (config.get("gradient") or {}).get("algorithm") == "td3":
+                    raise ValueError(f"action space {probe.action_space}: TD3 needs continuous (Box) actions; use "
+                                     f"gradient.algorithm: ppo")
+                n_actions = spec.dim
                 enc = config.get("encoder") or {}
                 encoder = ObservationEncoder(probe.observation_space, enc.get("neurons_per_dim") or 10,
                                              enc.get("obs_low"), enc.get("obs_high"),
@@ -151,6 +192,10 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
             problems.append(doc.problem(path, f"{what} must be in [0, 1], got {value:g} (returns would grow "
                                               f"without bound)"))
     gradient = config.get("gradient") or {}
+    for key in ("tau", "ou_theta"):
+        value = (gradient.get("td3") or {}).get(key)
+        if value is not None and value > 1:
+            problems.append(doc.problem(("gradient", "td3", key), f"a rate per step in (0, 1], got {value:g}"))
     lr_final = gradient.get("lr_final")
     if lr_final is not None and lr_final > 1:
         problems.append(doc.problem(("gradient", "lr_final"), f"a fraction of lr in [0, 1], got {lr_final:g}"))
