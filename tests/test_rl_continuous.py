@@ -249,12 +249,16 @@ def test_config_errors_for_algorithms_and_spaces_that_do_not_fit():
     assert "rl.yaml:3: gradient.td3.tau" in text and "rl.yaml:3: gradient.td3.noise" in text
 
 
-@pytest.mark.parametrize("name", ["pendulum", "pendulum_mlp", "mountaincar_continuous"])
-def test_bundled_continuous_configs_validate(name):
+@pytest.mark.parametrize("name, algorithm", [("pendulum", "td3"), ("pendulum_mlp", "td3"), ("pendulum_ppo", "ppo"),
+                                             ("mountaincar_continuous", "td3"), ("mountaincar_continuous_mlp", "td3"),
+                                             ("halfcheetah", "td3"), ("halfcheetah_mlp", "td3")])
+def test_bundled_continuous_configs_validate(name, algorithm):
     from braincore.config import load_config
 
+    if name.startswith("halfcheetah"):
+        pytest.importorskip("mujoco")
     kind, config = load_config(f"configs/rl/{name}.yaml")
-    assert kind.name == "rl_agent" and config["gradient"]["algorithm"] == "td3"
+    assert kind.name == "rl_agent" and config["gradient"]["algorithm"] == algorithm
 
 
 def test_continuous_run_writes_its_summary(tmp_path):

@@ -35,9 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .actions import action_spec
 from .encoders import ObservationEncoder
-from .envs import make_vector_env, restore, snapshot
+from .learner import VectorLearner
 
 Tensor = torch.Tensor
 
@@ -60,7 +59,7 @@ class PPOSettings:
     normalize_reward: bool = False
 
 
-class PPO:
+class PPO(VectorLearner):
     """A PPO learner for one environment id and one actor-critic (see the module docstring):
     :class:`~.networks.SpikingActorCritic` or :class:`~.networks.AssemblyActorCritic` (Discrete actions,
     ``forward -> (logits, value)``), :class:`~.networks.GaussianActorCritic` (a Box, ``forward -> (mean, value)``
@@ -68,25 +67,15 @@ class PPO:
 
     def __init__(self, env_id: str, model: torch.nn.Module, encoder: ObservationEncoder, settings: PPOSettings,
                  seed: int, env_kwargs: "dict | None" = None):
-        self.env_id, self.model, self.encoder, self.s = env_id, model, encoder, settings
-        self.seed = int(seed)
-        self.envs = make_vector_env(env_id, settings.num_envs, env_kwargs)
-        self.actions = action_spec(self.envs.single_action_space)
+        self.s = settings
+        self.start(env_id, model, encoder, settings.num_envs, seed, env_kwargs)
         if self.actions.continuous != hasattr(model, "distribution"):
             raise ValueError(f"{type(model).__name__} does not fit the action space {self.envs.single_action_space}")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, eps=1e-5)
         self.iterations = max(1, settings.total_steps // (settings.num_envs * settings.rollout))
-        self.iteration = 0
-        self.steps = 0
-        self.episode_returns: list[float] = []  # training episodes in the order they ended
-        self.episode_steps: list[int] = []      # global step at which each ended
-        self._running = np.zeros(settings.num_envs)
         # reward normalisation: discounted return per environment, Welford moments (count, mean, M2) of it
         self._discounted = np.zeros(settings.num_envs)
         self._return_moments = [0, 0.0, 0.0]
-        self.generator = torch.Generator().manual_seed(self.seed)
-        torch.manual_seed(self.seed)  # Bernoulli input spikes (input: spikes) draw from the global generator
-        self.obs, _ = self.envs.reset(seed=[self.seed * 1000 + i for i in range(settings.num_envs)])
 
     # -- acting ------------------------------------------------------------------------------------------
     def policy_value(self, obs) -> "tuple[Tensor, Tensor]":
@@ -148,8 +137,8 @@ class PPO:
             act_buf.append(action)
             val_buf.append(value)
             next_obs, env_reward, term, trunc, info = self.envs.step(self.actions.to_env(action.numpy()))
-            self._running += env_reward
             done = np.logical_or(term, trunc)
+            self.record(env_reward, done, self.steps + (t + 1) * n)
             if s.normalize_reward:
                 env_reward = self._scaled_rewards(np.asarray(env_reward, dtype=np.float64), done)
             reward = torch.as_tensor(env_reward, dtype=torch.float32)
@@ -160,10 +149,6 @@ class PPO:
                     with torch.no_grad():
                         _, v_final = self.policy_value(final)
                     reward[idx] += s.gamma * v_final
-            for i in np.flatnonzero(done):
-                self.episode_returns.append(float(self._running[i]))
-                self.episode_steps.append(self.steps + (t + 1) * n)
-                self._running[i] = 0.0
             rew_buf[t] = reward
             term_buf[t] = torch.as_tensor(term, dtype=torch.float32)
             done_buf[t] = torch.as_tensor(done, dtype=torch.float32)
@@ -216,28 +201,11 @@ class PPO:
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "iteration": self.iteration, "steps": self.steps, "episode_returns": list(self.episode_returns),
-                "episode_steps": list(self.episode_steps), "running": self._running.tolist(),
-                "discounted": self._discounted.tolist(), "return_moments": list(self._return_moments),
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "obs": torch.as_tensor(np.asarray(self.obs)), "envs": snapshot(self.envs),
-                "encoder": self.encoder.state_dict()}
+        return {**self.learner_state(), "optimizer": self.optimizer.state_dict(),
+                "discounted": self._discounted.tolist(), "return_moments": list(self._return_moments)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.load_learner_state(state)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.iteration, self.steps = int(state["iteration"]), int(state["steps"])
-        self.episode_returns = list(state["episode_returns"])
-        self.episode_steps = list(state["episode_steps"])
-        self._running = np.asarray(state["running"], dtype=np.float64)
         self._discounted = np.asarray(state.get("discounted", np.zeros(self.s.num_envs)), dtype=np.float64)
         self._return_moments = list(state.get("return_moments", [0, 0.0, 0.0]))
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.obs = state["obs"].numpy()
-        restore(self.envs, state["envs"])
-        self.encoder.load_state_dict(state.get("encoder", {}))
-
-    def close(self) -> None:
-        self.envs.close()

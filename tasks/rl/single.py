@@ -235,8 +235,9 @@ def run_single(config: dict, options: dict) -> dict:
         summary.update(_tabular_report(agent, probe))
     probe.close()
     if not options.get("no_plot"):
-        title = "dopamine-modulated STDP" if kind == "local" else \
-            f"{config['gradient']['algorithm'].upper()}, surrogate gradients"
+        g = config["gradient"]
+        title = "dopamine-modulated STDP" if kind == "local" else f"{g['algorithm'].upper()}, " + \
+            ("non-spiking actor" if actions.continuous and g["actor"] == "mlp" else "spiking, surrogate gradients")
         png = _plot_curve(agent, out_dir / f"{config['name']}_learning_curve.png", env_id, title, ev["target"],
                           checks)
         if png:

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .actions import action_spec
 from .encoders import ObservationEncoder
-from .envs import make_vector_env, restore, snapshot
+from .learner import VectorLearner
 
 Tensor = torch.Tensor
 
@@ -98,7 +97,7 @@ class ReplayBuffer:
             getattr(self, name)[:n] = state[name]
 
 
-class TD3:
+class TD3(VectorLearner):
     """A TD3 learner for one environment id with a Box action space (see the module docstring). One
     :meth:`iterate` plays ``steps_per_iteration`` steps of the vector of environments, each followed by one
     gradient step per environment once ``start_steps`` have been collected."""
@@ -107,10 +106,8 @@ class TD3:
                  encoder: ObservationEncoder, settings: TD3Settings, seed: int, env_kwargs: "dict | None" = None):
         if settings.noise not in ("gaussian", "ou"):
             raise ValueError(f"noise must be 'gaussian' or 'ou', got {settings.noise!r}")
-        self.env_id, self.model, self.encoder, self.s = env_id, actor, encoder, settings
-        self.seed = int(seed)
-        self.envs = make_vector_env(env_id, settings.num_envs, env_kwargs)
-        self.actions = action_spec(self.envs.single_action_space)
+        self.s = settings
+        self.start(env_id, actor, encoder, settings.num_envs, seed, env_kwargs)
         if not self.actions.continuous:
             raise ValueError(f"TD3 needs a continuous (Box) action space, {env_id} has "
                              f"{self.envs.single_action_space}: use algorithm: ppo")
@@ -123,16 +120,8 @@ class TD3:
         self.buffer = ReplayBuffer(min(settings.buffer_size, settings.total_steps), obs_dim, self.actions.dim)
         per_iteration = settings.steps_per_iteration * settings.num_envs
         self.iterations = max(1, -(-settings.total_steps // per_iteration))
-        self.iteration = 0
-        self.steps = 0
         self.updates = 0
-        self.episode_returns: list[float] = []
-        self.episode_steps: list[int] = []
-        self._running = np.zeros(settings.num_envs)
         self._noise = np.zeros((settings.num_envs, self.actions.dim))
-        self.generator = torch.Generator().manual_seed(self.seed)
-        torch.manual_seed(self.seed)
-        self.obs, _ = self.envs.reset(seed=[self.seed * 1000 + i for i in range(settings.num_envs)])
 
     # -- acting ------------------------------------------------------------------------------------------
     def greedy(self, obs: np.ndarray) -> np.ndarray:
@@ -193,18 +182,13 @@ class TD3:
             self.encoder.observe(self.obs)
             unit = self._explore(self.obs)
             next_obs, reward, term, trunc, info = self.envs.step(self.actions.to_env(unit))
-            self._running += reward
             stored_next = np.array(next_obs, copy=True)
             done = np.logical_or(term, trunc)
             for i in np.flatnonzero(done):  # the true last observation of a finished episode
                 stored_next[i] = info["final_obs"][i]
             self.buffer.add(self.obs, unit, reward, stored_next, term)
             self.steps += n
-            for i in np.flatnonzero(done):
-                self.episode_returns.append(float(self._running[i]))
-                self.episode_steps.append(self.steps)
-                self._running[i] = 0.0
-                self._noise[i] = 0.0
+            self._noise[self.record(reward, done, self.steps)] = 0.0
             self.obs = next_obs
             if self.steps >= s.start_steps and self.buffer.size >= s.batch_size:
                 self.model.train()
@@ -216,35 +200,19 @@ class TD3:
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "critics": self.critics.state_dict(),
+        return {**self.learner_state(), "critics": self.critics.state_dict(),
                 "target_actor": self.target_actor.state_dict(), "target_critics": self.target_critics.state_dict(),
                 "actor_optimizer": self.actor_optimizer.state_dict(),
                 "critic_optimizer": self.critic_optimizer.state_dict(), "buffer": self.buffer.state_dict(),
-                "iteration": self.iteration, "steps": self.steps, "updates": self.updates,
-                "episode_returns": list(self.episode_returns), "episode_steps": list(self.episode_steps),
-                "running": self._running.tolist(), "noise": torch.as_tensor(self._noise),
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "obs": torch.as_tensor(np.asarray(self.obs)), "envs": snapshot(self.envs),
-                "encoder": self.encoder.state_dict()}
+                "updates": self.updates, "noise": torch.as_tensor(self._noise)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.load_learner_state(state)
         self.critics.load_state_dict(state["critics"])
         self.target_actor.load_state_dict(state["target_actor"])
         self.target_critics.load_state_dict(state["target_critics"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.buffer.load_state_dict(state["buffer"])
-        self.iteration, self.steps, self.updates = int(state["iteration"]), int(state["steps"]), int(state["updates"])
-        self.episode_returns = list(state["episode_returns"])
-        self.episode_steps = list(state["episode_steps"])
-        self._running = np.asarray(state["running"], dtype=np.float64)
+        self.updates = int(state["updates"])
         self._noise = state["noise"].numpy().astype(np.float64)
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.obs = state["obs"].numpy()
-        restore(self.envs, state["envs"])
-        self.encoder.load_state_dict(state.get("encoder", {}))
-
-    def close(self) -> None:
-        self.envs.close()
