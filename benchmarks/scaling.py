@@ -47,6 +47,7 @@ import torch  # noqa: E402
 from braincore.assembly_config import load_assembly  # noqa: E402
 from braincore.distributed.launch import spawn_run  # noqa: E402
 from braincore.graph import Assembly  # noqa: E402
+from braincore.launch_env import leave_process_group  # noqa: E402
 
 CONFIG = ROOT / "configs" / "distributed" / "coba_net.yaml"
 
@@ -117,7 +118,7 @@ def _probe_worker(rank: int, world: int, init_file: str, sizes: list, reps: int,
         rows.append({"words": n, "seconds": statistics.median(times)})
     if rank == 0:
         Path(out).write_text(json.dumps(rows))
-    dist.destroy_process_group()
+    leave_process_group()
 
 
 def probe(world: int, workdir: Path) -> dict:

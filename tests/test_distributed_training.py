@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from braincore.checkpoint import load_checkpoint
+from braincore.launch_env import leave_process_group
 from braincore.training import distributed as bd
 from braincore.training.layers import LeakyReadout, LIFLayer
 from braincore.training.losses import ClassificationLoss, RateRegularizer
@@ -100,7 +101,7 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
                 results["error"] = str(err)
         torch.save(results, out_dir / f"rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def _spawn(world: int, tmp_path: Path) -> list[dict]:
@@ -240,7 +241,7 @@ def _rl_worker(rank: int, world: int, init_file: str, tmp: str) -> None:
         summary = run(_tiny_config(Path(tmp)), {"out": str(Path(tmp) / "out"), "no_plot": True})
         (Path(tmp) / f"rl_rank{rank}.json").write_text(json.dumps(summary))
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def _results(summary: dict) -> list:

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..config import AnyMapping, Flag, Integer, Kind, Quantity, Record, Text, register_kind
-from ..launch_env import environment_world_size
+from ..launch_env import environment_world_size, leave_process_group
 from ..validation import OutputName
 from .partition import PARTITION_SCHEMES
 
@@ -168,7 +168,7 @@ def run_distributed(assembly, options: dict, partition: str = "blocks") -> dict:
         return summary
     finally:
         if own_group:
-            dist.destroy_process_group()
+            leave_process_group()
 
 
 register_kind(Kind("distributed", SCHEMA, run_distributed_config, _semantic_check,

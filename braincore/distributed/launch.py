@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import read_torch_file
+from ..launch_env import leave_process_group
 
 
 def run_plan(assembly, plan: dict) -> dict:
@@ -93,7 +94,7 @@ def _worker(rank: int, world_size: int, init_file: str, assembly_data: dict, pla
         result = run_plan(Assembly.from_dict(assembly_data), plan)
         torch.save(_to_plain(result), Path(out_dir) / f"result.rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def spawn_run(assembly, world_size: int, plan: Optional[dict] = None, *, workdir: Any) -> dict:

@@ -50,7 +50,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..launch_env import environment_world_size
+from ..launch_env import environment_world_size, leave_process_group
 
 Tensor = torch.Tensor
 
@@ -176,11 +176,10 @@ def init_from_environment(device: Union[str, torch.device, None] = "cpu",
 
 
 def cleanup() -> None:
-    """Destroy the default process group if one is initialised."""
-    import torch.distributed as dist
-
+    """Leave the default process group with the other ranks, if one is initialised
+    (:func:`braincore.launch_env.leave_process_group`)."""
     if is_distributed():
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def barrier() -> None:
