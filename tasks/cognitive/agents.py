@@ -70,8 +70,11 @@ class RecurrentAgent(nn.Module):
         if spec.model not in MODELS:
             raise ValueError(f"unknown model {spec.model!r} (expected one of {MODELS})")
         self.spec = spec
-        torch.manual_seed(spec.seed)  # nn.GRU / nn.Linear draw from the global generator
-        generator = torch.Generator().manual_seed(spec.seed)
+        with torch.random.fork_rng(devices=[]):  # nn.GRU / nn.Linear draw from the global generator: seed a copy
+            torch.manual_seed(spec.seed)
+            self._build(spec, torch.Generator().manual_seed(spec.seed))
+
+    def _build(self, spec: AgentSpec, generator: torch.Generator) -> None:
         if spec.model == "srnn":
             self.core: nn.Module = ALIFLayer(spec.n_obs, spec.hidden, recurrent=True, tau_m=spec.tau_m,
                                              tau_adapt=spec.tau_adapt, generator=generator)

@@ -310,42 +310,19 @@ def _psychometric(config: dict, results: list, folder: Path, no_plot: bool) -> l
     return out
 
 
-def _plot_psychometric(rows: list, path: Path, title: str) -> Optional[str]:
+def _plot_psychometric(rows: list, path: Path, title: str, percent: bool = True) -> Optional[str]:
     """Accuracy (with the Weibull fit of :func:`tasks.decision.two_afc.weibull_fit`) and reaction time against
-    coherence (percent), one PNG."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+    coherence, one PNG drawn by :func:`tasks.decision.two_afc.plot_curves`; ``percent``: the rows' coherences are
+    in percent (NeuroGym's ``coh``), else fractions."""
     import numpy as np
 
-    c = np.array([r["coherence"] for r in rows])
+    c = np.array([r["coherence"] for r in rows]) / (100.0 if percent else 1.0)
     acc = np.array([r["accuracy"] for r in rows])
     rts = np.array([np.nan if r["rt_ms"] is None else r["rt_ms"] for r in rows])
-    sds = np.array([np.nan if r["rt_sd_ms"] is None else r["rt_sd_ms"] for r in rows])
-    alpha, beta = two_afc.weibull_fit(c / 100.0, acc, np.array([r["trials"] for r in rows], dtype=float))
-    grid = np.linspace(0.0, c.max(), 200)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    ax1.plot(c, 100 * acc, "o", color="k")
-    ax1.plot(grid, 100 * (1 - 0.5 * np.exp(-(grid / 100 / alpha) ** beta)), "-", color="tab:blue",
-             label=f"Weibull: alpha {100 * alpha:.1f} %, beta {beta:.2f}")
-    ax1.set_xlabel("coherence (%)")
-    ax1.set_ylabel("accuracy (%)")
-    ax1.set_ylim(40, 102)
-    ax1.set_title("psychometric")
-    ax1.legend(fontsize=8, loc="lower right")
-    ax2.errorbar(c, rts, yerr=sds, fmt="o-", color="k", capsize=3)
-    ax2.set_xlabel("coherence (%)")
-    ax2.set_ylabel("reaction time (ms)")
-    ax2.set_title("chronometric (mean +- SD)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    trials = np.array([r["trials"] for r in rows], dtype=float)
+    alpha, beta = two_afc.weibull_fit(c, acc, trials)
+    return two_afc.plot_curves(list(c), acc, rts, [r["rt_sd_ms"] for r in rows], alpha, beta, path,
+                               int(trials.mean()), title=title)
 
 
 def _plot_learning(results: list, path: Path) -> Optional[str]:
@@ -397,13 +374,10 @@ def _regions(config: dict, folder: Path, progress: bool, no_plot: bool) -> list:
             r = reg.decision_attractor(env, dec["trials"], config["seed"], dec["circuit"], dec["stimulus_ms"], bar)
         r["png"] = None
         if not no_plot:
-            c = np.array([row["coherence"] for row in r["rows"]])
-            acc = np.array([row["accuracy"] for row in r["rows"]])
-            rts = np.array([np.nan if row["rt_ms"] is None else row["rt_ms"] for row in r["rows"]])
-            alpha, beta = two_afc.weibull_fit(c, acc, np.array([row["trials"] for row in r["rows"]], dtype=float))
-            r["png"] = two_afc.plot_curves(list(c), acc, rts, [row["rt_sd_ms"] for row in r["rows"]], alpha, beta,
-                                           folder / "attractor_psychometric.png",
-                                           int(np.mean([row["trials"] for row in r["rows"]])))
+            n = int(np.mean([row["trials"] for row in r["rows"]]))
+            r["png"] = _plot_psychometric(r["rows"], folder / "attractor_psychometric.png",
+                                          f"decision attractor (Wang 2002) on {dec['task']}, {n} trials per "
+                                          f"coherence", percent=False)
         out.append(r)
     wm = settings.get("working_memory")
     if wm:

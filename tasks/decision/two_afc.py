@@ -257,8 +257,10 @@ def run(config: dict, options: dict) -> dict:
     return summary
 
 
-def plot_curves(coherences, acc, rts, sds, alpha: float, beta: float, path: Path, n: int) -> Optional[str]:
-    """Psychometric (accuracy, Weibull fit) and chronometric (reaction time) curves, coherence on a log axis."""
+def plot_curves(coherences, acc, rts, sds, alpha: float, beta: float, path: Path, n: int,
+                title: Optional[str] = None) -> Optional[str]:
+    """Psychometric (accuracy, Weibull fit) and chronometric (reaction time) curves, coherence (a fraction) on a
+    log axis; ``title`` (default: the attractor's, with ``n`` trials per coherence) above both."""
     try:
         import matplotlib
 
@@ -289,7 +291,7 @@ def plot_curves(coherences, acc, rts, sds, alpha: float, beta: float, path: Path
     ax2.set_xlabel("coherence (%)")
     ax2.set_ylabel("reaction time (ms)")
     ax2.set_title("chronometric (mean +- SD)")
-    fig.suptitle(f"2AFC by attractor competition (Wang 2002), {n} trials per coherence", fontsize=10)
+    fig.suptitle(title or f"2AFC by attractor competition (Wang 2002), {n} trials per coherence", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
