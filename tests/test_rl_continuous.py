@@ -232,7 +232,7 @@ def _validate(text: str):
 
 
 def test_config_errors_for_algorithms_and_spaces_that_do_not_fit():
-    with pytest.raises(ConfigProblems, match="TD3 needs continuous"):
+    with pytest.raises(ConfigProblems, match="rl.yaml:4: gradient.algorithm: .*TD3 needs continuous"):
         _validate("""\
             kind: rl_agent
             env: {id: CartPole-v1}

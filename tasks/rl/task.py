@@ -165,13 +165,6 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
                 spec = action_spec(probe.action_space)
                 if config.get("agent") == "local":
                     check_action_space(probe.action_space)
-                elif spec.continuous and (config.get("gradient") or {}).get("network") == "assembly":
-                    raise ValueError(f"action space {probe.action_space}: gradient.network: assembly reads "
-                                     f"Discrete action channels; continuous actions use the population-coded "
-                                     f"actor (network: pathways)")
-                elif not spec.continuous and (config.get("gradient") or {}).get("algorithm") == "td3":
-                    raise ValueError(f"action space {probe.action_space}: TD3 needs continuous (Box) actions; use "
-                                     f"gradient.algorithm: ppo")
                 n_actions = spec.dim
                 enc = config.get("encoder") or {}
                 encoder = ObservationEncoder(probe.observation_space, enc.get("neurons_per_dim") or 10,
@@ -192,6 +185,15 @@ def _semantic_check(config: dict, doc: Document, problems: list) -> None:
             problems.append(doc.problem(path, f"{what} must be in [0, 1], got {value:g} (returns would grow "
                                               f"without bound)"))
     gradient = config.get("gradient") or {}
+    if n_actions is not None and config.get("agent") != "local":
+        continuous = spec.continuous
+        if continuous and gradient.get("network") == "assembly":
+            problems.append(doc.problem(("gradient", "network"), f"action space {probe.action_space}: the assembly "
+                                        f"reads Discrete action channels; continuous actions use the "
+                                        f"population-coded actor (network: pathways)"))
+        elif not continuous and gradient.get("algorithm") == "td3":
+            problems.append(doc.problem(("gradient", "algorithm"), f"action space {probe.action_space}: TD3 needs "
+                                        f"continuous (Box) actions; use gradient.algorithm: ppo"))
     for key in ("tau", "ou_theta"):
         value = (gradient.get("td3") or {}).get(key)
         if value is not None and value > 1:
