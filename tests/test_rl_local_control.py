@@ -161,6 +161,31 @@ def test_checks_during_training_do_not_change_it():
     b.close()
 
 
+def test_greedy_decisions_count_for_longer_and_training_keeps_its_own_period():
+    """With exploration off the channels' spikes are counted for ``greedy_decision`` ms, in training for
+    ``decision`` ms; a check switches to the greedy period and back."""
+    config = _small_config({"local.backend": "torch", "local.decision": 10.0, "local.greedy_decision": 40.0,
+                            "local.commit": 30.0, "local.reward_window": 10.0})
+    agent = _agent(config)
+    sim, per_ms = agent.sim, 1.0 / agent.sim.dt
+
+    def steps(action) -> int:
+        start = sim.step_count
+        action()
+        return sim.step_count - start
+
+    assert steps(agent.train_step) == round((10 + 30 + 10) * per_ms)
+    assert steps(lambda: agent.greedy(agent.obs)) == round((40 + 30 + 10) * per_ms)
+    assert steps(lambda: agent.policy(agent.obs)) == round((10 + 30 + 10) * per_ms)   # exploration back on
+    agent.evaluate(2, 20_000, exploration=False)
+    assert agent.decision_period == 10.0
+    default = _agent(_small_config({"local.backend": "torch", "local.greedy_decision": None}))
+    default.set_exploration(False)
+    assert default.decision_period == default.s.decision                            # unset: the same period
+    agent.close()
+    default.close()
+
+
 # ------------------------------------------------------------------------------------------ --env
 def test_run_env_override_runs_the_config_on_another_environment(tmp_path, capsys):
     import json
@@ -191,10 +216,11 @@ def test_run_env_override_refuses_what_the_agent_cannot_take(tmp_path):
 
 def test_config_errors_for_the_new_keys():
     text = open(CONFIG).read().replace("trace: 0.0", "trace: 1.5").replace("range: space", "range: guess")
+    text = text.replace("greedy_decision: 50 ms", "greedy_decision: 50 Hz")
     with pytest.raises(ConfigProblems) as err:
         validate(load_text(text, "configs/rl/agent.yaml"))
     message = str(err.value)
-    assert "trace" in message and "range" in message and "agent.yaml:" in message
+    assert "trace" in message and "range" in message and "greedy_decision" in message and "agent.yaml:" in message
 
 
 @pytest.mark.slow

@@ -104,6 +104,7 @@ def _local_agent(config: dict, encoder: ObservationEncoder, n_actions: int):
         exploration_input=optional.get(c["exploration"]["input"], c["exploration"]["input"]),
         efference_input=optional.get(c["efference"]["input"], c["efference"]["input"]),
         efference_rate=c["efference"]["rate"], decision=c["decision"], commit=c["commit"],
+        greedy_decision=c["greedy_decision"],
         reward_window=c["reward_window"], channel=c["dopamine"]["channel"], gain=c["dopamine"]["gain"],
         critic_lr=c["critic"]["learning_rate"], critic_initial=c["critic"]["initial"], gamma=c["critic"]["gamma"],
         critic_trace=c["critic"]["trace"], scale_dopamine=c["dopamine"]["scale"], num_envs=c["num_envs"],

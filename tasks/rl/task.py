@@ -98,6 +98,9 @@ LOCAL = filled_record({
     "efference": filled_record({"input": Text("efference", doc="'none' for no efference copy"),
                                 "rate": Quantity("frequency", 300.0, minimum=0.0)}),
     "decision": Quantity("time", 20.0, exclusive_minimum=0.0),
+    "greedy_decision": Quantity("time", None, exclusive_minimum=0.0,
+                                doc="the decision period with exploration off (evaluation; default: decision): a "
+                                    "longer spike count averages out the sensory noise, the spiking argmax"),
     "commit": Quantity("time", 10.0, minimum=0.0),
     "reward_window": Quantity("time", 10.0, exclusive_minimum=0.0),
     "dopamine": filled_record({"channel": Text("dopamine"), "gain": Quantity("dimensionless", 1.0),
