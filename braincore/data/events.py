@@ -84,7 +84,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import ConfigError
-from .files import check_regular_file, read_head, sniff
+from .files import check_regular_file, describe, read_head, sniff
 
 __all__ = [
     "AEDAT_POLARITY_EVENT",
@@ -273,20 +273,12 @@ class Events:
 
 
 def _what_it_is(head: bytes) -> str:
-    """What a file is, from its first bytes, for messages."""
-    if not head:
-        return "an empty file"
-    kind = sniff(head)
-    if kind is not None:
-        return kind
+    """What a file is, from its first bytes, for messages (:func:`~braincore.data.files.describe`, and the
+    version of an AEDAT file)."""
     if head.startswith(b"#!AER-DAT"):
         version = head[2:].split(b"\n", 1)[0].strip().decode("ascii", "replace")
         return f"an AEDAT file ({version})"
-    try:
-        head.decode("utf-8")
-        return "a text file"
-    except UnicodeDecodeError:
-        return "unrecognised binary data"
+    return describe(head)
 
 
 def _checked_path(path: PathLike, what: str) -> Path:

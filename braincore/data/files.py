@@ -1,8 +1,9 @@
 """What a file is, from its first bytes, for the error messages of every loader (configs, checkpoints, data).
 
 :func:`sniff` names the kind of a binary file (``"a PNG image"``, ``"a zip archive"``...) or returns ``None`` for
-what may be text; :func:`human_size` writes a byte count for people; :func:`check_regular_file` turns a path that
-is missing, a folder or unreadable into one :class:`~braincore.errors.ConfigError` naming it.
+what may be text; :func:`describe` always names something (an empty file, a text file, unrecognised binary
+data); :func:`human_size` writes a byte count for people; :func:`check_regular_file` turns a path that is
+missing, a folder or unreadable into one :class:`~braincore.errors.ConfigError` naming it.
 """
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ def sniff(head: bytes) -> Optional[str]:
     if b"\x00" in head:
         return "binary data"
     return None
+
+
+def describe(head: bytes) -> str:
+    """What a file whose first bytes are ``head`` is, for an error message: :func:`sniff`'s kind, else an empty
+    file, a text file (valid UTF-8) or unrecognised binary data."""
+    if not head:
+        return "an empty file"
+    kind = sniff(head)
+    if kind is not None:
+        return kind
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return "unrecognised binary data"
 
 
 def human_size(n: int) -> str:

@@ -21,7 +21,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..errors import ConfigError
-from .files import check_regular_file, read_head, sniff
+from .files import check_regular_file, describe, read_head
 
 __all__ = ["InputFileError", "MAX_EVENTS", "MAX_TIME_MS", "load_spike_file", "load_values_file"]
 
@@ -37,17 +37,6 @@ _SPIKE_ARRAYS = "arrays 'times' (ms) and 'neurons' (np.savez(path, times=..., ne
 
 class InputFileError(ConfigError):
     """A file named by an input (a spike file, a current table) that cannot be used; the message names it."""
-
-
-def _what_it_is(head: bytes) -> str:
-    kind = sniff(head)
-    if kind is not None:
-        return kind
-    try:
-        head.decode("utf-8")
-        return "a text file"
-    except UnicodeDecodeError:
-        return "unrecognised binary data"
 
 
 def _checked_file(path: PathLike, what: str) -> Path:
@@ -92,7 +81,7 @@ def load_spike_file(path: PathLike, n_neurons: int, *, target: str = "") -> tupl
     path = _checked_file(path, "spike file")
     head = read_head(path, 8192)
     if not head.startswith(b"PK"):
-        raise InputFileError(f"{path}: not an .npz archive (it looks like {_what_it_is(head)}); a spike file "
+        raise InputFileError(f"{path}: not an .npz archive (it looks like {describe(head)}); a spike file "
                              f"holds {_SPIKE_ARRAYS}")
     try:
         archive = np.load(path, allow_pickle=False)
@@ -167,7 +156,7 @@ def load_values_file(path: PathLike, width: Optional[int] = None) -> np.ndarray:
     path = _checked_file(path, "values file")
     head = read_head(path, 8192)
     if not head.startswith(b"\x93NUMPY"):
-        raise InputFileError(f"{path}: not an .npy array (it looks like {_what_it_is(head)}); input values are "
+        raise InputFileError(f"{path}: not an .npy array (it looks like {describe(head)}); input values are "
                              f"an .npy array (np.save), one row per step")
     try:
         values = np.load(path, allow_pickle=False)
