@@ -285,6 +285,29 @@ def load_resumable(path, key: str, resume: bool) -> "dict | None":
     return state
 
 
+def resume_fit_score(trainer, ckpt_path, key: str, resume: bool, train, epochs: int, validation, every_epoch: bool,
+                     test) -> "tuple[list, dict]":
+    """The classifier kinds' training: resume ``trainer`` (a :class:`braincore.training.trainer.Trainer`) from the
+    checkpoint at ``ckpt_path`` if ``resume`` and it was written under config ``key`` (:func:`load_resumable`),
+    train the rest of ``epochs`` on ``train`` (scoring ``validation`` after each epoch if ``every_epoch``), then
+    score ``validation`` (if any) and ``test`` and print both. Returns ``(history, results)`` with
+    ``results = {"validation_accuracy"?, "test_accuracy"}``."""
+    state = load_resumable(ckpt_path, key, resume)
+    if state is not None:
+        trainer.load_state_dict(state)
+        print(f"resumed from {ckpt_path} at epoch {trainer.epoch + 1}, batch {trainer.batch} "
+              f"(step {trainer.step})", flush=True)
+    history = trainer.fit(train, epochs, validation if every_epoch else None)
+    results: dict = {}
+    if validation is not None:
+        results["validation_accuracy"] = trainer.evaluate(validation, "validation")["accuracy"]
+    results["test_accuracy"] = trainer.evaluate(test, "test")["accuracy"]
+    for name in ("validation_accuracy", "test_accuracy"):
+        if name in results:
+            print(f"{name.replace('_', ' ')}: {100 * results[name]:.2f} %")
+    return history, results
+
+
 class SafePoints:
     """Ctrl-C held back to a training loop's safe points (:func:`safe_points`). ``stop(where)`` at a safe point:
     when Ctrl-C was pressed, write the checkpoint (``save()``) and raise

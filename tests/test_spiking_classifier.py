@@ -7,31 +7,21 @@ import copy
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from braincore.checkpoint import load_checkpoint
 from braincore.config import ConfigProblems, load_config, load_text, validate
-from braincore.data import write_idx
 from braincore.errors import ConfigError
 from tasks.perception import surrogate as task
+from tiny_data import config_with, tiny_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs" / "perception"
 
 
 def _config(name: str, **overrides) -> dict:
-    _, config = load_config(CONFIGS / f"{name}.yaml")
-    config = copy.deepcopy(config)
-    config["progress"] = False
-    for key, value in overrides.items():
-        target = config
-        parts = key.split("__")
-        for part in parts[:-1]:
-            target = target[int(part)] if part.isdigit() else target[part]
-        target[parts[-1]] = value
-    return config
+    return config_with(CONFIGS / f"{name}.yaml", **overrides)
 
 
 @pytest.mark.parametrize("name", ["spike_patterns", "mnist_ff", "mnist_rows_alif"])
@@ -180,27 +170,13 @@ def test_encoders_give_time_major_inputs():
     assert spikes.shape == (10, 3, 784) and spikes.sum(0).max() <= 1
 
 
-def _tiny_idx(folder: Path, n_train=300, n_test=100) -> Path:
-    """Images with a bright block at rows and columns 2c..2c+4 for class c on noise (a stand-in for MNIST)."""
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
-        for i, c in enumerate(labels):
-            images[i, 2 * c:2 * c + 5, 2 * c:2 * c + 5] = 255
-        write_idx(folder / f"{split}-images-idx3-ubyte", images)
-        write_idx(folder / f"{split}-labels-idx1-ubyte", labels)
-    return folder
-
-
 @pytest.mark.parametrize("name, layers", [
     ("mnist_ff", [{"kind": "lif", "size": 32, "tau": 10.0, "learn_tau": True, "dropout": 0.2}]),
     ("mnist_rows_alif", [{"kind": "alif", "size": 32, "recurrent": True, "tau": 20.0, "tau_adapt": 200.0,
                           "surrogate": "multi_gaussian"}]),
 ])
 def test_mnist_configs_run_end_to_end_on_a_tiny_idx_dataset(tmp_path, name, layers):
-    data = _tiny_idx(tmp_path / "idx")
+    data = tiny_idx(tmp_path / "idx")
     config = _config(name, data__dir=str(data), training__epochs=4, training__validation=50, optimizer__lr=0.01,
                      training__batch=25, encoder__steps=None if name == "mnist_rows_alif" else 8)
     config["network"]["layers"] = [{**{k: None for k in task.LAYER.fields}, **layer} for layer in layers]

@@ -66,7 +66,7 @@ from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text
 from braincore.data import load_dataset, train_validation_split
 from braincore.errors import ConfigError
 from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
-                          idx_shape, layered_needs, load_resumable, memory_problem, remember_document, run_setup,
+                          idx_shape, layered_needs, memory_problem, remember_document, resume_fit_score, run_setup,
                           seed_problem, lazy_attributes)
 
 if TYPE_CHECKING:
@@ -521,20 +521,8 @@ def run(config: dict, options: dict) -> dict:
           f"encoder {config['encoder']['kind']}, loss {loss.kind}, {opt['kind']} lr {opt['lr']:g}, schedule "
           f"{config['schedule']['kind']}; {tr['epochs']} epoch(s) x {len(train)} batches of {tr['batch']} "
           f"({train.samples} samples), validation {n_val}, device {device}", flush=True)
-    state = load_resumable(ckpt_path, key, config["resume"])
-    if state is not None:
-        trainer.load_state_dict(state)
-        print(f"resumed from {ckpt_path} at epoch {trainer.epoch + 1}, batch {trainer.batch} "
-              f"(step {trainer.step})", flush=True)
-    history = trainer.fit(train, tr["epochs"], validation if ev["every_epoch"] else None)
-
-    results: dict[str, Any] = {}
-    if validation is not None:
-        results["validation_accuracy"] = trainer.evaluate(validation, "validation")["accuracy"]
-    results["test_accuracy"] = trainer.evaluate(test, "test")["accuracy"]
-    for name in ("validation_accuracy", "test_accuracy"):
-        if name in results:
-            print(f"{name.replace('_', ' ')}: {100 * results[name]:.2f} %")
+    history, results = resume_fit_score(trainer, ckpt_path, key, config["resume"], train, tr["epochs"],
+                                        validation, ev["every_epoch"], test)
     summary = {"task": "spiking_classifier", "name": config["name"], "dataset": _dataset_name(config),
                "encoder": config["encoder"]["kind"], "sizes": sizes, "layers": kinds, "parameters": n_params,
                "epochs": tr["epochs"], "batch": tr["batch"], "steps": trainer.step,
