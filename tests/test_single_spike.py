@@ -22,7 +22,7 @@ from braincore.config import ConfigProblems, load_config, load_text, validate
 from braincore.errors import ConfigError
 from braincore.training import single_spike as ss
 from tasks.perception import single_spike as task
-from tiny_data import config_with, tiny_idx
+from tiny_data import config_with, killed_at_step, tiny_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs" / "perception"
@@ -237,19 +237,9 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
     data = tiny_idx(tmp_path / "idx", n_train=200, n_test=50)
     config = _small_mlp(data)                          # 150 samples: 6 batches per epoch, checkpoints every 4
     straight = task.run(copy.deepcopy(config), {"out": str(tmp_path / "a")})
-    original = task.Trainer.train_step
-    calls = {"n": 0}
-
-    def dying(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 12:   # checkpoints at steps 4, 6 (epoch end), 10: step 11 is lost
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(task.Trainer, "train_step", dying)
-    with pytest.raises(KeyboardInterrupt):
+    # checkpoints at steps 4, 6 (epoch end), 10: step 11 is lost
+    with killed_at_step(monkeypatch, task.Trainer, 12), pytest.raises(KeyboardInterrupt):
         task.run(copy.deepcopy(config), {"out": str(tmp_path / "b")})
-    monkeypatch.setattr(task.Trainer, "train_step", original)
     ckpt = tmp_path / "b" / "fastsnn_mlp.ckpt"
     assert load_checkpoint(ckpt)["position"] == {"epoch": 1, "batch": 4, "step": 10}
     resumed = task.run(copy.deepcopy(config), {"out": str(tmp_path / "b")})

@@ -14,7 +14,7 @@ from braincore.checkpoint import load_checkpoint
 from braincore.config import ConfigProblems, load_config, load_text, validate
 from braincore.errors import ConfigError
 from tasks.perception import surrogate as task
-from tiny_data import config_with, tiny_idx
+from tiny_data import config_with, killed_at_step, tiny_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs" / "perception"
@@ -64,19 +64,9 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
     config = _config("spike_patterns", training__epochs=3, checkpoint_every=7)
     straight = task.run(copy.deepcopy(config), {"out": str(tmp_path / "a")})
 
-    original = task.Trainer.train_step
-    calls = {"n": 0}
-
-    def dying(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 31:  # checkpoints at 7, 14, 20 (epoch end), 27 (epoch 2, batch 7): steps 28-30 are lost
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(task.Trainer, "train_step", dying)
-    with pytest.raises(KeyboardInterrupt):
+    # checkpoints at 7, 14, 20 (epoch end), 27 (epoch 2, batch 7): steps 28-30 are lost
+    with killed_at_step(monkeypatch, task.Trainer, 31), pytest.raises(KeyboardInterrupt):
         task.run(copy.deepcopy(config), {"out": str(tmp_path / "b")})
-    monkeypatch.setattr(task.Trainer, "train_step", original)
     assert load_checkpoint(tmp_path / "b" / "spike_patterns.ckpt")["position"] == {"epoch": 1, "batch": 7,
                                                                                      "step": 27}
     resumed = task.run(copy.deepcopy(config), {"out": str(tmp_path / "b")})

@@ -1,6 +1,7 @@
 """Small data sets the tests write themselves (nothing downloads)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,23 @@ def config_with(path, **overrides) -> dict:
             target = target[int(part)] if part.isdigit() else target[part]
         target[parts[-1]] = value
     return config
+
+
+@contextlib.contextmanager
+def killed_at_step(monkeypatch, trainer_cls, call: int):
+    """Within the block, ``trainer_cls.train_step`` raises ``KeyboardInterrupt`` on its ``call``-th call (a run
+    killed mid-training, to test that it resumes exactly); the original method is back afterwards."""
+    original = trainer_cls.train_step
+    calls = {"n": 0}
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_cls, "train_step", dying)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(trainer_cls, "train_step", original)
