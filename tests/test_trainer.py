@@ -218,8 +218,8 @@ def test_classifier_exposes_hidden_spikes_and_builder_checks_options():
     assert set(out.hidden[0].unique().tolist()) <= {0.0, 1.0}
     with pytest.raises(ValueError, match=r"layers\[0\]: lif layer: unknown option\(s\) tau_adapt"):
         build_classifier(6, [{"size": 5, "tau_adapt": 100.0}], 3)
-    with pytest.raises(ValueError, match="unknown layer kind 'gru'"):
-        build_classifier(6, [{"kind": "gru", "size": 5}], 3)
+    with pytest.raises(ValueError, match="unknown layer kind 'conv'"):
+        build_classifier(6, [{"kind": "conv", "size": 5}], 3)
     with pytest.raises(ValueError, match="unknown readout kind"):
         build_classifier(6, [{"size": 5}], 3, {"kind": "softmax"})
 

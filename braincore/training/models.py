@@ -1,11 +1,13 @@
 """A Sequential-style spiking classifier: spiking layers, then a read-out; hidden spikes are exposed.
 
 ``SpikingClassifier(layers, readout)(x [T, B, n_in])`` runs ``x`` through the layers in order (each maps
-``[T, B, n] -> [T, B, m]`` spikes, e.g. :class:`~braincore.training.layers.LIFLayer` or ``ALIFLayer``) and the
-read-out (a :class:`~braincore.training.layers.LeakyReadout` giving membrane traces, or a spiking layer giving
-output spikes), and returns a :class:`ClassifierOutput` ``(output [T, B, C], hidden [spikes [T, B, n_l] per
+``[T, B, n] -> [T, B, m]``: spikes, e.g. :class:`~braincore.training.layers.LIFLayer` or ``ALIFLayer``, or the
+real-valued hidden state of a non-spiking recurrent cell, :class:`~braincore.training.baselines.RecurrentBaseline`,
+kinds ``rnn``, ``gru``, ``lstm``: the conventional baselines trained by the same code) and the read-out (a
+:class:`~braincore.training.layers.LeakyReadout` giving membrane traces, or a spiking layer giving output
+spikes), and returns a :class:`ClassifierOutput` ``(output [T, B, C], hidden [spikes [T, B, n_l] per spiking
 layer])``: the losses of :mod:`braincore.training.losses` take the output, the rate regulariser the hidden
-spikes.
+spikes (a non-spiking layer's output is no spike train, so it is not among them).
 
 :func:`build_classifier` makes one from plain layer descriptions (what a YAML config holds)::
 
@@ -15,7 +17,9 @@ spikes.
 Time constants ``tau`` are in steps (``beta = exp(-1 / tau)``). Layer options: ``recurrent``, ``tau``,
 ``learn_tau``, ``threshold``, ``learn_threshold``, ``surrogate``, ``detach_reset``, ``dropout``,
 ``init_gain``, ``recurrent_gain``; ``alif`` layers take in addition every keyword of ``ALIFLayer`` that LIF
-layers lack (e.g. ``tau_adapt``), passed through unchanged.
+layers lack (e.g. ``tau_adapt``), passed through unchanged. ``rnn``, ``gru`` and ``lstm`` layers are recurrent by
+construction and take only ``forget_bias`` (lstm); ``recurrent: false`` and ``dropout: 0`` (the config defaults)
+are accepted and mean nothing for them.
 """
 from __future__ import annotations
 
@@ -25,12 +29,13 @@ from typing import Any, Mapping, NamedTuple, Optional, Sequence
 import torch
 from torch import nn
 
-from ..choices import LAYER_KINDS, READOUT_KINDS  # the names, in a module without PyTorch
-from .layers import LeakyReadout, LIFLayer
+from ..choices import LAYER_KINDS, READOUT_KINDS, RECURRENT_CELL_KINDS  # the names, in a module without PyTorch
+from .baselines import RecurrentBaseline
+from .layers import ALIFLayer, LeakyReadout, LIFLayer
 
 Tensor = torch.Tensor
 
-__all__ = ["ClassifierOutput", "SpikingClassifier", "build_layer", "build_classifier", "LAYER_KINDS",
+__all__ = ["ClassifierOutput", "SpikingClassifier", "build_layer", "build_classifier", "is_spiking", "LAYER_KINDS",
            "READOUT_KINDS"]
 
 # config name -> LIFLayer keyword
@@ -58,28 +63,28 @@ class SpikingClassifier(nn.Module):
         hidden = []
         for layer in self.layers:
             x = layer(x)
-            hidden.append(x)
+            if is_spiking(layer):
+                hidden.append(x)
         return ClassifierOutput(self.readout(x), hidden)
 
 
-def _alif_class():
-    try:
-        from .layers import ALIFLayer  # type: ignore[attr-defined]
-    except ImportError:
-        raise ValueError("layer kind 'alif' needs braincore.training.layers.ALIFLayer, which this checkout "
-                         "does not provide") from None
-    return ALIFLayer
+def is_spiking(layer: nn.Module) -> bool:
+    """Whether ``layer``'s output is a spike train (every layer but a non-spiking recurrent cell)."""
+    return not isinstance(layer, RecurrentBaseline)
 
 
 def build_layer(kind: str, n_in: int, size: int, generator: Optional[torch.Generator] = None,
                 **options: Any) -> nn.Module:
-    """One spiking layer ``n_in -> size`` of ``kind`` (``lif`` or ``alif``); options as in the module docstring.
+    """One layer ``n_in -> size`` of ``kind`` (``lif``, ``alif``, or a non-spiking ``rnn``, ``gru``, ``lstm``);
+    options as in the module docstring.
 
     Options the layer class does not accept raise a :class:`ValueError` naming them.
     """
     if kind not in LAYER_KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; choose one of {', '.join(LAYER_KINDS)}")
-    cls = LIFLayer if kind == "lif" else _alif_class()
+    if kind in RECURRENT_CELL_KINDS:
+        return _recurrent_cell(kind, n_in, size, generator, options)
+    cls: "type[LIFLayer] | type[ALIFLayer]" = LIFLayer if kind == "lif" else ALIFLayer
     kwargs = {_RENAMES.get(k, k): v for k, v in options.items() if v is not None}
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(k for k in kwargs if k not in accepted)
@@ -88,6 +93,20 @@ def build_layer(kind: str, n_in: int, size: int, generator: Optional[torch.Gener
     if "generator" in accepted:
         kwargs["generator"] = generator
     return cls(int(n_in), int(size), **kwargs)
+
+
+def _recurrent_cell(kind: str, n_in: int, size: int, generator: Optional[torch.Generator],
+                    options: Mapping[str, Any]) -> RecurrentBaseline:
+    """A :class:`RecurrentBaseline` cell; the spiking-layer defaults ``recurrent: false`` and ``dropout: 0``
+    are dropped, any other option but ``forget_bias`` (lstm) is an error."""
+    kwargs = {k: v for k, v in options.items() if v is not None
+              and not (k == "recurrent" and v is False) and not (k == "dropout" and v == 0)}
+    accepted = {"forget_bias"} if kind == "lstm" else set()
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        raise ValueError(f"{kind} layer: unknown option(s) {', '.join(unknown)} for a non-spiking {kind} cell"
+                         + (" (it takes forget_bias only)" if kind == "lstm" else " (it takes none)"))
+    return RecurrentBaseline(int(n_in), int(size), cell=kind, generator=generator, **kwargs)
 
 
 def build_classifier(n_in: int, layers: Sequence[Mapping[str, Any]], n_out: int,

@@ -8,8 +8,12 @@ discrete-time LIF with reset by subtraction, ``u_t = beta v_{t-1} + W x_t + V s_
 or adaptive-LIF layers (:class:`~braincore.training.layers.ALIFLayer`, Yin, Corradi & Bohté 2021: the threshold
 ``1 + 1.8 a_t`` rises with the unit's low-passed spikes ``a_t``), then a leaky read-out ``y_t = alpha y_{t-1} +
 W s_t`` (membrane losses) or a LIF output layer (spike-count losses); losses in
-:mod:`braincore.training.losses`. Time constants are in ms with a step of ``network.dt`` (1 ms by default, so a
-bare ``tau: 10`` is 10 steps).
+:mod:`braincore.training.losses`. Layer kinds ``rnn``, ``gru`` and ``lstm`` are the non-spiking recurrent
+baselines (:class:`~braincore.training.baselines.RecurrentBaseline`, e.g. ``{kind: lstm, size: 128,
+forget_bias: 1}``), trained by the same code under the same read-out and loss so that a spiking network's
+accuracy and operation counts can be set against them; the spiking-only keys (``tau``, ``threshold``,
+``surrogate``, ...) are errors on them, as ``forget_bias`` is on anything but ``lstm``. Time constants are in
+ms with a step of ``network.dt`` (1 ms by default, so a bare ``tau: 10`` is 10 steps).
 
 **Data** (``data.source``):
 
@@ -22,7 +26,7 @@ bare ``tau: 10`` is 10 steps).
   probability ``deletion``, plus noise spikes with probability ``noise`` per step and channel. Trains in
   seconds; the fast tests use it.
 
-**Encoders** (``encoder.kind``; images flattened to ``N = H W`` inputs unless ``rows``):
+**Encoders** (``encoder.kind``; images flattened to ``N = H W`` inputs unless ``rows`` or ``pixels``):
 
 - ``rate``: Bernoulli spikes, ``P(spike) = gain x`` per step for ``steps`` steps (:func:`braincore.encoding.rate`);
 - ``poisson``: ``P(spike) = x max_rate dt / 1000`` (:func:`braincore.encoding.poisson`);
@@ -30,21 +34,28 @@ bare ``tau: 10`` is 10 steps).
   :func:`braincore.encoding.latency`);
 - ``current``: the pixels as a constant input current ``gain x`` on every step ("direct" coding);
 - ``rows``: the image fed row by row, ``T = H`` steps of ``W`` inputs, ``gain x_row`` (28 x 28 for MNIST);
+- ``pixels``: the image fed pixel by pixel, ``T = H W`` steps of one input ``gain x_t`` (sequential MNIST: 784
+  steps); with ``permutation: <seed>`` the pixel order is one fixed random permutation drawn from that seed
+  (permuted sequential MNIST, the same order for every image, in training and test);
 - ``spikes``: the data are spike trains already (``spike_patterns``).
 
 Stochastic encoders draw from the trainer's seeded generator (saved in checkpoints), evaluation from its own.
 
 **Output.** ``braincore run <config>`` prints the network, a progress bar (stderr) with loss, accuracy and hidden
 rate, one line per epoch (with the validation accuracy when ``evaluation.every_epoch``), and finally a JSON
-line with the test accuracy, epochs, training and wall time. Checkpoints ``<out>/<name>.ckpt`` are written
-every ``checkpoint_every`` optimiser steps and at every epoch end; a rerun with the same config resumes from
-them exactly (a checkpoint of another config is refused) and skips training that is complete. ``device:
-cuda`` runs on a GPU (a clear error when there is none).
+line with the test accuracy, epochs, training and wall time, and an ``efficiency`` record counted on the first
+``evaluation.efficiency_samples`` test images (spikes per sample and per layer, synaptic operations, MACs,
+FLOPs, time steps: :mod:`braincore.training.efficiency`, the same measures for every perception row).
+Checkpoints ``<out>/<name>.ckpt`` are written every ``checkpoint_every`` optimiser steps and at every epoch
+end; a rerun with the same config resumes from them exactly (a checkpoint of another config is refused) and
+skips training that is complete. ``device: cuda`` runs on a GPU (a clear error when there is none).
 
 **Measured** (seed 0; the bundled configs; tuned on the validation split, test scored once):
 ``mnist_ff.yaml`` (rate code, 784-800-800-10 LIF, 30 epochs, H200) 98.52 % validation, 98.67 % test;
 ``mnist_rows_alif.yaml`` (rows, 28-256-256-10 recurrent ALIF, 15 epochs, one CPU thread, 10.6 min) 98.64 %
-validation, 98.53 % test; ``spike_patterns.yaml`` (10 classes, 6 epochs, under a second of training) ~99 %.
+validation, 98.53 % test; ``psmnist_srnn.yaml`` / ``psmnist_lstm.yaml`` (permuted pixels, 784 steps; a CPU
+budget run far below the paper's): the header comments of the files and ``benchmarks/results/srnn_efficiency.json``;
+``spike_patterns.yaml`` (10 classes, 6 epochs, under a second of training) ~99 %.
 
 References: F. Zenke and T. P. Vogels, Neural Comput. 33 (2021) (surrogate gradients, rate regularisers);
 B. Yin, F. Corradi and S. M. Bohté, "Accurate and efficient time-domain classification with adaptive spiking
@@ -60,8 +71,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
-from braincore.choices import (LAYER_KINDS, LOSS_KINDS, OPTIMIZERS, READOUT_KINDS, REDUCTIONS, SCHEDULES,
-                               SURROGATE_NAMES)
+from braincore.choices import (LAYER_KINDS, LOSS_KINDS, OPTIMIZERS, READOUT_KINDS, RECURRENT_CELL_KINDS, REDUCTIONS,
+                               SCHEDULES, SURROGATE_NAMES)
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.errors import ConfigError
@@ -75,10 +86,13 @@ if TYPE_CHECKING:
     from braincore.training.losses import ClassificationLoss
     from braincore.training.trainer import LRSchedule
 
-ENCODERS = ("rate", "poisson", "latency", "current", "rows", "spikes")
+ENCODERS = ("rate", "poisson", "latency", "current", "rows", "pixels", "spikes")
 SOURCES = ("idx", "spike_patterns")
 #: layer keys that only adaptive-LIF layers take
 ALIF_ONLY = ("tau_adapt", "learn_tau_adapt", "beta_adapt")
+#: layer keys that only spiking layers (lif, alif) take, not the non-spiking rnn / gru / lstm cells
+SPIKING_ONLY = ("tau", "learn_tau", "threshold", "learn_threshold", "surrogate", "detach_reset", "init_gain",
+                "recurrent_gain") + ALIF_ONLY
 
 
 def _number(default: Any, *, minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
@@ -122,6 +136,7 @@ LAYER = Record({
     "tau_adapt": _time(None, "alif: adaptation time constant"),
     "learn_tau_adapt": Flag(None, doc="alif: learnable adaptation decay"),
     "beta_adapt": _number(None, minimum=0.0, doc="alif: threshold increase per unit of adaptation"),
+    "forget_bias": _number(None, doc="lstm: added to the forget gate's bias (1 for long sequences)"),
 })
 
 SCHEMA = Record({
@@ -138,8 +153,9 @@ SCHEMA = Record({
     }, required=True),
     "encoder": Record({
         "kind": Text(required=True, choices=ENCODERS),
-        "steps": Integer(None, minimum=1, doc="time steps (not for rows/spikes: fixed by the data)"),
-        "gain": _number(1.0, exclusive_minimum=0.0, doc="rate: P = gain x (<= 1); current, rows: I = gain x"),
+        "steps": Integer(None, minimum=1, doc="time steps (not for rows/pixels/spikes: fixed by the data)"),
+        "gain": _number(1.0, exclusive_minimum=0.0, doc="rate: P = gain x (<= 1); current, rows, pixels: I = gain x"),
+        "permutation": Integer(None, minimum=0, doc="pixels: seed of one fixed pixel order (default: raster order)"),
         "max_rate": Quantity("frequency", 100.0, exclusive_minimum=0.0, doc="poisson: rate of x = 1"),
         "tau": _number(5.0, exclusive_minimum=0.0, doc="latency: time constant in steps (RC mapping)"),
         "threshold": _number(0.01, minimum=0.0, doc="latency: pixels at or below never spike"),
@@ -194,6 +210,8 @@ SCHEMA = Record({
         "batch": Integer(1000, minimum=1),
         "validation_samples": Integer(None, minimum=0, doc="default: the whole validation split"),
         "test_samples": Integer(None, minimum=1, doc="default: the whole test set"),
+        "efficiency_samples": Integer(1000, minimum=0, doc="test samples on which spikes, synaptic operations "
+                                                           "and MACs are counted (0: none)"),
     }),
     "checkpoint_every": Integer(500, minimum=1, doc="optimiser steps between checkpoints (and every epoch end)"),
     "resume": Flag(True),
@@ -231,6 +249,8 @@ def _data_checks(config: dict, doc, problems: list) -> None:
         n_in, steps = 1, enc.get("steps") or 1  # unknown until the data is loaded: the layers alone
     elif kind in ("rows", "spikes"):
         n_in, steps = shape[2], shape[1]
+    elif kind == "pixels":
+        n_in, steps = 1, int(np.prod(shape[1:]))
     else:
         n_in, steps = int(np.prod(shape[1:])), enc.get("steps") or 1
     sizes = [n_in, *[l["size"] for l in layers], 10]
@@ -250,13 +270,16 @@ def semantic_check(config: dict, doc, problems: list) -> None:
                                                              f"already: use encoder kind 'spikes', not {kind!r}"))
         if data.get("source") == "idx" and kind == "spikes":
             problems.append(doc.problem(("encoder", "kind"), "images need an encoder (rate, poisson, latency, "
-                                                             "current or rows), not 'spikes'"))
+                                                             "current, rows or pixels), not 'spikes'"))
         if kind in ("rate", "poisson", "latency", "current") and enc.get("steps") is None:
             problems.append(doc.problem(("encoder",), f"encoder {kind!r} needs 'steps' (time steps per sample)"))
-        if kind in ("rows", "spikes") and enc.get("steps") is not None:
-            what = "the image height (28 for MNIST)" if kind == "rows" else "data.patterns.steps"
+        if kind in ("rows", "pixels", "spikes") and enc.get("steps") is not None:
+            what = {"rows": "the image height (28 for MNIST)", "pixels": "the number of pixels (784 for MNIST)",
+                    "spikes": "data.patterns.steps"}[kind]
             problems.append(doc.problem(("encoder", "steps"), f"encoder {kind!r}: the number of steps is {what}; "
                                                               "leave 'steps' out"))
+        if kind != "pixels" and enc.get("permutation") is not None:
+            problems.append(doc.problem(("encoder", "permutation"), "only the 'pixels' encoder takes a permutation"))
         if kind == "rate" and enc.get("gain") is not None and enc["gain"] > 1:
             problems.append(doc.problem(("encoder", "gain"), f"rate: gain x is a spike probability, so gain must be "
                                                              f"<= 1, got {enc['gain']:g}"))
@@ -275,14 +298,16 @@ def semantic_check(config: dict, doc, problems: list) -> None:
         for i, layer in enumerate(net["layers"]):
             if not layer:
                 continue
-            if layer.get("kind") == "lif":
-                for key in ALIF_ONLY:
-                    if layer.get(key) is not None:
-                        problems.append(doc.problem(("network", "layers", i, key),
-                                                    "only adaptive layers (kind: alif) take this key"))
+            _layer_problems(layer, i, doc, problems)
             if layer.get("dropout") is not None and layer["dropout"] >= 1:
                 problems.append(doc.problem(("network", "layers", i, "dropout"),
                                             f"must be < 1, got {layer['dropout']:g}"))
+        spiking = [l for l in net["layers"] if l and l.get("kind") not in RECURRENT_CELL_KINDS]
+        if loss and not spiking:
+            for key in ("rate_lower", "rate_upper"):
+                if loss.get(key) is not None:
+                    problems.append(doc.problem(("loss", key), "bounds hidden spike rates, but no hidden layer "
+                                                               "spikes (rnn, gru and lstm layers do not)"))
     readout = net.get("readout") if net else None
     if readout and loss and loss.get("kind"):
         spiking = loss["kind"] != "membrane"
@@ -323,6 +348,30 @@ def semantic_check(config: dict, doc, problems: list) -> None:
         for key in ("beta1", "beta2"):
             if opt.get(key) is not None and opt[key] >= 1:
                 problems.append(doc.problem(("optimizer", key), f"must be < 1, got {opt[key]:g}"))
+
+
+def _layer_problems(layer: dict, i: int, doc, problems: list) -> None:
+    """Keys a layer of its kind does not take: adaptive-only keys on lif, spiking-only keys on rnn / gru / lstm,
+    ``forget_bias`` on anything but lstm."""
+    kind = layer.get("kind")
+    where = ("network", "layers", i)
+    if kind == "lif":
+        for key in ALIF_ONLY:
+            if layer.get(key) is not None:
+                problems.append(doc.problem((*where, key), "only adaptive layers (kind: alif) take this key"))
+    if kind in RECURRENT_CELL_KINDS:
+        for key in SPIKING_ONLY:
+            if layer.get(key) is not None:
+                problems.append(doc.problem((*where, key), f"a non-spiking {kind} layer has no {key}: only spiking "
+                                                           "layers (kind: lif, alif) take this key"))
+        if layer.get("recurrent"):
+            problems.append(doc.problem((*where, "recurrent"), f"a {kind} layer is recurrent by construction; "
+                                                               "leave 'recurrent' out"))
+        if layer.get("dropout"):
+            problems.append(doc.problem((*where, "dropout"), f"a {kind} layer takes no dropout (spiking layers "
+                                                             "only)"))
+    if kind != "lstm" and layer.get("forget_bias") is not None:
+        problems.append(doc.problem((*where, "forget_bias"), "only lstm layers take a forget-gate bias"))
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -403,14 +452,41 @@ def make_transform(enc: dict, dt: float) -> tuple[Callable[[torch.Tensor, torch.
             if x.dim() != 3:
                 raise ValueError(f"rows encoder: expected images [B, H, W], got {tuple(x.shape)}")
             return x.transpose(0, 1).to(torch.float32) * (gain / 255.0)
+    elif kind == "pixels":
+        def transform(x, gen):
+            seq = pixels(x)
+            order = pixel_order(enc.get("permutation"), seq.shape[1])
+            if order is not None:
+                seq = seq[:, order.to(seq.device)]
+            return (seq * gain).t().unsqueeze(-1)
     else:  # spikes
         def transform(x, gen):
             return x.transpose(0, 1).to(torch.float32)
 
     def n_inputs(sample_shape: tuple) -> int:
+        if kind == "pixels":
+            return 1
         return int(sample_shape[-1]) if kind in ("rows", "spikes") else int(np.prod(sample_shape))
 
     return transform, n_inputs
+
+
+_PIXEL_ORDERS: dict = {}
+
+
+def pixel_order(seed: Optional[int], n_pixels: int) -> Optional["torch.Tensor"]:
+    """The fixed pixel order of permuted sequential MNIST for ``seed`` (``None``: raster order, no permutation).
+
+    ``numpy.random.default_rng(seed).permutation(n_pixels)``: the same order on every machine and run.
+    """
+    import torch
+
+    if seed is None:
+        return None
+    key = (int(seed), int(n_pixels))
+    if key not in _PIXEL_ORDERS:
+        _PIXEL_ORDERS[key] = torch.as_tensor(np.random.default_rng(int(seed)).permutation(n_pixels), dtype=torch.long)
+    return _PIXEL_ORDERS[key]
 
 
 def _layer_options(layer: dict, dt: float) -> dict:
@@ -530,8 +606,29 @@ def run(config: dict, options: dict) -> dict:
                "train_seconds": round(trainer.train_seconds, 2),
                "wall_seconds": round(time.perf_counter() - wall, 2), "device": str(device),
                "history": history, "checkpoint": str(ckpt_path)}
+    if ev["efficiency_samples"]:
+        summary["efficiency"] = measure_efficiency(model, transform, test[0][:ev["efficiency_samples"]],
+                                                   min(ev["batch"], 200), seed, device)
+        summary["wall_seconds"] = round(time.perf_counter() - wall, 2)
     print(json.dumps(summary))
     return summary
+
+
+def measure_efficiency(model: torch.nn.Module, transform: Callable, images: torch.Tensor, batch: int, seed: int,
+                       device: Any) -> dict:
+    """Spikes, synaptic operations, MACs, FLOPs and steps per sample of ``model`` on ``images``
+    (:func:`braincore.training.efficiency.measure`; stochastic encoders draw from a generator seeded by ``seed``,
+    apart from the trainer's), printed as one line; the record for the final JSON line."""
+    import torch
+
+    from braincore.training.efficiency import measure
+
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    record = measure(model, transform, images, batch, generator)
+    rate = "" if record["rate"] is None else f", rate {record['rate']:.4f}"
+    print(f"efficiency on {record['samples']} test samples: {record['spikes']:.1f} spikes, {record['synops']:.4g} "
+          f"SynOps, {record['macs']:.4g} MACs per sample over {record['steps']} steps{rate}", flush=True)
+    return record
 
 
 def _dataset_name(config: dict) -> str:
@@ -540,7 +637,8 @@ def _dataset_name(config: dict) -> str:
 
 KIND = register_kind(Kind("spiking_classifier", SCHEMA, run, semantic_check,
                           "spiking classifiers (LIF / adaptive LIF, feed-forward or recurrent) trained with "
-                          "surrogate gradients: MNIST rate/latency/row codes, synthetic spike patterns"))
+                          "surrogate gradients, and RNN/GRU/LSTM baselines: MNIST rate/latency/row/pixel codes, "
+                          "(permuted) sequential MNIST, synthetic spike patterns"))
 
 # the names this module imported at its top before it left PyTorch to the runner (issue 16)
 __getattr__ = lazy_attributes(__name__, {
