@@ -10,7 +10,7 @@ from typing import Any, Callable, ContextManager, Iterable, Iterator, NoReturn
 
 import numpy as np
 
-from braincore.config import AnyMapping, Document, Flag, Integer, Record, Text
+from braincore.config import AnyMapping, Document, Flag, Integer, Quantity, Record, Text
 from braincore.errors import ConfigError
 from braincore.progress import TrainingInterrupted, interrupt_guard, progress_bar
 from braincore.validation import OutputName
@@ -56,6 +56,32 @@ def run_setup(config: dict, options: dict) -> tuple[Path, bool]:
 
         torch.set_num_threads(config["threads"])
     return output_dir(options), show_progress(config, options)
+
+
+def torch_run_setup(config: dict, options: dict) -> "tuple[Path, bool, Any]":
+    """:func:`run_setup` for runners that train with PyTorch: ``(out_dir, progress, device)``, the config's
+    ``device`` resolved (``cpu``, ``cuda``, ``auto``, ...); a device that is not there is a :class:`ConfigError`
+    at the key ``device``."""
+    from braincore.training.trainer import resolve_device
+
+    out_dir, progress = run_setup(config, options)
+    try:
+        device = resolve_device(config["device"])
+    except ValueError as err:
+        raise ConfigError(f"device: {err}") from None
+    return out_dir, progress, device
+
+
+def batches(x: Any, size: int) -> Iterator[Any]:
+    """``x[0:size], x[size:2 size], ...``: a tensor in batches along its first axis (the last one shorter)."""
+    for start in range(0, x.shape[0], size):
+        yield x[start:start + size]
+
+
+def number(default: Any, *, minimum: "float | None" = None, exclusive_minimum: "float | None" = None,
+           doc: str = "") -> Quantity:
+    """A plain number of a config (a dimensionless :class:`Quantity`: a unit written with it is an error)."""
+    return Quantity("dimensionless", default, minimum=minimum, exclusive_minimum=exclusive_minimum, doc=doc)
 
 
 def config_key(config: dict, keys: Iterable[str], **extra: Any) -> str:

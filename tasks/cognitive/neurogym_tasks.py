@@ -42,7 +42,7 @@ from typing import Any, Optional
 
 from braincore.config import (AnyMapping, Document, Flag, Integer, Kind, ListOf, Quantity, Record, Spec, Text,
                               register_kind)
-from tasks.common import (OutputName, config_error, config_key, filled_record, remember_document, run_setup,
+from tasks.common import (OutputName, config_error, config_key, filled_record, number, remember_document, run_setup,
                           seed_problem)
 from tasks.cognitive.trials import KNOWN_TASKS, MEASURES, NeurogymMissing
 from tasks.decision import two_afc
@@ -51,10 +51,6 @@ from tasks.memory import working_memory
 MODEL_CHOICES = ("srnn", "rnn", "both")
 TRAINING = ("supervised", "reinforcement")
 
-
-def _number(default: Any, *, minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
-            doc: str = "") -> Quantity:
-    return Quantity("dimensionless", default, minimum=minimum, exclusive_minimum=exclusive_minimum, doc=doc)
 
 
 def _task_id_problem(value: Any) -> Optional[str]:
@@ -117,20 +113,20 @@ def _circuit_field(schema: Record, fixed: tuple, doc: str) -> AnyMapping:
 
 NETWORK = filled_record({
     "hidden": Integer(64, minimum=1, doc="recurrent units (both models)"),
-    "tau_m": _number(5.0, exclusive_minimum=0.0, doc="SRNN membrane time constant, in steps (learnable)"),
-    "tau_adapt": _number(20.0, exclusive_minimum=0.0, doc="SRNN adaptation time constant, in steps (learnable)"),
-    "readout_tau": _number(2.0, exclusive_minimum=0.0, doc="SRNN leaky read-out time constant, in steps"),
+    "tau_m": number(5.0, exclusive_minimum=0.0, doc="SRNN membrane time constant, in steps (learnable)"),
+    "tau_adapt": number(20.0, exclusive_minimum=0.0, doc="SRNN adaptation time constant, in steps (learnable)"),
+    "readout_tau": number(2.0, exclusive_minimum=0.0, doc="SRNN leaky read-out time constant, in steps"),
     "cell": Text("gru", choices=("gru", "tanh"), doc="the non-spiking RNN: GRU or Elman tanh"),
 })
 
 OPTIMIZATION = filled_record({
     "steps": Integer(1000, minimum=1, doc="optimiser steps per task and model"),
     "batch": Integer(32, minimum=1, doc="trials per step"),
-    "lr": _number(3e-3, exclusive_minimum=0.0, doc="Adam learning rate"),
-    "decision_weight": _number(1.0, minimum=0.0, doc="supervised: loss weight of decision-period steps"),
-    "gamma": _number(0.99, minimum=0.0, doc="reinforcement: discount per step"),
-    "value_coef": _number(0.5, minimum=0.0, doc="reinforcement: weight of the critic's loss"),
-    "entropy_coef": _number(0.01, minimum=0.0, doc="reinforcement: weight of the entropy bonus"),
+    "lr": number(3e-3, exclusive_minimum=0.0, doc="Adam learning rate"),
+    "decision_weight": number(1.0, minimum=0.0, doc="supervised: loss weight of decision-period steps"),
+    "gamma": number(0.99, minimum=0.0, doc="reinforcement: discount per step"),
+    "value_coef": number(0.5, minimum=0.0, doc="reinforcement: weight of the critic's loss"),
+    "entropy_coef": number(0.01, minimum=0.0, doc="reinforcement: weight of the entropy bonus"),
     "log_every": Integer(50, minimum=1, doc="steps per learning-curve point"),
 })
 
@@ -141,10 +137,10 @@ EVALUATION = filled_record({
 
 PSYCHOMETRIC = Record({
     "task": Text(required=True, doc="the label (or id) of an entry of tasks whose trials take 'coh'"),
-    "coherences": ListOf(_number(None, minimum=0.0), min_items=2, default=[0.0, 3.2, 6.4, 12.8, 25.6, 51.2],
+    "coherences": ListOf(number(None, minimum=0.0), min_items=2, default=[0.0, 3.2, 6.4, 12.8, 25.6, 51.2],
                          doc="in percent, as NeuroGym's coh"),
     "trials": Integer(200, minimum=1, doc="per coherence"),
-    "bound": _number(0.0, minimum=0.0, doc="a decision also needs this share of the choice probability"),
+    "bound": number(0.0, minimum=0.0, doc="a decision also needs this share of the choice probability"),
 })
 
 DECISION_REGION = Record({

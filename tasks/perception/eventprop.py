@@ -40,15 +40,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from braincore.config import Flag, Integer, Kind, Quantity, Record, Text, register_kind
 from braincore.data import train_validation_split
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_split_at_run, config_key, device_problem, lazy_attributes,
-                          remember_document, resume_fit_score, run_setup, seed_problem)
+from tasks.common import (OutputName, check_split_at_run, config_key, device_problem, filled_record, lazy_attributes,
+                          number, remember_document, resume_fit_score, seed_problem, torch_run_setup)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -60,13 +60,6 @@ READOUTS = ("sum", "sum_exp", "max")
 N_CHANNELS = 700
 
 
-def _number(default: Any, *, minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
-            doc: str = "") -> Quantity:
-    return Quantity("dimensionless", default, minimum=minimum, exclusive_minimum=exclusive_minimum, doc=doc)
-
-
-def _record(fields: dict, doc: str = "") -> Record:
-    return Record(fields, default={name: spec.default for name, spec in fields.items()}, doc=doc)
 
 
 SCHEMA = Record({
@@ -75,44 +68,44 @@ SCHEMA = Record({
     "seed": Integer(0, minimum=0),
     "device": Text("cpu", doc="cpu, cuda, cuda:1, ..., mps or auto (cuda when available, else cpu)"),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
-    "data": _record({
+    "data": filled_record({
         "source": Text("shd", choices=("shd",), doc="SHD-format HDF5 files (spikes/times in s, spikes/units, "
                                                     "labels)"),
         "dir": Text(None, doc="folder with shd_train.h5 and shd_test.h5; null: write a synthetic SHD-like set "
                               "into <out>/synthetic_shd and use it"),
-        "synthetic": _record({
+        "synthetic": filled_record({
             "train": Integer(2000, minimum=2, doc="synthetic training samples"),
             "test": Integer(500, minimum=1, doc="synthetic test samples"),
             "seed": Integer(0, minimum=0),
         }, doc="only with dir: null"),
     }),
-    "network": _record({
+    "network": filled_record({
         "hidden": Integer(256, minimum=1, doc="LIF neurons of the hidden layer"),
         "recurrent": Flag(True, doc="recurrent hidden weights (false: feed-forward)"),
         "tau_mem": Quantity("time", 20.0, exclusive_minimum=0.0, doc="membrane time constant"),
         "tau_syn": Quantity("time", 5.0, exclusive_minimum=0.0, doc="synaptic time constant"),
-        "threshold": _number(1.0, exclusive_minimum=0.0),
+        "threshold": number(1.0, exclusive_minimum=0.0),
         "dt": Quantity("time", 1.0, exclusive_minimum=0.0, doc="time step (spike times stay continuous)"),
         "duration": Quantity("time", 1000.0, exclusive_minimum=0.0, doc="simulated window per sample"),
-        "in_mean": _number(0.03, doc="input weights N(in_mean, in_std)"),
-        "in_std": _number(0.01, minimum=0.0),
-        "rec_std": _number(0.02, minimum=0.0, doc="recurrent weights N(0, rec_std)"),
-        "out_std": _number(0.03, minimum=0.0, doc="read-out weights N(0, out_std)"),
+        "in_mean": number(0.03, doc="input weights N(in_mean, in_std)"),
+        "in_std": number(0.01, minimum=0.0),
+        "rec_std": number(0.02, minimum=0.0, doc="recurrent weights N(0, rec_std)"),
+        "out_std": number(0.03, minimum=0.0, doc="read-out weights N(0, out_std)"),
     }),
-    "loss": _record({
+    "loss": filled_record({
         "readout": Text("sum", choices=READOUTS, doc="sum: integral of the read-out voltage; sum_exp: weighted "
                                                     "by exp(-t / tau_w); max: its maximum"),
         "tau_w": Quantity("time", None, exclusive_minimum=0.0, doc="sum_exp only (default: network.duration)"),
-        "regularizer": _record({
-            "target": _number(14.0, minimum=0.0, doc="spikes per hidden neuron per trial"),
-            "lambda_upper": _number(0.0, minimum=0.0, doc="strength above the target (0: off)"),
-            "lambda_lower": _number(None, minimum=0.0, doc="strength below the target (default: lambda_upper)"),
+        "regularizer": filled_record({
+            "target": number(14.0, minimum=0.0, doc="spikes per hidden neuron per trial"),
+            "lambda_upper": number(0.0, minimum=0.0, doc="strength above the target (0: off)"),
+            "lambda_lower": number(None, minimum=0.0, doc="strength below the target (default: lambda_upper)"),
         }),
     }),
     "optimizer": SURROGATE_SCHEMA.fields["optimizer"],
     "schedule": SURROGATE_SCHEMA.fields["schedule"],
     "training": SURROGATE_SCHEMA.fields["training"],
-    "evaluation": _record({
+    "evaluation": filled_record({
         "every_epoch": Flag(True, doc="score the validation split after every epoch"),
         "batch": Integer(256, minimum=1),
         "validation_samples": Integer(None, minimum=0, doc="default: the whole validation split"),
@@ -255,14 +248,10 @@ def run(config: dict, options: dict) -> dict:
     import torch  # PyTorch and the trainer load to run a config, not to validate one
 
     from braincore.training.eventprop_grid import EventPropLoss
-    from braincore.training.trainer import TensorData, Trainer, resolve_device, seed_everything
+    from braincore.training.trainer import TensorData, Trainer, seed_everything
 
     wall = time.perf_counter()
-    out_dir, progress = run_setup(config, options)
-    try:
-        device = resolve_device(config["device"])
-    except ValueError as err:
-        raise ConfigError(f"device: {err}") from None
+    out_dir, progress, device = torch_run_setup(config, options)
     seed, tr, ev = config["seed"], config["training"], config["evaluation"]
     params = grid_params(config)
     train_file, test_file, source = data_files(config, out_dir)

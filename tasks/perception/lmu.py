@@ -52,16 +52,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from braincore.config import Flag, Integer, Kind, Quantity, Record, Text, register_kind
+from braincore.config import Flag, Integer, Kind, Record, Text, register_kind
 from braincore.data import train_validation_split
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
-                          idx_shape, lazy_attributes, memory_problem, remember_document, resume_fit_score, run_setup,
-                          seed_problem)
+from tasks.common import (OutputName, batches, check_split_at_run, check_validation_split, config_key, device_problem,
+                          filled_record, idx_shape, lazy_attributes, memory_problem, number, remember_document,
+                          resume_fit_score, seed_problem, torch_run_setup)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -73,13 +73,6 @@ ENCODERS = ("pixels", "rows")
 ACTIVATIONS = ("relu", "tanh")
 
 
-def _number(default: Any, *, minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
-            doc: str = "") -> Quantity:
-    return Quantity("dimensionless", default, minimum=minimum, exclusive_minimum=exclusive_minimum, doc=doc)
-
-
-def _record(fields: dict, doc: str = "") -> Record:
-    return Record(fields, default={name: spec.default for name, spec in fields.items()}, doc=doc)
 
 
 SCHEMA = Record({
@@ -88,37 +81,37 @@ SCHEMA = Record({
     "seed": Integer(0, minimum=0),
     "device": Text("cpu", doc="cpu, cuda, cuda:1, ..., mps or auto (cuda when available, else cpu)"),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
-    "data": _record({
+    "data": filled_record({
         "source": Text("idx", choices=("idx",)),
         "name": Text("mnist", doc="dataset folder name under the data root"),
         "dir": Text(None, doc="IDX dataset folder (default: $BRAINCORE_DATA or ../shared/data): the one key to "
                               "change for another 28 x 28 dataset"),
     }),
-    "encoder": _record({
+    "encoder": filled_record({
         "kind": Text("pixels", choices=ENCODERS, doc="pixels: one pixel per step (H W steps); rows: one row per "
                                                      "step (H steps of W inputs)"),
-        "gain": _number(1.0, exclusive_minimum=0.0, doc="input x = gain p / 255"),
+        "gain": number(1.0, exclusive_minimum=0.0, doc="input x = gain p / 255"),
         "permutation": Integer(None, minimum=0, doc="pixels: seed of one fixed pixel order (permuted sequential "
                                                     "MNIST; default: raster order)"),
     }),
-    "network": _record({
+    "network": filled_record({
         "order": Integer(256, minimum=1, doc="memory dimensions d per input channel (Legendre polynomials)"),
-        "theta": _number(None, exclusive_minimum=0.0, doc="memory window in steps (default: the sequence length)"),
+        "theta": number(None, exclusive_minimum=0.0, doc="memory window in steps (default: the sequence length)"),
         "hidden": Integer(212, minimum=1, doc="hidden units"),
         "memory_inputs": Integer(1, minimum=1, doc="input channels u = E x of the memory, each with its own d "
                                                    "dimensions"),
         "recurrent": Flag(False, doc="W_h h_(t-1) in the hidden layer (the 2019 cell; a loop over time)"),
         "activation": Text("relu", choices=ACTIVATIONS),
-        "readout_tau": _number(None, exclusive_minimum=0.0, doc="read-out of the hidden low-pass with this time "
+        "readout_tau": number(None, exclusive_minimum=0.0, doc="read-out of the hidden low-pass with this time "
                                                                 "constant in steps (default: the last step)"),
     }),
-    "spiking": _record({
-        "dt": _number(1.0, exclusive_minimum=0.0, doc="quantiser step: counts n = quantised a dt, output n / dt"),
-        "v0": _number(0.5, minimum=0.0, doc="initial quantiser state (0.5: the first step rounds)"),
-        "start_epoch": _number(0.0, minimum=0.0, doc="training epochs before alpha leaves 0"),
-        "ramp_epochs": _number(1.0, minimum=0.0, doc="epochs over which alpha rises linearly to 1 (0: a jump)"),
+    "spiking": filled_record({
+        "dt": number(1.0, exclusive_minimum=0.0, doc="quantiser step: counts n = quantised a dt, output n / dt"),
+        "v0": number(0.5, minimum=0.0, doc="initial quantiser state (0.5: the first step rounds)"),
+        "start_epoch": number(0.0, minimum=0.0, doc="training epochs before alpha leaves 0"),
+        "ramp_epochs": number(1.0, minimum=0.0, doc="epochs over which alpha rises linearly to 1 (0: a jump)"),
     }),
-    "loss": _record({"label_smoothing": _number(0.0, minimum=0.0)}),
+    "loss": filled_record({"label_smoothing": number(0.0, minimum=0.0)}),
     "optimizer": SURROGATE_SCHEMA.fields["optimizer"],
     "schedule": SURROGATE_SCHEMA.fields["schedule"],
     "training": SURROGATE_SCHEMA.fields["training"],
@@ -212,10 +205,6 @@ def build_model(config: dict, image: tuple, n_classes: int) -> "torch.nn.Module"
         raise ConfigError(f"network: {err}") from None
 
 
-def _batches(x: "torch.Tensor", size: int):
-    for start in range(0, x.shape[0], size):
-        yield x[start:start + size]
-
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
@@ -223,15 +212,11 @@ def run(config: dict, options: dict) -> dict:
 
     from braincore.training.lmu import AlphaScheduleTrainer, activity_measures, alpha_ramp, parameter_count
     from braincore.training.losses import ClassificationLoss
-    from braincore.training.trainer import TensorData, resolve_device, seed_everything
+    from braincore.training.trainer import TensorData, seed_everything
     from tasks.perception.surrogate import _load_data
 
     wall = time.perf_counter()
-    out_dir, progress = run_setup(config, options)
-    try:
-        device = resolve_device(config["device"])
-    except ValueError as err:
-        raise ConfigError(f"device: {err}") from None
+    out_dir, progress, device = torch_run_setup(config, options)
     seed, tr, ev, spk = config["seed"], config["training"], config["evaluation"], config["spiking"]
     data = config["data"]
     train_x, train_y, test_x, test_y, n_classes = _load_data(config)
@@ -294,7 +279,7 @@ def run(config: dict, options: dict) -> dict:
         trainer.alpha_override = alpha
         by_alpha[name] = trainer.evaluate(test_set, f"test, alpha {alpha:g}")["accuracy"]
     trainer.alpha_override = None
-    measures = activity_measures(trainer.model, (transform(x, None) for x in _batches(test_set[0], ev["batch"])))
+    measures = activity_measures(trainer.model, (transform(x, None) for x in batches(test_set[0], ev["batch"])))
     print(f"test accuracy non-spiking (alpha 0): {100 * by_alpha['nonspiking']:.2f} %, spiking (alpha 1): "
           f"{100 * by_alpha['spiking']:.2f} %; spiking hidden layer: {measures['bits_per_activation']:.2f} bits per "
           f"activation, {measures['significant_bits_per_weight_multiply']:.2f} significant bits per weight "

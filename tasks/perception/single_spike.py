@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,9 +53,9 @@ from braincore.choices import SURROGATE_NAMES
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset, train_validation_split
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
-                          idx_shape, lazy_attributes, memory_problem, remember_document, resume_fit_score, run_setup,
-                          seed_problem)
+from tasks.common import (OutputName, batches, check_split_at_run, check_validation_split, config_key, device_problem,
+                          filled_record, idx_shape, lazy_attributes, memory_problem, number, remember_document,
+                          resume_fit_score, seed_problem, torch_run_setup)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -70,13 +70,6 @@ LAYER_KINDS = ("dense", "conv")
 CONV_ONLY = ("channels", "kernel", "stride", "padding", "pool")
 
 
-def _number(default: Any, *, minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
-            doc: str = "") -> Quantity:
-    return Quantity("dimensionless", default, minimum=minimum, exclusive_minimum=exclusive_minimum, doc=doc)
-
-
-def _record(fields: dict, doc: str = "") -> Record:
-    return Record(fields, default={name: spec.default for name, spec in fields.items()}, doc=doc)
 
 
 _DECAY = {
@@ -85,7 +78,7 @@ _DECAY = {
     "leaky": Flag(True, doc="false: no leak (beta = 1, integrate-and-fire), as in the paper's CNN"),
     "learn_tau": Flag(True, doc="learn the decay (clamped to [0, 1])"),
     "per_unit": Flag(True, doc="one decay per unit (the paper's heterogeneous beta); false: one per layer"),
-    "init_gain": _number(None, exclusive_minimum=0.0, doc="weights uniform in +-gain sqrt(1 / fan) (fan: n_in, "
+    "init_gain": number(None, exclusive_minimum=0.0, doc="weights uniform in +-gain sqrt(1 / fan) (fan: n_in, "
                                                           "or kernel^2 for convs)"),
 }
 
@@ -106,31 +99,31 @@ SCHEMA = Record({
     "seed": Integer(0, minimum=0),
     "device": Text("cpu", doc="cpu, cuda, cuda:1, ..., mps or auto (cuda when available, else cpu)"),
     "threads": Integer(None, minimum=1, doc="torch CPU threads (default: leave as is)"),
-    "data": _record({
+    "data": filled_record({
         "name": Text("mnist", doc="dataset folder name under the data root"),
         "dir": Text(None, doc="IDX dataset folder (default: $BRAINCORE_DATA or ../shared/data): the one key to "
                               "change for another 28 x 28 dataset"),
     }),
-    "encoder": _record({
+    "encoder": filled_record({
         "kind": Text("latency", choices=ENCODERS, doc="latency: one spike per pixel at floor((1 - x)(T - 1)); "
                                                       "current: a constant current gain x"),
         "steps": Integer(100, minimum=1, doc="time steps T"),
-        "gain": _number(None, exclusive_minimum=0.0, doc="current only (default 1)"),
+        "gain": number(None, exclusive_minimum=0.0, doc="current only (default 1)"),
     }),
     "network": Record({
         "dt": Quantity("time", 1.0, exclusive_minimum=0.0, doc="time step"),
         "layers": ListOf(LAYER, required=True, min_items=1),
-        "readout": _record({k: v for k, v in _DECAY.items()}),
-        "threshold": _number(1.0, exclusive_minimum=0.0),
+        "readout": filled_record({k: v for k, v in _DECAY.items()}),
+        "threshold": number(1.0, exclusive_minimum=0.0),
         "surrogate": Text("fast_sigmoid", choices=[s for s in SURROGATE_NAMES if s != "heaviside"]),
-        "surrogate_scale": _number(None, exclusive_minimum=0.0, doc="fast_sigmoid only: its slope (default 10, "
+        "surrogate_scale": number(None, exclusive_minimum=0.0, doc="fast_sigmoid only: its slope (default 10, "
                                                                     "the paper's)"),
         "gradient": Text("paper", choices=GRADIENTS, doc="through the first crossing: paper (straight-through "
                                                          "z -> s) or first (up to the first spike)"),
     }, required=True),
-    "loss": _record({
+    "loss": filled_record({
         "reduce": Text("sum", choices=REDUCTIONS, doc="of the read-out membrane over time"),
-        "label_smoothing": _number(0.0, minimum=0.0),
+        "label_smoothing": number(0.0, minimum=0.0),
     }),
     "optimizer": SURROGATE_SCHEMA.fields["optimizer"],
     "schedule": SURROGATE_SCHEMA.fields["schedule"],
@@ -318,24 +311,16 @@ def _config_key(config: dict) -> str:
     return config_key(config, ("seed", "data", "encoder", "network", "loss", "optimizer", "schedule", "training"))
 
 
-def _batches(x: "torch.Tensor", size: int):
-    for start in range(0, x.shape[0], size):
-        yield x[start:start + size]
-
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
     import torch  # PyTorch and the trainer load to run a config, not to validate one
 
     from braincore.training.single_spike import SingleSpikeLoss, count_spikes
-    from braincore.training.trainer import TensorData, Trainer, resolve_device, seed_everything
+    from braincore.training.trainer import TensorData, Trainer, seed_everything
 
     wall = time.perf_counter()
-    out_dir, progress = run_setup(config, options)
-    try:
-        device = resolve_device(config["device"])
-    except ValueError as err:
-        raise ConfigError(f"device: {err}") from None
+    out_dir, progress, device = torch_run_setup(config, options)
     seed, tr, ev = config["seed"], config["training"], config["evaluation"]
     data = config["data"]
 
@@ -388,7 +373,7 @@ def run(config: dict, options: dict) -> dict:
           f"{n_val}, device {device}", flush=True)
     history, results = resume_fit_score(trainer, ckpt_path, key, config["resume"], train_data, tr["epochs"],
                                         validation, ev["every_epoch"], test_set)
-    spikes = count_spikes(trainer.model, _batches(test_set[0], ev["batch"]), lambda x: transform(x, None))
+    spikes = count_spikes(trainer.model, batches(test_set[0], ev["batch"]), lambda x: transform(x, None))
     per_layer = ", ".join(f"{c:.1f}" for c in spikes["per_layer"])
     print(f"spikes per test sample: {spikes['per_sample']:.1f} (per layer {per_layer}; {sum(units)} hidden units, "
           f"at most {spikes['max_per_unit']:g} per unit)")

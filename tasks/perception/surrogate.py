@@ -77,8 +77,8 @@ from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text
 from braincore.data import load_dataset, train_validation_split
 from braincore.errors import ConfigError
 from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
-                          idx_shape, layered_needs, memory_problem, remember_document, resume_fit_score, run_setup,
-                          seed_problem, lazy_attributes)
+                          filled_record, idx_shape, layered_needs, lazy_attributes, memory_problem, number,
+                          remember_document, resume_fit_score, seed_problem, torch_run_setup)
 
 if TYPE_CHECKING:
     import torch
@@ -95,27 +95,17 @@ SPIKING_ONLY = ("tau", "learn_tau", "threshold", "learn_threshold", "surrogate",
                 "recurrent_gain") + ALIF_ONLY
 
 
-def _number(default: Any, *, minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
-            doc: str = "") -> Quantity:
-    return Quantity("dimensionless", default, minimum=minimum, exclusive_minimum=exclusive_minimum, doc=doc)
-
-
 def _time(default: Any, doc: str = "") -> Quantity:
     return Quantity("time", default, exclusive_minimum=0.0, doc=doc)
 
 
-def _record(fields: dict, doc: str = "") -> Record:
-    """A record that may be left out: its default is the mapping of its fields' defaults."""
-    return Record(fields, default={name: spec.default for name, spec in fields.items()}, doc=doc)
-
-
-PATTERNS = _record({
+PATTERNS = filled_record({
     "classes": Integer(10, minimum=2), "channels": Integer(40, minimum=1),
     "steps": Integer(40, minimum=1, doc="time steps of a pattern"),
-    "rate": _number(0.05, minimum=0.0, doc="spike probability per step and channel of a class pattern"),
+    "rate": number(0.05, minimum=0.0, doc="spike probability per step and channel of a class pattern"),
     "jitter": Integer(1, minimum=0, doc="each spike moves by up to this many steps"),
-    "deletion": _number(0.1, minimum=0.0, doc="probability that a spike is dropped"),
-    "noise": _number(0.01, minimum=0.0, doc="probability of an extra spike per step and channel"),
+    "deletion": number(0.1, minimum=0.0, doc="probability that a spike is dropped"),
+    "noise": number(0.01, minimum=0.0, doc="probability of an extra spike per step and channel"),
     "train": Integer(2000, minimum=2, doc="generated training samples (the validation split comes out of them)"),
     "test": Integer(1000, minimum=1, doc="generated test samples"),
 })
@@ -126,17 +116,17 @@ LAYER = Record({
     "recurrent": Flag(False),
     "tau": _time(None, "membrane time constant (default: the layer's, 10 steps LIF / 20 steps ALIF)"),
     "learn_tau": Flag(None, doc="learnable per-unit decay (default: off for lif, on for alif)"),
-    "threshold": _number(None, exclusive_minimum=0.0),
+    "threshold": number(None, exclusive_minimum=0.0),
     "learn_threshold": Flag(None),
-    "dropout": _number(0.0, minimum=0.0, doc="per sample and unit, constant over time"),
+    "dropout": number(0.0, minimum=0.0, doc="per sample and unit, constant over time"),
     "surrogate": Text(None, choices=SURROGATE_NAMES),
     "detach_reset": Flag(None),
-    "init_gain": _number(None, exclusive_minimum=0.0),
-    "recurrent_gain": _number(None, exclusive_minimum=0.0),
+    "init_gain": number(None, exclusive_minimum=0.0),
+    "recurrent_gain": number(None, exclusive_minimum=0.0),
     "tau_adapt": _time(None, "alif: adaptation time constant"),
     "learn_tau_adapt": Flag(None, doc="alif: learnable adaptation decay"),
-    "beta_adapt": _number(None, minimum=0.0, doc="alif: threshold increase per unit of adaptation"),
-    "forget_bias": _number(None, doc="lstm: added to the forget gate's bias (1 for long sequences)"),
+    "beta_adapt": number(None, minimum=0.0, doc="alif: threshold increase per unit of adaptation"),
+    "forget_bias": number(None, doc="lstm: added to the forget gate's bias (1 for long sequences)"),
 })
 
 SCHEMA = Record({
@@ -154,58 +144,58 @@ SCHEMA = Record({
     "encoder": Record({
         "kind": Text(required=True, choices=ENCODERS),
         "steps": Integer(None, minimum=1, doc="time steps (not for rows/pixels/spikes: fixed by the data)"),
-        "gain": _number(1.0, exclusive_minimum=0.0, doc="rate: P = gain x (<= 1); current, rows, pixels: I = gain x"),
+        "gain": number(1.0, exclusive_minimum=0.0, doc="rate: P = gain x (<= 1); current, rows, pixels: I = gain x"),
         "permutation": Integer(None, minimum=0, doc="pixels: seed of one fixed pixel order (default: raster order)"),
         "max_rate": Quantity("frequency", 100.0, exclusive_minimum=0.0, doc="poisson: rate of x = 1"),
-        "tau": _number(5.0, exclusive_minimum=0.0, doc="latency: time constant in steps (RC mapping)"),
-        "threshold": _number(0.01, minimum=0.0, doc="latency: pixels at or below never spike"),
+        "tau": number(5.0, exclusive_minimum=0.0, doc="latency: time constant in steps (RC mapping)"),
+        "threshold": number(0.01, minimum=0.0, doc="latency: pixels at or below never spike"),
         "linear": Flag(False, doc="latency: linear instead of RC mapping"),
         "normalize": Flag(None, doc="latency: stretch the mapping over the window"),
     }, required=True),
     "network": Record({
         "dt": _time(1.0, "time step"),
         "layers": ListOf(LAYER, required=True, min_items=1),
-        "readout": _record({
+        "readout": filled_record({
             "kind": Text("leaky", choices=READOUT_KINDS),
             "tau": _time(None, "read-out time constant (default 10 steps)"),
-            "threshold": _number(None, exclusive_minimum=0.0, doc="lif read-out only"),
+            "threshold": number(None, exclusive_minimum=0.0, doc="lif read-out only"),
             "surrogate": Text(None, choices=SURROGATE_NAMES, doc="lif read-out only"),
         }),
     }, required=True),
-    "loss": _record({
+    "loss": filled_record({
         "kind": Text("membrane", choices=LOSS_KINDS),
         "reduce": Text("max", choices=REDUCTIONS, doc="membrane: reduction of the read-out over time"),
-        "label_smoothing": _number(0.0, minimum=0.0),
-        "correct_rate": _number(0.8, minimum=0.0, doc="count_mse: target rate of the label's output"),
-        "incorrect_rate": _number(0.2, minimum=0.0, doc="count_mse: target rate of the others"),
-        "rate_lower": _number(None, minimum=0.0, doc="per-unit lower bound on hidden rates (spikes/step)"),
-        "rate_upper": _number(None, minimum=0.0, doc="per-sample upper bound on the population rate"),
-        "lower_strength": _number(1.0, minimum=0.0),
-        "upper_strength": _number(1.0, minimum=0.0),
+        "label_smoothing": number(0.0, minimum=0.0),
+        "correct_rate": number(0.8, minimum=0.0, doc="count_mse: target rate of the label's output"),
+        "incorrect_rate": number(0.2, minimum=0.0, doc="count_mse: target rate of the others"),
+        "rate_lower": number(None, minimum=0.0, doc="per-unit lower bound on hidden rates (spikes/step)"),
+        "rate_upper": number(None, minimum=0.0, doc="per-sample upper bound on the population rate"),
+        "lower_strength": number(1.0, minimum=0.0),
+        "upper_strength": number(1.0, minimum=0.0),
     }),
-    "optimizer": _record({
+    "optimizer": filled_record({
         "kind": Text("adam", choices=OPTIMIZERS),
-        "lr": _number(1e-3, exclusive_minimum=0.0),
-        "weight_decay": _number(0.0, minimum=0.0),
-        "beta1": _number(0.9, minimum=0.0), "beta2": _number(0.999, minimum=0.0),
-        "grad_clip": _number(None, exclusive_minimum=0.0, doc="clip the gradient norm (default: off)"),
+        "lr": number(1e-3, exclusive_minimum=0.0),
+        "weight_decay": number(0.0, minimum=0.0),
+        "beta1": number(0.9, minimum=0.0), "beta2": number(0.999, minimum=0.0),
+        "grad_clip": number(None, exclusive_minimum=0.0, doc="clip the gradient norm (default: off)"),
     }),
-    "schedule": _record({
+    "schedule": filled_record({
         "kind": Text("none", choices=SCHEDULES),
-        "warmup_epochs": _number(0.0, minimum=0.0, doc="linear warm-up (not for one_cycle)"),
-        "step_epochs": _number(None, exclusive_minimum=0.0, doc="step: decay every this many epochs"),
-        "gamma": _number(0.1, exclusive_minimum=0.0, doc="step: decay factor"),
-        "min_factor": _number(0.0, minimum=0.0, doc="cosine: final lr / lr"),
-        "pct_start": _number(0.3, exclusive_minimum=0.0, doc="one_cycle: fraction of steps rising"),
-        "div_factor": _number(25.0, minimum=1.0), "final_div_factor": _number(1e4, minimum=1.0),
+        "warmup_epochs": number(0.0, minimum=0.0, doc="linear warm-up (not for one_cycle)"),
+        "step_epochs": number(None, exclusive_minimum=0.0, doc="step: decay every this many epochs"),
+        "gamma": number(0.1, exclusive_minimum=0.0, doc="step: decay factor"),
+        "min_factor": number(0.0, minimum=0.0, doc="cosine: final lr / lr"),
+        "pct_start": number(0.3, exclusive_minimum=0.0, doc="one_cycle: fraction of steps rising"),
+        "div_factor": number(25.0, minimum=1.0), "final_div_factor": number(1e4, minimum=1.0),
     }),
-    "training": _record({
+    "training": filled_record({
         "epochs": Integer(1, minimum=0),
         "batch": Integer(128, minimum=1),
         "samples": Integer(None, minimum=1, doc="a fixed seeded subset of the training split (default: all)"),
         "validation": Integer(5000, minimum=0, doc="samples held out of the training set"),
     }),
-    "evaluation": _record({
+    "evaluation": filled_record({
         "every_epoch": Flag(True, doc="score the validation split after every epoch"),
         "batch": Integer(1000, minimum=1),
         "validation_samples": Integer(None, minimum=0, doc="default: the whole validation split"),
@@ -544,14 +534,10 @@ def _config_key(config: dict) -> str:
 def run(config: dict, options: dict) -> dict:
     import torch  # PyTorch and the trainer load to run a config, not to validate one
 
-    from braincore.training.trainer import TensorData, Trainer, resolve_device, seed_everything
+    from braincore.training.trainer import TensorData, Trainer, seed_everything
 
     wall = time.perf_counter()
-    out_dir, progress = run_setup(config, options)
-    try:
-        device = resolve_device(config["device"])
-    except ValueError as err:
-        raise ConfigError(f"device: {err}") from None
+    out_dir, progress, device = torch_run_setup(config, options)
     seed = config["seed"]
     tr, ev = config["training"], config["evaluation"]
 
