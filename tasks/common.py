@@ -78,6 +78,48 @@ def batches(x: Any, size: int) -> Iterator[Any]:
         yield x[start:start + size]
 
 
+def optimizer_schedule_problems(config: dict, doc: Document, problems: list) -> None:
+    """The checks of the ``optimizer`` and ``schedule`` records every gradient-trained kind shares (the fields of
+    :mod:`tasks.perception.surrogate`'s schema), each reported at its key: a ``step`` schedule needs
+    ``step_epochs``; ``one_cycle`` has its own warm-up; ``pct_start < 1``, ``gamma <= 1``, ``min_factor <= 1``;
+    Adam's ``beta1``, ``beta2 < 1``."""
+    sch = config.get("schedule") or {}
+    if sch.get("kind") == "step" and sch.get("step_epochs") is None:
+        problems.append(doc.problem(("schedule",), "schedule 'step' needs step_epochs"))
+    if sch.get("kind") == "one_cycle" and sch.get("warmup_epochs"):
+        problems.append(doc.problem(("schedule", "warmup_epochs"), "one_cycle has its own rise (pct_start); leave "
+                                                                   "warmup_epochs out"))
+    for key, bound in (("pct_start", "< 1"), ("gamma", "<= 1"), ("min_factor", "<= 1")):
+        value = sch.get(key)
+        if value is not None and (value >= 1 if bound == "< 1" else value > 1):
+            problems.append(doc.problem(("schedule", key), f"must be {bound}, got {value:g}"))
+    opt = config.get("optimizer") or {}
+    for key in ("beta1", "beta2"):
+        if opt.get(key) is not None and opt[key] >= 1:
+            problems.append(doc.problem(("optimizer", key), f"must be < 1, got {opt[key]:g}"))
+
+
+def training_splits(config: dict, n_train: int, n_test: int) -> "tuple[np.ndarray, np.ndarray, int]":
+    """``(train_idx, val_idx, n_test)`` of a run: a seeded validation hold-out of ``training.validation`` samples
+    (:func:`braincore.data.train_validation_split`), a fixed seeded subset of ``training.samples`` of the rest,
+    the first ``evaluation.validation_samples`` of the hold-out and the first ``evaluation.test_samples`` of the
+    test set (all of them by default). A hold-out that leaves no training sample is a :class:`ConfigError`."""
+    from braincore.data import train_validation_split
+
+    tr, ev, seed = config["training"], config["evaluation"], config["seed"]
+    check_split_at_run(config, n_train, "the training split")
+    train_idx, val_idx = train_validation_split(n_train, tr["validation"], seed)
+    if tr.get("samples") is not None and tr["samples"] < len(train_idx):
+        pick = np.random.default_rng([seed, 1]).permutation(len(train_idx))[:tr["samples"]]
+        train_idx = np.sort(train_idx[pick])
+    if len(train_idx) == 0:
+        raise ConfigError("training: no training samples left after the validation hold-out")
+    if ev.get("validation_samples") is not None:
+        val_idx = val_idx[:ev["validation_samples"]]
+    test = n_test if ev.get("test_samples") is None else min(ev["test_samples"], n_test)
+    return train_idx, val_idx, test
+
+
 def number(default: Any, *, minimum: "float | None" = None, exclusive_minimum: "float | None" = None,
            doc: str = "") -> Quantity:
     """A plain number of a config (a dimensionless :class:`Quantity`: a unit written with it is an error)."""

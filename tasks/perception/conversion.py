@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from braincore.config import Flag, Integer, Kind, ListOf, Record, Text, register_kind
-from braincore.data import load_dataset, train_validation_split
+from braincore.data import load_dataset
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
-                          filled_record, idx_shape, lazy_attributes, number, remember_document, resume_fit_score,
-                          seed_problem, torch_run_setup)
+from tasks.common import (OutputName, check_validation_split, config_key, device_problem,
+                          filled_record, idx_shape, lazy_attributes, number, optimizer_schedule_problems,
+                          remember_document, resume_fit_score, seed_problem, torch_run_setup, training_splits)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -113,13 +113,7 @@ def semantic_check(config: dict, doc, problems: list) -> None:
         for i, t in enumerate(report):
             if isinstance(t, int) and t > steps:
                 problems.append(doc.problem(("conversion", "report", i), f"{t} exceeds conversion.steps = {steps}"))
-    sch = config.get("schedule") or {}
-    if sch.get("kind") == "step" and sch.get("step_epochs") is None:
-        problems.append(doc.problem(("schedule",), "schedule 'step' needs step_epochs"))
-    opt = config.get("optimizer") or {}
-    for key in ("beta1", "beta2"):
-        if opt.get(key) is not None and opt[key] >= 1:
-            problems.append(doc.problem(("optimizer", key), f"must be < 1, got {opt[key]:g}"))
+    optimizer_schedule_problems(config, doc, problems)
 
 
 def _config_key(config: dict) -> str:
@@ -181,14 +175,8 @@ def run(config: dict, options: dict) -> dict:
         raise ConfigError(f"data: expected images [N, H, W], got {tuple(train_x.shape)}")
     n_classes = int(max(int(train_y.max()), int(test_y.max())) + 1)
     n_in = int(train_x.shape[1] * train_x.shape[2])
-    check_split_at_run(config, len(train_y), "the training split")
-    train_idx, val_idx = train_validation_split(len(train_y), tr["validation"], seed)
-    if tr["samples"] is not None and tr["samples"] < len(train_idx):
-        pick = np.random.default_rng([seed, 1]).permutation(len(train_idx))[:tr["samples"]]
-        train_idx = np.sort(train_idx[pick])
-    n_val = len(val_idx) if ev["validation_samples"] is None else min(ev["validation_samples"], len(val_idx))
-    val_idx = val_idx[:n_val]
-    n_test = len(test_y) if ev["test_samples"] is None else min(ev["test_samples"], len(test_y))
+    train_idx, val_idx, n_test = training_splits(config, len(train_y), len(test_y))
+    n_val = len(val_idx)
 
     def part(idx) -> tuple:
         take = torch.as_tensor(idx, dtype=torch.long)

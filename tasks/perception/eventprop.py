@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from braincore.config import Flag, Integer, Kind, Quantity, Record, Text, register_kind
-from braincore.data import train_validation_split
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_split_at_run, config_key, device_problem, filled_record, lazy_attributes,
-                          number, remember_document, resume_fit_score, seed_problem, torch_run_setup)
+from tasks.common import (OutputName, config_key, device_problem, filled_record, lazy_attributes,
+                          number, optimizer_schedule_problems, remember_document, resume_fit_score, seed_problem,
+                          torch_run_setup, training_splits)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -140,9 +140,7 @@ def semantic_check(config: dict, doc, problems: list) -> None:
             problems.append(doc.problem(("network", "dt"), f"a step of {dt:g} ms is longer than {key} = {tau:g} ms"))
     if loss.get("tau_w") is not None and loss.get("readout") != "sum_exp":
         problems.append(doc.problem(("loss", "tau_w"), "only the sum_exp read-out takes tau_w"))
-    sch = config.get("schedule") or {}
-    if sch.get("kind") == "step" and sch.get("step_epochs") is None:
-        problems.append(doc.problem(("schedule",), "schedule 'step' needs step_epochs"))
+    optimizer_schedule_problems(config, doc, problems)
     syn = data.get("synthetic") or {}
     val = (config.get("training") or {}).get("validation")
     if data.get("dir") is None and isinstance(val, int) and isinstance(syn.get("train"), int) \
@@ -258,14 +256,8 @@ def run(config: dict, options: dict) -> dict:
     train_tab = SpikeTable(train_file, params.dt, params.steps)
     test_tab = SpikeTable(test_file, params.dt, params.steps)
     n_classes = int(max(int(train_tab.labels.max()), int(test_tab.labels.max())) + 1)
-    check_split_at_run(config, len(train_tab), "the training split")
-    train_idx, val_idx = train_validation_split(len(train_tab), tr["validation"], seed)
-    if tr["samples"] is not None and tr["samples"] < len(train_idx):
-        pick = np.random.default_rng([seed, 1]).permutation(len(train_idx))[:tr["samples"]]
-        train_idx = np.sort(train_idx[pick])
-    n_val = len(val_idx) if ev["validation_samples"] is None else min(ev["validation_samples"], len(val_idx))
-    val_idx = val_idx[:n_val]
-    n_test = len(test_tab) if ev["test_samples"] is None else min(ev["test_samples"], len(test_tab))
+    train_idx, val_idx, n_test = training_splits(config, len(train_tab), len(test_tab))
+    n_val = len(val_idx)
 
     # the test samples are numbered after the training file's, so one transform serves both
     both = _Concat(train_tab, test_tab)

@@ -54,14 +54,13 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
 
 from braincore.config import Flag, Integer, Kind, Record, Text, register_kind
-from braincore.data import train_validation_split
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, batches, check_split_at_run, check_validation_split, config_key, device_problem,
-                          filled_record, idx_shape, lazy_attributes, memory_problem, number, remember_document,
-                          resume_fit_score, seed_problem, torch_run_setup)
+from tasks.common import (OutputName, batches, check_validation_split, config_key, device_problem,
+                          filled_record, idx_shape, lazy_attributes, memory_problem, number,
+                          optimizer_schedule_problems, remember_document, resume_fit_score, seed_problem,
+                          torch_run_setup, training_splits)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -147,20 +146,7 @@ def semantic_check(config: dict, doc, problems: list) -> None:
     spk = config.get("spiking") or {}
     if spk.get("v0") is not None and spk["v0"] >= 1:
         problems.append(doc.problem(("spiking", "v0"), f"the quantiser state lies in [0, 1): got {spk['v0']:g}"))
-    sch = config.get("schedule") or {}
-    if sch.get("kind") == "step" and sch.get("step_epochs") is None:
-        problems.append(doc.problem(("schedule",), "schedule 'step' needs step_epochs"))
-    if sch.get("kind") == "one_cycle" and sch.get("warmup_epochs"):
-        problems.append(doc.problem(("schedule", "warmup_epochs"), "one_cycle has its own rise (pct_start); leave "
-                                                                   "warmup_epochs out"))
-    for key, bound in (("pct_start", "< 1"), ("gamma", "<= 1"), ("min_factor", "<= 1")):
-        value = sch.get(key)
-        if value is not None and (value >= 1 if bound == "< 1" else value > 1):
-            problems.append(doc.problem(("schedule", key), f"must be {bound}, got {value:g}"))
-    opt = config.get("optimizer") or {}
-    for key in ("beta1", "beta2"):
-        if opt.get(key) is not None and opt[key] >= 1:
-            problems.append(doc.problem(("optimizer", key), f"must be < 1, got {opt[key]:g}"))
+    optimizer_schedule_problems(config, doc, problems)
     # memory of one training batch: the hidden drive, activations and counts (and FFT buffers) over all steps
     image = tuple(shape[1:3]) if shape is not None and len(shape) == 3 else (28, 28)
     steps, _ = _sequence(enc, image)
@@ -223,14 +209,8 @@ def run(config: dict, options: dict) -> dict:
     if train_x.dim() != 3:
         raise ConfigError(f"data: expected images [N, H, W], got {tuple(train_x.shape)}")
     image = (int(train_x.shape[1]), int(train_x.shape[2]))
-    check_split_at_run(config, len(train_y), "the training split")
-    train_idx, val_idx = train_validation_split(len(train_y), tr["validation"], seed)
-    if tr["samples"] is not None and tr["samples"] < len(train_idx):
-        pick = np.random.default_rng([seed, 1]).permutation(len(train_idx))[:tr["samples"]]
-        train_idx = np.sort(train_idx[pick])
-    n_val = len(val_idx) if ev["validation_samples"] is None else min(ev["validation_samples"], len(val_idx))
-    val_idx = val_idx[:n_val]
-    n_test = len(test_y) if ev["test_samples"] is None else min(ev["test_samples"], len(test_y))
+    train_idx, val_idx, n_test = training_splits(config, len(train_y), len(test_y))
+    n_val = len(val_idx)
 
     def part(idx) -> tuple:
         take = torch.as_tensor(idx, dtype=torch.long)

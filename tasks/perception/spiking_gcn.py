@@ -47,7 +47,8 @@ from braincore.choices import SURROGATE_NAMES
 from braincore.config import Flag, Integer, Kind, ListOf, Record, Text, register_kind
 from braincore.errors import ConfigError
 from tasks.common import (OutputName, config_key, device_problem, filled_record, lazy_attributes, number,
-                          remember_document, resume_fit_score, seed_problem, torch_run_setup)
+                          optimizer_schedule_problems, remember_document, resume_fit_score, seed_problem,
+                          torch_run_setup)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -143,9 +144,7 @@ def semantic_check(config: dict, doc, problems: list) -> None:
         problems.append(doc.problem(("split",), f"validation + test = {val + test:g} leaves no training nodes"))
     if config.get("model") == "gcn" and (config.get("network") or {}).get("readout") == "leaky":
         problems.append(doc.problem(("network", "readout"), "the gcn model has no spiking read-out; leave it out"))
-    sch = config.get("schedule") or {}
-    if sch.get("kind") == "step" and sch.get("step_epochs") is None:
-        problems.append(doc.problem(("schedule",), "schedule 'step' needs step_epochs"))
+    optimizer_schedule_problems(config, doc, problems)
 
 
 def _config_key(config: dict) -> str:

@@ -74,11 +74,12 @@ import numpy as np
 from braincore.choices import (LAYER_KINDS, LOSS_KINDS, OPTIMIZERS, READOUT_KINDS, RECURRENT_CELL_KINDS, REDUCTIONS,
                                SCHEDULES, SURROGATE_NAMES)
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
-from braincore.data import load_dataset, train_validation_split
+from braincore.data import load_dataset
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_split_at_run, check_validation_split, config_key, device_problem,
+from tasks.common import (OutputName, check_validation_split, config_key, device_problem,
                           filled_record, idx_shape, layered_needs, lazy_attributes, memory_problem, number,
-                          remember_document, resume_fit_score, seed_problem, torch_run_setup)
+                          optimizer_schedule_problems, remember_document, resume_fit_score, seed_problem,
+                          torch_run_setup, training_splits)
 
 if TYPE_CHECKING:
     import torch
@@ -320,24 +321,7 @@ def semantic_check(config: dict, doc, problems: list) -> None:
         lo, hi = loss.get("rate_lower"), loss.get("rate_upper")
         if lo is not None and hi is not None and lo > hi:
             problems.append(doc.problem(("loss", "rate_lower"), f"lower bound {lo:g} exceeds rate_upper {hi:g}"))
-    sch = config.get("schedule")
-    if sch and sch.get("kind"):
-        if sch["kind"] == "step" and sch.get("step_epochs") is None:
-            problems.append(doc.problem(("schedule",), "schedule 'step' needs step_epochs"))
-        if sch["kind"] == "one_cycle" and sch.get("warmup_epochs"):
-            problems.append(doc.problem(("schedule", "warmup_epochs"), "one_cycle has its own rise (pct_start); "
-                                                                       "leave warmup_epochs out"))
-        if sch.get("pct_start") is not None and sch["pct_start"] >= 1:
-            problems.append(doc.problem(("schedule", "pct_start"), f"must be < 1, got {sch['pct_start']:g}"))
-        if sch.get("gamma") is not None and sch["gamma"] > 1:
-            problems.append(doc.problem(("schedule", "gamma"), f"must be <= 1, got {sch['gamma']:g}"))
-        if sch.get("min_factor") is not None and sch["min_factor"] > 1:
-            problems.append(doc.problem(("schedule", "min_factor"), f"must be <= 1, got {sch['min_factor']:g}"))
-    opt = config.get("optimizer")
-    if opt:
-        for key in ("beta1", "beta2"):
-            if opt.get(key) is not None and opt[key] >= 1:
-                problems.append(doc.problem(("optimizer", key), f"must be < 1, got {opt[key]:g}"))
+    optimizer_schedule_problems(config, doc, problems)
 
 
 def _layer_problems(layer: dict, i: int, doc, problems: list) -> None:
@@ -542,16 +526,8 @@ def run(config: dict, options: dict) -> dict:
     tr, ev = config["training"], config["evaluation"]
 
     train_x, train_y, test_x, test_y, n_classes = _load_data(config)
-    check_split_at_run(config, len(train_y), "the training split")
-    train_idx, val_idx = train_validation_split(len(train_y), tr["validation"], seed)
-    if tr["samples"] is not None and tr["samples"] < len(train_idx):
-        pick = np.random.default_rng([seed, 1]).permutation(len(train_idx))[:tr["samples"]]
-        train_idx = np.sort(train_idx[pick])
-    if len(train_idx) == 0:
-        raise ConfigError("training: no training samples left after the validation hold-out")
-    n_val = len(val_idx) if ev["validation_samples"] is None else min(ev["validation_samples"], len(val_idx))
-    val_idx = val_idx[:n_val]
-    n_test = len(test_y) if ev["test_samples"] is None else min(ev["test_samples"], len(test_y))
+    train_idx, val_idx, n_test = training_splits(config, len(train_y), len(test_y))
+    n_val = len(val_idx)
     transform, n_inputs = make_transform(config["encoder"], config["network"]["dt"])
     n_in = n_inputs(tuple(train_x.shape[1:]))
     if config["encoder"]["kind"] == "rows" and train_x.dim() != 3:
