@@ -120,6 +120,25 @@ def training_splits(config: dict, n_train: int, n_test: int) -> "tuple[np.ndarra
     return train_idx, val_idx, test
 
 
+def tensor_splits(train_x: Any, train_y: Any, test_x: Any, test_y: Any, train_idx: Any, val_idx: Any, n_test: int,
+                  batch: int, seed: int, device: Any) -> "tuple[Any, Any, Any]":
+    """The tensors of a run from :func:`training_splits`' indices, on ``device``: ``(train, validation, test)``,
+    ``train`` a shuffled :class:`~braincore.training.trainer.TensorData` of ``batch``-sized batches (seeded),
+    ``validation`` ``(inputs, labels)`` of the hold-out (``None`` when it is empty) and ``test`` the first
+    ``n_test`` test samples."""
+    import torch
+
+    from braincore.training.trainer import TensorData
+
+    def part(idx: Any) -> tuple:
+        take = torch.as_tensor(idx, dtype=torch.long)
+        return train_x[take].to(device), train_y[take].to(device)
+
+    train = TensorData(*part(train_idx), batch, seed=seed)
+    validation = part(val_idx) if len(val_idx) else None
+    return train, validation, (test_x[:n_test].to(device), test_y[:n_test].to(device))
+
+
 def number(default: Any, *, minimum: "float | None" = None, exclusive_minimum: "float | None" = None,
            doc: str = "") -> Quantity:
     """A plain number of a config (a dimensionless :class:`Quantity`: a unit written with it is an error)."""

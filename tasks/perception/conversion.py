@@ -36,9 +36,9 @@ import numpy as np
 from braincore.config import Flag, Integer, Kind, ListOf, Record, Text, register_kind
 from braincore.data import load_dataset
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_validation_split, config_key, device_problem,
-                          filled_record, idx_shape, lazy_attributes, number, optimizer_schedule_problems,
-                          remember_document, resume_fit_score, seed_problem, torch_run_setup, training_splits)
+from tasks.common import (OutputName, check_validation_split, config_key, device_problem, filled_record, idx_shape,
+                          lazy_attributes, number, optimizer_schedule_problems, remember_document, resume_fit_score,
+                          seed_problem, tensor_splits, torch_run_setup, training_splits)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -161,7 +161,7 @@ def run(config: dict, options: dict) -> dict:
     from braincore.progress import progress_bar
     from braincore.training.conversion import ReLUNet, accuracy_curve, convert
     from braincore.training.single_spike import SingleSpikeLoss
-    from braincore.training.trainer import TensorData, Trainer, seed_everything
+    from braincore.training.trainer import Trainer, seed_everything
 
     wall = time.perf_counter()
     out_dir, progress, device = torch_run_setup(config, options)
@@ -178,14 +178,8 @@ def run(config: dict, options: dict) -> dict:
     train_idx, val_idx, n_test = training_splits(config, len(train_y), len(test_y))
     n_val = len(val_idx)
 
-    def part(idx) -> tuple:
-        take = torch.as_tensor(idx, dtype=torch.long)
-        return train_x[take].to(device), train_y[take].to(device)
-
-    train_inputs, train_labels = part(train_idx)
-    train_data = TensorData(train_inputs, train_labels, tr["batch"], seed=seed)
-    validation = part(val_idx) if n_val else None
-    test_set = (test_x[:n_test].to(device), test_y[:n_test].to(device))
+    train_data, validation, test_set = tensor_splits(train_x, train_y, test_x, test_y, train_idx, val_idx, n_test,
+                                                     tr["batch"], seed, device)
 
     seed_everything(seed)
     sizes = [n_in, *net["hidden"], n_classes]

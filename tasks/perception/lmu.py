@@ -57,10 +57,10 @@ from typing import TYPE_CHECKING
 
 from braincore.config import Flag, Integer, Kind, Record, Text, register_kind
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, batches, check_validation_split, config_key, device_problem,
-                          filled_record, idx_shape, lazy_attributes, memory_problem, number,
-                          optimizer_schedule_problems, remember_document, resume_fit_score, seed_problem,
-                          torch_run_setup, training_splits)
+from tasks.common import (OutputName, batches, check_validation_split, config_key, device_problem, filled_record,
+                          idx_shape, lazy_attributes, memory_problem, number, optimizer_schedule_problems,
+                          remember_document, resume_fit_score, seed_problem, tensor_splits, torch_run_setup,
+                          training_splits)
 from tasks.perception.surrogate import SCHEMA as SURROGATE_SCHEMA
 from tasks.perception.surrogate import build_schedule
 
@@ -194,11 +194,10 @@ def build_model(config: dict, image: tuple, n_classes: int) -> "torch.nn.Module"
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
-    import torch  # PyTorch and the trainer load to run a config, not to validate one
 
     from braincore.training.lmu import AlphaScheduleTrainer, activity_measures, alpha_ramp, parameter_count
     from braincore.training.losses import ClassificationLoss
-    from braincore.training.trainer import TensorData, seed_everything
+    from braincore.training.trainer import seed_everything
     from tasks.perception.surrogate import _load_data
 
     wall = time.perf_counter()
@@ -212,13 +211,8 @@ def run(config: dict, options: dict) -> dict:
     train_idx, val_idx, n_test = training_splits(config, len(train_y), len(test_y))
     n_val = len(val_idx)
 
-    def part(idx) -> tuple:
-        take = torch.as_tensor(idx, dtype=torch.long)
-        return train_x[take].to(device), train_y[take].to(device)
-
-    train_data = TensorData(*part(train_idx), tr["batch"], seed=seed)
-    validation = part(val_idx) if n_val else None
-    test_set = (test_x[:n_test].to(device), test_y[:n_test].to(device))
+    train_data, validation, test_set = tensor_splits(train_x, train_y, test_x, test_y, train_idx, val_idx, n_test,
+                                                     tr["batch"], seed, device)
     transform = make_transform(config["encoder"])
 
     seed_everything(seed)

@@ -76,10 +76,10 @@ from braincore.choices import (LAYER_KINDS, LOSS_KINDS, OPTIMIZERS, READOUT_KIND
 from braincore.config import Flag, Integer, Kind, ListOf, Quantity, Record, Text, register_kind
 from braincore.data import load_dataset
 from braincore.errors import ConfigError
-from tasks.common import (OutputName, check_validation_split, config_key, device_problem,
-                          filled_record, idx_shape, layered_needs, lazy_attributes, memory_problem, number,
-                          optimizer_schedule_problems, remember_document, resume_fit_score, seed_problem,
-                          torch_run_setup, training_splits)
+from tasks.common import (OutputName, check_validation_split, config_key, device_problem, filled_record, idx_shape,
+                          layered_needs, lazy_attributes, memory_problem, number, optimizer_schedule_problems,
+                          remember_document, resume_fit_score, seed_problem, tensor_splits, torch_run_setup,
+                          training_splits)
 
 if TYPE_CHECKING:
     import torch
@@ -516,9 +516,8 @@ def _config_key(config: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ the runner
 def run(config: dict, options: dict) -> dict:
-    import torch  # PyTorch and the trainer load to run a config, not to validate one
 
-    from braincore.training.trainer import TensorData, Trainer, seed_everything
+    from braincore.training.trainer import Trainer, seed_everything
 
     wall = time.perf_counter()
     out_dir, progress, device = torch_run_setup(config, options)
@@ -533,13 +532,8 @@ def run(config: dict, options: dict) -> dict:
     if config["encoder"]["kind"] == "rows" and train_x.dim() != 3:
         raise ConfigError(f"encoder rows: the data must be images [N, H, W], got {tuple(train_x.shape)}")
 
-    def part(x: torch.Tensor, y: torch.Tensor, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        take = torch.as_tensor(idx, dtype=torch.long)
-        return x[take].to(device), y[take].to(device)
-
-    train = TensorData(*part(train_x, train_y, train_idx), tr["batch"], seed=seed)
-    validation = part(train_x, train_y, val_idx) if n_val else None
-    test = (test_x[:n_test].to(device), test_y[:n_test].to(device))
+    train, validation, test = tensor_splits(train_x, train_y, test_x, test_y, train_idx, val_idx, n_test, tr["batch"],
+                                            seed, device)
 
     seed_everything(seed)
     model = build_model(config, n_in, n_classes)
